@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:
+#   make run    set up, train on demo data, export, publish, serve on localhost, send one request
+#   make test   set up and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
+
+.PHONY: setup test test-fast run lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check service training tests bench
+
+run: setup
+	PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) data runs registry .pytest_cache

@@ -1,0 +1,232 @@
+"""The bundle contract: a directory holding `model.onnx` and `manifest.json`.
+
+The trainer writes bundles (training/export.py); the registry publishes them; the server loads them
+with `load_bundle`, which refuses anything it cannot verify: schema, sha256 of the model file,
+ONNX input/output names, and the parity sample re-scored through the manifest's own encoders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from service.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
+
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+PARITY_ATOL = 1e-4
+
+
+class BundleError(Exception):
+    """A bundle that must not be served; the message says which check failed."""
+
+
+class ScoreStats(BaseModel):
+    """Distribution of one head's output on the holdout (natural units)."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    quantiles: dict[str, float] = Field(default_factory=dict)  # "p01".."p99" -> value
+
+
+class TaskInfo(BaseModel):
+    """One task head as the server sees it."""
+
+    name: str
+    type: Literal["binary", "regression"]
+    group: Literal["engagement", "satisfaction"]
+    output: str  # ONNX output name
+    label_transform: Literal["none", "log1p"] = "none"
+    score_stats: ScoreStats | None = None
+
+
+class ParitySample(BaseModel):
+    """Raw feature rows and the outputs the exported model gave for them at export time."""
+
+    rows: list[dict[str, Any]]
+    outputs: dict[str, list[float]]  # task output name -> one value per row
+    atol: float = PARITY_ATOL
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ParitySample:
+        for name, values in self.outputs.items():
+            if len(values) != len(self.rows):
+                raise ValueError(f"parity output {name!r} has {len(values)} values for {len(self.rows)} rows")
+        return self
+
+
+class Manifest(BaseModel):
+    """Everything needed to serve (and to rebuild) one model version."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    format_version: Literal[1] = FORMAT_VERSION
+    model_name: str
+    model_version: int | None = None  # assigned by the registry at publish
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    model_file: str = MODEL_FILE
+    model_sha256: str
+    features: FeatureEncoders
+    tasks: list[TaskInfo]
+    model_args: dict[str, Any] = Field(default_factory=dict)  # architecture, to rebuild the torch model
+    data_window: dict[str, Any] = Field(default_factory=dict)  # start/end timestamps, row counts
+    metrics: dict[str, Any] = Field(default_factory=dict)  # offline metrics, gate statistics
+    parity_sample: ParitySample
+
+    @model_validator(mode="after")
+    def _tasks_unique(self) -> Manifest:
+        names = [t.name for t in self.tasks]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"tasks must be a non-empty list of unique names, got {names}")
+        return self
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def task(self, name: str) -> TaskInfo:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
+    atomic_write_bytes(Path(bundle_dir) / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    path = Path(bundle_dir) / MANIFEST_FILE
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError as e:
+        raise BundleError(f"{path}: no manifest") from e
+    except (ValidationError, json.JSONDecodeError) as e:
+        raise BundleError(f"{path}: invalid manifest: {e}") from e
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """onnxruntime settings; one intra-op thread was fastest for this model size on 2 cores."""
+
+    intra_op_threads: int = 1
+    inter_op_threads: int = 1
+    allow_spinning: bool = True
+
+    def options(self) -> ort.SessionOptions:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.intra_op_threads
+        so.inter_op_num_threads = self.inter_op_threads
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not self.allow_spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return so
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """A verified bundle: its manifest and a ready onnxruntime session."""
+
+    path: Path
+    manifest: Manifest
+    session: ort.InferenceSession
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.output for t in self.manifest.tasks]
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Model inputs -> {task name: (B,) float32 head output}, all heads in one session.run."""
+        outputs = self.session.run(self.output_names, inputs)
+        return {t.name: np.asarray(o).reshape(-1) for t, o in zip(self.manifest.tasks, outputs, strict=True)}
+
+
+def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None) -> LoadedBundle:
+    """Load and verify a bundle; raises BundleError naming the failed check."""
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    model_path = bundle_dir / manifest.model_file
+    if not model_path.is_file():
+        raise BundleError(f"{model_path}: model file missing")
+    actual = sha256_file(model_path)
+    if actual != manifest.model_sha256:
+        raise BundleError(f"{model_path}: sha256 {actual} does not match manifest {manifest.model_sha256}")
+    config = session_config or SessionConfig()
+    try:
+        session = ort.InferenceSession(
+            str(model_path), sess_options=config.options(), providers=["CPUExecutionProvider"]
+        )
+    except Exception as e:  # onnxruntime raises its own untyped errors for unloadable models
+        raise BundleError(f"{model_path}: onnxruntime cannot load it: {e}") from e
+    _check_io_names(session, manifest)
+    bundle = LoadedBundle(path=bundle_dir, manifest=manifest, session=session)
+    check_parity(bundle)
+    return bundle
+
+
+def _check_io_names(session: ort.InferenceSession, manifest: Manifest) -> None:
+    inputs = {i.name for i in session.get_inputs()}
+    if inputs != {CATEGORICAL_INPUT, NUMERIC_INPUT}:
+        raise BundleError(f"model inputs {sorted(inputs)} != {[CATEGORICAL_INPUT, NUMERIC_INPUT]}")
+    outputs = {o.name for o in session.get_outputs()}
+    missing = [t.output for t in manifest.tasks if t.output not in outputs]
+    if missing:
+        raise BundleError(f"model has no output(s) {missing} named in the manifest (has {sorted(outputs)})")
+
+
+def check_parity(bundle: LoadedBundle) -> float:
+    """Re-encode the parity rows with the manifest's encoders and compare; returns max abs diff."""
+    sample = bundle.manifest.parity_sample
+    if not sample.rows:
+        raise BundleError("parity sample is empty")
+    names = [f.name for f in bundle.manifest.features.all()]
+    columns = {n: [row.get(n) for row in sample.rows] for n in names}
+    inputs = bundle.manifest.features.encode_columns(columns, len(sample.rows))
+    got = bundle.predict(inputs)
+    worst = 0.0
+    for task in bundle.manifest.tasks:
+        expected = np.asarray(sample.outputs.get(task.output, []), dtype=np.float64)
+        if expected.shape != got[task.name].shape:
+            raise BundleError(f"parity sample has no expected values for output {task.output!r}")
+        diff = float(np.max(np.abs(got[task.name] - expected)))
+        if not np.isfinite(diff) or diff > sample.atol:
+            raise BundleError(f"parity check failed on {task.output!r}: max abs diff {diff:.3g} > {sample.atol}")
+        worst = max(worst, diff)
+    return worst

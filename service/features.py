@@ -1,0 +1,181 @@
+"""Raw feature values -> model input arrays.
+
+This is the only encoding code in the project: the trainer fits these encoders and encodes its
+training data with them, the manifest stores them, and the server encodes requests with them. One
+code path on both sides is what rules out training/serving skew.
+
+Model inputs are two arrays:
+  categorical: (B, C) int64, index 0 is the out-of-vocabulary / missing slot
+  numeric:     (B, F) float32, standardized after an optional log1p
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+Source = Literal["user", "context", "item"]
+OOV_INDEX = 0
+CATEGORICAL_INPUT = "categorical"
+NUMERIC_INPUT = "numeric"
+
+
+def category_key(value: Any) -> str | None:
+    """Canonical string for a categorical value; None means missing.
+
+    Matches pyarrow's cast-to-string (used when fitting vocabularies): ints as digits, integral
+    floats without ".0", booleans as "true"/"false".
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        if float(value).is_integer():
+            return str(int(value))
+    return str(value)
+
+
+class CategoricalEncoder(BaseModel):
+    """Maps a categorical value to an embedding row: vocab[i] -> i + 1, anything else -> 0."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["categorical"] = "categorical"
+    name: str
+    source: Source
+    vocab: list[str]
+    _index: dict[str, int] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build_index(self) -> CategoricalEncoder:
+        if len(set(self.vocab)) != len(self.vocab):
+            raise ValueError(f"feature {self.name!r}: vocabulary has duplicate entries")
+        self._index = {v: i + 1 for i, v in enumerate(self.vocab)}
+        return self
+
+    @property
+    def cardinality(self) -> int:
+        """Embedding rows needed, including the OOV slot."""
+        return len(self.vocab) + 1
+
+    def encode(self, values: Iterable[Any]) -> np.ndarray:
+        """(N,) values -> (N,) int64 indices. Unknown and missing values map to OOV_INDEX."""
+        index = self._index
+        # Most values are already canonical strings (pyarrow casts, JSON strings): skip the call.
+        codes = [index.get(v if type(v) is str else category_key(v), OOV_INDEX) for v in values]  # noqa: E721
+        return np.asarray(codes, dtype=np.int64)
+
+
+class NumericEncoder(BaseModel):
+    """x -> (f(x) - mean) / std with f = identity or log1p; missing -> fill_value (raw units)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["numeric"] = "numeric"
+    name: str
+    source: Source
+    transform: Literal["none", "log1p"] = "none"
+    mean: float = 0.0
+    std: float = Field(1.0, gt=0)
+    fill_value: float = 0.0
+
+    def encode(self, values: Iterable[Any] | np.ndarray) -> np.ndarray:
+        """(N,) raw numbers (None/NaN = missing) -> (N,) float32."""
+        x = np.array(values, dtype=np.float64)  # None -> nan
+        x[np.isnan(x)] = self.fill_value
+        return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
+
+    def apply_transform(self, x: np.ndarray) -> np.ndarray:
+        if self.transform == "log1p":
+            return np.log1p(np.maximum(x, 0.0))
+        return x
+
+
+class FeatureEncoders(BaseModel):
+    """All encoders of one model, in model-input column order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    categorical: list[CategoricalEncoder]
+    numeric: list[NumericEncoder]
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureEncoders:
+        names = [f.name for f in self.all()]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature names must be unique, repeated: {dupes}")
+        if not self.categorical or not self.numeric:
+            raise ValueError("a model needs at least one categorical and one numeric feature")
+        return self
+
+    def all(self) -> list[CategoricalEncoder | NumericEncoder]:
+        return [*self.categorical, *self.numeric]
+
+    def by_source(self, source: Source) -> list[str]:
+        return [f.name for f in self.all() if f.source == source]
+
+    def encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> dict[str, np.ndarray]:
+        """Encode named columns into the model's input arrays.
+
+        Args:
+            columns: feature name -> a sequence of n_rows values, or a scalar shared by every row
+                (user and context features of a ranking request). Absent names are missing values.
+            n_rows: B, the number of rows to produce.
+        Returns:
+            {"categorical": (B, C) int64, "numeric": (B, F) float32}
+        """
+        cat = np.empty((n_rows, len(self.categorical)), dtype=np.int64)
+        for j, enc in enumerate(self.categorical):
+            cat[:, j] = _encode_column(enc, columns.get(enc.name), n_rows)
+        num = np.empty((n_rows, len(self.numeric)), dtype=np.float32)
+        for j, enc in enumerate(self.numeric):
+            num[:, j] = _encode_column(enc, columns.get(enc.name), n_rows)
+        return {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num}
+
+    def encode_request(
+        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+    ) -> dict[str, np.ndarray]:
+        """One ranking request -> model inputs with one row per candidate.
+
+        User and context features are encoded once and broadcast; item features are read from each
+        candidate. A feature that is absent (or null) is missing and gets its encoder's default.
+        """
+        columns: dict[str, Any] = {}
+        for name in self.by_source("user"):
+            columns[name] = _Scalar(user.get(name))
+        for name in self.by_source("context"):
+            columns[name] = _Scalar(context.get(name))
+        for name in self.by_source("item"):
+            columns[name] = [c.get(name) for c in candidates]
+        return self.encode_columns(columns, len(candidates))
+
+
+class _Scalar:
+    """Marks one value shared by every row (encoded once, then broadcast)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _encode_column(
+    encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int
+) -> np.ndarray:
+    if values is None:
+        values = _Scalar(None)
+    if isinstance(values, _Scalar):
+        return np.broadcast_to(encoder.encode([values.value]), (n_rows,))
+    if len(values) != n_rows:
+        raise ValueError(f"feature {encoder.name!r}: {len(values)} values for {n_rows} rows")
+    return encoder.encode(values)

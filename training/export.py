@@ -1,0 +1,142 @@
+"""Trained model -> verified bundle directory (model.onnx, manifest.json, checkpoint.pt).
+
+The export fails (ExportError) unless onnxruntime reproduces PyTorch on at least
+`spec.train.parity_rows` real rows within PARITY_ATOL, and the finished bundle then passes the
+same `load_bundle` verification the server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from service.bundle import (
+    MODEL_FILE,
+    PARITY_ATOL,
+    Manifest,
+    ParitySample,
+    ScoreStats,
+    TaskInfo,
+    load_bundle,
+    sha256_file,
+    write_manifest,
+)
+from service.features import CATEGORICAL_INPUT, NUMERIC_INPUT
+from training.data import Encoded
+from training.metrics import score_stats
+from training.model import ExportHeads
+from training.train import Trained, export_heads, predict
+
+CHECKPOINT_FILE = "checkpoint.pt"
+PARITY_SAMPLE_ROWS = 32
+OPSET = 18
+
+
+class ExportError(Exception):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+def export_onnx(heads: ExportHeads, path: Path, task_names: list[str], example: Encoded) -> None:
+    """Write model.onnx: inputs (batch, C) int64 and (batch, F) float32, one (batch,) output per task."""
+    cat = torch.from_numpy(example.categorical[:8])
+    num = torch.from_numpy(example.numeric[:8])
+    batch = torch.export.Dim("batch")
+    # The exporter reports its progress through logging and warnings; none of it is actionable here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            heads, (cat, num), str(path), input_names=[CATEGORICAL_INPUT, NUMERIC_INPUT],
+            output_names=task_names, dynamic_shapes={"categorical": {0: batch}, "numeric": {0: batch}},
+            dynamo=True, opset_version=OPSET, verbose=False,
+        )
+
+
+def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outs = session.run(None, {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num})
+    return np.stack([np.asarray(o).reshape(-1) for o in outs], axis=1)
+
+
+def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float:
+    """Max |onnxruntime - torch| over the first `rows` rows of a real split; raises above PARITY_ATOL."""
+    n = min(rows, len(e))
+    sample = Encoded(*(a[:n] for a in (e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, e.request)))
+    diff = float(np.max(np.abs(onnx_outputs(path, sample.categorical, sample.numeric) - predict(heads, sample))))
+    if not np.isfinite(diff) or diff > PARITY_ATOL:
+        raise ExportError(f"ONNX output differs from PyTorch by {diff:.3g} (> {PARITY_ATOL}) on {n} rows")
+    return diff
+
+
+def build_parity_sample(trained: Trained, path: Path) -> ParitySample:
+    """Raw feature values of real test rows and what the exported model says for them."""
+    table = trained.prepared.splits.test
+    n = min(PARITY_SAMPLE_ROWS, table.num_rows)
+    names = [f.name for f in trained.prepared.encoders.all()]
+    rows = table.select(names).slice(0, n).to_pylist()
+    e = trained.prepared.test
+    outs = onnx_outputs(path, e.categorical[:n], e.numeric[:n])
+    return ParitySample(rows=rows, outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
+
+
+def data_window(trained: Trained) -> dict:
+    ts = trained.spec.data.timestamp
+    splits = trained.prepared.splits
+    first, last = splits.train.column(ts)[0].as_py(), splits.test.column(ts)[-1].as_py()
+    return {"start": first.isoformat(), "end": last.isoformat(),
+            "rows": {s: getattr(splits, s).num_rows for s in ("train", "valid", "test")},
+            "source": trained.spec.data.path}
+
+
+def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, test_preds: np.ndarray) -> Manifest:
+    tasks = [
+        TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
+                 score_stats=ScoreStats(**score_stats(test_preds[:, j])))
+        for j, t in enumerate(trained.spec.tasks)
+    ]
+    return Manifest(
+        model_name=trained.spec.name, model_sha256=sha256_file(model_path),
+        features=trained.prepared.encoders, tasks=tasks, model_args=trained.args.to_dict(),
+        data_window=data_window(trained), parity_sample=parity,
+        metrics={**trained.metrics, "train_seconds": round(trained.train_seconds, 2),
+                 "epochs": len(trained.history)},
+    )
+
+
+def save_checkpoint(trained: Trained, path: Path) -> None:
+    """Weights plus everything needed to rebuild them (warm starts never rely on today's defaults)."""
+    torch.save({
+        "model_args": trained.args.to_dict(),
+        "state_dict": trained.model.state_dict(),
+        "label_scalers": {k: vars(v) for k, v in trained.prepared.scalers.items()},
+        "vocabularies": {f.name: f.vocab for f in trained.prepared.encoders.categorical},
+    }, path)
+
+
+def export_bundle(trained: Trained, out_dir: Path) -> Path:
+    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last)."""
+    out_dir = Path(out_dir)
+    heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+        work = Path(tmp) / "bundle"
+        work.mkdir()
+        model_path = work / MODEL_FILE
+        export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train)
+        check_parity(heads, model_path, trained.prepared.test, trained.spec.train.parity_rows)
+        parity = build_parity_sample(trained, model_path)
+        manifest = build_manifest(trained, model_path, parity, predict(heads, trained.prepared.test))
+        write_manifest(work, manifest)
+        save_checkpoint(trained, work / CHECKPOINT_FILE)
+        load_bundle(work)  # the server's own verification
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(work), out_dir)
+    return out_dir

@@ -1,0 +1,89 @@
+"""Offline metrics: per-task quality on observed labels, ranking quality per request, gate health."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+# A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
+# this, or it effectively uses fewer experts than EFFECTIVE_EXPERTS_FLOOR (exp of the entropy).
+POLARIZED_TOP_WEIGHT = 0.9
+EFFECTIVE_EXPERTS_FLOOR = 1.5
+DEAD_EXPERT_WEIGHT = 0.01  # an expert whose mean gate weight is below this is "dead" for the task
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC on observed (non-NaN) labels; None when only one class was observed."""
+    seen = ~np.isnan(labels)
+    y = labels[seen]
+    if y.size == 0 or y.min() == y.max():
+        return None
+    return float(roc_auc_score(y, scores[seen]))
+
+
+def rmse(labels: np.ndarray, predictions: np.ndarray) -> float | None:
+    seen = ~np.isnan(labels)
+    if not seen.any():
+        return None
+    return float(np.sqrt(np.mean((labels[seen] - predictions[seen]) ** 2)))
+
+
+def ndcg_at_k(request: np.ndarray, scores: np.ndarray, gains: np.ndarray, k: int) -> float | None:
+    """Mean NDCG@k over requests with at least one positive gain.
+
+    Args:
+        request: (N,) request index per row (any order).
+        scores: (N,) model scores; gains: (N,) relevance, >= 0.
+    """
+    def dcg(order_key: np.ndarray) -> np.ndarray:
+        order = np.lexsort((-order_key, request))  # by request, then key descending
+        req_sorted = request[order]
+        starts = np.r_[0, np.flatnonzero(req_sorted[1:] != req_sorted[:-1]) + 1]
+        first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        pos = np.arange(len(order)) - first
+        disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
+        return np.bincount(req_sorted, weights=gains[order] * disc, minlength=int(request.max()) + 1)
+
+    if len(request) == 0:
+        return None
+    ideal = dcg(gains)
+    actual = dcg(scores)
+    has_pos = ideal > 0
+    if not has_pos.any():
+        return None
+    return float(np.mean(actual[has_pos] / ideal[has_pos]))
+
+
+def gate_stats(gates: np.ndarray, task_names: list[str]) -> dict[str, dict]:
+    """Gate utilization per task from eval-mode gate weights.
+
+    Args:
+        gates: (T, N, E) softmax weights per task, row and expert.
+    Returns:
+        task -> mean_weight (E,), normalized_entropy (mean per-row entropy / log E, 1 = uniform),
+        effective_experts (exp of the entropy of the mean weights), dead_experts, polarized.
+    """
+    n_experts = gates.shape[-1]
+    out = {}
+    for t, name in enumerate(task_names):
+        w = gates[t]  # (N, E)
+        mean_w = w.mean(axis=0)
+        row_entropy = -(w * np.log(np.clip(w, 1e-12, None))).sum(axis=1)
+        mean_entropy = -(mean_w * np.log(np.clip(mean_w, 1e-12, None))).sum()
+        effective = float(np.exp(mean_entropy))
+        out[name] = {
+            "mean_weight": [round(float(x), 6) for x in mean_w],
+            "normalized_entropy": float(row_entropy.mean() / np.log(n_experts)) if n_experts > 1 else 0.0,
+            "effective_experts": effective,
+            "dead_experts": int((mean_w < DEAD_EXPERT_WEIGHT).sum()),
+            "polarized": bool(mean_w.max() > POLARIZED_TOP_WEIGHT or effective < EFFECTIVE_EXPERTS_FLOOR),
+        }
+    return out
+
+
+def score_stats(values: np.ndarray) -> dict:
+    """Distribution summary of one head's outputs (natural units), as stored in the manifest."""
+    v = np.asarray(values, dtype=np.float64)
+    qs = {f"p{q:02d}": float(np.quantile(v, q / 100)) for q in (1, 5, 25, 50, 75, 95, 99)}
+    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max()),
+            "quantiles": qs}
