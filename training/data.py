@@ -241,24 +241,38 @@ class Encoded:
         return len(self.request)
 
 
-def encode(table: pa.Table, encoders: FeatureEncoders, spec: RankerSpec,
-           scalers: dict[str, LabelScaler]) -> Encoded:
+def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.ndarray]:
+    """Model inputs for every row of a table, through the serving encoders."""
     columns = {}
     for f in encoders.categorical:
         columns[f.name] = _as_strings(table.column(f.name)).to_numpy(zero_copy_only=False)
     for f in encoders.numeric:
         columns[f.name] = table.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)
-    inputs = encoders.encode_columns(columns, table.num_rows)
-    raw = np.stack([_label(table, t) for t in spec.tasks], axis=1)
+    return encoders.encode_columns(columns, table.num_rows)
+
+
+def raw_labels(table: pa.Table, spec: RankerSpec) -> np.ndarray:
+    """(N, T) labels in label units, NaN where not observed."""
+    return np.stack([_label(table, t) for t in spec.tasks], axis=1)
+
+
+def request_index(table: pa.Table, spec: RankerSpec) -> np.ndarray:
+    """(N,) dense index of each row's request (rows of a request must be contiguous)."""
+    req = table.column(spec.data.request_id).to_numpy(zero_copy_only=False)
+    return np.cumsum(np.r_[0, req[1:] != req[:-1]]).astype(np.int64)
+
+
+def encode(table: pa.Table, encoders: FeatureEncoders, spec: RankerSpec,
+           scalers: dict[str, LabelScaler]) -> Encoded:
+    inputs = feature_inputs(table, encoders)
+    raw = raw_labels(table, spec)
     mask = ~np.isnan(raw)
     targets = raw.copy()
     for j, t in enumerate(spec.tasks):
         if t.name in scalers:
             targets[:, j] = scalers[t.name].forward(raw[:, j])
-    req = table.column(spec.data.request_id).to_numpy(zero_copy_only=False)
-    request = np.cumsum(np.r_[0, req[1:] != req[:-1]]).astype(np.int64)
     return Encoded(
         categorical=inputs["categorical"], numeric=inputs["numeric"],
         labels=np.where(mask, targets, 0.0).astype(np.float32), raw_labels=raw,
-        mask=mask, request=request,
+        mask=mask, request=request_index(table, spec),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from training.spec import RankerSpec
+
 # A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
 # this, or it effectively uses fewer experts than EFFECTIVE_EXPERTS_FLOOR (exp of the entropy).
 POLARIZED_TOP_WEIGHT = 0.9
@@ -79,6 +81,32 @@ def gate_stats(gates: np.ndarray, task_names: list[str]) -> dict[str, dict]:
             "polarized": bool(mean_w.max() > POLARIZED_TOP_WEIGHT or effective < EFFECTIVE_EXPERTS_FLOOR),
         }
     return out
+
+
+def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.ndarray, spec: RankerSpec) -> dict:
+    """Quality of natural-unit predictions on one split.
+
+    Args:
+        preds: (N, T) head outputs in spec task order; raw_labels: (N, T), NaN = not observed;
+        request: (N,) request index per row.
+    Returns:
+        {"rows", "tasks": {task: {"auc" | "rmse", "observed"}}, "ndcg@k"}; NDCG ranks each request by
+        the spec's score weights over heads and gains by its gain weights over labels (null = 0).
+    """
+    names = spec.task_names()
+    tasks = {}
+    for j, t in enumerate(spec.tasks):
+        y, p = raw_labels[:, j], preds[:, j]
+        tasks[t.name] = {"auc": auc(y, p)} if t.type == "binary" else {"rmse": rmse(y, p)}
+        tasks[t.name]["observed"] = int((~np.isnan(y)).sum())
+    score = np.zeros(len(preds))
+    for t, w in spec.score_weights().items():
+        score += w * preds[:, names.index(t)]
+    gain = np.zeros(len(preds))
+    for t, w in spec.gain_weights().items():
+        gain += w * np.nan_to_num(raw_labels[:, names.index(t)])
+    k = spec.eval.ndcg_k
+    return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": ndcg_at_k(request, score, gain, k)}
 
 
 def score_stats(values: np.ndarray) -> dict:

@@ -37,13 +37,17 @@ class FeatureInput(nn.Module):
 
     def __init__(self, cardinalities: list[int], n_numeric: int, dim: int) -> None:
         super().__init__()
-        offsets = torch.tensor([0, *cardinalities[:-1]]).cumsum(0)
+        offsets = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)
-        self.embedding = nn.Embedding(sum(cardinalities), dim)
-        nn.init.normal_(self.embedding.weight, std=0.05)
+        # With no categorical features (dense-only inputs, e.g. the synthetic benchmark) there is no table.
+        self.embedding = nn.Embedding(sum(cardinalities), dim) if cardinalities else None
+        if self.embedding is not None:
+            nn.init.normal_(self.embedding.weight, std=0.05)
         self.out_dim = len(cardinalities) * dim + n_numeric
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        if self.embedding is None:
+            return numeric  # (B, F)
         emb = self.embedding(categorical + self.offsets)  # (B, C, D)
         return torch.cat([emb.flatten(1), numeric], dim=1)  # (B, C*D + F)
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from service.features import FeatureEncoders
 from training import data as D
 from training.losses import FixedWeighting, MaskedTaskLosses, UncertaintyWeighting
-from training.metrics import auc, gate_stats, ndcg_at_k, rmse
+from training.metrics import gate_stats, prediction_metrics
 from training.model import ExportHeads, MMoE, ModelArgs, build_model
 from training.spec import RankerSpec
 
@@ -188,22 +188,10 @@ def gate_weights(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> np.n
 
 
 def evaluate(model: nn.Module, e: D.Encoded, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> dict:
-    preds = predict(export_heads(model, spec, scalers), e)
-    tasks = {}
-    for j, t in enumerate(spec.tasks):
-        if t.type == "binary":
-            tasks[t.name] = {"auc": auc(e.raw_labels[:, j], preds[:, j])}
-        else:
-            tasks[t.name] = {"rmse": rmse(e.raw_labels[:, j], preds[:, j])}
-        tasks[t.name]["observed"] = int(e.mask[:, j].sum())
-    names = spec.task_names()
-    score = sum(w * preds[:, names.index(t)] for t, w in spec.score_weights().items())
-    gain = sum(w * np.nan_to_num(e.raw_labels[:, names.index(t)]) for t, w in spec.gain_weights().items())
-    out = {"rows": len(e), "tasks": tasks,
-           f"ndcg@{spec.eval.ndcg_k}": ndcg_at_k(e.request, np.asarray(score), np.asarray(gain), spec.eval.ndcg_k)}
+    out = prediction_metrics(predict(export_heads(model, spec, scalers), e), e.raw_labels, e.request, spec)
     gates = gate_weights(model, e)
     if gates is not None:
-        out["gates"] = gate_stats(gates, names)
+        out["gates"] = gate_stats(gates, spec.task_names())
     return out
 
 
