@@ -37,7 +37,25 @@ class MaskedTaskLosses(nn.Module):
         return per_task, counts
 
 
-class FixedWeighting(nn.Module):
+class Balancer(nn.Module):
+    """Combines per-task losses into the one loss the network is trained on.
+
+    The trainer calls, per step: `forward` (the total loss), `before_backward` (after zero_grad,
+    before the network's backward: balancers that learn their weights from something other than the
+    total loss set their own .grad here) and `after_step` (after the optimizer step).
+    """
+
+    def before_backward(self, per_task: torch.Tensor, counts: torch.Tensor) -> None:
+        return None
+
+    def after_step(self) -> None:
+        return None
+
+    def task_weights(self) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class FixedWeighting(Balancer):
     """total = sum_t w_t * L_t"""
 
     def __init__(self, weights: list[float]) -> None:
@@ -51,7 +69,7 @@ class FixedWeighting(nn.Module):
         return self.weights.detach().clone()
 
 
-class UncertaintyWeighting(nn.Module):
+class UncertaintyWeighting(Balancer):
     """Homoscedastic uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018).
 
     With s_t = log sigma_t^2 learned per task:
@@ -73,3 +91,71 @@ class UncertaintyWeighting(nn.Module):
 
     def task_weights(self) -> torch.Tensor:
         return (self.scale * torch.exp(-self.log_vars)).detach().clone()
+
+
+class GradNorm(Balancer):
+    """GradNorm (Chen et al., ICML 2018): learn task weights that balance gradient magnitudes.
+
+    With G_t = ||grad_W (w_t L_t)|| on the last shared layer W, G_bar their mean, and
+    r_t = (L_t / L_t(0)) / mean_j (L_j / L_j(0)) the relative inverse training rate, the weights
+    minimize sum_t |G_t - G_bar * r_t^alpha| (target held constant), while the network minimizes
+    sum_t w_t L_t with the weights held constant. After each step the weights are kept positive and
+    renormalized to sum to T.
+
+    Masked labels: a task with no labels in a batch is left out of G_bar, of the mean rate and of
+    the weight loss, so it gets no weight update from that batch (and no 0/0). L_t(0) is taken from
+    the first batch in which task t has labels.
+
+    Args:
+        n_tasks: T.
+        shared: parameters of the last shared layer (e.g. every expert's last Linear weight).
+        alpha: restoring-force strength; 0 equalizes gradient norms regardless of training rates.
+    """
+
+    MIN_WEIGHT = 1e-3  # a weight never reaches 0: the task would drop out of training for good
+
+    def __init__(self, n_tasks: int, shared: list[nn.Parameter], alpha: float = 1.5) -> None:
+        super().__init__()
+        if not shared:
+            raise ValueError("GradNorm needs the parameters of a shared layer")
+        self.weights = nn.Parameter(torch.ones(n_tasks))
+        self.shared = shared  # a plain list: these belong to the model, not to the balancer
+        self.alpha = alpha
+        self.register_buffer("initial_loss", torch.zeros(n_tasks))
+        self.register_buffer("seen", torch.zeros(n_tasks, dtype=torch.bool))
+
+    def forward(self, per_task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        # The network's loss sees constant weights; the weights learn only from the GradNorm loss.
+        return (self.weights.detach() * per_task).sum()
+
+    def before_backward(self, per_task: torch.Tensor, counts: torch.Tensor) -> None:
+        present = counts > 0  # (T,)
+        fresh = present & ~self.seen
+        self.initial_loss[fresh] = per_task.detach()[fresh].clamp_min(1e-8)
+        self.seen |= present
+        norms = self._grad_norms(per_task, present)  # (T,), 0 where absent
+        if int(present.sum()) < 2:
+            return  # a lone task is trivially balanced with itself
+        ratio = per_task.detach() / self.initial_loss.clamp_min(1e-8)  # (T,)
+        rate = ratio / ratio[present].mean()
+        weighted = self.weights * norms  # G_t, differentiable in w_t only
+        target = (weighted[present].mean() * rate[present] ** self.alpha).detach()
+        loss = (weighted[present] - target).abs().sum()
+        (self.weights.grad,) = torch.autograd.grad(loss, self.weights)
+
+    def _grad_norms(self, per_task: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """||grad_W L_t|| for each present task (unweighted), 0 for absent ones."""
+        norms = torch.zeros_like(per_task)
+        for t in present.nonzero().flatten().tolist():
+            grads = torch.autograd.grad(per_task[t], self.shared, retain_graph=True, allow_unused=True)
+            sq = sum((g.pow(2).sum() for g in grads if g is not None), torch.zeros(()))
+            norms[t] = sq.sqrt()
+        return norms.detach()
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        w = self.weights.clamp_min(self.MIN_WEIGHT)
+        self.weights.copy_(w * (len(w) / w.sum()))
+
+    def task_weights(self) -> torch.Tensor:
+        return self.weights.detach().clone()

@@ -66,6 +66,11 @@ class MLP(nn.Sequential):
         self.out_dim = in_dim
 
 
+def last_linear(mlp: nn.Sequential) -> nn.Linear:
+    """The last Linear layer of an MLP (GradNorm measures gradients there)."""
+    return [m for m in mlp if isinstance(m, nn.Linear)][-1]
+
+
 class Tower(nn.Module):
     """A task's head: MLP then one output unit. (B, H) -> (B,)"""
 
@@ -114,6 +119,10 @@ class MMoE(nn.Module):
         h = args.expert_hidden[-1]
         self.towers = nn.ModuleList(Tower(h, args.tower_hidden, args.dropout) for _ in args.tasks)
 
+    def shared_layer(self) -> list[nn.Parameter]:
+        """The last layer every task shares: each expert's last Linear weight."""
+        return [last_linear(e).weight for e in self.experts]
+
     def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (T, B, E); with one shared gate the same weights serve every task."""
         w = torch.stack([g(x) for g in self.gates])  # (G, B, E)
@@ -137,6 +146,10 @@ class SharedBottom(nn.Module):
         self.inputs = FeatureInput(args.cardinalities, args.n_numeric, args.embedding_dim)
         self.bottom = MLP(self.inputs.out_dim, args.expert_hidden, args.dropout)
         self.towers = nn.ModuleList(Tower(self.bottom.out_dim, args.tower_hidden, args.dropout) for _ in args.tasks)
+
+    def shared_layer(self) -> list[nn.Parameter]:
+        """The last layer every task shares: the bottom MLP's last Linear weight."""
+        return [last_linear(self.bottom).weight]
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         h = self.bottom(self.inputs(categorical, numeric))  # (B, H)

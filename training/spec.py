@@ -118,6 +118,9 @@ class RankerSpec(_Strict):
         _no_repeats("feature", features)
         tasks = [t.name for t in self.tasks]
         _no_repeats("task", tasks)
+        if self.train.loss_balancing == "gradnorm" and self.model.arch == "single_task":
+            raise ValueError("train.loss_balancing: gradnorm needs a shared layer, and model.arch "
+                             "single_task has none; use fixed or uncertainty")
         for field, weights in (("eval.score_weights", self.eval.score_weights),
                                ("eval.gain_weights", self.eval.gain_weights)):
             unknown = sorted(set(weights or {}) - set(tasks))

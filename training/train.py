@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from service.features import FeatureEncoders
 from training import data as D
-from training.losses import FixedWeighting, MaskedTaskLosses, UncertaintyWeighting
+from training.losses import Balancer, FixedWeighting, GradNorm, MaskedTaskLosses, UncertaintyWeighting
 from training.metrics import gate_stats, prediction_metrics
 from training.model import ExportHeads, MMoE, ModelArgs, build_model
 from training.spec import RankerSpec
@@ -79,12 +79,23 @@ def model_args(spec: RankerSpec, encoders: FeatureEncoders) -> ModelArgs:
     )
 
 
-def make_balancer(spec: RankerSpec) -> nn.Module:
-    if spec.train.loss_balancing == "uncertainty":
+def make_balancer(spec: RankerSpec, model: nn.Module) -> Balancer:
+    cfg = spec.train
+    if cfg.loss_balancing == "uncertainty":
         return UncertaintyWeighting([t.type for t in spec.tasks])
-    if spec.train.loss_balancing == "fixed":
-        return FixedWeighting([t.weight for t in spec.tasks])
-    raise NotImplementedError(f"loss_balancing {spec.train.loss_balancing!r} is not implemented yet")
+    if cfg.loss_balancing == "gradnorm":
+        if not hasattr(model, "shared_layer"):
+            raise ValueError(f"loss_balancing gradnorm needs a shared layer; model.arch {spec.model.arch!r} has none")
+        return GradNorm(len(spec.tasks), model.shared_layer(), alpha=cfg.gradnorm_alpha)
+    return FixedWeighting([t.weight for t in spec.tasks])
+
+
+def make_optimizer(spec: RankerSpec, model: nn.Module, balancer: Balancer) -> torch.optim.Optimizer:
+    """Adam; weight decay applies to the model only, never to the loss-balancing weights."""
+    groups = [{"params": list(model.parameters()), "weight_decay": spec.train.weight_decay}]
+    if extra := list(balancer.parameters()):
+        groups.append({"params": extra, "weight_decay": 0.0})
+    return torch.optim.Adam(groups, lr=spec.train.lr)
 
 
 def as_tensors(e: D.Encoded) -> tuple[torch.Tensor, ...]:
@@ -92,51 +103,64 @@ def as_tensors(e: D.Encoded) -> tuple[torch.Tensor, ...]:
             torch.from_numpy(e.labels), torch.from_numpy(e.mask))
 
 
+def train_epoch(model: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
+                data: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_size: int, bar: tqdm) -> torch.Tensor:
+    """One pass over the rows in `perm` order; returns the (T,) mean training loss per task.
+
+    The hot loop does no per-row Python and no per-step host sync beyond the (cheap) progress bar.
+    """
+    model.train()
+    cat, num, labels, mask = (x[perm] for x in data)  # one gather per epoch, then zero-copy slices
+    steps = (len(perm) + batch_size - 1) // batch_size
+    sums, seen = torch.zeros(labels.shape[1]), torch.zeros(labels.shape[1])
+    for step in range(steps):
+        sl = slice(step * batch_size, (step + 1) * batch_size)
+        per_task, counts = losses(model(cat[sl], num[sl]), labels[sl], mask[sl])
+        loss = balancer(per_task, counts)
+        opt.zero_grad(set_to_none=True)
+        balancer.before_backward(per_task, counts)
+        loss.backward()
+        opt.step()
+        balancer.after_step()
+        with torch.no_grad():
+            sums += per_task * counts
+            seen += counts
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        bar.update(1)
+    return sums / seen.clamp_min(1)
+
+
 def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
         progress: bool = True) -> list[dict]:
     """Train in place; restores the weights of the best validation epoch. Returns per-epoch logs."""
-    cfg = spec.train
+    cfg, names = spec.train, spec.task_names()
     losses = MaskedTaskLosses([t.loss for t in spec.tasks])
-    balancer = make_balancer(spec)
-    params = list(model.parameters()) + list(balancer.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    balancer = make_balancer(spec, model)
+    opt = make_optimizer(spec, model, balancer)
     generator = torch.Generator().manual_seed(cfg.seed)
-    cat, num, labels, mask = as_tensors(prep.train)
-    n, bs = len(cat), cfg.batch_size
-    steps = (n + bs - 1) // bs
+    data = as_tensors(prep.train)
+    n = len(data[0])
+    steps = (n + cfg.batch_size - 1) // cfg.batch_size
     best, best_state, stale, history = float("inf"), None, 0, []
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
         t0 = time.perf_counter()
-        # One gather per epoch, then every batch is a zero-copy slice.
-        perm = torch.randperm(n, generator=generator)
-        e_cat, e_num, e_lab, e_mask = cat[perm], num[perm], labels[perm], mask[perm]
-        running = torch.zeros(len(spec.tasks))
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False,
-                   mininterval=0.5, unit="batch")
-        for step in bar:
-            sl = slice(step * bs, (step + 1) * bs)
-            per_task, counts = losses(model(e_cat[sl], e_num[sl]), e_lab[sl], e_mask[sl])
-            loss = balancer(per_task, counts)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += per_task.detach()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+        with tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False,
+                  mininterval=0.5, unit="batch") as bar:
+            train_loss = train_epoch(model, losses, balancer, opt, data, torch.randperm(n, generator=generator),
+                                     cfg.batch_size, bar)
         seconds = time.perf_counter() - t0
-        valid_loss = validation_loss(model, prep.valid, losses, spec)
+        valid_total, valid_tasks = validation_loss(model, prep.valid, losses, spec)
         log = {"epoch": epoch, "seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
-               "train_loss": dict(zip(spec.task_names(), (running / steps).tolist(), strict=True)),
-               "valid_loss": valid_loss, "task_weights": balancer.task_weights().tolist()}
+               "train_loss": dict(zip(names, train_loss.tolist(), strict=True)),
+               "valid_loss": valid_total, "valid_task_loss": valid_tasks,
+               "task_weights": dict(zip(names, balancer.task_weights().tolist(), strict=True))}
         history.append(log)
-        if log_path is not None:
-            with open(log_path, "a") as f:
-                f.write(json.dumps(log) + "\n")
+        _append_jsonl(log_path, log)
         if progress:
-            tqdm.write(f"epoch {epoch}: valid loss {valid_loss:.5f} ({n / seconds:,.0f} samples/s)")
-        if valid_loss < best - 1e-6:
-            best, best_state, stale = valid_loss, copy.deepcopy(model.state_dict()), 0
+            tqdm.write(f"epoch {epoch}: valid loss {valid_total:.5f} ({n / seconds:,.0f} samples/s)")
+        if valid_total < best - 1e-6:
+            best, best_state, stale = valid_total, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale > cfg.early_stopping_patience:
@@ -147,9 +171,17 @@ def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | Non
     return history
 
 
+def _append_jsonl(path: Path | None, record: dict) -> None:
+    if path is not None:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
 @torch.no_grad()
-def validation_loss(model: nn.Module, e: D.Encoded, losses: MaskedTaskLosses, spec: RankerSpec) -> float:
-    """Sum over tasks of fixed-weight masked losses on a split (comparable across epochs)."""
+def validation_loss(model: nn.Module, e: D.Encoded, losses: MaskedTaskLosses,
+                    spec: RankerSpec) -> tuple[float, dict[str, float]]:
+    """Fixed-weight sum over tasks of masked losses on a split (comparable across epochs and
+    balancers), and the per-task losses."""
     model.eval()
     weights = torch.tensor([t.weight for t in spec.tasks])
     cat, num, labels, mask = as_tensors(e)
@@ -159,7 +191,8 @@ def validation_loss(model: nn.Module, e: D.Encoded, losses: MaskedTaskLosses, sp
         per_task, c = losses(model(cat[sl], num[sl]), labels[sl], mask[sl])
         totals += per_task * c
         counts += c
-    return float((weights * totals / counts.clamp_min(1)).sum())
+    per_task = totals / counts.clamp_min(1)
+    return float((weights * per_task).sum()), dict(zip(spec.task_names(), per_task.tolist(), strict=True))
 
 
 def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> ExportHeads:
