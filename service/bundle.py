@@ -26,6 +26,9 @@ FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 PARITY_ATOL = 1e-4
+# Outputs in natural units can be large (watch time in seconds): float32 rounding alone differs by
+# ~1e-4 at a few hundred, so the tolerance is atol + rtol * |expected| (as numpy.isclose).
+PARITY_RTOL = 1e-5
 
 
 class BundleError(Exception):
@@ -59,6 +62,7 @@ class ParitySample(BaseModel):
     rows: list[dict[str, Any]]
     outputs: dict[str, list[float]]  # task output name -> one value per row
     atol: float = PARITY_ATOL
+    rtol: float = PARITY_RTOL
 
     @model_validator(mode="after")
     def _lengths(self) -> ParitySample:
@@ -225,8 +229,10 @@ def check_parity(bundle: LoadedBundle) -> float:
         expected = np.asarray(sample.outputs.get(task.output, []), dtype=np.float64)
         if expected.shape != got[task.name].shape:
             raise BundleError(f"parity sample has no expected values for output {task.output!r}")
-        diff = float(np.max(np.abs(got[task.name] - expected)))
-        if not np.isfinite(diff) or diff > sample.atol:
-            raise BundleError(f"parity check failed on {task.output!r}: max abs diff {diff:.3g} > {sample.atol}")
+        abs_diff = np.abs(got[task.name] - expected)
+        diff = float(np.max(abs_diff))
+        if not np.isfinite(diff) or np.any(abs_diff > sample.atol + sample.rtol * np.abs(expected)):
+            raise BundleError(f"parity check failed on {task.output!r}: max abs diff {diff:.3g} > "
+                              f"{sample.atol} + {sample.rtol} * |expected|")
         worst = max(worst, diff)
     return worst
