@@ -1,146 +1,191 @@
-"""A model registry on a filesystem: versioned bundles and an atomically replaced CURRENT pointer.
+"""A model registry: versioned bundles and an atomically replaced CURRENT pointer.
 
-Layout under `<root>/<model_name>/`:
-    versions/000001/{model.onnx, manifest.json, ...}   complete bundles only (renamed into place)
-    CURRENT                                             the serving version, replaced atomically
-    history.jsonl                                       one line per change of CURRENT
-    .lock                                               held while publishing or moving CURRENT
+Layout under `<root>/<model_name>/` (root: a local path or an fsspec URL such as s3://bucket/prefix):
+    versions/000001/{model.onnx, manifest.json, checkpoint.pt, gate_report.json, gate_report.md}
+    CURRENT          the serving version, replaced atomically
+    history.jsonl    one line per change of CURRENT (publish, promote, rollback)
+    .lock            held while publishing or moving CURRENT
 
-A publish copies the bundle into a staging directory, fsyncs it, then renames it into
-`versions/`; CURRENT is then written to a temp file, fsynced and renamed over the old one. A crash
-at any point leaves CURRENT naming a complete bundle.
+Versions are monotonic and immutable. A publish stages a full copy of the bundle (manifest
+stamped with its version, plus any report files), commits it atomically (service.registry_store
+explains how on each kind of storage), and only then may move CURRENT. A crash at any point leaves
+CURRENT naming a complete bundle; leftovers are cleaned by the next publish. Retention keeps the
+newest `keep` versions and never deletes CURRENT or the version a rollback would go back to.
+
+Servers only read: `current()`, `versions()`, `bundle_dir(version)` (a local path; for an object
+store, a verified copy in a local cache).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
+import logging
 import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
-from service.bundle import atomic_write_bytes, read_manifest, write_manifest
+from service.bundle import read_manifest, write_manifest
+from service.registry_store import (
+    LocalStore,
+    RegistryError,
+    RegistryLocked,
+    Store,
+    pause_point,
+    version_name,
+)
+
+__all__ = ["Registry", "RegistryConflict", "RegistryError", "RegistryLocked", "is_url"]
+
+logger = logging.getLogger(__name__)
 
 CURRENT_FILE = "CURRENT"
 HISTORY_FILE = "history.jsonl"
-VERSIONS_DIR = "versions"
+REPORT_JSON = "gate_report.json"
+REPORT_MD = "gate_report.md"
+DEFAULT_LOCK_TTL = 900.0  # seconds; only object stores use it (a local flock dies with its holder)
 
 
-class RegistryError(Exception):
-    """A registry operation that cannot be done; the message says why."""
+class RegistryConflict(RegistryError):
+    """CURRENT moved while a job was comparing against it; the job must not publish its decision."""
 
 
-class RegistryLocked(RegistryError):
-    """Another process holds the registry lock."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(path: Path) -> None:
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            with open(Path(dirpath) / name, "rb") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(Path(dirpath))
+def is_url(root: str | Path) -> bool:
+    """True for fsspec URLs other than file:// (those need an object store)."""
+    text = str(root)
+    return "://" in text and not text.startswith("file://")
 
 
 class Registry:
-    """Versions of one model under a root directory.
+    """Versions of one model under a root directory or URL.
 
     Args:
-        root: registry root directory (shared between the trainer and every server).
+        root: registry root, shared by the trainer and every server: a path or an fsspec URL.
         model_name: subdirectory for this model.
         keep: how many versions retention keeps (CURRENT and its predecessor are always kept).
+        cache_dir: where an object-store registry puts fetched bundles (default: a temp dir).
+        lock_ttl: seconds an object-store lease lasts before another job may break it.
+        storage_options: passed to fsspec (e.g. {"client_kwargs": {"endpoint_url": ...}}).
     """
 
-    def __init__(self, root: str | Path, model_name: str, keep: int = 5) -> None:
+    def __init__(self, root: str | Path, model_name: str, keep: int = 5, *, cache_dir: Path | None = None,
+                 lock_ttl: float = DEFAULT_LOCK_TTL, storage_options: dict[str, Any] | None = None) -> None:
         if keep < 2:
             raise ValueError("keep must be >= 2 so that rollback always has a target")
-        self.root = Path(root)
+        self.root = str(root)
         self.model_name = model_name
         self.keep = keep
-        self.model_dir = self.root / model_name
-        self.versions_dir = self.model_dir / VERSIONS_DIR
+        self.lock_ttl = lock_ttl
+        self.store: Store
+        if is_url(root):
+            from service.registry_object import ObjectStore
+
+            self.store = ObjectStore(str(root), model_name, cache_dir, storage_options)
+        else:
+            local_root = Path(str(root).removeprefix("file://"))
+            self.store = LocalStore(local_root / model_name)
+        self.location = self.store.location
+
+    @staticmethod
+    def models(root: str | Path) -> list[str]:
+        """Names of the models under a local registry root (object stores: name the model)."""
+        path = Path(str(root).removeprefix("file://"))
+        if is_url(root) or not path.is_dir():
+            return []
+        return sorted(p.name for p in path.iterdir() if (p / "versions").is_dir() or (p / CURRENT_FILE).exists())
 
     # -- reading (what servers do) -------------------------------------------------------------
 
     def versions(self) -> list[int]:
-        if not self.versions_dir.is_dir():
-            return []
-        return sorted(int(p.name) for p in self.versions_dir.iterdir() if p.name.isdigit())
+        """Complete versions, oldest first."""
+        return self.store.versions()
 
     def current(self) -> int | None:
-        try:
-            text = (self.model_dir / CURRENT_FILE).read_text().strip()
-        except FileNotFoundError:
+        raw = self.store.read(CURRENT_FILE)
+        if raw is None:
             return None
+        text = raw.decode(errors="replace").strip()
         if not text.isdigit():
-            raise RegistryError(f"{self.model_dir / CURRENT_FILE}: not a version number: {text!r}")
+            raise RegistryError(f"{self.location}/{CURRENT_FILE}: not a version number: {text!r}")
         return int(text)
 
     def bundle_dir(self, version: int) -> Path:
-        path = self.versions_dir / f"{version:06d}"
-        if not path.is_dir():
-            raise RegistryError(f"version {version} of {self.model_name!r} does not exist")
-        return path
+        """A local directory holding the complete bundle of `version`."""
+        return self.store.local_version_dir(version)
 
     def history(self) -> list[dict]:
-        path = self.model_dir / HISTORY_FILE
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """Changes of CURRENT, oldest first. A torn last line (a crash mid-append) is skipped."""
+        raw = self.store.read(HISTORY_FILE)
+        entries = []
+        for line in (raw or b"").decode(errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                logger.warning("%s/%s: skipping unreadable line %r", self.location, HISTORY_FILE, line[:80])
+        return entries
+
+    def read_file(self, version: int, name: str) -> bytes | None:
+        """One file of a version (e.g. report.json) without fetching the whole bundle."""
+        return self.store.read_version_file(version, name)
+
+    def report(self, version: int) -> dict | None:
+        """The gate report published with a version, or None (e.g. published by `ranker train`)."""
+        raw = self.read_file(version, REPORT_JSON)
+        return json.loads(raw) if raw else None
 
     # -- writing (what the trainer and operators do) -------------------------------------------
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive, non-blocking; released by the OS if the holder dies."""
-        self.model_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.model_dir / ".lock", "w") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise RegistryLocked(
-                    f"registry {self.model_dir} is locked by another publish; try again when it finishes"
-                ) from e
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        """Exclusive and non-blocking: a second holder gets RegistryLocked naming the first."""
+        with self.store.lock(self.lock_ttl):
+            yield
 
-    def publish(self, bundle_dir: Path, *, make_current: bool = True, reason: str = "published") -> int:
-        """Copy a bundle in as the next version; optionally make it CURRENT. Returns the version."""
+    def publish(self, bundle_dir: Path, *, make_current: bool = True, reason: str = "published",
+                expect_current: int | None | Literal["any"] = "any",
+                extra_files: Callable[[int], dict[str, bytes]] | None = None) -> int:
+        """Commit a bundle as the next version; optionally make it CURRENT. Returns the version.
+
+        Args:
+            bundle_dir: a complete bundle (its manifest must name this registry's model).
+            make_current: move CURRENT to the new version once it is committed.
+            expect_current: refuse (RegistryConflict) unless CURRENT is still this version; a job
+                that gated against version N passes N so it never overrides a newer decision.
+            extra_files: version -> {file name: bytes} written into the version (e.g. reports).
+        """
+        bundle_dir = Path(bundle_dir)
+        manifest = read_manifest(bundle_dir)
+        if manifest.model_name != self.model_name:
+            raise RegistryError(f"bundle {bundle_dir} is model {manifest.model_name!r}, not {self.model_name!r}")
         with self.lock():
-            version = max(self.versions(), default=0) + 1
-            self.versions_dir.mkdir(parents=True, exist_ok=True)
-            staging = self.model_dir / f".staging-{uuid.uuid4().hex}"
-            try:
-                shutil.copytree(bundle_dir, staging)
-                manifest = read_manifest(staging)
+            pause_point("locked")
+            self.store.clean_leftovers()
+            self._check_current(expect_current)
+            version = self.store.highest_version() + 1
+            with self.store.staging() as staging:
+                shutil.copytree(bundle_dir, staging, dirs_exist_ok=True)
                 write_manifest(staging, manifest.model_copy(update={"model_version": version}))
-                _fsync_tree(staging)
-                os.rename(staging, self.versions_dir / f"{version:06d}")
-                _fsync_dir(self.versions_dir)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                for name, data in (extra_files(version) if extra_files else {}).items():
+                    (staging / name).write_bytes(data)
+                pause_point("staged")
+                self.store.commit(staging, version)
+            pause_point("committed")
             if make_current:
                 self._set_current(version, reason)
             self._apply_retention()
+        logger.info("published %s version %d to %s%s", self.model_name, version, self.location,
+                    " (CURRENT)" if make_current else "")
         return version
 
     def promote(self, version: int, reason: str = "promoted") -> None:
+        """Point CURRENT at an existing version."""
         with self.lock():
-            self.bundle_dir(version)  # must exist
+            if version not in self.versions():
+                raise RegistryError(f"version {version} of {self.model_name!r} does not exist in {self.location}")
             self._set_current(version, reason)
 
     def rollback(self) -> int:
@@ -153,18 +198,27 @@ class Registry:
             current = self.current()
             target = self._previous_current(current)
             if target is None:
-                raise RegistryError(f"no earlier version of {self.model_name!r} to roll back to")
+                raise RegistryError(f"no earlier served version of {self.model_name!r} to roll back to")
             self._set_current(target, f"rollback from {current}")
             return target
 
+    def _check_current(self, expected: int | None | Literal["any"]) -> None:
+        if expected == "any":
+            return
+        actual = self.current()
+        if actual != expected:
+            raise RegistryConflict(
+                f"CURRENT of {self.model_name!r} moved from {expected} to {actual} while this job ran "
+                "(another job or an operator changed it); not publishing a decision made against "
+                f"{expected}. Run the job again."
+            )
+
     def _set_current(self, version: int, reason: str) -> None:
-        atomic_write_bytes(self.model_dir / CURRENT_FILE, f"{version}\n".encode())
-        _fsync_dir(self.model_dir)
-        entry = {"version": version, "at": datetime.now(UTC).isoformat(), "reason": reason}
-        with open(self.model_dir / HISTORY_FILE, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        previous = self.current()
+        self.store.replace(CURRENT_FILE, f"{version}\n".encode())
+        pause_point("current_replaced")
+        entry = {"version": version, "previous": previous, "at": datetime.now(UTC).isoformat(), "reason": reason}
+        self.store.append(HISTORY_FILE, (json.dumps(entry) + "\n").encode())
 
     def _apply_retention(self) -> None:
         versions = self.versions()
@@ -172,7 +226,8 @@ class Registry:
         protected = {current, self._previous_current(current)}
         for v in versions[: max(0, len(versions) - self.keep)]:
             if v not in protected:
-                shutil.rmtree(self.versions_dir / f"{v:06d}", ignore_errors=True)
+                self.store.delete_version(v)
+                logger.info("retention: deleted %s version %s", self.model_name, version_name(v))
 
     def _previous_current(self, current: int | None) -> int | None:
         existing = set(self.versions())

@@ -103,6 +103,27 @@ class EvalConfig(_Strict):
     )
 
 
+class GatesConfig(_Strict):
+    """Promotion gates of `ranker retrain` (training/gates.py): a candidate must pass all of them.
+
+    Comparisons are against the CURRENT model scored on the same holdout rows; the first model of
+    a registry is held to the absolute floors instead.
+    """
+
+    parity_rows: int = Field(2000, ge=1, description="holdout rows re-scored torch vs onnxruntime")
+    parity_atol: float = Field(1e-4, gt=0, description="parity: |onnx - torch| <= atol + rtol * |torch|")
+    parity_rtol: float = Field(1e-4, ge=0)
+    auc_tolerance: float = Field(0.01, ge=0, description="allowed AUC drop vs CURRENT (absolute)")
+    rmse_tolerance: float = Field(0.05, ge=0, description="allowed RMSE rise vs CURRENT (relative, 0.05 = 5%)")
+    min_auc: float = Field(0.55, ge=0, le=1, description="first model: AUC floor of every binary task")
+    max_rmse_ratio: float = Field(1.0, gt=0, description="first model: RMSE / RMSE of predicting the mean")
+    max_mean_shift: float = Field(0.5, ge=0, description="|mean shift| of a head, in CURRENT's std")
+    max_quantile_shift: float = Field(1.0, ge=0, description="largest p05..p95 shift of a head, in CURRENT's std")
+    topk: int = Field(5, ge=1, description="k of the top-k overlap with CURRENT")
+    min_topk_overlap: float = Field(0.4, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k")
+    topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap")
+
+
 class RankerSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     data: DataConfig
@@ -111,6 +132,7 @@ class RankerSpec(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RankerSpec:

@@ -1,0 +1,59 @@
+"""The registry on a real S3-compatible server (moto, 127.0.0.1): what the trainer writes, a server
+reading through its own Registry object (own cache) sees; the lock is a conditional-PUT lease."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from moto_s3 import S3Server, aws_env, moto_server
+
+from service.bundle import load_bundle
+from service.registry import Registry, RegistryLocked
+
+MODEL = "demo"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with moto_server() as server, aws_env(server):
+        yield server
+
+
+def test_trainer_writes_and_a_server_reads_through_its_cache(s3: S3Server, tmp_path: Path, bundle_dir: Path) -> None:
+    root = s3.make_bucket("reg-read") + "/models"
+    trainer = Registry(root, MODEL, cache_dir=tmp_path / "trainer-cache")
+    server = Registry(root, MODEL, cache_dir=tmp_path / "server-cache")
+    assert server.current() is None
+    v1 = trainer.publish(bundle_dir, extra_files=lambda v: {"gate_report.json": json.dumps({"version": v}).encode()})
+    assert server.current() == v1 == 1
+    path = server.bundle_dir(v1)
+    assert path.is_relative_to(tmp_path / "server-cache")
+    assert load_bundle(path).manifest.model_version == 1
+    assert (path / "checkpoint.pt").is_file()
+    assert server.report(1) == {"version": 1}
+    trainer.publish(bundle_dir)
+    assert server.current() == 2 and server.versions() == [1, 2]
+    assert trainer.rollback() == 1
+    assert server.current() == 1
+    assert [h["reason"] for h in server.history()] == ["published", "published", "rollback from 2"]
+
+
+def test_lock_is_exclusive_and_an_expired_lease_is_broken(s3: S3Server, tmp_path: Path, bundle_dir: Path) -> None:
+    root = s3.make_bucket("reg-lock")
+    first = Registry(root, MODEL, lock_ttl=1.0, cache_dir=tmp_path / "c1")
+    second = Registry(root, MODEL, lock_ttl=1.0, cache_dir=tmp_path / "c2")
+    with first.lock():
+        with pytest.raises(RegistryLocked, match="locked by another publish"):
+            second.publish(bundle_dir)
+    assert second.publish(bundle_dir) == 1  # released
+    cm = first.lock()
+    cm.__enter__()  # a job that dies holding the lease: never released
+    with pytest.raises(RegistryLocked):
+        second.publish(bundle_dir)
+    time.sleep(1.5)
+    assert second.publish(bundle_dir) == 2  # the lease expired and was broken
