@@ -1,0 +1,116 @@
+"""Helpers shared by the quality benchmarks: doc sections, summary statistics, tables, provenance."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "BENCHMARKS.md"
+IMG = REPO / "docs" / "img"
+CACHE = Path(os.environ.get("MTL_BENCH_CACHE", Path.home() / ".cache" / "mtl-ranker-bench"))
+
+DOC_HEADER = """# Benchmarks
+
+Every number here comes from a command in this repository; the command, the date and the commit are
+written next to each section. Each benchmark script rewrites only its own section, between its
+`<!-- BEGIN name -->` and `<!-- END name -->` markers.
+"""
+
+
+def write_section(name: str, body: str, doc: Path = DOC) -> None:
+    """Replace the text between this section's markers in docs/BENCHMARKS.md (append if absent)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = doc.read_text() if doc.exists() else DOC_HEADER
+    block = f"{begin}\n{body.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def provenance(command: str) -> str:
+    """One line: the command, the date, the commit and the machine that produced a section."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown"
+    import torch
+
+    return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')} at commit `{rev}` "
+            f"(torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores).")
+
+
+def command_line(module: str, argv: Sequence[str] | None = None) -> str:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return " ".join([".venv/bin/python -m", module, *args])
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def fmt_ms(values: Iterable[float], digits: int = 4) -> str:
+    """'mean ± std' of a list of numbers."""
+    m, s = mean_std(values)
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Output:
+    """Where a benchmark writes: its doc section and its figures (tmp for --smoke, docs/ otherwise)."""
+
+    def __init__(self, doc: Path = DOC, img_dir: Path = IMG) -> None:
+        self.doc, self.img_dir = Path(doc), Path(img_dir)
+
+    @classmethod
+    def for_run(cls, smoke: bool, doc: str | None) -> Output:
+        if doc is not None:
+            return cls(Path(doc), Path(doc).parent / "img")
+        if smoke:
+            tmp = Path(tempfile.mkdtemp(prefix="mtl-bench-smoke-"))
+            return cls(tmp / "BENCHMARKS.md", tmp / "img")
+        return cls()
+
+    def figure(self, fig, name: str) -> str:  # noqa: ANN001 (matplotlib Figure)
+        """Write <img_dir>/<name>.png at a small size; returns the path relative to the doc."""
+        import matplotlib.pyplot as plt
+
+        self.img_dir.mkdir(parents=True, exist_ok=True)
+        path = self.img_dir / f"{name}.png"
+        fig.savefig(path, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+        return os.path.relpath(path, self.doc.parent)
+
+    def section(self, name: str, body: str) -> None:
+        write_section(name, body, self.doc)
+        print(f"wrote section {name!r} to {self.doc}")
+
+
+def use_agg() -> None:
+    """Headless plotting; called before pyplot is imported."""
+    import matplotlib
+
+    matplotlib.use("Agg")

@@ -1,0 +1,125 @@
+"""Expert dropout (Zhao et al., RecSys 2019) vs gate polarization, on the demo data and MovieLens.
+
+For each dataset, our MMoE (its spec as committed) is trained with model.expert_dropout in
+{0, 0.1, 0.3} over 10 seeds; gate statistics come from training.metrics.gate_stats on the test
+split (eval-mode gates, no dropout).
+
+    .venv/bin/python -m bench.quality.expert_dropout            # full: 2 datasets x 3 values x 10 seeds
+    .venv/bin/python -m bench.quality.expert_dropout --smoke    # tiny data, 1 epoch, 2 seeds; temp dir
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from bench.quality import datasets as DS
+from bench.quality.common import REPO, Output, command_line, md_table, mean_std, provenance, use_agg
+from bench.quality.runner import run_jobs, save
+from training.metrics import EFFECTIVE_EXPERTS_FLOOR, POLARIZED_TOP_WEIGHT
+
+SECTION = "quality-expert-dropout"
+RESULTS = REPO / "bench" / "quality" / "results" / "expert_dropout.json"
+RATES = (0.0, 0.1, 0.3)
+
+
+def gates(rec: dict) -> dict[str, dict]:
+    return rec["metrics"]["test"]["gates"]
+
+
+def summarize(ds: DS.Dataset, recs: list[dict]) -> list[str]:
+    """One table row for one dropout rate: polarization, entropy, task metrics, NDCG."""
+    per_gate = [g for r in recs for g in gates(r).values()]
+    polarized = sum(g["polarized"] for g in per_gate)
+    runs_polarized = sum(any(g["polarized"] for g in gates(r).values()) for r in recs)
+    row = [f"{recs[0]['overrides']['model.expert_dropout']:g}",
+           f"{polarized}/{len(per_gate)} ({100 * polarized / len(per_gate):.0f} %)",
+           f"{runs_polarized}/{len(recs)}",
+           f"{mean_std(g['normalized_entropy'] for g in per_gate)[0]:.3f}",
+           f"{mean_std(g['effective_experts'] for g in per_gate)[0]:.2f} (min {min(g['effective_experts'] for g in per_gate):.2f})",
+           f"{np.mean([max(g['mean_weight']) for g in per_gate]):.3f}"]
+    for task in DS.task_names(recs[0]):
+        row.append("{:.4f} ± {:.4f}".format(*mean_std(DS.task_metric(r, task) for r in recs)))
+    row.append("{:.4f} ± {:.4f}".format(*mean_std(ds.ndcg(r) for r in recs)))
+    return row
+
+
+def table(ds: DS.Dataset, recs: list[dict]) -> str:
+    tasks = DS.task_names(recs[0])
+    header = ["expert dropout", "polarized gates", "runs with ≥ 1 polarized gate", "gate entropy (norm.)",
+              "effective experts", "top-expert weight",
+              *[f"{t} {DS.metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label]
+    by_rate = {rate: [r for r in recs if r["overrides"]["model.expert_dropout"] == rate] for rate in RATES}
+    return md_table(header, [summarize(ds, rs) for rs in by_rate.values() if rs])
+
+
+def heatmaps(ds: DS.Dataset, recs: list[dict], out: Output, slug: str) -> str:
+    """Row 1: per-task mean gate weight per expert for the first seed; row 2: experts sorted by weight
+    within each task, averaged over seeds (expert identities differ between seeds, sorting does not)."""
+    import matplotlib.pyplot as plt
+
+    tasks = DS.task_names(recs[0])
+    fig, axes = plt.subplots(2, len(RATES), figsize=(3.6 * len(RATES), 1.1 + 1.0 * len(tasks) * 2), squeeze=False)
+    for col, rate in enumerate(RATES):
+        rs = [r for r in recs if r["overrides"]["model.expert_dropout"] == rate]
+        first = np.array([gates(rs[0])[t]["mean_weight"] for t in tasks])  # (T, E)
+        ranked = np.mean([np.sort([gates(r)[t]["mean_weight"] for t in tasks], axis=1)[:, ::-1] for r in rs], axis=0)
+        for row, (mat, title) in enumerate(((first, f"seed {rs[0]['overrides']['train.seed']}"),
+                                            (ranked, f"sorted, mean of {len(rs)} seeds"))):
+            ax = axes[row, col]
+            ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+            for (i, j), v in np.ndenumerate(mat):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+            ax.set_yticks(range(len(tasks)), tasks if col == 0 else [""] * len(tasks), fontsize=8)
+            ax.set_xticks(range(mat.shape[1]), [str(j) if row == 0 else f"#{j + 1}" for j in range(mat.shape[1])],
+                          fontsize=8)
+            ax.set_title(f"dropout {rate:g}: {title}", fontsize=9)
+    fig.suptitle(f"{ds.name}: mean gate weight per task (rows) and expert (columns), test split", fontsize=10)
+    return out.figure(fig, f"expert_dropout_gates_{slug}")
+
+
+def render(results: dict, pngs: dict, seeds: list[int], command: str) -> str:
+    parts = [f"""## 3. Expert dropout and gate polarization
+
+{provenance(command)}
+
+Our MMoE as configured in each dataset's spec (`configs/demo.yaml`: 4 experts (128, 64), 4 tasks;
+`bench/quality/specs/movielens.yaml`: 4 experts (128, 64), 3 tasks), trained with `model.expert_dropout` ∈
+{{{', '.join(f'{r:g}' for r in RATES)}}} (training only: each gate weight is zeroed with that probability and the
+rest renormalized) over seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} per value). Gate statistics are
+`training.metrics.gate_stats` on eval-mode gates of the test split: a task's gate is **polarized** when its
+mean weight on its top expert exceeds {POLARIZED_TOP_WEIGHT} or its effective number of experts
+(exp of the entropy of its mean weights) is below {EFFECTIVE_EXPERTS_FLOOR}. *Gate entropy* is the mean per-row
+entropy divided by log(#experts) (1 = uniform, 0 = one-hot). Task metrics on the test split, mean ± std over seeds.
+"""]
+    for name, (ds, recs) in results.items():
+        parts.append(f"### {ds.name} ({ds.rows:,} rows)\n\n{table(ds, recs)}\n\n![gate heatmaps]({pngs[name]})\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny data, 1 epoch, 2 seeds; writes to a temp dir")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--demo-rows", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--doc", help="markdown file to write the section to")
+    ns = ap.parse_args(argv)
+    seeds = list(range(2 if ns.smoke else ns.seeds))
+    sets = {"demo": DS.demo(5_000 if ns.smoke else ns.demo_rows), "movielens": DS.movielens(ns.smoke)}
+    results = {}
+    for name, ds in sets.items():
+        jobs = [ds.job({"model.expert_dropout": rate, "train.seed": seed}, f"{name} ed={rate:g}", ns.smoke)
+                for seed in seeds for rate in RATES]
+        results[name] = (ds, run_jobs(jobs, ns.workers))
+    if not ns.smoke:
+        save([{**r, "dataset": n} for n, (_, recs) in results.items() for r in recs], RESULTS)
+    out = Output.for_run(ns.smoke, ns.doc)
+    use_agg()
+    pngs = {name: heatmaps(ds, recs, out, name) for name, (ds, recs) in results.items()}
+    out.section(SECTION, render(results, pngs, seeds, command_line("bench.quality.expert_dropout", argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Train spec variants through the normal training path, many seeds at a time, and collect metrics.
+
+A job is (spec file, data path, dotted overrides such as {"model.arch": "shared_bottom",
+"train.seed": 3}). Each job runs exactly what `training.train.train()` runs (set_seed, build_model,
+fit, evaluate) except that the prepared data is reused across jobs with the same data and feature
+spec in one worker process; tests/bench/test_runner.py checks that this gives the same metrics as
+`train()`. Jobs run in a pool of spawned worker processes with one torch thread each.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training import train as T
+from training.metrics import ndcg_at_k
+from training.spec import RankerSpec, load_spec
+
+_PREPARED: dict[str, T.Prepared] = {}  # per worker process: data key -> prepared splits
+
+
+@dataclass(frozen=True)
+class Job:
+    spec_path: str
+    data_path: str | None = None
+    overrides: dict = field(default_factory=dict)
+    label: str = ""
+    kind: str = "ours"  # "ours" (training.train) or "deepctr" (bench.quality.deepctr_mmoe)
+    group_column: str | None = None  # also report NDCG@k per value of this column (e.g. user_id)
+
+
+def with_overrides(spec: RankerSpec, overrides: dict) -> RankerSpec:
+    """A validated copy of the spec with dotted keys replaced, e.g. {"model.expert_dropout": 0.3}."""
+    raw = spec.model_dump()
+    for dotted, value in overrides.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        if leaf not in node:
+            raise KeyError(f"override {dotted!r}: no such spec field")
+        node[leaf] = value
+    return RankerSpec.model_validate(raw)
+
+
+def job_spec(job: Job) -> RankerSpec:
+    return with_overrides(load_spec(job.spec_path, data_path=job.data_path), job.overrides)
+
+
+def prepared(spec: RankerSpec) -> T.Prepared:
+    """Prepared data, cached per (data, features, tasks): model and train settings do not change it."""
+    key = json.dumps([spec.data.model_dump(), spec.features.model_dump(), [t.model_dump() for t in spec.tasks]])
+    if key not in _PREPARED:
+        _PREPARED.clear()  # one dataset per worker at a time keeps memory flat
+        _PREPARED[key] = T.prepare(spec)
+    return _PREPARED[key]
+
+
+def group_ndcg(spec: RankerSpec, prep: T.Prepared, preds: np.ndarray, column: str) -> float | None:
+    """NDCG@k of the spec's combined score with the spec's gains, per value of `column` on test."""
+    names = spec.task_names()
+    e = prep.test
+    score = sum(w * preds[:, names.index(t)] for t, w in spec.score_weights().items())
+    gain = sum(w * np.nan_to_num(e.raw_labels[:, names.index(t)]) for t, w in spec.gain_weights().items())
+    values = prep.splits.test.column(column).to_numpy(zero_copy_only=False)
+    _, group = np.unique(values, return_inverse=True)
+    return ndcg_at_k(group.astype(np.int64), np.asarray(score, np.float64), np.asarray(gain, np.float64),
+                     spec.eval.ndcg_k)
+
+
+def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray]:
+    """What training.train.train() does after prepare(): (metrics, history, test predictions)."""
+    T.set_seed(spec.train.seed)
+    model = T.build_model(T.model_args(spec, prep.encoders))
+    history = T.fit(spec, prep, model, None, progress=False)
+    metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
+    preds = T.predict(T.export_heads(model, spec, prep.scalers), prep.test)
+    return metrics, history, preds
+
+
+def run_job(job: Job) -> dict:
+    """One training run; returns a JSON-able record (metrics, per-epoch seconds, epochs, wall time)."""
+    torch.set_num_threads(1)
+    spec = job_spec(job)
+    prep = prepared(spec)
+    t0 = time.perf_counter()
+    if job.kind == "deepctr":
+        from bench.quality.deepctr_mmoe import run_deepctr
+
+        metrics, history, preds = run_deepctr(spec, prep)
+    else:
+        metrics, history, preds = run_ours(spec, prep)
+    record = {"label": job.label, "overrides": job.overrides, "kind": job.kind, "metrics": metrics,
+              "epochs": len(history), "epoch_seconds": [h["seconds"] for h in history],
+              "best_epoch": int(np.argmin([h["valid_loss"] for h in history])) + 1,
+              "task_weights": history[-1].get("task_weights"),  # balancer weights after the last epoch
+              "train_seconds": time.perf_counter() - t0}
+    if job.group_column:
+        record[f"ndcg@{spec.eval.ndcg_k}_per_{job.group_column}"] = group_ndcg(spec, prep, preds, job.group_column)
+    return record
+
+
+def run_jobs(jobs: Sequence[Job], workers: int = 2, log: Callable[[str], None] = print) -> list[dict]:
+    """Run jobs in a spawned pool (results in job order, so independent of the worker count)."""
+    out, t0 = [], time.perf_counter()
+    if workers <= 1:
+        results = map(run_job, jobs)
+        return _collect(results, jobs, out, t0, log)
+    with mp.get_context("spawn").Pool(workers, maxtasksperchild=None) as pool:
+        return _collect(pool.imap(run_job, jobs), jobs, out, t0, log)
+
+
+def _collect(results, jobs: Sequence[Job], out: list[dict], t0: float, log: Callable[[str], None]) -> list[dict]:  # noqa: ANN001
+    for i, rec in enumerate(results, start=1):
+        out.append(rec)
+        log(f"[{i}/{len(jobs)}] {rec['label']} {json.dumps(rec['overrides'])}: {rec['epochs']} epochs, "
+            f"{rec['train_seconds']:.0f} s ({time.perf_counter() - t0:.0f} s elapsed)")
+    return out
+
+
+def task_metric(rec: dict, task: str, split: str = "test") -> float | None:
+    """AUC for binary tasks, RMSE for regression tasks."""
+    m = rec["metrics"][split]["tasks"][task]
+    return m.get("auc", m.get("rmse"))
+
+
+def save(records: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=1))

@@ -1,0 +1,44 @@
+"""The benchmark runner trains exactly what training.train.train() trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.quality.runner import Job, job_spec, prepared, run_job, with_overrides
+from training.demo_data import DemoConfig, write_demo
+from training.spec import load_spec
+from training.train import train
+
+DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo-small")
+    write_demo(out, DemoConfig(rows=4_000, seed=0))
+    return out
+
+
+def test_overrides_replace_fields_and_reject_unknown_ones() -> None:
+    spec = load_spec(DEMO_SPEC, data_path="unused")
+    changed = with_overrides(spec, {"model.expert_dropout": 0.3, "train.seed": 7})
+    assert (changed.model.expert_dropout, changed.train.seed) == (0.3, 7)
+    assert spec.model.expert_dropout != 0.3 or spec.train.seed != 7  # the original is untouched
+    with pytest.raises(KeyError):
+        with_overrides(spec, {"model.expert_dropuot": 0.3})
+    with pytest.raises(ValueError):
+        with_overrides(spec, {"model.expert_dropout": 1.5})  # still validated
+
+
+def test_run_job_matches_train(small_demo: Path) -> None:
+    overrides = {"train.epochs": 2, "train.seed": 3, "train.threads": 1}
+    job = Job(str(DEMO_SPEC), str(small_demo), overrides, "x")
+    prepared(job_spec(job))  # a warm cache must not change the result
+    rec = run_job(job)
+    ref = train(job_spec(job), progress=False)
+    assert rec["epochs"] == len(ref.history)
+    for task, m in ref.metrics["test"]["tasks"].items():
+        assert rec["metrics"]["test"]["tasks"][task] == pytest.approx(m, rel=1e-6)
+    assert rec["metrics"]["test"]["ndcg@10"] == pytest.approx(ref.metrics["test"]["ndcg@10"], rel=1e-6)
