@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +11,13 @@ import typer
 from service.bundle import BundleError
 from service.registry import Registry, RegistryError
 from training.data import DataError
+from training.ops_cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 
 app = typer.Typer(help="Train, export and publish multi-task ranking models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
-USER_ERRORS = (SpecError, DataError, BundleError, RegistryError)
+USER_ERRORS: tuple[type[Exception], ...] = (SpecError, DataError, BundleError, RegistryError)
 
 
 def fail(message: str) -> None:
@@ -30,12 +32,19 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 0,
     days: Annotated[int, typer.Option(min=1, help="days of traffic")] = 14,
     drift: Annotated[float, typer.Option(min=0.0, help="shift of tastes and catalogue vs. drift 0")] = 0.0,
+    ceiling: Annotated[bool, typer.Option(help="print the metrics of the true probabilities (best possible)")] = True,
 ) -> None:
     """Write a deterministic synthetic impression log (click, watch_time, like, rating)."""
     from training.demo_data import DemoConfig, write_demo
+    from training.demo_data import ceiling as true_ceiling
 
-    files = write_demo(out, DemoConfig(rows=rows, seed=seed, days=days, drift=drift))
+    cfg = DemoConfig(rows=rows, seed=seed, days=days, drift=drift)
+    files = write_demo(out, cfg)
     typer.echo(f"wrote {rows:,} rows in {len(files)} files under {out}")
+    if ceiling:
+        typer.echo("best possible test metrics (true probabilities / expectations, newest 10% of rows):")
+        for task, values in true_ceiling(cfg).items():
+            typer.echo(f"  {task:<11}" + "  ".join(f"{k} {v:.4f}" for k, v in values.items() if v is not None))
 
 
 @app.command()
@@ -46,20 +55,49 @@ def train(
     registry: Annotated[str | None, typer.Option(help="also publish to this registry root and make it CURRENT")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Train on the spec's data, evaluate, export a verified bundle and optionally publish it."""
-    from training.export import export_bundle
+    """Train on the spec's data, evaluate, export a verified bundle (with report.md) and optionally publish it."""
+    from training.export import ExportError, export_bundle
+    from training.report import REPORT_FILE, summary_table
     from training.train import train as run_training
 
     try:
         spec = load_spec(spec_path, data_path=data)
         trained = run_training(spec, out_dir=out.parent / f"{out.name}.logs", progress=progress)
         export_bundle(trained, out)
-        typer.echo(f"bundle written to {out}")
+        typer.echo(summary_table(trained))
+        typer.echo(f"bundle written to {out} (report: {out / REPORT_FILE})")
         if registry:
             version = Registry(registry, spec.name).publish(out)
             typer.echo(f"published {spec.name} version {version} to {registry} (CURRENT)")
+    except (*USER_ERRORS, ExportError) as e:
+        fail(str(e))
+
+
+@app.command()
+def evaluate(
+    bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="bundle directory")],
+    spec_path: Annotated[Path, typer.Option("--spec", help="ranker spec YAML naming the data's columns")],
+    data: Annotated[str | None, typer.Option(help="evaluate on all of this data instead of the spec's test split")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+) -> None:
+    """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
+    from service.bundle import load_bundle
+    from training.evaluate import evaluate_bundle, load_eval_table
+    from training.report import metrics_table
+
+    try:
+        spec = load_spec(spec_path, data_path=data)
+        bundle = load_bundle(bundle_path)
+        metrics = evaluate_bundle(bundle, load_eval_table(spec, whole=data is not None), spec)
     except USER_ERRORS as e:
         fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        version = bundle.manifest.model_version
+        typer.echo(f"{bundle.manifest.model_name} {'unpublished' if version is None else f'version {version}'} on "
+                   f"{'all of ' + data if data else 'the test split of ' + spec.data.path}:")
+        typer.echo(metrics_table(metrics, spec))
 
 
 @app.command()
@@ -78,6 +116,10 @@ def publish(
         fail(str(e))
     typer.echo(f"published {manifest.model_name} version {version}{' (CURRENT)' if current else ''}")
 
+
+# Operations (training/ops_cli.py): the nightly job and the registry commands.
+app.command("retrain")(retrain_command)
+app.add_typer(registry_app, name="registry")
 
 if __name__ == "__main__":
     app()

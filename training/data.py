@@ -132,10 +132,15 @@ class Splits:
     test: pa.Table
 
 
+def sort_by_time(table: pa.Table, cfg: DataConfig) -> pa.Table:
+    """Rows by (timestamp, request id): the rows of a request become contiguous."""
+    order = pc.sort_indices(table, sort_keys=[(cfg.timestamp, "ascending"), (cfg.request_id, "ascending")])
+    return table.take(order)
+
+
 def split_by_time(table: pa.Table, cfg: DataConfig) -> Splits:
     """Oldest rows train, then valid, then test; a request never straddles two splits."""
-    order = pc.sort_indices(table, sort_keys=[(cfg.timestamp, "ascending"), (cfg.request_id, "ascending")])
-    table = table.take(order)
+    table = sort_by_time(table, cfg)
     req = table.column(cfg.request_id).to_numpy()
     n = len(req)
     starts = np.flatnonzero(np.r_[True, req[1:] != req[:-1]])  # first row of each request

@@ -1,7 +1,7 @@
-"""Trained model -> verified bundle directory (model.onnx, manifest.json, checkpoint.pt).
+"""Trained model -> verified bundle directory (model.onnx, manifest.json, checkpoint.pt, report.md + PNGs).
 
 The export fails (ExportError) unless onnxruntime reproduces PyTorch on at least
-`spec.train.parity_rows` real rows within PARITY_ATOL, and the finished bundle then passes the
+`spec.train.parity_rows` real rows within PARITY_ATOL (+ PARITY_RTOL relative), and the finished bundle then passes the
 same `load_bundle` verification the server runs.
 """
 
@@ -20,6 +20,7 @@ import torch
 from service.bundle import (
     MODEL_FILE,
     PARITY_ATOL,
+    PARITY_RTOL,
     Manifest,
     ParitySample,
     ScoreStats,
@@ -32,6 +33,7 @@ from service.features import CATEGORICAL_INPUT, NUMERIC_INPUT
 from training.data import Encoded
 from training.metrics import score_stats
 from training.model import ExportHeads
+from training.report import training_summary, write_report
 from training.train import Trained, export_heads, predict
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -56,6 +58,7 @@ def export_onnx(heads: ExportHeads, path: Path, task_names: list[str], example: 
             heads, (cat, num), str(path), input_names=[CATEGORICAL_INPUT, NUMERIC_INPUT],
             output_names=task_names, dynamic_shapes={"categorical": {0: batch}, "numeric": {0: batch}},
             dynamo=True, opset_version=OPSET, verbose=False,
+            external_data=False,  # one self-contained file, so the manifest sha256 covers the weights
         )
 
 
@@ -66,12 +69,19 @@ def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
 
 
 def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float:
-    """Max |onnxruntime - torch| over the first `rows` rows of a real split; raises above PARITY_ATOL."""
+    """Max |onnxruntime - torch| over the first `rows` rows of a real split.
+
+    Raises ExportError where any output differs by more than PARITY_ATOL + PARITY_RTOL * |torch|
+    (1e-4 for probabilities; relative for large natural-unit outputs such as seconds).
+    """
     n = min(rows, len(e))
     sample = Encoded(*(a[:n] for a in (e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, e.request)))
-    diff = float(np.max(np.abs(onnx_outputs(path, sample.categorical, sample.numeric) - predict(heads, sample))))
-    if not np.isfinite(diff) or diff > PARITY_ATOL:
-        raise ExportError(f"ONNX output differs from PyTorch by {diff:.3g} (> {PARITY_ATOL}) on {n} rows")
+    expected = predict(heads, sample)
+    abs_diff = np.abs(onnx_outputs(path, sample.categorical, sample.numeric) - expected)
+    diff = float(np.max(abs_diff))
+    if not np.isfinite(diff) or np.any(abs_diff > PARITY_ATOL + PARITY_RTOL * np.abs(expected)):
+        raise ExportError(f"ONNX output differs from PyTorch by {diff:.3g} "
+                          f"(> {PARITY_ATOL} + {PARITY_RTOL} * |torch|) on {n} rows")
     return diff
 
 
@@ -105,8 +115,7 @@ def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tes
         model_name=trained.spec.name, model_sha256=sha256_file(model_path),
         features=trained.prepared.encoders, tasks=tasks, model_args=trained.args.to_dict(),
         data_window=data_window(trained), parity_sample=parity,
-        metrics={**trained.metrics, "train_seconds": round(trained.train_seconds, 2),
-                 "epochs": len(trained.history)},
+        metrics={**trained.metrics, **training_summary(trained)},
     )
 
 
@@ -134,6 +143,7 @@ def export_bundle(trained: Trained, out_dir: Path) -> Path:
         manifest = build_manifest(trained, model_path, parity, predict(heads, trained.prepared.test))
         write_manifest(work, manifest)
         save_checkpoint(trained, work / CHECKPOINT_FILE)
+        write_report(trained, work, manifest.data_window)
         load_bundle(work)  # the server's own verification
         if out_dir.exists():
             shutil.rmtree(out_dir)

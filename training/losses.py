@@ -26,13 +26,16 @@ class MaskedTaskLosses(nn.Module):
 
     def forward(self, raw: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """raw, labels (B, T) float; mask (B, T) bool -> (T,) mean losses and (T,) observed-row counts."""
+        # Zero the unobserved labels first: a NaN there would pass the where() below in the forward
+        # pass but still turn the gradient into NaN (0 * NaN) in the backward pass.
+        labels = torch.where(mask, labels, torch.zeros_like(labels))
         bce = F.binary_cross_entropy_with_logits(raw, labels, reduction="none")
         mse = (raw - labels).pow(2)
         huber = F.huber_loss(raw, labels, reduction="none", delta=1.0)
         elem = torch.where(self.is_bce, bce, torch.where(self.is_huber, huber, mse))  # (B, T)
         m = mask.to(elem.dtype)
         counts = m.sum(dim=0)  # (T,)
-        # where() rather than multiply: a masked row's loss must not leak even if it is inf/NaN.
+        # where() rather than multiply: a masked row's loss must not leak even if it is inf.
         per_task = torch.where(mask, elem, torch.zeros_like(elem)).sum(dim=0) / counts.clamp_min(1.0)
         return per_task, counts
 

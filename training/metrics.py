@@ -90,7 +90,7 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
         preds: (N, T) head outputs in spec task order; raw_labels: (N, T), NaN = not observed;
         request: (N,) request index per row.
     Returns:
-        {"rows", "tasks": {task: {"auc" | "rmse", "observed"}}, "ndcg@k"}; NDCG ranks each request by
+        {"rows", "tasks": {task: {"auc" | "rmse" (+ "rmse_log1p"), "observed"}}, "ndcg@k"}; NDCG ranks each request by
         the spec's score weights over heads and gains by its gain weights over labels (null = 0).
     """
     names = spec.task_names()
@@ -98,6 +98,10 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
     for j, t in enumerate(spec.tasks):
         y, p = raw_labels[:, j], preds[:, j]
         tasks[t.name] = {"auc": auc(y, p)} if t.type == "binary" else {"rmse": rmse(y, p)}
+        if t.label_transform == "log1p":
+            # Heavy-tailed labels: the RMSE in label units is dominated by a few huge values, so also
+            # report it on the scale the task is trained on.
+            tasks[t.name]["rmse_log1p"] = rmse(np.log1p(np.maximum(y, 0.0)), np.log1p(np.maximum(p, 0.0)))
         tasks[t.name]["observed"] = int((~np.isnan(y)).sum())
     score = np.zeros(len(preds))
     for t, w in spec.score_weights().items():

@@ -1,0 +1,93 @@
+"""`ranker`: help for every command, train -> bundle + summary, evaluate a bundle, error exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from service.bundle import load_bundle
+from tests.conftest import DEMO_SPEC
+from training.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["train", "--help"],
+                                  ["evaluate", "--help"], ["publish", "--help"]])
+def test_help_works(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_demo_data_writes_partitions_and_prints_the_ceiling(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo-data", str(tmp_path / "d"), "--rows", "3000", "--days", "3"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "d").glob("date=*/part-0.parquet"))) == 3
+    assert "best possible" in result.output and "auc" in result.output
+
+
+def test_train_writes_a_verified_bundle_and_prints_a_summary(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    assert runner.invoke(app, ["demo-data", str(data), "--rows", "4000", "--no-ceiling"]).exit_code == 0
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["train"].update(epochs=2, threads=1, parity_rows=200)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "bundle"
+    result = runner.invoke(app, ["train", str(spec), "--data", str(data), "--out", str(out),
+                                 "--registry", str(tmp_path / "reg"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "ndcg@10" in result.output and "click" in result.output
+    assert "published demo version 1" in result.output
+    load_bundle(out)
+    log = [json.loads(line) for line in (tmp_path / "bundle.logs" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1, 2]
+    assert {"seconds", "samples_per_second", "train_loss", "valid_loss", "valid_task_loss", "task_weights"} <= set(log[0])
+
+
+def test_evaluate_a_bundle_on_the_test_split_and_on_given_data(bundle_dir: Path, demo_dir: Path, trained) -> None:
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data",
+                                 str(demo_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    whole = json.loads(result.output)
+    assert whole["rows"] == sum(t.num_rows for t in (trained.prepared.splits.train, trained.prepared.splits.valid,
+                                                     trained.prepared.splits.test))
+    text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data", str(demo_dir)])
+    assert text.exit_code == 0 and "click" in text.output and "ndcg@10" in text.output
+
+
+def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Path, trained, tmp_path: Path) -> None:
+    """Spec pointed at the training data: `evaluate` picks the same test split and scores it via ONNX."""
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["data"]["path"] = trained.spec.data.path
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    want = trained.metrics["test"]
+    assert got["rows"] == want["rows"]
+    assert got["tasks"]["click"]["auc"] == pytest.approx(want["tasks"]["click"]["auc"], abs=1e-4)
+    assert got["tasks"]["rating"]["rmse"] == pytest.approx(want["tasks"]["rating"]["rmse"], rel=1e-4)
+
+
+def test_evaluate_errors_name_the_problem(bundle_dir: Path, demo_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "nope"), "--spec", str(DEMO_SPEC), "--data",
+                                 str(demo_dir)])
+    assert result.exit_code == 2 and "manifest" in result.stderr
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["tasks"].append({"name": "share", "type": "binary", "group": "engagement", "column": "click"})
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--data", str(demo_dir)])
+    assert result.exit_code == 2 and "share" in result.stderr and "no head" in result.stderr
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["features"]["numeric"] = [f for f in raw["features"]["numeric"] if f["name"] != "hour"]
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--data", str(demo_dir)])
+    assert result.exit_code == 2 and "'hour'" in result.stderr

@@ -1,0 +1,71 @@
+"""Spec errors name the file and the key; the CLI turns them into a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import DEMO_SPEC
+from training.cli import app
+from training.spec import SpecError, load_spec
+
+
+def write_spec(tmp_path: Path, edit) -> Path:
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    edit(raw)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+BAD_SPECS = {
+    "typo in a key": (lambda r: r["train"].update(epoch=3), "train.epoch"),
+    "zero experts": (lambda r: r["model"].update(num_experts=0), "model.num_experts"),
+    "unknown task type": (lambda r: r["tasks"][0].update(type="ordinal"), "tasks.0.type"),
+    "bce on a regression task": (lambda r: r["tasks"][1].update(loss="bce"), "watch_time"),
+    "unknown balancing": (lambda r: r["train"].update(loss_balancing="magic"), "train.loss_balancing"),
+    "gradnorm without a shared layer": (
+        lambda r: (r["train"].update(loss_balancing="gradnorm"), r["model"].update(arch="single_task")),
+        "train.loss_balancing"),
+    "score weight of an unknown task": (lambda r: r["eval"].update(score_weights={"share": 1.0}),
+                                        "eval.score_weights"),
+    "repeated feature": (lambda r: r["features"]["numeric"].append({"name": "hour", "source": "context"}),
+                         "hour"),
+    "expert dropout of 1": (lambda r: r["model"].update(expert_dropout=1.0), "model.expert_dropout"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SPECS))
+def test_spec_errors_name_the_key(case: str, tmp_path: Path) -> None:
+    edit, key = BAD_SPECS[case]
+    path = write_spec(tmp_path, edit)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert key in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_cli_reports_spec_errors_and_exits_nonzero(tmp_path: Path) -> None:
+    path = write_spec(tmp_path, BAD_SPECS["typo in a key"][0])
+    result = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2
+    assert "train.epoch" in result.stderr
+
+
+def test_missing_spec_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such spec file"):
+        load_spec(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+
+
+def test_demo_spec_defaults_and_relative_data_path() -> None:
+    spec = load_spec(DEMO_SPEC)
+    assert Path(spec.data.path).is_absolute() and spec.data.path.endswith("data/demo")
+    assert spec.tasks[1].loss == "mse" and spec.tasks[0].loss == "bce"
+    assert spec.score_weights() == {"click": 1.0, "like": 1.0}
