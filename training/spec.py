@@ -118,9 +118,9 @@ class GatesConfig(_Strict):
     min_auc: float = Field(0.55, ge=0, le=1, description="first model: AUC floor of every binary task")
     max_rmse_ratio: float = Field(1.0, gt=0, description="first model: RMSE / RMSE of predicting the mean")
     max_mean_shift: float = Field(0.5, ge=0, description="|mean shift| of a head, in CURRENT's std")
-    max_quantile_shift: float = Field(1.0, ge=0, description="largest p05..p95 shift of a head, in CURRENT's std")
+    max_quantile_shift: float = Field(1.5, ge=0, description="largest p05..p95 shift of a head, in CURRENT's std")
     topk: int = Field(5, ge=1, description="k of the top-k overlap with CURRENT")
-    min_topk_overlap: float = Field(0.4, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k")
+    min_topk_overlap: float = Field(0.5, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k")
     topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap")
 
 

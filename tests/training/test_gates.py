@@ -1,0 +1,140 @@
+"""Each promotion gate on small synthetic scores: passes when it should, fails when it should, and
+reports by how much."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.gates import (
+    Scored,
+    check,
+    finite_gates,
+    floor_gate,
+    metric_gates,
+    parity_gate,
+    run_gates,
+    shift_gates,
+    tasks_gate,
+    topk_overlap_gate,
+)
+from training.metrics import rmse
+from training.spec import RankerSpec
+
+TASKS = ["click", "watch_time", "like", "rating"]
+
+
+@pytest.fixture(scope="module")
+def spec(demo_spec: RankerSpec) -> RankerSpec:
+    return demo_spec
+
+
+def make_world(n_requests: int = 200, k: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Scored]:
+    """Labels (N, 4), request index (N,), and a good model's scores."""
+    rng = np.random.default_rng(seed)
+    n = n_requests * k
+    p = rng.uniform(0.05, 0.6, n)
+    click = (rng.random(n) < p).astype(float)
+    watch = np.where(click == 1, rng.lognormal(4 + 2 * p, 0.5), np.nan)
+    like = np.where(click == 1, (rng.random(n) < p).astype(float), np.nan)
+    rating = np.where(click == 1, 2 + 4 * p + rng.normal(0, 0.3, n), np.nan)
+    labels = np.stack([click, watch, like, rating], axis=1)
+    preds = np.stack([p, np.exp(4 + 2 * p), p, 2 + 4 * p], axis=1)
+    return labels, np.repeat(np.arange(n_requests), k), Scored(preds, TASKS)
+
+
+def test_check_margin_is_signed_headroom() -> None:
+    assert check("g", "s", 0.7, ">=", 0.6, "").margin == pytest.approx(0.1)
+    failed = check("g", "s", 0.5, ">=", 0.6, "")
+    assert not failed.passed and failed.margin == pytest.approx(-0.1)
+    assert check("g", "s", 3.0, "<=", 5.0).margin == pytest.approx(2.0)
+    assert not check("g", "s", None, "<=", 5.0).passed
+    assert not check("g", "s", float("nan"), "<=", 5.0).passed
+
+
+def test_identical_candidate_passes_everything(spec: RankerSpec) -> None:
+    labels, request, good = make_world()
+    results = run_gates(spec, labels, request, good, good, check("parity", "model", 0.0, "<=", 1.0))
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    gates = {r.gate for r in results}
+    assert gates == {"parity", "finite", "tasks", "metric", "mean_shift", "quantile_shift", "topk_overlap"}
+
+
+def test_metric_gate_rejects_a_worse_binary_head_and_says_by_how_much(spec: RankerSpec) -> None:
+    labels, _, good = make_world()
+    rng = np.random.default_rng(1)
+    noisy = good.preds.copy()
+    noisy[:, 0] = rng.permutation(noisy[:, 0])  # click scores no longer related to clicks
+    results = {r.subject: r for r in metric_gates(spec, labels, Scored(noisy, TASKS), good)}
+    assert not results["click"].passed
+    assert results["click"].margin < -0.05
+    assert results["like"].passed and results["rating"].passed
+
+
+def test_metric_gate_on_rmse_is_relative(spec: RankerSpec) -> None:
+    labels, _, good = make_world()
+    worse = good.preds.copy()
+    worse[:, 3] += 0.5  # rating biased upwards
+    results = {r.subject: r for r in metric_gates(spec, labels, Scored(worse, TASKS), good)}
+    base_rmse = rmse(labels[:, 3], good.preds[:, 3])
+    assert not results["rating"].passed and results["rating"].op == "<="
+    assert results["rating"].threshold == pytest.approx(base_rmse * (1 + spec.gates.rmse_tolerance))
+    slightly = good.preds.copy()
+    slightly[:, 3] += 0.01
+    assert {r.subject: r for r in metric_gates(spec, labels, Scored(slightly, TASKS), good)}["rating"].passed
+
+
+def test_non_finite_outputs_fail(spec: RankerSpec) -> None:
+    _, _, good = make_world()
+    bad = good.preds.copy()
+    bad[3, 1] = np.inf
+    bad[7, 2] = np.nan
+    results = {r.subject: r for r in finite_gates(Scored(bad, TASKS))}
+    assert results["click"].passed and results["rating"].passed
+    assert results["watch_time"].value == 1 and not results["watch_time"].passed
+    assert not results["like"].passed
+
+
+def test_shift_gates_catch_a_collapsed_head(spec: RankerSpec) -> None:
+    _, _, good = make_world()
+    collapsed = good.preds.copy()
+    collapsed[:, 0] = collapsed[:, 0].mean() + 0.5 * (collapsed[:, 0] - collapsed[:, 0].mean()) + 0.2
+    results = {(r.gate, r.subject): r for r in shift_gates(Scored(collapsed, TASKS), good, spec.gates)}
+    assert not results[("mean_shift", "click")].passed
+    assert results[("mean_shift", "like")].passed and results[("quantile_shift", "like")].passed
+
+
+def test_topk_overlap_is_one_for_the_same_ranking_and_low_for_a_reversed_one(spec: RankerSpec) -> None:
+    _, request, good = make_world()
+    same = topk_overlap_gate(spec, request, good, good)
+    assert same.value == pytest.approx(1.0) and same.passed
+    reversed_ = Scored(-good.preds, TASKS)
+    low = topk_overlap_gate(spec, request, reversed_, good)
+    assert low.value == pytest.approx(0.0) and not low.passed
+
+
+def test_candidate_missing_a_head_fails_the_tasks_gate() -> None:
+    _, _, good = make_world()
+    fewer = Scored(good.preds[:, :3], TASKS[:3])
+    result = tasks_gate(fewer, good)
+    assert not result.passed and "rating" in result.detail
+
+
+def test_first_model_is_held_to_absolute_floors(spec: RankerSpec) -> None:
+    labels, request, good = make_world()
+    results = run_gates(spec, labels, request, good, None, check("parity", "model", 0.0, "<=", 1.0))
+    floors = {r.subject: r for r in results if r.gate == "floor"}
+    assert set(floors) == set(TASKS) and all(r.passed for r in floors.values())
+    random_click = floor_gate(spec, "click", labels[:, 0], np.random.default_rng(3).random(len(labels)))
+    assert not random_click.passed and random_click.threshold == spec.gates.min_auc
+    constant_rating = floor_gate(spec, "rating", labels[:, 3], np.full(len(labels), 9.0))
+    assert not constant_rating.passed
+
+
+def test_parity_gate_uses_absolute_plus_relative_tolerance(spec: RankerSpec) -> None:
+    torch_out = np.array([[0.5, 1000.0], [0.1, 20.0]])
+    close = torch_out + np.array([[5e-5, 0.05], [0.0, 0.0]])
+    assert parity_gate(close, torch_out, spec.gates).passed
+    far = torch_out + np.array([[1e-3, 0.0], [0.0, 0.0]])
+    result = parity_gate(far, torch_out, spec.gates)
+    assert not result.passed and result.value > 1
