@@ -12,7 +12,6 @@ from service.bundle import BundleError
 from service.registry import Registry, RegistryError
 from training.data import DataError
 from training.ops_cli import registry_app, retrain_command
-from training.ops_cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 
 app = typer.Typer(help="Train, export and publish multi-task ranking models.", no_args_is_help=True,
@@ -117,10 +116,6 @@ def publish(
         fail(str(e))
     typer.echo(f"published {manifest.model_name} version {version}{' (CURRENT)' if current else ''}")
 
-
-# Operations (training/ops_cli.py): the nightly job and the registry commands.
-app.command("retrain")(retrain_command)
-app.add_typer(registry_app, name="registry")
 
 # Operations (training/ops_cli.py): the nightly job and the registry commands.
 app.command("retrain")(retrain_command)
