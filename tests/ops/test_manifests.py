@@ -1,0 +1,131 @@
+"""deploy/: every Kubernetes manifest validates against the Kubernetes 1.30 JSON schemas (strict:
+unknown fields are errors), the compose file against the Compose spec, and the pieces fit together
+(probes on the V2 health routes, selectors, the CronJob's command line, the weights file)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.main import get_command
+
+from training.cli import app
+from training.spec import RankerSpec
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+K8S_VERSION = "1.30.0"
+
+
+def documents() -> list[tuple[str, dict]]:
+    return [(f.name, doc) for f in sorted(K8S.glob("*.yaml")) if f.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(f.read_text()) if doc]
+
+
+def by_kind(kind: str, name: str | None = None) -> dict:
+    found = [d for _, d in documents() if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, (kind, name, len(found))
+    return found[0]
+
+
+@pytest.mark.parametrize(("file", "doc"), documents(), ids=lambda x: x if isinstance(x, str) else x["kind"])
+def test_manifest_matches_the_kubernetes_schema(file: str, doc: dict) -> None:
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_validator_rejects_broken_manifests() -> None:
+    deployment = by_kind("Deployment")
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(typo, K8S_VERSION, strict=True)
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong_type, K8S_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(f.name for f in K8S.glob("*.yaml") if f.name != "kustomization.yaml")
+
+
+def test_server_probes_resources_and_weights_mount() -> None:
+    pod = by_kind("Deployment")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(c["resources"]["limits"])
+    assert {"configMapRef": {"name": "ranker-config"}} in c["envFrom"]
+    weights = next(v for v in pod["volumes"] if v["name"] == "weights")
+    assert weights["configMap"]["name"] == "ranker-weights"
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "weights")
+    assert "subPath" not in mount  # subPath mounts never see ConfigMap updates
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["RANKER_WEIGHTS_PATH"] == f"{mount['mountPath']}/weights.yaml"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_selectors_connect_service_pdb_hpa_and_pods() -> None:
+    deployment = by_kind("Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert by_kind("Service")["spec"]["selector"].items() <= labels.items()
+    assert by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    hpa = by_kind("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": deployment["metadata"]["name"]}
+    assert hpa["spec"]["minReplicas"] >= 2  # with maxUnavailable 1 in the PDB, one replica always serves
+
+
+def test_cronjob_runs_a_valid_retrain_command_one_at_a_time() -> None:
+    cron = by_kind("CronJob")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[0] == "retrain"
+    # The real CLI parses the arguments (an unknown or misspelled option fails here).
+    ctx = get_command(app).make_context("ranker", list(args), resilient_parsing=False, obj=None)
+    retrain = ctx.command.get_command(ctx, "retrain")
+    sub = retrain.make_context("retrain", list(args[1:]) + ["--registry", "/registry"])
+    assert sub.params["last_days"] == 14
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert str(Path(args[1]).parent) in mounts
+
+
+def test_config_maps_hold_a_valid_spec_and_the_repo_weights() -> None:
+    spec = yaml.safe_load(by_kind("ConfigMap", "ranker-spec")["data"]["spec.yaml"])
+    RankerSpec.model_validate(spec)
+    weights = yaml.safe_load(by_kind("ConfigMap", "ranker-weights")["data"]["weights.yaml"])
+    assert weights == yaml.safe_load((REPO / "configs" / "weights.yaml").read_text())
+
+
+def test_compose_file_matches_the_compose_spec(tmp_path: Path) -> None:
+    compose = REPO / "deploy" / "compose.yaml"
+    ok = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                         str(compose)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = tmp_path / "compose.yaml"
+    doc = yaml.safe_load(compose.read_text())
+    doc["services"]["server"]["restart"] = ["always"]
+    broken.write_text(yaml.safe_dump(doc))
+    bad = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                          str(broken)], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+def test_dockerfile_serve_target_is_slim_non_root_and_health_checked() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    stages = {line.split(" AS ")[1].strip(): i for i, line in enumerate(text.splitlines())
+              if line.startswith("FROM ") and " AS " in line}
+    assert {"serve", "train"} <= stages.keys()
+    serve = "\n".join(text.splitlines()[stages["serve"]:stages["train"]])
+    assert "[${SERVE_EXTRAS}]" in serve and "ARG SERVE_EXTRAS=serve\n" in serve
+    assert "USER ranker" in serve and "/v2/health/live" in serve and 'CMD ["ranker-serve"]' in serve
+    assert "constraints.txt" in "\n".join(text.splitlines()[stages["train"]:])
