@@ -1,0 +1,345 @@
+"""Training throughput of the real trainer vs. a bare loop (ceiling) and a per-row DataLoader loop.
+
+For each model shape, in one process and with the same number of torch threads:
+  bare     the same model over pre-made random tensors of the same shapes, plain BCE/MSE, no masks,
+           no metrics, no progress bar: what the hardware allows for this model.
+  trainer  training.train.fit() on encoded demo data: masked losses, loss balancing, a live progress
+           bar, per-epoch validation loss and JSONL-able logs. Data prep (Parquet -> encoded arrays)
+           is timed separately.
+  per-row  what most users write: a torch Dataset whose __getitem__ returns one row, a DataLoader
+           with the default collate, the same model and masked losses.
+Then, in a child process, the peak RSS of `training.train.train()` on --memory-rows demo rows.
+
+    .venv/bin/python -m bench.train_throughput                        # full size, rewrites docs
+    .venv/bin/python -m bench.train_throughput --rows 20000 --memory-rows 0 --no-write-doc  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "BENCHMARKS.md"
+SECTION = "train-throughput"
+SHAPES = {"small": (4, [128, 64]), "large": (8, [256, 128])}
+BATCH = 1024
+WARMUP_STEPS = 5
+
+
+@dataclass
+class ShapeResult:
+    shape: str
+    bare: float
+    trainer: float
+    trainer_epochs_only: float
+    per_row_tuple: float
+    per_row_named: float
+    per_row_raw: float
+
+
+def demo_spec(data_dir: Path, shape: str, epochs: int, threads: int):
+    from training.spec import load_spec
+
+    spec = load_spec(REPO / "configs" / "demo.yaml", data_path=str(data_dir))
+    experts, hidden = SHAPES[shape]
+    spec.model.num_experts, spec.model.expert_hidden = experts, hidden
+    spec.model.embedding_dim, spec.model.tower_hidden = 16, [64]
+    spec.train.batch_size, spec.train.epochs, spec.train.threads = BATCH, epochs, threads
+    spec.train.early_stopping_patience = epochs  # measure every epoch
+    return spec
+
+
+def bare_loop(model: torch.nn.Module, cardinalities: list[int], like, rows: int, binary: torch.Tensor) -> float:
+    """Samples/s of forward + loss + backward + Adam step over random tensors shaped like the data."""
+    n_num, n_tasks = like.numeric.shape[1], like.labels.shape[1]
+    g = torch.Generator().manual_seed(0)
+    cat = torch.stack([torch.randint(0, c, (rows,), generator=g) for c in cardinalities], dim=1)
+    num = torch.randn(rows, n_num, generator=g)
+    labels = (torch.rand(rows, n_tasks, generator=g) > 0.5).float()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+
+    def step(sl: slice) -> None:
+        out = model(cat[sl], num[sl])
+        loss = (F.binary_cross_entropy_with_logits(out[:, binary], labels[sl][:, binary])
+                + F.mse_loss(out[:, ~binary], labels[sl][:, ~binary]))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for i in range(WARMUP_STEPS):
+        step(slice(i * BATCH, (i + 1) * BATCH))
+    t0 = time.perf_counter()
+    for i in range(0, rows, BATCH):
+        step(slice(i, i + BATCH))
+    return rows / (time.perf_counter() - t0)
+
+
+class TupleRows(Dataset):
+    """One encoded row per item as a tuple of tensors (like TensorDataset)."""
+
+    def __init__(self, e, spec) -> None:
+        self.cat, self.num = torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)
+        self.labels, self.mask = torch.from_numpy(e.labels), torch.from_numpy(e.mask)
+
+    def __len__(self) -> int:
+        return len(self.cat)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        return self.cat[i], self.num[i], self.labels[i], self.mask[i]
+
+    @staticmethod
+    def unpack(batch) -> tuple[torch.Tensor, ...]:
+        return tuple(batch)
+
+
+class NamedRows(Dataset):
+    """One row per item as a dict of named columns (features, labels, label masks)."""
+
+    def __init__(self, e, spec) -> None:
+        self.cat_names = [f.name for f in spec.features.categorical]
+        self.num_names = [f.name for f in spec.features.numeric]
+        self.tasks = spec.task_names()
+        self.columns = {n: e.categorical[:, j] for j, n in enumerate(self.cat_names)}
+        self.columns |= {n: e.numeric[:, j] for j, n in enumerate(self.num_names)}
+        self.columns |= {t: e.labels[:, j] for j, t in enumerate(self.tasks)}
+        self.columns |= {f"{t}_observed": e.mask[:, j] for j, t in enumerate(self.tasks)}
+
+    def __len__(self) -> int:
+        return len(self.columns[self.tasks[0]])
+
+    def __getitem__(self, i: int) -> dict:
+        return {name: col[i] for name, col in self.columns.items()}
+
+    def unpack(self, batch: dict) -> tuple[torch.Tensor, ...]:
+        return (torch.stack([batch[n] for n in self.cat_names], 1), torch.stack([batch[n] for n in self.num_names], 1),
+                torch.stack([batch[t] for t in self.tasks], 1),
+                torch.stack([batch[f"{t}_observed"] for t in self.tasks], 1))
+
+
+class RawRows(Dataset):
+    """One raw log row per item, encoded in __getitem__ with the project's own encoders.
+
+    What a script over a log table does when it has not pre-encoded: look the row up, map its
+    categories and normalize its numbers, return tensors. (Same encoders as the trainer, per row.)
+    """
+
+    def __init__(self, table, encoders, spec) -> None:
+        self.encoders = encoders
+        self.columns = {f.name: table.column(f.name).to_numpy(zero_copy_only=False) for f in encoders.all()}
+        self.labels = {t.name: table.column(t.column).cast("double").to_numpy(zero_copy_only=False)
+                       for t in spec.tasks}
+
+    def __len__(self) -> int:
+        return len(next(iter(self.labels.values())))
+
+    def __getitem__(self, i: int) -> dict:
+        cat = [int(f.encode([self.columns[f.name][i]])[0]) for f in self.encoders.categorical]
+        num = [float(f.encode([self.columns[f.name][i]])[0]) for f in self.encoders.numeric]
+        y = [self.labels[t][i] for t in self.labels]
+        return {"categorical": torch.tensor(cat), "numeric": torch.tensor(num),
+                "labels": torch.tensor([0.0 if v != v else v for v in y], dtype=torch.float32),
+                "mask": torch.tensor([v == v for v in y])}  # NaN != NaN: unobserved
+
+    @staticmethod
+    def unpack(batch: dict) -> tuple[torch.Tensor, ...]:
+        return batch["categorical"], batch["numeric"], batch["labels"], batch["mask"]
+
+
+def per_row_loop(model: torch.nn.Module, dataset: TupleRows | NamedRows, spec, rows: int) -> float:
+    """Samples/s of a DataLoader(shuffle, default collate) loop with the trainer's masked losses."""
+    from training.losses import MaskedTaskLosses
+
+    losses = MaskedTaskLosses([t.loss for t in spec.tasks])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
+    model.train()
+    seen, t0 = 0, time.perf_counter()
+    for step, batch in enumerate(loader):
+        if step == WARMUP_STEPS:
+            seen, t0 = 0, time.perf_counter()
+        cat, num, labels, mask = dataset.unpack(batch)
+        per_task, _ = losses(model(cat, num), labels, mask)
+        opt.zero_grad(set_to_none=True)
+        per_task.sum().backward()
+        opt.step()
+        seen += len(cat)
+        if step >= WARMUP_STEPS and seen >= rows:
+            break
+    return seen / (time.perf_counter() - t0)
+
+
+def measure_shape(shape: str, data_dir: Path, args: argparse.Namespace, prep_cache: dict) -> ShapeResult:
+    from training.model import build_model
+    from training.train import fit, model_args, prepare, set_seed
+
+    spec = demo_spec(data_dir, shape, args.epochs, args.threads)
+    if "prep" not in prep_cache:
+        t0 = time.perf_counter()
+        prep_cache["prep"] = prepare(spec)
+        prep_cache["seconds"] = time.perf_counter() - t0
+    prep = prep_cache["prep"]
+    margs = model_args(spec, prep.encoders)
+    binary = torch.tensor([t.type == "binary" for t in spec.tasks])
+    n_train = len(prep.train)
+
+    set_seed(0)
+    bare = bare_loop(build_model(margs), margs.cardinalities, prep.train, n_train, binary)
+    set_seed(0)
+    model = build_model(margs)
+    t0 = time.perf_counter()
+    history = fit(spec, prep, model, progress=args.progress)
+    trainer = n_train * len(history) / (time.perf_counter() - t0)
+    epochs_only = n_train * len(history) / sum(h["seconds"] for h in history)
+    per_row = []
+    datasets = (TupleRows(prep.train, spec), NamedRows(prep.train, spec),
+                RawRows(prep.splits.train, prep.encoders, spec))
+    for dataset in datasets:
+        set_seed(0)
+        per_row.append(per_row_loop(build_model(margs), dataset, spec, min(args.per_row_rows, n_train)))
+    return ShapeResult(shape, bare, trainer, epochs_only, *per_row)
+
+
+def peak_memory_mib(rows: int, threads: int) -> tuple[float, float]:
+    """(peak RSS MiB, seconds) of one `train()` epoch on `rows` demo rows, in a child process."""
+    from training.demo_data import DemoConfig, write_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_demo(Path(tmp) / "data", DemoConfig(rows=rows, seed=0))  # generated here, not in the child
+        cmd = [sys.executable, "-m", "bench.train_throughput", "--memory-child", str(Path(tmp) / "data"),
+               "--threads", str(threads)]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=REPO)
+        seconds = time.perf_counter() - t0
+    # ru_maxrss is in KiB on Linux; RUSAGE_CHILDREN covers only the (one) waited-for child.
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, seconds
+
+
+def memory_child(data_dir: str, threads: int) -> None:
+    from training.train import train
+
+    spec = demo_spec(Path(data_dir), "small", epochs=1, threads=threads)
+    train(spec, progress=False)
+
+
+PER_ROW = {"per_row_tuple": "tuple of pre-encoded tensors (as TensorDataset)",
+           "per_row_named": "dict of pre-encoded named columns",
+           "per_row_raw": "raw log row, encoded in `__getitem__`"}
+
+
+def markdown(results: list[ShapeResult], args: argparse.Namespace, prep_seconds: float,
+             memory: tuple[float, float] | None) -> str:
+    cmd = "python -m bench.train_throughput" + "".join(
+        f" --{k} {v}" for k, v in (("rows", args.rows), ("epochs", args.epochs), ("threads", args.threads),
+                                   ("per-row-rows", args.per_row_rows), ("memory-rows", args.memory_rows)))
+    shapes = [f"{r.shape}: {SHAPES[r.shape][0]} experts {tuple(SHAPES[r.shape][1])}" for r in results]
+    lines = [
+        "## Training throughput (samples/s)", "",
+        f"Command: `.venv/bin/{cmd}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} "
+        f"cores (nproc), {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s) for "
+        f"every loop. {args.rows:,} demo rows (80% train), batch {BATCH}, embedding dim 16, towers (64), "
+        f"{args.epochs} trainer epoch(s); each per-row loop timed over {args.per_row_rows:,} rows.", "",
+        "| shape | bare loop (ceiling) | trainer | trainer, epochs only | trainer / bare |",
+        "|---|---|---|---|---|",
+        *(f"| {name} | {r.bare:,.0f} | {r.trainer:,.0f} | {r.trainer_epochs_only:,.0f} | {r.trainer / r.bare:.2f} |"
+          for name, r in zip(shapes, results, strict=True)),
+        "",
+        "| per-row DataLoader loop, item = | " + " | ".join(f"{r.shape}: samples/s, trainer / it, bare / it"
+                                                          for r in results) + " |",
+        "|---|" + "---|" * len(results),
+    ]
+    for key, label in PER_ROW.items():
+        cells = [f"{getattr(r, key):,.0f}, **{r.trainer / getattr(r, key):.1f}x**, {r.bare / getattr(r, key):.1f}x"
+                 for r in results]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "*trainer*: `training.train.fit()` wall time with masked losses, uncertainty loss balancing, the tqdm "
+        "progress bar and the per-epoch validation pass; *epochs only* leaves out validation. Data prep "
+        f"(Parquet read, validation, time split, encoding of {args.rows:,} rows) took {prep_seconds:.1f} s and is "
+        "not included. *bare*: the same model over pre-made random tensors, plain BCE/MSE, no masks, no bar. "
+        "Per-row loops: `DataLoader(batch_size=1024, shuffle=True)`, default collate, same model and masked "
+        "losses. *bare / it* is the most any trainer could gain over that loop with this model.",
+        "",
+        "Floors from the issue: trainer >= 2/3 of the bare loop; trainer >= 3x the per-row loop.",
+    ]
+    if memory is not None:
+        lines += ["", f"Peak memory (max RSS of a child process) of `training.train.train()` on "
+                      f"{args.memory_rows:,} demo rows, small shape, 1 epoch, from Parquet to test metrics: "
+                      f"**{memory[0] / 1024:.2f} GiB** ({memory[1]:.0f} s); the budget is 8 GiB."]
+    return "\n".join(lines)
+
+
+def write_section(text: str, path: Path = DOC) -> None:
+    """Replace this script's section between its markers (append it if absent); other sections stay."""
+    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000, help="demo rows for the throughput runs")
+    p.add_argument("--epochs", type=int, default=2, help="trainer epochs per shape")
+    p.add_argument("--per-row-rows", type=int, default=100_000, help="rows timed in the per-row loop")
+    p.add_argument("--memory-rows", type=int, default=5_000_000, help="demo rows for peak memory (0 = skip)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for every loop")
+    p.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="trainer's tqdm bar")
+    p.add_argument("--write-doc", action=argparse.BooleanOptionalAction, default=True,
+                   help=f"replace the {SECTION} section of docs/BENCHMARKS.md")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[ShapeResult]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.threads)
+        return []
+    from training.demo_data import DemoConfig, write_demo
+
+    results, cache = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_demo(Path(tmp), DemoConfig(rows=args.rows, seed=0))
+        for shape in args.shapes:
+            results.append(measure_shape(shape, Path(tmp), args, cache))
+            r = results[-1]
+            print(f"{shape}: bare {r.bare:,.0f}/s, trainer {r.trainer:,.0f}/s ({r.trainer / r.bare:.2f} of bare), "
+                  "per-row " + ", ".join(f"{getattr(r, k):,.0f}/s" for k in PER_ROW), flush=True)
+    memory = peak_memory_mib(args.memory_rows, args.threads) if args.memory_rows else None
+    if memory:
+        print(f"peak RSS on {args.memory_rows:,} rows: {memory[0] / 1024:.2f} GiB ({memory[1]:.0f} s)")
+    text = markdown(results, args, cache["seconds"], memory)
+    if args.write_doc:
+        write_section(text)
+    if args.json:
+        args.json.write_text(json.dumps({"results": [vars(r) for r in results], "memory_mib": memory}, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Smoke test of bench/train_throughput.py at a tiny size, and its in-place docs section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import train_throughput as tt
+
+
+def test_tiny_run_measures_every_loop(tmp_path: Path) -> None:
+    out = tmp_path / "tp.json"
+    results = tt.main(["--rows", "6000", "--epochs", "1", "--per-row-rows", "2048", "--memory-rows", "0",
+                       "--threads", "1", "--shapes", "small", "--no-progress", "--no-write-doc", "--json", str(out)])
+    assert [r.shape for r in results] == ["small"]
+    raw = json.loads(out.read_text())["results"][0]
+    for key in ("bare", "trainer", "trainer_epochs_only", "per_row_tuple", "per_row_named", "per_row_raw"):
+        assert raw[key] > 100, (key, raw)
+    # Pre-encoded rows beat rows encoded one by one in __getitem__ by a wide margin.
+    assert raw["per_row_tuple"] > 2 * raw["per_row_raw"]
+
+
+def test_section_is_replaced_in_place_and_other_sections_survive(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
+    tt.write_section("first", doc)
+    tt.write_section("second", doc)
+    text = doc.read_text()
+    assert "keep me" in text and "second" in text and "first" not in text
+    assert text.count(f"<!-- BEGIN {tt.SECTION} -->") == 1
+
+
+def test_markdown_reports_ratios_and_memory() -> None:
+    r = tt.ShapeResult("small", bare=90_000, trainer=80_000, trainer_epochs_only=85_000, per_row_tuple=60_000,
+                       per_row_named=50_000, per_row_raw=10_000)
+    args = tt.parse_args(["--rows", "1000", "--memory-rows", "5000"])
+    text = tt.markdown([r], args, prep_seconds=1.0, memory=(2048.0, 30.0))
+    assert "| 0.89 |" in text and "**8.0x**" in text and "**2.00 GiB**" in text
+    assert "python -m bench.train_throughput --rows 1000" in text
