@@ -10,7 +10,8 @@ rows: the newest time slice of the retrain window, which neither model trained o
     metric        AUC (binary) not lower than CURRENT's by more than auc_tolerance;
                   RMSE (regression; of log1p for log1p-trained heads) not higher than CURRENT's
                   by more than rmse_tolerance (relative)
-    mean_shift    |mean(candidate) - mean(CURRENT)| per head, in units of CURRENT's std
+    mean_shift    |mean(candidate) - mean(CURRENT)| per head, in units of the head's label std
+                  on the holdout (log1p space for log1p-trained heads)
     quantile_shift largest |quantile shift| over p05..p95 per head, same units
     topk_overlap  mean share of CURRENT's top-k kept by the candidate on sampled requests
     floor         first model only (no CURRENT): AUC >= min_auc, RMSE / RMSE(mean) <= max_rmse_ratio
@@ -158,20 +159,42 @@ def floor_gate(spec: RankerSpec, task: str, labels: np.ndarray, scores: np.ndarr
                  f"{metric_name(spec, task)} {_fmt(value)} vs {_fmt(naive)} for predicting the mean")
 
 
-def shift_gates(cand: Scored, base: Scored, cfg: GatesConfig) -> list[GateResult]:
-    """Per common head: mean and quantile shift of the candidate's scores, in CURRENT's std."""
-    out = []
-    for t in (t for t in cand.tasks if t in base.tasks):
-        c, b = cand.head(t).astype(np.float64), base.head(t).astype(np.float64)
-        scale = max(float(np.std(b)), STD_FLOOR)
-        mean_shift = abs(float(c.mean() - b.mean())) / scale
+def shift_scale(spec: RankerSpec, task: str, labels: np.ndarray, base: np.ndarray) -> tuple[float, str]:
+    """The unit of a head's score shifts: the spread of its observed labels on the holdout.
+
+    The target's spread, not CURRENT's score spread: an underfit CURRENT has compressed scores, and
+    a sharper candidate must not fail for spreading out. Falls back to CURRENT's score std when
+    fewer than 10 labels were observed.
+    """
+    seen = labels[~np.isnan(labels)]
+    if metric_name(spec, task) == "RMSE(log1p)":
+        seen = np.log1p(seen)
+    if seen.size >= 10 and float(np.std(seen)) > STD_FLOOR:
+        return float(np.std(seen)), "label std"
+    return max(float(np.std(base)), STD_FLOOR), "CURRENT score std"
+
+
+def shift_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Scored) -> list[GateResult]:
+    """Per common head: mean and p05..p95 shift of the candidate's scores vs CURRENT's, in label std.
+
+    log1p-trained heads are compared in log1p space, as their metric is.
+    """
+    cfg, out = spec.gates, []
+    for j, t in enumerate(spec.tasks):
+        if t.name not in base.tasks:
+            continue
+        c, b = cand.head(t.name).astype(np.float64), base.head(t.name).astype(np.float64)
+        if metric_name(spec, t.name) == "RMSE(log1p)":
+            c, b = np.log1p(np.clip(c, 0, None)), np.log1p(np.clip(b, 0, None))
+        scale, unit = shift_scale(spec, t.name, labels[:, j], b)
         qc, qb = np.quantile(c, QUANTILES), np.quantile(b, QUANTILES)
         q_shift = np.abs(qc - qb) / scale
         worst = int(np.argmax(q_shift))
-        out.append(check("mean_shift", t, mean_shift, "<=", cfg.max_mean_shift,
-                         f"mean {c.mean():.4g} vs CURRENT {b.mean():.4g} (std {scale:.4g})"))
-        out.append(check("quantile_shift", t, float(q_shift[worst]), "<=", cfg.max_quantile_shift,
-                         f"p{int(QUANTILES[worst] * 100):02d} {qc[worst]:.4g} vs CURRENT {qb[worst]:.4g}"))
+        out.append(check("mean_shift", t.name, abs(float(c.mean() - b.mean())) / scale, "<=", cfg.max_mean_shift,
+                         f"mean {c.mean():.4g} vs CURRENT {b.mean():.4g} ({unit} {scale:.4g})"))
+        out.append(check("quantile_shift", t.name, float(q_shift[worst]), "<=", cfg.max_quantile_shift,
+                         f"p{int(QUANTILES[worst] * 100):02d} {qc[worst]:.4g} vs CURRENT {qb[worst]:.4g} "
+                         f"({unit} {scale:.4g})"))
     return out
 
 
@@ -215,7 +238,7 @@ def run_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray, cand: S
     if base is None:
         return results + [floor_gate(spec, t.name, labels[:, j], cand.head(t.name)) for j, t in enumerate(spec.tasks)]
     results += [tasks_gate(cand, base), *metric_gates(spec, labels, cand, base)]
-    results += shift_gates(cand, base, spec.gates)
+    results += shift_gates(spec, labels, cand, base)
     results.append(topk_overlap_gate(spec, request, cand, base))
     return results
 

@@ -99,9 +99,20 @@ def test_shift_gates_catch_a_collapsed_head(spec: RankerSpec) -> None:
     _, _, good = make_world()
     collapsed = good.preds.copy()
     collapsed[:, 0] = collapsed[:, 0].mean() + 0.5 * (collapsed[:, 0] - collapsed[:, 0].mean()) + 0.2
-    results = {(r.gate, r.subject): r for r in shift_gates(Scored(collapsed, TASKS), good, spec.gates)}
+    labels, _, _ = make_world()
+    results = {(r.gate, r.subject): r for r in shift_gates(spec, labels, Scored(collapsed, TASKS), good)}
     assert not results[("mean_shift", "click")].passed
     assert results[("mean_shift", "like")].passed and results[("quantile_shift", "like")].passed
+
+
+def test_a_sharper_candidate_than_an_underfit_current_is_not_a_shift(spec: RankerSpec) -> None:
+    labels, _, good = make_world()
+    compressed = good.preds.copy()
+    compressed[:, 0] = compressed[:, 0].mean() + 0.3 * (compressed[:, 0] - compressed[:, 0].mean())
+    results = shift_gates(spec, labels, good, Scored(compressed, TASKS))
+    click = {r.gate: r for r in results if r.subject == "click"}
+    assert click["quantile_shift"].passed and click["mean_shift"].passed
+    assert "label std" in click["quantile_shift"].detail
 
 
 def test_topk_overlap_is_one_for_the_same_ranking_and_low_for_a_reversed_one(spec: RankerSpec) -> None:
