@@ -16,16 +16,17 @@ nothing beyond the serving install.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from service.registry_store import (
     COMPLETE_MARKER,
@@ -41,6 +42,24 @@ from service.registry_store import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def storage_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """Re-raise failures of the storage client (connection refused, throttling, credentials) as
+    RegistryError, the one error readers of the registry handle; the cause stays attached."""
+
+    @functools.wraps(method)
+    def wrapper(self: ObjectStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except RegistryError:
+            raise
+        except Exception as e:  # each fsspec backend raises its own client errors (botocore, aiohttp, ...)
+            raise RegistryError(f"registry {self.location}: storage error in {method.__name__}: "
+                                f"{type(e).__name__}: {e}") from e
+
+    return wrapper
 
 
 def default_cache_dir(url: str) -> Path:
@@ -84,21 +103,26 @@ class ObjectStore:
     def _marker(self, version: int) -> bytes | None:
         return self.read_version_file(version, COMPLETE_MARKER)
 
+    @storage_errors
     def versions(self) -> list[int]:
         return [v for v in self._prefixes() if self._marker(v) is not None]
 
+    @storage_errors
     def highest_version(self) -> int:
         return max(self._prefixes(), default=0)
 
+    @storage_errors
     def read(self, name: str) -> bytes | None:
         try:
             return self.fs.cat_file(self._path(name))
         except FileNotFoundError:
             return None
 
+    @storage_errors
     def replace(self, name: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(name), data)  # a single PUT: readers see the old or the new object
 
+    @storage_errors
     def append(self, name: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(name), (self.read(name) or b"") + data)  # the caller holds the lock
 
@@ -107,6 +131,7 @@ class ObjectStore:
         with tempfile.TemporaryDirectory(prefix="ranker-publish-") as tmp:
             yield Path(tmp)
 
+    @storage_errors
     def commit(self, staging: Path, version: int) -> None:
         """Upload every file, then the COMPLETE marker: until the marker exists the version does not."""
         files = file_digests(staging)
@@ -118,12 +143,14 @@ class ObjectStore:
         marker = {"version": version, "files": files, "completed_at": datetime.now(UTC).isoformat()}
         self.fs.pipe_file(f"{prefix}/{COMPLETE_MARKER}", json.dumps(marker, indent=1).encode())
 
+    @storage_errors
     def read_version_file(self, version: int, name: str) -> bytes | None:
         try:
             return self.fs.cat_file(self._path(VERSIONS_DIR, version_name(version), name))
         except FileNotFoundError:
             return None
 
+    @storage_errors
     def local_version_dir(self, version: int) -> Path:
         """Fetch a complete version into the cache (verified against its marker); returns the path."""
         marker = self._marker(version)
@@ -154,6 +181,7 @@ class ObjectStore:
         if bad:
             raise RegistryError(f"version {version} in {self.location}: fetched file(s) {bad} do not match COMPLETE")
 
+    @storage_errors
     def delete_version(self, version: int) -> None:
         prefix = self._path(VERSIONS_DIR, version_name(version))
         self.fs.rm_file(f"{prefix}/{COMPLETE_MARKER}")  # it stops being a version first
@@ -179,10 +207,15 @@ class ObjectStore:
         try:
             yield
         finally:
-            held = self.read(LOCK_FILE)
-            if held is not None and json.loads(held).get("owner") == info["owner"]:
-                self.fs.rm_file(path)
+            self._release(info["owner"])
 
+    @storage_errors
+    def _release(self, owner: str) -> None:
+        held = self.read(LOCK_FILE)
+        if held is not None and json.loads(held).get("owner") == owner:
+            self.fs.rm_file(self._path(LOCK_FILE))
+
+    @storage_errors
     def _try_create(self, path: str, info: dict[str, Any]) -> bool:
         try:
             self.fs.pipe_file(path, json.dumps(info).encode(), mode="create")
@@ -190,6 +223,7 @@ class ObjectStore:
         except FileExistsError:
             return False
 
+    @storage_errors
     def clean_leftovers(self) -> None:
         """Version prefixes without a COMPLETE marker: uploads of publishes that died (lock held)."""
         for v in self._prefixes():

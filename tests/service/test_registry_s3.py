@@ -12,7 +12,7 @@ import pytest
 from moto_s3 import S3Server, aws_env, moto_server
 
 from service.bundle import load_bundle
-from service.registry import Registry, RegistryLocked
+from service.registry import Registry, RegistryError, RegistryLocked
 
 MODEL = "demo"
 pytestmark = pytest.mark.slow
@@ -57,3 +57,13 @@ def test_lock_is_exclusive_and_an_expired_lease_is_broken(s3: S3Server, tmp_path
         second.publish(bundle_dir)
     time.sleep(1.5)
     assert second.publish(bundle_dir) == 2  # the lease expired and was broken
+
+
+def test_an_unreachable_store_is_a_registry_error(tmp_path: Path) -> None:
+    from moto_s3 import free_port
+
+    dead = {"client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}}
+    reg = Registry("s3://nowhere", MODEL, cache_dir=tmp_path, storage_options=dead)
+    with pytest.raises(RegistryError, match="storage error in read"):
+        reg.current()  # servers keep their model on RegistryError; a raw client error would escape them
