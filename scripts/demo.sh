@@ -1,9 +1,69 @@
 #!/usr/bin/env bash
-# The main job on demo data: generate logs, train, export, publish to a local registry.
+# The whole product on demo data, on this machine:
+#   generate impression logs -> train -> export a verified bundle -> publish it to a local registry
+#   -> start the ranking server on 127.0.0.1 -> send one real /v1/rank request and print the answer.
+#
+# Then the server keeps running in the foreground (Ctrl-C stops it cleanly) when the output is a
+# terminal; otherwise (CI, pipes) it is stopped cleanly right after the example request.
+# Override with KEEP_SERVING=1 or KEEP_SERVING=0. Other knobs: DEMO_ROWS, REGISTRY, PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${DEMO_ROWS:-200000}
 REGISTRY=${REGISTRY:-registry}
+PORT=${PORT:-8000}
+if [ -t 1 ]; then KEEP_SERVING=${KEEP_SERVING:-1}; else KEEP_SERVING=${KEEP_SERVING:-0}; fi
+URL="http://127.0.0.1:$PORT"
 
 [ -d data/demo ] || ranker demo-data data/demo --rows "$ROWS"
-ranker train configs/demo.yaml --out runs/demo-bundle --registry "$REGISTRY"
+ranker train configs/demo.yaml --out runs/demo-bundle --registry "$REGISTRY" --no-progress
+
+echo "starting the ranking server on $URL (log: runs/serve.log)"
+ranker-serve --registry-root "$REGISTRY" --model-name demo --weights-path configs/weights.yaml \
+    --host 127.0.0.1 --port "$PORT" > runs/serve.log 2>&1 &
+SERVER=$!
+stop_server() {
+    if kill -0 "$SERVER" 2>/dev/null; then
+        kill -TERM "$SERVER" && wait "$SERVER" || true
+        echo "server stopped"
+    fi
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+python - "$URL" "$SERVER" <<'PY'
+import os, sys, time, urllib.request
+url, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        if urllib.request.urlopen(url + "/v2/health/ready", timeout=2).status == 200:
+            sys.exit(0)
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit("the server exited; see runs/serve.log")
+    time.sleep(0.2)
+sys.exit("the server did not become ready within 120 s; see runs/serve.log")
+PY
+
+echo
+echo "POST $URL/v1/rank  (20 candidates from the demo catalogue, top 5, profile satisfaction_first):"
+python -m service.examples runs/demo-bundle --candidates 20 --top-k 5 --profile satisfaction_first > runs/example-request.json
+python - "$URL" runs/example-request.json <<'PY'
+import json, sys, urllib.request
+url, path = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(url + "/v1/rank", data=open(path, "rb").read(), headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=10) as r:
+    print(json.dumps(json.load(r), indent=2))
+PY
+
+if [ "$KEEP_SERVING" = "1" ]; then
+    echo
+    echo "The server keeps running on $URL (Ctrl-C to stop). Try:"
+    echo "  curl -s $URL/v1/rank -H 'Content-Type: application/json' -d @runs/example-request.json"
+    echo "  curl -s $URL/v1/models;  curl -s $URL/metrics | grep ^ranker_"
+    echo "  edit configs/weights.yaml: the next request uses the new profiles"
+    wait "$SERVER"
+fi

@@ -1,0 +1,136 @@
+"""The baseline for bench/serve_latency.py: the same model served the way most first versions are.
+
+FastAPI with one pydantic model per candidate, a Python loop that encodes row by row, the PyTorch
+model in eager mode, a Python loop for the weighted score, and FastAPI's response_model
+serialization. Same bundle, same encoders' parameters (vocabularies, means, stds), same default
+weights profile, so it returns the same ranking; only the serving technique differs.
+
+    python bench/naive_server.py --bundle runs/demo-bundle --port 8100
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+import uvicorn
+import yaml
+from fastapi import FastAPI
+from pydantic import BaseModel, create_model
+
+from service.bundle import read_manifest
+from training.model import ExportHeads, ModelArgs, build_model
+
+ITEM_ID = "item_id"
+
+
+def load_torch_heads(bundle: Path, manifest) -> ExportHeads:
+    ckpt = torch.load(bundle / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model = build_model(ModelArgs(**ckpt["model_args"]))
+    model.load_state_dict(ckpt["state_dict"])
+    scalers = ckpt["label_scalers"]
+    scale = [(scalers[t.name]["transform"], scalers[t.name]["mean"], scalers[t.name]["std"])
+             if t.name in scalers else ("none", 0.0, 1.0) for t in manifest.tasks]
+    return ExportHeads(model.eval(), [t.type for t in manifest.tasks], scale).eval()
+
+
+def build_app(bundle: Path, weights_path: Path) -> FastAPI:
+    manifest = read_manifest(bundle)
+    heads = load_torch_heads(bundle, manifest)
+    torch.set_num_threads(1)  # same as the onnxruntime server's intra-op threads: compare serving, not threads
+    feats = manifest.features
+    vocab = {f.name: {v: i + 1 for i, v in enumerate(f.vocab)} for f in feats.categorical}
+    numeric = {f.name: f for f in feats.numeric}
+    profiles = yaml.safe_load(weights_path.read_text())["profiles"]
+    stats = {t.name: t.score_stats for t in manifest.tasks}
+
+    # One pydantic model per candidate: the usual way to declare a request body.
+    item_fields = {n: (str | int | float | None, None) for n in feats.by_source("item") if n in vocab}
+    item_fields.update({n: (float | None, None) for n in feats.by_source("item") if n in numeric})
+    item_fields[ITEM_ID] = (str | int, ...)
+    Candidate = create_model("Candidate", **item_fields)
+
+    class RankRequest(BaseModel):
+        user: dict
+        context: dict = {}
+        candidates: list[Candidate]  # type: ignore[valid-type]
+        profile: str = "default"
+        top_k: int | None = None
+
+    class Item(BaseModel):
+        item_id: str | int
+        score: float
+        rank: int
+        scores: dict[str, float]
+
+    class RankResponse(BaseModel):
+        profile: str
+        items: list[Item]
+
+    def encode_row(values: dict) -> tuple[list[int], list[float]]:
+        cats = [vocab[f.name].get(None if values.get(f.name) is None else str(values.get(f.name)), 0)
+                for f in feats.categorical]
+        nums = []
+        for f in feats.numeric:
+            x = values.get(f.name)
+            x = f.fill_value if x is None else float(x)
+            if f.transform == "log1p":
+                x = math.log1p(max(x, 0.0))
+            nums.append((x - f.mean) / f.std)
+        return cats, nums
+
+    def transform(task: str, x: float, how: str) -> float:
+        if how == "log1p":
+            return math.log1p(max(x, 0.0))
+        if how == "zscore":
+            return (x - stats[task].mean) / stats[task].std
+        if how == "minmax":
+            return (x - stats[task].min) / (stats[task].max - stats[task].min)
+        return x
+
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"ok": True}
+
+    @app.post("/v1/rank", response_model=RankResponse)
+    def rank(req: RankRequest) -> RankResponse:
+        cat_rows, num_rows = [], []
+        for cand in req.candidates:  # row by row
+            values = {**req.user, **req.context, **cand.model_dump()}
+            c, n = encode_row(values)
+            cat_rows.append(c)
+            num_rows.append(n)
+        with torch.no_grad():
+            outs = heads(torch.tensor(cat_rows, dtype=torch.long), torch.tensor(num_rows, dtype=torch.float32))
+        per_task = {t.name: o.tolist() for t, o in zip(manifest.tasks, outs, strict=True)}
+        profile = profiles[req.profile]
+        scored = []
+        for i, cand in enumerate(req.candidates):
+            s = {t: per_task[t][i] for t in per_task}
+            total = 0.0
+            for task, w in profile.items():
+                weight, how = (w, "identity") if isinstance(w, int | float) else (w["weight"], w.get("transform", "identity"))
+                total += weight * transform(task, s[task], how)
+            scored.append((total, cand.item_id, s))
+        scored.sort(key=lambda x: -x[0])
+        items = [Item(item_id=i, score=sc, rank=r + 1, scores=s) for r, (sc, i, s) in enumerate(scored[:req.top_k])]
+        return RankResponse(profile=req.profile, items=items)
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--weights", type=Path, default=Path("configs/weights.yaml"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    args = parser.parse_args()
+    uvicorn.run(build_app(args.bundle, args.weights), host=args.host, port=args.port, log_level="warning",
+                access_log=False)
+
+
+if __name__ == "__main__":
+    main()

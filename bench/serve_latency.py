@@ -1,0 +1,226 @@
+"""Serving latency and throughput: this server vs raw session.run vs a naive server, one run.
+
+For each request size (candidates per request) it measures, on loopback only and bounded in
+requests and seconds:
+  (a) this server (`python -m service.cli`, uvicorn, one process) over HTTP
+  (b) raw `session.run` on the same request pre-encoded: the floor no server can beat
+  (c) bench/naive_server.py: FastAPI + one pydantic model per candidate + a Python encoding loop +
+      torch eager, over HTTP
+with client-side p50/p99 latency (one request at a time), peak throughput (closed loop) and p50/p99
+at ~70% of the peak (open loop, Poisson arrivals). Then it times each stage of this server's request
+path in-process for 500 candidates, and writes the tables into docs/BENCHMARKS.md between
+`<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`.
+
+    python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~3 min)
+    python bench/serve_latency.py --bundle B --sizes 20 --requests 20 --duration 0.5 --no-doc   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from http_load import LoadResult, closed_loop, open_loop, post_request, sequential
+from serve_processes import ServerProcess
+from serve_stages import load_serving, raw_session_run, stage_breakdown
+
+from service.bundle import read_manifest
+from service.examples import example_request
+from service.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "BENCHMARKS.md"
+SECTION = "serve-latency"
+DISTINCT_BODIES = 8
+
+
+@dataclass
+class ServerRun:
+    sequential: LoadResult
+    peak: LoadResult
+    at70: LoadResult
+
+
+@dataclass
+class SizeRow:
+    size: int
+    raw: LoadResult
+    ours: ServerRun
+    naive: ServerRun
+    workers2: ServerRun | None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", type=Path, default=REPO / "runs" / "demo-bundle", help="bundle directory to serve")
+    p.add_argument("--weights", type=Path, default=REPO / "configs" / "weights.yaml")
+    p.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 1000], help="candidates per request")
+    p.add_argument("--requests", type=int, default=400, help="most requests per latency measurement")
+    p.add_argument("--duration", type=float, default=8.0, help="most seconds per measurement phase")
+    p.add_argument("--concurrency", type=int, default=4, help="connections of the closed-loop (peak) phase")
+    p.add_argument("--workers-variant", type=int, default=0,
+                   help="also measure `uvicorn --workers N` (0 = skip)")
+    p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section into")
+    p.add_argument("--no-doc", action="store_true", help="print the tables only")
+    p.add_argument("--profile", action="store_true", help="print a pyinstrument profile of the in-process path")
+    return p.parse_args(argv)
+
+
+def measure_server(port: int, bodies: list[bytes], args: argparse.Namespace) -> ServerRun:
+    requests = [post_request("/v1/rank", b) for b in bodies]
+    asyncio.run(sequential(port, requests, 30, args.duration))  # warm-up (connections, allocators)
+    seq = asyncio.run(sequential(port, requests, args.requests, args.duration))
+    peak = asyncio.run(closed_loop(port, requests, args.concurrency, args.duration, args.requests * 20))
+    rate = max(1.0, 0.7 * peak.throughput)
+    at70 = asyncio.run(open_loop(port, requests, rate, args.duration, args.requests * 20))
+    for name, r in (("sequential", seq), ("peak", peak), ("70%", at70)):
+        if r.errors:
+            raise RuntimeError(f"port {port}: {r.errors} failed requests in the {name} phase")
+    return ServerRun(seq, peak, at70)
+
+
+def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProcess]:
+    manifest = read_manifest(args.bundle)
+    registry = Registry(tmp / "registry", manifest.model_name)
+    registry.publish(args.bundle)
+    env = {"RANKER_REGISTRY_ROOT": str(registry.root), "RANKER_MODEL_NAME": manifest.model_name,
+           "RANKER_WEIGHTS_PATH": str(args.weights), "RANKER_MAX_CANDIDATES": str(max(1000, *args.sizes))}
+    servers = {
+        "ours": ServerProcess([sys.executable, "-m", "service.cli"], env, tmp / "ours.log", "/v2/health/ready"),
+        "naive": ServerProcess([sys.executable, str(REPO / "bench" / "naive_server.py"), "--bundle", str(args.bundle),
+                                "--weights", str(args.weights)], env, tmp / "naive.log", "/health", port_flag=True),
+    }
+    if args.workers_variant:
+        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
+               "--workers", str(args.workers_variant), "--no-access-log", "--log-level", "warning"]
+        servers["workers"] = ServerProcess(cmd, env, tmp / "workers.log", "/v2/health/ready", port_flag=True)
+    for s in servers.values():
+        s.wait_ready()
+    return servers
+
+
+def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict]:
+    manifest = read_manifest(args.bundle)
+    serving = load_serving(args.bundle, args.weights)  # in-process, for (b) and the stage timings
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="serve-latency-") as tmp:
+        servers = start_servers(args, Path(tmp))
+        try:
+            for size in args.sizes:
+                bodies = [orjson.dumps(example_request(manifest, size, seed=s)) for s in range(DISTINCT_BODIES)]
+                raw = raw_session_run(serving, bodies[0], args.requests, args.duration)
+                ours = measure_server(servers["ours"].port, bodies, args)
+                naive = measure_server(servers["naive"].port, bodies, args)
+                workers = measure_server(servers["workers"].port, bodies, args) if "workers" in servers else None
+                rows.append(SizeRow(size, raw, ours, naive, workers))
+                print(f"measured {size} candidates", file=sys.stderr)
+        finally:
+            for s in servers.values():
+                s.stop()
+        stage_size = 500 if 500 in args.sizes else args.sizes[0]
+        stages = stage_breakdown(serving, example_request(manifest, stage_size, seed=0), args.requests, args.profile)
+        stages["size"] = stage_size
+    return rows, stages
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
+    cmd = " ".join(["python bench/serve_latency.py", *sys.argv[1:]]) if sys.argv[1:] else "python bench/serve_latency.py"
+    lines = [
+        f"Measured by `{cmd}` on {platform.machine()} with {_cpus()} cores, client and servers on the same",
+        "machine (loopback). Latency is client-side: p50/p99 one request at a time; peak = closed loop with "
+        f"{args.concurrency} connections; @70% = open loop (Poisson) at 70% of that server's peak. ms = milliseconds.",
+        "",
+        "| candidates | server | p50 ms | p99 ms | peak req/s | peak cand/s | p50 @70% | p99 @70% |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.size} | (b) raw session.run | {ms(r.raw.percentile(50))} | {ms(r.raw.percentile(99))} "
+                     f"| {r.raw.throughput:.0f} | {r.raw.throughput * r.size:,.0f} | | |")
+        variants = [("(a) this server", r.ours), ("(c) naive server", r.naive)]
+        if r.workers2 is not None:
+            variants.insert(1, (f"(a') this server, {args.workers_variant} uvicorn workers", r.workers2))
+        for name, s in variants:
+            lines.append(f"| {r.size} | {name} | {ms(s.sequential.percentile(50))} | {ms(s.sequential.percentile(99))} "
+                         f"| {s.peak.throughput:.0f} | {s.peak.throughput * r.size:,.0f} "
+                         f"| {ms(s.at70.percentile(50))} | {ms(s.at70.percentile(99))} |")
+    lines += ["", *render_floors(rows), "", *render_stages(stages, rows)]
+    return "\n".join(lines)
+
+
+def render_floors(rows: list[SizeRow]) -> list[str]:
+    row = next((r for r in rows if r.size == 500), None)
+    if row is None:
+        return ["Floors are checked at 500 candidates (not measured in this run)."]
+    checks = [
+        ("server p50 <= raw session.run p50 + 4 ms", row.ours.sequential.percentile(50),
+         row.raw.percentile(50) + 0.004, "ms"),
+        ("throughput >= 3x the naive server", row.ours.peak.throughput, 3 * row.naive.peak.throughput, "x"),
+        ("p99 <= 3x p50 at 70% of peak", row.ours.at70.percentile(99), 3 * row.ours.at70.percentile(50), "ms"),
+    ]
+    out = ["Floors at 500 candidates:", ""]
+    for name, value, bound, unit in checks:
+        ok = value <= bound if unit == "ms" else value >= bound
+        shown = (f"{ms(value)} ms vs {ms(bound)} ms" if unit == "ms"
+                 else f"{value / (bound / 3):.1f}x ({value:.0f} vs {bound / 3:.0f} req/s)")
+        out.append(f"- {name}: {shown} -> {'PASS' if ok else 'FAIL'}")
+    return out
+
+
+def render_stages(stages: dict, rows: list[SizeRow]) -> list[str]:
+    total = stages["total"]
+    out = [f"Where the time goes in one {stages['size']}-candidate request: each stage of the server's "
+           f"request path timed in-process (median of {stages['iterations']} runs); the last row is the "
+           "client-side p50 over HTTP minus that in-process total.", "",
+           "| stage | µs | share of in-process |", "|---|---:|---:|"]
+    for name, seconds in stages["parts"].items():
+        out.append(f"| {name} | {seconds * 1e6:.0f} | {seconds / total:.0%} |")
+    out.append(f"| in-process total (`service.ranking.rank`) | {total * 1e6:.0f} | 100% |")
+    row = next((r for r in rows if r.size == stages["size"]), None)
+    if row is not None:
+        http = row.ours.sequential.percentile(50) - total
+        out.append(f"| HTTP: client, loopback, uvicorn, FastAPI, body read, thread hop | {http * 1e6:.0f} | |")
+    return out
+
+
+def write_section(doc: Path, body: str) -> None:
+    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
+    block = f"{begin}\n## Serving latency (`bench/serve_latency.py`)\n\n{body}\n{end}"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not (args.bundle / "manifest.json").exists():
+        sys.exit(f"no bundle at {args.bundle}; run `make run` (or `ranker train configs/demo.yaml --out {args.bundle}`)")
+    rows, stages = run(args)
+    text = render(rows, stages, args)
+    print(text)
+    if not args.no_doc:
+        write_section(args.doc, text)
+        print(f"\nwritten to {args.doc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

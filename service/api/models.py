@@ -1,0 +1,51 @@
+"""GET /v1/models: the bundle being served, the active weights, refused versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.api.deps import RuntimeDep
+from service.runtime import Runtime
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+@router.get("/models")
+async def models(runtime: RuntimeDep) -> dict[str, Any]:
+    return model_summary(runtime)
+
+
+def model_summary(runtime: Runtime) -> dict[str, Any]:
+    model, weights = runtime.state.model, runtime.state.weights
+    out: dict[str, Any] = {
+        "model_name": runtime.settings.model_name,
+        "ready": runtime.state.ready,
+        "pinned_version": runtime.models.pinned,
+        "refused_versions": {str(v): why for v, why in runtime.models.refused.items()},
+        "model": None,
+        "weights": None,
+    }
+    if model is not None:
+        m = model.manifest
+        out["model"] = {
+            "version": model.version,
+            "created_at": m.created_at.isoformat(),
+            "loaded_at": getattr(model, "loaded_at", None),
+            "model_sha256": m.model_sha256,
+            "tasks": [t.model_dump(mode="json") for t in m.tasks],
+            "features": {s: m.features.by_source(s) for s in ("user", "context", "item")},
+            "data_window": m.data_window,
+            "offline_metrics": m.metrics.get("test", {}),
+        }
+    if weights is not None:
+        out["weights"] = {
+            "generation": weights.generation,
+            "sha256": weights.sha256,
+            "default_profile": weights.file.default_profile,
+            "profiles": {name: {t: tw.model_dump() for t, tw in p.root.items()}
+                         for name, p in weights.file.profiles.items()},
+            "last_error": runtime.weights.last_error,
+        }
+    return out

@@ -1,0 +1,89 @@
+"""POST /v1/rank: score and sort one user's candidates."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from service.api.deps import RuntimeDep, read_body
+from service.api.errors import status_of
+from service.errors import RankerError
+from service.ranking import Ranked
+
+log = logging.getLogger("service.access")
+router = APIRouter(prefix="/v1", tags=["rank"])
+
+
+class RankRequestDoc(BaseModel):
+    """The request body (documentation only: the body is validated against the loaded model's
+    features by service.request, in one pass over the raw bytes)."""
+
+    user: dict[str, Any] = Field(description="user features, e.g. {'user_id': 'u42', 'user_activity': 3.5}")
+    context: dict[str, Any] = Field(default_factory=dict, description="context features, e.g. {'device': 'tv'}")
+    candidates: list[dict[str, Any]] = Field(
+        min_length=1, description="items to rank; each has an 'item_id' and item features")
+    profile: str | None = Field(None, description="weights profile; the default profile when absent")
+    top_k: int | None = Field(None, ge=1, description="return only the k best; all when absent")
+    request_id: str | None = Field(None, description="echoed back and logged; X-Request-ID header or random otherwise")
+
+
+class RankedItem(BaseModel):
+    item_id: str | int
+    score: float
+    rank: int
+    scores: dict[str, float] = Field(description="each task head's output in natural units")
+
+
+class RankResponse(BaseModel):
+    request_id: str
+    model_version: int
+    profile: str
+    weights_generation: int
+    items: list[RankedItem]
+
+
+REQUEST_BODY_DOC = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": RankRequestDoc.model_json_schema()}}}
+}
+
+
+@router.post("/rank", response_model=RankResponse, openapi_extra=REQUEST_BODY_DOC,
+             responses={413: {"description": "too many candidates or too large a body"},
+                        422: {"description": "invalid request; `error.fields` names the fields"},
+                        503: {"description": "no model loaded yet, or overloaded (see Retry-After)"}})
+async def rank(request: Request, runtime: RuntimeDep) -> Response:
+    """Rank the candidates by the profile's weighted combination of the task heads."""
+    start = time.perf_counter()
+    status, ranked, error = 500, None, None
+    try:
+        with runtime.admit():
+            serving = runtime.serving()
+            body = await read_body(request, runtime.settings.max_body_bytes)
+            ranked = await runtime.rank(serving, body, request.headers.get("x-request-id"))
+        status = 200
+        return Response(ranked.body, media_type="application/json", headers={"X-Request-ID": ranked.request_id})
+    except RankerError as e:
+        status, error = status_of(e), e.message
+        raise
+    finally:
+        _record(runtime, start, status, ranked, error, request.headers.get("x-request-id"))
+
+
+def _record(runtime: RuntimeDep, start: float, status: int, ranked: Ranked | None, error: str | None,
+            header_id: str | None) -> None:
+    seconds = time.perf_counter() - start
+    # Only profiles that exist become label values: an unknown one in a request must not add series.
+    profile = ranked.profile if ranked is not None else ""
+    runtime.metrics.observe_request(profile, status, seconds)
+    extra: dict[str, Any] = {"status": status, "latency_ms": round(seconds * 1000, 3)}
+    if ranked is not None:
+        extra.update(request_id=ranked.request_id, candidates=ranked.candidates, model_version=ranked.model_version,
+                     profile=ranked.profile, weights_generation=ranked.weights_generation,
+                     inference_ms=round(ranked.inference_seconds * 1000, 3))
+    else:
+        extra.update(request_id=header_id, error=error)
+    log.info("rank", extra=extra)

@@ -1,0 +1,55 @@
+"""Example /v1/rank bodies built from a bundle's manifest (for the demo, benchmarks and tests).
+
+`python -m service.examples BUNDLE_DIR --candidates 20` prints one. User and context come from a
+real row of the manifest's parity sample; candidates are distinct items of the model's vocabulary
+with item features taken from the parity rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from service.bundle import Manifest, read_manifest
+from service.request import ITEM_ID
+
+
+def example_request(manifest: Manifest, candidates: int, seed: int = 0, **extra: Any) -> dict[str, Any]:
+    """A valid request body with `candidates` distinct items (unknown ids once the vocabulary runs out)."""
+    rng = np.random.default_rng(seed)
+    rows = manifest.parity_sample.rows
+    feats = manifest.features
+    first = rows[int(rng.integers(len(rows)))]
+    user = {n: first.get(n) for n in feats.by_source("user")}
+    context = {n: first.get(n) for n in feats.by_source("context")}
+    vocab = next((f.vocab for f in feats.categorical if f.name == ITEM_ID), [])
+    picked = rng.permutation(len(vocab))[:candidates].tolist()
+    ids = [vocab[i] for i in picked] + [f"new-{i}" for i in range(candidates - len(picked))]
+    item_features = [f for f in feats.by_source("item") if f != ITEM_ID]
+    items = []
+    for item_id in ids:
+        row = rows[int(rng.integers(len(rows)))]
+        items.append({ITEM_ID: item_id, **{n: row.get(n) for n in item_features}})
+    return {"user": user, "context": context, "candidates": items, **extra}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m service.examples", description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path, help="bundle directory (holding manifest.json)")
+    parser.add_argument("--candidates", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--profile", default=None)
+    args = parser.parse_args(argv)
+    extra = {k: v for k, v in (("top_k", args.top_k), ("profile", args.profile)) if v is not None}
+    body = example_request(read_manifest(args.bundle), args.candidates, args.seed, **extra)
+    sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Prometheus metrics (names as in DESIGN.md; base units; no per-user labels).
+
+Each app gets its own CollectorRegistry, so several apps (tests) never collide. Head scores are
+observed a whole batch at a time: one `Histogram.observe` per candidate would cost ~1 µs each, more
+than the model itself for 500 candidates.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
+INFERENCE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1)
+CANDIDATE_BUCKETS = (1, 10, 25, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000)
+# One set of edges for every head: probabilities (0-1), ratings (1-5), seconds of watch time.
+HEAD_SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
+                      2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+class HeadScoreHistogram(Collector):
+    """`ranker_head_score{task}`: a histogram fed with whole arrays (np.searchsorted, not a loop)."""
+
+    name = "ranker_head_score"
+
+    def __init__(self, buckets: tuple[float, ...] = HEAD_SCORE_BUCKETS) -> None:
+        self._edges = np.asarray(buckets, dtype=np.float64)
+        self._lock = threading.Lock()
+        self._counts: dict[str, np.ndarray] = {}  # task -> per-bucket counts, last = +Inf
+        self._sums: dict[str, float] = {}
+
+    def observe(self, heads: Mapping[str, np.ndarray]) -> None:
+        for task, values in heads.items():
+            # side="left": a value equal to an edge falls in that bucket (le = less or equal).
+            idx = np.searchsorted(self._edges, values, side="left")
+            counts = np.bincount(idx, minlength=len(self._edges) + 1)
+            total = float(np.sum(values, dtype=np.float64))
+            with self._lock:
+                if task not in self._counts:
+                    self._counts[task] = np.zeros(len(self._edges) + 1, dtype=np.int64)
+                    self._sums[task] = 0.0
+                self._counts[task] += counts
+                self._sums[task] += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, "Distribution of each task head's output", labels=["task"])
+        with self._lock:
+            snapshot = {t: (c.cumsum(), self._sums[t]) for t, c in self._counts.items()}
+        for task, (cumulative, total) in sorted(snapshot.items()):
+            buckets = [(_edge(e), float(n)) for e, n in zip(self._edges, cumulative[:-1], strict=True)]
+            buckets.append(("+Inf", float(cumulative[-1])))
+            family.add_metric([task], buckets, total)
+        yield family
+
+
+def _edge(value: float) -> str:
+    return repr(float(value))
+
+
+class RankerMetrics:
+    """Every metric the server exports, on its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.request_duration = Histogram(
+            "ranker_request_duration_seconds", "Time to answer a /v1/rank request", ["profile", "status"],
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.inference_duration = Histogram(
+            "ranker_inference_duration_seconds", "Time in session.run per request", buckets=INFERENCE_BUCKETS,
+            registry=r)
+        self.candidates = Histogram(
+            "ranker_candidates_per_request", "Candidates in a scored request", buckets=CANDIDATE_BUCKETS, registry=r)
+        self.requests = Counter("ranker_requests", "/v1/rank requests by HTTP status", ["status"], registry=r)
+        self.model_info = Gauge("ranker_model_info", "1 for the model version being served", ["version"], registry=r)
+        self.model_loads = Counter("ranker_model_loads", "Model load attempts by result", ["result"], registry=r)
+        self.weights_reloads = Counter(
+            "ranker_weights_reloads", "weights.yaml load attempts by result", ["result"], registry=r)
+        self.head_score = HeadScoreHistogram()
+        r.register(self.head_score)
+
+    def set_model_version(self, version: int) -> None:
+        self.model_info.clear()
+        self.model_info.labels(version=str(version)).set(1)
+
+    def observe_request(self, profile: str, status: int, seconds: float) -> None:
+        self.request_duration.labels(profile=profile, status=str(status)).observe(seconds)
+        self.requests.labels(status=str(status)).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,137 @@
+"""Follows the registry's CURRENT pointer: load, verify, warm up off the event loop, then swap.
+
+A version that fails to load (bad sha256, failing parity sample, unloadable graph) or whose tasks
+no longer fit the active weights is refused: the old model keeps serving, the refusal is logged
+and counted in `ranker_model_loads_total{result}`, and the version is not retried by polling
+(an admin reload retries it; a weights change retries the versions refused for the weights). An operator can pin a version (admin rollback); polling then holds
+it until an admin reload follows CURRENT again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import anyio
+
+from service.bundle import BundleError, SessionConfig
+from service.metrics import RankerMetrics
+from service.registry import Registry, RegistryError
+from service.scorer import load_model
+from service.state import ModelRefused, ServingState
+
+log = logging.getLogger(__name__)
+
+LoadResult = Literal["success", "failed", "refused", "unchanged", "skipped", "no_current"]
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """What one check of the registry did."""
+
+    result: LoadResult
+    version: int | None
+    error: str | None = None
+
+
+class ModelStore:
+    """Keeps `state`'s model in step with the registry.
+
+    Args:
+        registry: where versions and the CURRENT pointer live (only current/bundle_dir/versions are used).
+        state: the serving state to swap models into.
+        session_config: onnxruntime options for new sessions.
+        max_candidates: the request limit (the parser and the warm-up batch use it).
+    """
+
+    def __init__(self, registry: Registry, state: ServingState, metrics: RankerMetrics,
+                 session_config: SessionConfig, max_candidates: int) -> None:
+        self.registry = registry
+        self.state = state
+        self.metrics = metrics
+        self.session_config = session_config
+        self.max_candidates = max_candidates
+        self.refused: dict[int, str] = {}  # version -> why; not retried by polling
+        self._misfits: set[int] = set()  # refused only because of the weights: retried when they change
+        self.pinned: int | None = None
+        self.history: deque[int] = deque(maxlen=32)  # versions served by this process, oldest first
+        self._lock = asyncio.Lock()  # one load at a time
+        self._loader = anyio.CapacityLimiter(1)  # loads never take the scoring threads
+
+    async def check(self, retry_refused: bool = False) -> ModelCheck:
+        """Load the target version (pinned, else CURRENT) if it is not the one serving."""
+        async with self._lock:
+            try:
+                target = self.pinned if self.pinned is not None else await self._run(self.registry.current)
+            except (RegistryError, OSError) as e:
+                log.error("cannot read the registry's CURRENT pointer", extra={"error": str(e)})
+                return ModelCheck("failed", None, str(e))
+            if target is None:
+                return ModelCheck("no_current", None)
+            model = self.state.model
+            if model is not None and model.version == target:
+                return ModelCheck("unchanged", target)
+            if target in self.refused and not retry_refused:
+                return ModelCheck("skipped", target, self.refused[target])
+            return await self._load(target)
+
+    async def pin(self, version: int) -> ModelCheck:
+        """Serve `version` (loading it now) and stop following CURRENT until `unpin`."""
+        previous = self.pinned
+        self.pinned = version
+        check = await self.check(retry_refused=True)
+        if check.result not in ("success", "unchanged"):
+            self.pinned = previous
+        return check
+
+    def unpin(self) -> None:
+        self.pinned = None
+
+    def weights_changed(self) -> None:
+        """New weights may fit versions refused for the old ones: let polling try them again."""
+        for version in list(self._misfits):
+            self.refused.pop(version, None)
+        self._misfits.clear()
+
+    def previous_version(self) -> int | None:
+        """The version served before the current one, for a rollback without an explicit version."""
+        current = self.state.model.version if self.state.model is not None else None
+        earlier = [v for v in self.history if v != current]
+        return earlier[-1] if earlier else None
+
+    async def run(self, interval: float) -> None:
+        """Poll forever (cancelled at shutdown); the first check runs at once."""
+        while True:
+            await self.check()
+            await asyncio.sleep(interval)
+
+    async def _load(self, version: int) -> ModelCheck:
+        try:
+            bundle_dir: Path = await self._run(self.registry.bundle_dir, version)
+            model = await self._run(load_model, bundle_dir, version, self.session_config, self.max_candidates)
+            self.state.set_model(model)
+        except (BundleError, RegistryError, ModelRefused, OSError) as e:
+            result = "refused" if isinstance(e, ModelRefused) else "failed"
+            self.refused[version] = str(e)
+            if result == "refused":
+                self._misfits.add(version)
+            self.metrics.model_loads.labels(result=result).inc()
+            log.error("model version refused; the previous model keeps serving",
+                      extra={"model_version": version, "result": result, "error": str(e)})
+            return ModelCheck(result, version, str(e))
+        self.refused.pop(version, None)
+        self._misfits.discard(version)
+        self.history.append(version)
+        self.metrics.model_loads.labels(result="success").inc()
+        self.metrics.set_model_version(version)
+        log.info("model version loaded", extra={"model_version": version, "path": str(bundle_dir),
+                                                "load_seconds": round(model.load_seconds, 3)})
+        return ModelCheck("success", version)
+
+    async def _run(self, fn, *args):  # noqa: ANN001, ANN202 - a thin typed-through helper
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._loader)

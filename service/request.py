@@ -1,0 +1,148 @@
+"""The /v1/rank request body: one schema per model, validated in one pass over the raw bytes.
+
+The schema is built from the manifest's features, so a wrong type, a NaN or an infinity in any
+feature the model reads is refused with the field named (`candidates[3].item_popularity`), while
+fields the model does not read are ignored. Validation runs in pydantic-core over the JSON bytes:
+no Python object per candidate beyond the plain dicts the encoder reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, NotRequired, Required
+
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, create_model
+from pydantic_core import ErrorDetails, core_schema
+from typing_extensions import TypedDict
+
+from service.errors import FieldProblem, InvalidRequest, PayloadTooLarge
+from service.features import CategoricalEncoder, FeatureEncoders, Source
+
+MAX_REPORTED_PROBLEMS = 10
+ITEM_ID = "item_id"
+
+# Numbers: JSON ints and floats, finite; null = missing. Strict: "3.5" and true are type errors.
+NumericValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
+
+
+class _OneOf:
+    """A union checked in pydantic-core (no Python call per value) with one clear error message."""
+
+    def __init__(self, error_type: str, message: str, *choices: core_schema.CoreSchema) -> None:
+        self.schema = core_schema.union_schema(
+            list(choices), custom_error_type=error_type, custom_error_message=message, mode="left_to_right"
+        )
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return self.schema
+
+
+_STR = core_schema.str_schema(strict=True)
+_INT = core_schema.int_schema(strict=True)
+CategoricalValue = Annotated[Any, _OneOf(
+    "categorical_type", "must be a string, an integer, a finite number, a boolean or null",
+    _STR, _INT, core_schema.float_schema(strict=True, allow_inf_nan=False), core_schema.bool_schema(strict=True),
+    core_schema.none_schema(),
+)]
+ItemId = Annotated[Any, _OneOf("item_id_type", "must be a non-empty string or an integer",
+                               core_schema.str_schema(strict=True, min_length=1), _INT)]
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """A validated request; user, context and candidates are plain dicts of the model's features."""
+
+    user: dict[str, Any]
+    context: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    profile: str | None
+    top_k: int | None
+    request_id: str | None
+
+
+class RequestParser:
+    """Validates raw request bodies for one model.
+
+    Args:
+        features: the model's encoders (which fields exist, categorical or numeric, where).
+        max_candidates: more candidates than this is a 413.
+    """
+
+    def __init__(self, features: FeatureEncoders, max_candidates: int) -> None:
+        self.max_candidates = max_candidates
+        self._schema = _request_model(features, max_candidates)
+
+    def parse(self, body: bytes) -> RankRequest:
+        """Raw JSON bytes -> RankRequest; raises InvalidRequest (422) or PayloadTooLarge (413)."""
+        try:
+            req = self._schema.model_validate_json(body)
+        except ValidationError as e:
+            raise _to_domain_error(e, self.max_candidates) from None
+        _check_unique_ids(req.candidates)
+        return RankRequest(user=req.user, context=req.context, candidates=req.candidates,
+                           profile=req.profile, top_k=req.top_k, request_id=req.request_id)
+
+
+def _typed_dict(name: str, features: FeatureEncoders, source: Source, required: dict[str, Any]) -> type:
+    fields: dict[str, Any] = {}
+    for enc in features.all():
+        if enc.source == source:
+            kind = CategoricalValue if isinstance(enc, CategoricalEncoder) else NumericValue
+            fields[enc.name] = NotRequired[kind]
+    fields.update({k: Required[v] for k, v in required.items()})
+    # Keys the model does not read are dropped (extra="ignore"): clients may send more than we need.
+    td = TypedDict(name, fields)  # type: ignore[operator]
+    td.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
+    return td
+
+
+def _request_model(features: FeatureEncoders, max_candidates: int) -> type[BaseModel]:
+    user = _typed_dict("User", features, "user", {})
+    context = _typed_dict("Context", features, "context", {})
+    candidate = _typed_dict("Candidate", features, "item", {ITEM_ID: ItemId})
+    return create_model(
+        "RankRequestBody",
+        __config__=ConfigDict(extra="forbid"),
+        user=(user, ...),
+        context=(context, Field(default_factory=dict)),
+        candidates=(list[candidate], Field(min_length=1, max_length=max_candidates)),  # type: ignore[valid-type]
+        profile=(str | None, Field(None, min_length=1, max_length=64)),
+        top_k=(int | None, Field(None, ge=1)),
+        request_id=(str | None, Field(None, min_length=1, max_length=128)),
+    )
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """('candidates', 3, 'item_popularity') -> 'candidates[3].item_popularity'; () -> 'body'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _to_domain_error(e: ValidationError, max_candidates: int) -> InvalidRequest | PayloadTooLarge:
+    errors: list[ErrorDetails] = e.errors(include_url=False, include_input=False)
+    for err in errors:
+        if err["type"] == "too_long" and err["loc"] == ("candidates",):
+            return PayloadTooLarge.at("candidates", f"at most {max_candidates} candidates per request")
+    problems = [FieldProblem(field_path(err["loc"]), _message(err)) for err in errors[:MAX_REPORTED_PROBLEMS]]
+    first = problems[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return InvalidRequest(f"{first.field}: {first.message}{more}", problems)
+
+
+def _message(err: ErrorDetails) -> str:
+    if err["type"] == "json_invalid":
+        return f"malformed JSON: {err['ctx'].get('error', err['msg']) if 'ctx' in err else err['msg']}"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _check_unique_ids(candidates: list[dict[str, Any]]) -> None:
+    ids = [c[ITEM_ID] for c in candidates]
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[Any] = set()
+    for i, item_id in enumerate(ids):
+        if item_id in seen:
+            raise InvalidRequest.at(f"candidates[{i}].{ITEM_ID}", f"duplicate item_id {item_id!r}")
+        seen.add(item_id)

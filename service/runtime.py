@@ -1,0 +1,99 @@
+"""Everything one server process runs with: settings, state, stores, metrics, limits.
+
+Built by `create_app`, started and stopped by its lifespan (never at import). Routes reach it
+through `service.api.deps.RuntimeDep`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from functools import partial
+
+import anyio
+
+from service.errors import NotReady, Overloaded
+from service.metrics import RankerMetrics
+from service.model_store import ModelStore
+from service.ranking import Ranked, rank
+from service.registry import Registry
+from service.settings import Settings
+from service.state import Serving, ServingState
+from service.weights_store import WeightsStore
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The server's moving parts.
+
+    Args:
+        settings: validated settings.
+        registry: the model registry (default: `Registry(settings.registry_root, settings.model_name)`).
+    """
+
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.metrics = RankerMetrics()
+        self.state = ServingState()
+        registry = registry or Registry(settings.registry_root, settings.model_name)
+        self.models = ModelStore(registry, self.state, self.metrics, settings.session_config(),
+                                 settings.max_candidates)
+        self.weights = WeightsStore(settings.weights_path, self.state, self.metrics, on_change=self.models.weights_changed)
+        self.in_flight = 0
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        """Load the weights, then poll the weights file and the registry in the background."""
+        self._limiter = anyio.CapacityLimiter(self.settings.scoring_threads)
+        # Weights first, so the first model is checked against them (a misfit model is the one refused).
+        await anyio.to_thread.run_sync(self.weights.check)
+        s = self.settings
+        self._tasks = [
+            asyncio.create_task(self.weights.run(s.weights_poll_interval), name="weights-poll"),
+            asyncio.create_task(self.models.run(s.poll_interval), name="registry-poll"),
+        ]
+        log.info("ranker started", extra={"registry_root": s.registry_root, "model_name": s.model_name,
+                                          "weights_path": str(s.weights_path)})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def serving(self) -> Serving:
+        """The (model, weights) pair for one request; NotReady (503) until both are valid."""
+        serving = self.state.serving
+        if serving is None:
+            raise NotReady(self.not_ready_reason())
+        return serving
+
+    def not_ready_reason(self) -> str:
+        if self.state.weights is None:
+            return f"no valid weights loaded from {self.settings.weights_path}: {self.weights.last_error}"
+        if self.state.model is None:
+            refused = "; ".join(f"v{v}: {why}" for v, why in self.models.refused.items())
+            return f"no verified model loaded yet{' (refused ' + refused + ')' if refused else ''}"
+        return "the loaded weights do not fit the loaded model"
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Bound the requests in flight; beyond the limit shed load at once (503) instead of queueing."""
+        if self.in_flight >= self.settings.max_in_flight:
+            raise Overloaded(f"more than {self.settings.max_in_flight} requests in flight; retry shortly")
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def rank(self, serving: Serving, body: bytes, header_request_id: str | None) -> Ranked:
+        """Run the CPU-bound ranking path on a scoring thread (the event loop keeps serving probes)."""
+        fn = partial(rank, serving, body, self.metrics, header_request_id)
+        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)

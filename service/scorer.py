@@ -1,0 +1,94 @@
+"""The model behind the routes: a small interface and its onnxruntime implementation.
+
+Routes and the ranking pipeline only see `RankingModel`; tests can hand the app any object with
+this shape, and `OnnxRankingModel` is the real one, built from a verified bundle.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
+from service.request import RankRequest, RequestParser
+
+WARMUP_BATCHES = (1, 64)
+
+
+class RankingModel(Protocol):
+    """What the server needs from a model version."""
+
+    version: int
+    manifest: Manifest
+
+    @property
+    def tasks(self) -> list[TaskInfo]: ...
+
+    def parse(self, body: bytes) -> RankRequest:
+        """Raw JSON -> validated request (InvalidRequest / PayloadTooLarge on bad input)."""
+        ...
+
+    def encode(self, request: RankRequest) -> dict[str, np.ndarray]:
+        """Request -> model inputs, one row per candidate."""
+        ...
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Model inputs -> {task: (B,) head output}, all heads at once."""
+        ...
+
+
+@dataclass
+class OnnxRankingModel:
+    """A verified bundle, its request parser and its onnxruntime session."""
+
+    version: int
+    bundle: LoadedBundle
+    parser: RequestParser
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    load_seconds: float = 0.0
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.bundle.manifest
+
+    @property
+    def tasks(self) -> list[TaskInfo]:
+        return self.bundle.manifest.tasks
+
+    @property
+    def path(self) -> Path:
+        return self.bundle.path
+
+    def parse(self, body: bytes) -> RankRequest:
+        return self.parser.parse(body)
+
+    def encode(self, request: RankRequest) -> dict[str, np.ndarray]:
+        return self.manifest.features.encode_request(request.user, request.context, request.candidates)
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # onnxruntime releases the GIL inside run(), so other requests parse while this one scores.
+        return self.bundle.predict(inputs)
+
+    def warm_up(self, batch_sizes: tuple[int, ...]) -> None:
+        """Score the parity rows tiled to each batch size, so the first requests pay no allocation."""
+        rows = self.manifest.parity_sample.rows
+        names = [f.name for f in self.manifest.features.all()]
+        for size in batch_sizes:
+            tiled = [rows[i % len(rows)] for i in range(size)]
+            columns: dict[str, Any] = {n: [r.get(n) for r in tiled] for n in names}
+            self.predict(self.manifest.features.encode_columns(columns, size))
+
+
+def load_model(bundle_dir: Path, version: int, session_config: SessionConfig, max_candidates: int) -> OnnxRankingModel:
+    """Load + verify (sha256, io names, parity sample) + warm up. Raises BundleError."""
+    t0 = time.perf_counter()
+    bundle = load_bundle(bundle_dir, session_config)
+    model = OnnxRankingModel(version=version, bundle=bundle, parser=RequestParser(bundle.manifest.features, max_candidates))
+    model.warm_up((*WARMUP_BATCHES, max_candidates))
+    model.load_seconds = time.perf_counter() - t0
+    return model

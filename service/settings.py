@@ -1,0 +1,112 @@
+"""The ranking server's settings: one pydantic-settings class, validated at startup.
+
+Sources, highest priority first: command-line options (`ranker-serve --help`), environment
+variables `RANKER_<NAME>` (e.g. `RANKER_REGISTRY_ROOT`), the optional YAML file named by
+`--config-file` / `RANKER_CONFIG_FILE`, then the defaults below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.bundle import SessionConfig
+
+ENV_PREFIX = "RANKER_"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names the source and the key."""
+
+
+class Settings(BaseSettings):
+    """Serve ranked candidates from the CURRENT bundle of a model registry.
+
+    Every option can also be set as an environment variable RANKER_<OPTION> (upper case, '_' for
+    '-'), e.g. RANKER_REGISTRY_ROOT=/models, or as a key of the YAML file given by --config-file.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", cli_prog_name="ranker-serve", cli_kebab_case=True,
+        cli_implicit_flags=True,
+    )
+
+    config_file: Path | None = Field(None, description="YAML file with any of these settings (lower priority than env)")
+    registry_root: str = Field("registry", description="model registry root (a directory shared with the trainer)")
+    model_name: str = Field("demo", description="model to serve from the registry")
+    weights_path: Path = Field(Path("configs/weights.yaml"), description="weights.yaml with the score profiles")
+    poll_interval: float = Field(10.0, gt=0, description="seconds between checks of the registry's CURRENT pointer")
+    weights_poll_interval: float = Field(0.5, gt=0, description="seconds between checks of weights.yaml for edits")
+    ort_intra_op_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads (1 was fastest on 2 cores)")
+    ort_inter_op_threads: int = Field(1, ge=1, description="onnxruntime inter-op threads")
+    ort_allow_spinning: bool = Field(True, description="let onnxruntime threads spin between runs")
+    max_candidates: int = Field(1000, ge=1, description="most candidates one request may carry (413 above)")
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest request body in bytes (413 above)")
+    max_in_flight: int = Field(64, ge=1, description="requests admitted at once; more are shed with 503 + Retry-After")
+    scoring_threads: int = Field(2, ge=1, description="threads that parse, encode and score requests")
+    retry_after: int = Field(1, ge=0, description="seconds sent in Retry-After with a 503")
+    admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin/*; admin routes are off without it")
+    host: str = Field("127.0.0.1", description="address to bind")
+    port: int = Field(8000, ge=0, le=65535, description="port to bind")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
+            raise ValueError("admin_token must be at least 16 characters (or unset to turn admin routes off)")
+        return self
+
+    def session_config(self) -> SessionConfig:
+        return SessionConfig(intra_op_threads=self.ort_intra_op_threads, inter_op_threads=self.ort_inter_op_threads,
+                             allow_spinning=self.ort_allow_spinning)
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as RANKER_* variables (for starting child processes with the same settings)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+
+def with_config_file(settings: Settings) -> Settings:
+    """Fill the settings that were not set explicitly (CLI, env, init) from settings.config_file."""
+    if settings.config_file is None:
+        return settings
+    file_values = _read_yaml(settings.config_file)
+    explicit = {name: getattr(settings, name) for name in settings.model_fields_set}
+    try:
+        return Settings(**{**file_values, **explicit})
+    except ValidationError as e:
+        raise SettingsError(f"{settings.config_file}: {e}") from e
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from overrides, then the environment, then the config file, then defaults."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        raise SettingsError(str(e)) from e
+    return with_config_file(settings)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise SettingsError(f"{path}: no such settings file") from e
+    except yaml.YAMLError as e:
+        raise SettingsError(f"{path}: not valid YAML: {e}") from e
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected a mapping of setting names to values")
+    return {str(k).replace("-", "_"): v for k, v in raw.items()}

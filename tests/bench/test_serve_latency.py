@@ -1,0 +1,30 @@
+"""Smoke run of bench/serve_latency.py: tiny sizes and durations, all three systems, doc section."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_smoke_run_measures_all_three_and_writes_its_section(bundle_dir, tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
+    cmd = [sys.executable, str(REPO / "bench" / "serve_latency.py"), "--bundle", str(bundle_dir), "--sizes", "20",
+           "--requests", "10", "--duration", "0.3", "--doc", str(doc)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for system in ("(a) this server", "(b) raw session.run", "(c) naive server"):
+        assert f"| 20 | {system} |" in out.stdout
+    assert "in-process total" in out.stdout
+    text = doc.read_text()
+    assert "keep me" in text and text.count("<!-- BEGIN serve-latency -->") == 1
+    assert "| 20 | (a) this server |" in text.split("<!-- BEGIN serve-latency -->")[1]
+    # Running again replaces the section instead of appending a second one.
+    subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, check=True)
+    assert doc.read_text().count("<!-- BEGIN serve-latency -->") == 1

@@ -1,0 +1,84 @@
+"""/v1/rank in-process against the real demo bundle (TestClient runs the lifespan)."""
+
+import numpy as np
+import orjson
+from fastapi.testclient import TestClient
+from server_helpers import wait_ready
+
+from service.app import create_app
+from service.examples import example_request
+
+
+def test_ranks_sorted_with_scores_from_the_default_profile(client, manifest):
+    body = example_request(manifest, 40, seed=1)
+    r = client.post("/v1/rank", content=orjson.dumps(body))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["model_version"], out["profile"], out["weights_generation"]) == (1, "default", 1)
+    items = out["items"]
+    assert [i["rank"] for i in items] == list(range(1, 41))
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True)
+    assert sorted(i["item_id"] for i in items) == sorted(c["item_id"] for c in body["candidates"])
+    assert set(items[0]["scores"]) == {t.name for t in manifest.tasks}
+    # The combined score is the profile's formula over the per-task scores it returned.
+    stats = {t.name: t.score_stats for t in manifest.tasks}
+    weights = {"click": 1.0, "watch_time": 0.5, "like": 1.0, "rating": 0.5}  # configs/weights.yaml default
+    for item in items[:5]:
+        expected = sum(w * (item["scores"][t] - stats[t].mean) / stats[t].std for t, w in weights.items())
+        assert abs(item["score"] - expected) < 1e-6
+
+
+def test_top_k_profile_and_request_id(client, manifest):
+    body = example_request(manifest, 30, seed=2, top_k=5, profile="click_only", request_id="req-123")
+    out = client.post("/v1/rank", content=orjson.dumps(body)).json()
+    assert out["request_id"] == "req-123" and out["profile"] == "click_only"
+    assert len(out["items"]) == 5
+    clicks = [i["scores"]["click"] for i in out["items"]]
+    assert [i["score"] for i in out["items"]] == clicks  # click_only: score = P(click)
+    full = client.post("/v1/rank", content=orjson.dumps({**body, "top_k": None})).json()["items"]
+    assert [i["item_id"] for i in full[:5]] == [i["item_id"] for i in out["items"]]
+
+
+def test_request_id_from_header_when_body_has_none(client, manifest):
+    r = client.post("/v1/rank", content=orjson.dumps(example_request(manifest, 3)), headers={"X-Request-ID": "hdr-1"})
+    assert r.json()["request_id"] == "hdr-1" and r.headers["x-request-id"] == "hdr-1"
+
+
+def test_unknown_profile_is_422_naming_profile(client, manifest):
+    r = client.post("/v1/rank", content=orjson.dumps(example_request(manifest, 3, profile="nope")))
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["fields"][0]["field"] == "profile" and "default" in err["message"]
+
+
+def test_unknown_categories_and_missing_features_score_normally(client):
+    body = {"user": {"user_id": "someone-new"}, "candidates": [{"item_id": "brand-new"}, {"item_id": 12345},
+                                                                  {"item_id": "x", "item_category": "never-seen"}]}
+    r = client.post("/v1/rank", content=orjson.dumps(body))
+    assert r.status_code == 200, r.text
+    assert all(np.isfinite(i["score"]) for i in r.json()["items"])
+
+
+def test_too_many_candidates_and_too_large_body_are_413(make_settings, manifest):
+    with TestClient(create_app(make_settings(max_candidates=10, max_body_bytes=4096))) as c:
+        wait_ready(c)
+        r = c.post("/v1/rank", content=orjson.dumps(example_request(manifest, 11)))
+        assert r.status_code == 413 and r.json()["error"]["fields"][0]["field"] == "candidates"
+        big = orjson.dumps({**example_request(manifest, 5), "pad": "x" * 5000})
+        r = c.post("/v1/rank", content=big)
+        assert r.status_code == 413 and r.json()["error"]["fields"][0]["field"] == "body"
+        # A chunked body has no Content-Length: the limit is enforced while reading.
+        r = c.post("/v1/rank", content=iter([big[:3000], big[3000:]]))
+        assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+
+
+def test_overload_is_503_with_retry_after(client, manifest):
+    runtime = client.app.state.runtime
+    runtime.in_flight = runtime.settings.max_in_flight  # as if that many requests were being scored
+    try:
+        r = client.post("/v1/rank", content=orjson.dumps(example_request(manifest, 3)))
+    finally:
+        runtime.in_flight = 0
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["error"]["code"] == "overloaded"

@@ -1,0 +1,56 @@
+import pytest
+
+from service.bundle import TaskInfo
+from service.metrics import RankerMetrics
+from service.state import ModelRefused, ServingState
+from service.weights_store import WeightsStore
+
+
+class FakeModel:
+    """Only what ServingState looks at: a version and task names."""
+
+    def __init__(self, version: int, names: list[str]) -> None:
+        self.version = version
+        self.tasks = [TaskInfo(name=n, type="binary", group="engagement", output=n) for n in names]
+
+
+def store(tmp_path, text: str) -> tuple[WeightsStore, ServingState, RankerMetrics]:
+    path = tmp_path / "weights.yaml"
+    path.write_text(text)
+    state, metrics = ServingState(), RankerMetrics()
+    return WeightsStore(path, state, metrics), state, metrics
+
+
+def count(metrics: RankerMetrics, result: str) -> float:
+    return metrics.weights_reloads.labels(result=result)._value.get()
+
+
+def test_good_edit_then_bad_edit_keeps_the_last_good(tmp_path):
+    ws, state, metrics = store(tmp_path, "profiles: {default: {a: 1}}")
+    state.set_model(FakeModel(1, ["a", "b"]))
+    assert ws.check().result == "success" and state.serving.weights.generation == 1
+    assert ws.check().result == "unchanged"
+    ws.path.write_text("profiles: {default: {b: 1}}")
+    assert ws.check().result == "success" and state.serving.weights.generation == 2
+    ws.path.write_text("profiles: {default: {c: 1}}")  # c is not a task of the model
+    check = ws.check()
+    assert check.result == "failed" and "profiles.default.c" in check.error
+    assert state.serving.weights.generation == 2 and set(state.weights.file.profiles["default"].root) == {"b"}
+    ws.check()  # the same bad content is reported once, not on every poll
+    assert (count(metrics, "success"), count(metrics, "failed")) == (2, 1)
+
+
+def test_missing_file_keeps_the_last_good(tmp_path):
+    ws, state, metrics = store(tmp_path, "profiles: {default: {a: 1}}")
+    ws.check()
+    ws.path.unlink()
+    assert ws.check().result == "failed" and state.weights.generation == 1
+
+
+def test_model_that_does_not_fit_the_weights_is_refused(tmp_path):
+    ws, state, _ = store(tmp_path, "profiles: {default: {a: 1}}")
+    ws.check()
+    state.set_model(FakeModel(1, ["a"]))
+    with pytest.raises(ModelRefused, match=r"profiles\.default\.a"):
+        state.set_model(FakeModel(2, ["b"]))
+    assert state.serving.model.version == 1
