@@ -85,7 +85,7 @@ def parity_gate(onnx: np.ndarray, torch_out: np.ndarray, cfg: GatesConfig) -> Ga
     """Worst |onnx - torch| / (atol + rtol * |torch|) over all heads and rows; must be <= 1."""
     err = np.abs(onnx - torch_out) / (cfg.parity_atol + cfg.parity_rtol * np.abs(torch_out))
     worst = float(np.max(err)) if err.size else float("nan")
-    detail = f"max |onnx - torch| = {float(np.max(np.abs(onnx - torch_out))):.3g} on {len(onnx)} rows"
+    detail = f"max abs(onnx - torch) = {float(np.max(np.abs(onnx - torch_out))):.3g} on {len(onnx)} rows"
     return check("parity", "model", worst, "<=", 1.0, detail)
 
 
