@@ -129,3 +129,14 @@ def test_dockerfile_serve_target_is_slim_non_root_and_health_checked() -> None:
     assert "[${SERVE_EXTRAS}]" in serve and "ARG SERVE_EXTRAS=serve\n" in serve
     assert "USER ranker" in serve and "/v2/health/live" in serve and 'CMD ["ranker-serve"]' in serve
     assert "constraints.txt" in "\n".join(text.splitlines()[stages["train"]:])
+
+
+def test_every_ranker_variable_in_the_manifests_is_a_server_setting() -> None:
+    from service.settings import ENV_PREFIX, Settings
+
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    container = by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    used = set(by_kind("ConfigMap", "ranker-config")["data"]) | {e["name"] for e in container["env"]}
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+    used |= set(compose["services"]["server"]["environment"])
+    assert {n for n in used if n.startswith(ENV_PREFIX)} <= known
