@@ -150,8 +150,10 @@ def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | Non
             train_loss = train_epoch(model, losses, balancer, opt, data, torch.randperm(n, generator=generator),
                                      cfg.batch_size, bar)
         seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
         valid_total, valid_tasks = validation_loss(model, prep.valid, losses, spec)
         log = {"epoch": epoch, "seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
+               "valid_seconds": round(time.perf_counter() - t0, 3),
                "train_loss": dict(zip(names, train_loss.tolist(), strict=True)),
                "valid_loss": valid_total, "valid_task_loss": valid_tasks,
                "task_weights": dict(zip(names, balancer.task_weights().tolist(), strict=True))}
