@@ -24,6 +24,9 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check service training tests bench
 
+# run: demo data -> train -> publish to ./registry -> ranker-serve on 127.0.0.1:$(PORT or 8000) -> one real
+# /v1/rank request, printed. From a terminal the server then stays in the foreground (Ctrl-C stops it
+# cleanly); from CI or a pipe it is stopped right after the request. KEEP_SERVING=1|0 overrides.
 run: setup
 	PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
 

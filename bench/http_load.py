@@ -6,8 +6,8 @@ server under test (client and server share this machine's cores). Three patterns
 
     sequential   one connection, one request at a time: latency without queueing
     closed_loop  C connections back to back: peak throughput
-    open_loop    Poisson arrivals at a fixed rate: latency at a given load, measured from each
-                 request's scheduled start (no coordinated omission)
+    open_loop    arrivals at a fixed rate, evenly spaced or Poisson: latency at a given load,
+                 measured from each request's scheduled start (no coordinated omission)
 """
 
 from __future__ import annotations
@@ -112,11 +112,11 @@ async def closed_loop(port: int, requests: list[bytes], concurrency: int, second
 
 
 async def open_loop(port: int, requests: list[bytes], rate: float, seconds: float, max_requests: int,
-                    pool_size: int = 64, seed: int = 0) -> LoadResult:
-    """Poisson arrivals at `rate`/s for `seconds`; latency counts from each scheduled start."""
-    rng = np.random.default_rng(seed)
-    n = min(max_requests, int(rate * seconds))
-    starts = np.cumsum(rng.exponential(1.0 / rate, n))
+                    poisson: bool = False, pool_size: int = 64, seed: int = 0) -> LoadResult:
+    """`rate` arrivals/s for `seconds` (evenly spaced, or Poisson); latency counts from each scheduled start."""
+    n = max(1, min(max_requests, int(rate * seconds)))
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, n) if poisson else np.full(n, 1.0 / rate)
+    starts = np.cumsum(gaps)
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(pool_size):
         pool.put_nowait(await Connection.open(port))

@@ -10,7 +10,7 @@ import orjson
 from http_load import LoadResult
 
 from service.bundle import SessionConfig, load_bundle
-from service.ranking import rank
+from service.ranking import rank, response_body, top_k_order
 from service.request import RequestParser
 from service.scorer import OnnxRankingModel
 from service.scoring import compile_weights, parse_weights
@@ -40,34 +40,39 @@ def raw_session_run(serving: Serving, body: bytes, count: int, max_seconds: floa
     return result
 
 
+STAGES = ("parse + validate (pydantic-core over the bytes)", "encode (service.features, numpy)",
+          "session.run (all heads)", "combine + sort (numpy)", "build response (orjson)")
+
+
 def stage_breakdown(serving: Serving, request: dict, iterations: int, profile: bool = False) -> dict:
-    """Median seconds of each stage of `service.ranking.rank` for one request body."""
-    model = serving.model
+    """Median seconds of each stage of `service.ranking.rank` for one request body, and of rank() itself."""
+    model, profile_ = serving.model, serving.weights.profile(None)
     body = orjson.dumps(request)
-    parts: dict[str, list[float]] = {k: [] for k in (
-        "parse + validate (pydantic-core over the bytes)", "encode (service.features, numpy)",
-        "session.run (all heads)", "combine + sort + build response (numpy, orjson)")}
+    header = {"request_id": "r", "model_version": 1, "profile": profile_.name, "weights_generation": 1}
+    times: dict[str, list[float]] = {k: [] for k in STAGES}
     totals = []
     for _ in range(iterations):
-        t0 = time.perf_counter()
+        t = [time.perf_counter()]
         req = model.parse(body)
-        t1 = time.perf_counter()
+        t.append(time.perf_counter())
         inputs = model.encode(req)
-        t2 = time.perf_counter()
-        model.predict(inputs)
-        t3 = time.perf_counter()
-        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2), strict=False):
-            parts[name].append(seconds)
-        t4 = time.perf_counter()
+        t.append(time.perf_counter())
+        heads = model.predict(inputs)
+        t.append(time.perf_counter())
+        scores = profile_.combine(heads)
+        order = top_k_order(scores, req.top_k)
+        t.append(time.perf_counter())
+        response_body(header, req.candidates, scores, heads, order)
+        t.append(time.perf_counter())
+        for k, name in enumerate(STAGES):
+            times[name].append(t[k + 1] - t[k])
+        t0 = time.perf_counter()
         rank(serving, body)
-        totals.append(time.perf_counter() - t4)
-    medians = {k: statistics.median(v) for k, v in parts.items() if v}
-    total = statistics.median(totals)
-    # The last stage is what rank() spends beyond the first three (profile lookup, combine, sort, orjson).
-    medians["combine + sort + build response (numpy, orjson)"] = max(0.0, total - sum(medians.values()))
+        totals.append(time.perf_counter() - t0)
     if profile:
         _profile(serving, body, iterations)
-    return {"parts": medians, "total": total, "iterations": iterations}
+    return {"parts": {k: statistics.median(v) for k, v in times.items()}, "total": statistics.median(totals),
+            "iterations": iterations}
 
 
 def _profile(serving: Serving, body: bytes, iterations: int) -> None:

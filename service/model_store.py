@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
@@ -26,6 +27,7 @@ from service.scorer import load_model
 from service.state import ModelRefused, ServingState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LoadResult = Literal["success", "failed", "refused", "unchanged", "skipped", "no_current"]
 
@@ -61,6 +63,7 @@ class ModelStore:
         self.pinned: int | None = None
         self.history: deque[int] = deque(maxlen=32)  # versions served by this process, oldest first
         self._lock = asyncio.Lock()  # one load at a time
+        self._said_no_current = False
         self._loader = anyio.CapacityLimiter(1)  # loads never take the scoring threads
 
     async def check(self, retry_refused: bool = False) -> ModelCheck:
@@ -72,6 +75,10 @@ class ModelStore:
                 log.error("cannot read the registry's CURRENT pointer", extra={"error": str(e)})
                 return ModelCheck("failed", None, str(e))
             if target is None:
+                if not self._said_no_current:
+                    log.warning("the registry has no CURRENT version of this model yet; polling",
+                                extra={"registry": str(self.registry.root), "model_name": self.registry.model_name})
+                    self._said_no_current = True
                 return ModelCheck("no_current", None)
             model = self.state.model
             if model is not None and model.version == target:
@@ -133,5 +140,6 @@ class ModelStore:
                                                 "load_seconds": round(model.load_seconds, 3)})
         return ModelCheck("success", version)
 
-    async def _run(self, fn, *args):  # noqa: ANN001, ANN202 - a thin typed-through helper
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Registry reads and model loads run on their own thread, never on the event loop."""
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._loader)

@@ -48,13 +48,9 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     scores = profile.combine(heads)  # (B,)
     order = top_k_order(scores, request.top_k)
     request_id = request.request_id or header_request_id or uuid.uuid4().hex
-    body = orjson.dumps({
-        "request_id": request_id,
-        "model_version": model.version,
-        "profile": profile.name,
-        "weights_generation": weights.generation,
-        "items": _items(request.candidates, scores, heads, order),
-    })
+    header = {"request_id": request_id, "model_version": model.version, "profile": profile.name,
+              "weights_generation": weights.generation}
+    body = response_body(header, request.candidates, scores, heads, order)
     if metrics is not None:
         metrics.inference_duration.observe(inference)
         metrics.candidates.observe(len(request.candidates))
@@ -70,12 +66,15 @@ def top_k_order(scores: np.ndarray, k: int | None) -> np.ndarray:
     return np.argsort(-scores, kind="stable")[:k]
 
 
-def _items(candidates: list[dict], scores: np.ndarray, heads: dict[str, np.ndarray], order: np.ndarray) -> list[dict]:
+def response_body(header: dict, candidates: list[dict], scores: np.ndarray, heads: dict[str, np.ndarray],
+                  order: np.ndarray) -> bytes:
+    """The JSON response: `header` fields plus one item per index of `order`, best first."""
     # Plain Python values with one tolist() per array, then one small dict per returned item.
     task_names = list(heads)
     ids = [candidates[i][ITEM_ID] for i in order.tolist()]
     per_task = np.stack([heads[t][order] for t in task_names], axis=1).tolist()  # (K, T)
-    return [
+    items = [
         {ITEM_ID: item_id, "score": score, "rank": rank, "scores": dict(zip(task_names, values, strict=False))}
         for rank, (item_id, score, values) in enumerate(zip(ids, scores[order].tolist(), per_task, strict=True), 1)
     ]
+    return orjson.dumps({**header, "items": items})
