@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 import orjson
 from http_load import LoadResult, closed_loop, open_loop, post_request, sequential
 from serve_processes import ServerProcess
-from serve_stages import load_serving, raw_session_run, stage_breakdown
+from serve_stages import gc_pauses, load_serving, raw_session_run, stage_breakdown
 
 from service.bundle import read_manifest
 from service.examples import example_request
@@ -126,8 +127,10 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict]:
             for s in servers.values():
                 s.stop()
         stage_size = 500 if 500 in args.sizes else args.sizes[0]
-        stages = stage_breakdown(serving, example_request(manifest, stage_size, seed=0), args.requests, args.profile)
+        stage_request = example_request(manifest, stage_size, seed=0)
+        stages = stage_breakdown(serving, stage_request, args.requests, args.profile)
         stages["size"] = stage_size
+        stages["gc"] = gc_pauses(serving, stage_request, args.requests)
     return rows, stages
 
 
@@ -137,8 +140,11 @@ def ms(seconds: float) -> str:
 
 def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     cmd = " ".join(["python bench/serve_latency.py", *sys.argv[1:]]) if sys.argv[1:] else "python bench/serve_latency.py"
+    load = " -> ".join(f"{a:.1f}" for a in args.load_average)
     lines = [
-        f"Measured by `{cmd}` on {platform.machine()} with {_cpus()} cores, client and servers on the same",
+        f"Measured by `{cmd}` on {platform.machine()} with {_cpus()} cores (1-minute load average {load} "
+        "from start to end of the run; above ~1 other processes were competing for the cores and the "
+        "tail latencies say more about them than about the servers), client and servers on the same",
         "machine (loopback). Latency is client-side, in ms: p50/p99 one request at a time; peak = closed loop "
         f"with {args.concurrency} connections; @70% = open loop at 70% of that server's peak, evenly spaced "
         "arrivals (p50, p99) and Poisson arrivals (p99 P.), latency counted from each scheduled send time.",
@@ -188,16 +194,22 @@ def render_floors(rows: list[SizeRow]) -> list[str]:
 def render_stages(stages: dict, rows: list[SizeRow]) -> list[str]:
     total = stages["total"]
     out = [f"Where the time goes in one {stages['size']}-candidate request: each stage of the server's "
-           f"request path timed in-process (median of {stages['iterations']} runs), the whole path "
+           f"request path timed in-process ({stages['iterations']} runs; median and minimum), the whole path "
            "(`service.ranking.rank`) timed the same way, and the client-side p50 over HTTP minus that.", "",
-           "| stage | µs | share of in-process |", "|---|---:|---:|"]
+           "| stage | median µs | min µs | share of in-process (median) |", "|---|---:|---:|---:|"]
     for name, seconds in stages["parts"].items():
-        out.append(f"| {name} | {seconds * 1e6:.0f} | {seconds / total:.0%} |")
-    out.append(f"| in-process total (`service.ranking.rank`) | {total * 1e6:.0f} | 100% |")
+        out.append(f"| {name} | {seconds * 1e6:.0f} | {stages['parts_min'][name] * 1e6:.0f} | {seconds / total:.0%} |")
+    out.append(f"| in-process total (`service.ranking.rank`) | {total * 1e6:.0f} | {stages['total_min'] * 1e6:.0f} "
+               "| 100% |")
     row = next((r for r in rows if r.size == stages["size"]), None)
     if row is not None:
         http = row.ours.sequential.percentile(50) - total
-        out.append(f"| HTTP: client, loopback, uvicorn, FastAPI, body read, thread hop | {http * 1e6:.0f} | |")
+        shown = f"{http * 1e6:.0f}" if http > 0 else "n/a (in-process median above the HTTP p50: a noisy run)"
+        out.append(f"| HTTP: client, loopback, uvicorn, FastAPI, body read, thread hop | {shown} | | |")
+    gc_line = "; ".join(f"{k}: longest {v[0] * 1e3:.1f} ms, total {v[1] * 1e3:.0f} ms" for k, v in stages["gc"].items())
+    out += ["", f"Cyclic GC pauses over {stages['iterations']} in-process requests ({gc_line}). A full "
+            "collection walks every live object (app, model, weights) unless they were frozen; the server "
+            "runs gc.freeze() after each model swap."]
     return out
 
 
@@ -214,8 +226,6 @@ def write_section(doc: Path, body: str) -> None:
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -223,7 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if not (args.bundle / "manifest.json").exists():
         sys.exit(f"no bundle at {args.bundle}; run `make run` (or `ranker train configs/demo.yaml --out {args.bundle}`)")
+    args.load_average = [os.getloadavg()[0]]
     rows, stages = run(args)
+    args.load_average.append(os.getloadavg()[0])
     text = render(rows, stages, args)
     print(text)
     if not args.no_doc:

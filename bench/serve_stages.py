@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from pathlib import Path
@@ -72,7 +73,7 @@ def stage_breakdown(serving: Serving, request: dict, iterations: int, profile: b
     if profile:
         _profile(serving, body, iterations)
     return {"parts": {k: statistics.median(v) for k, v in times.items()}, "total": statistics.median(totals),
-            "iterations": iterations}
+            "parts_min": {k: min(v) for k, v in times.items()}, "total_min": min(totals), "iterations": iterations}
 
 
 def _profile(serving: Serving, body: bytes, iterations: int) -> None:
@@ -83,3 +84,33 @@ def _profile(serving: Serving, body: bytes, iterations: int) -> None:
         for _ in range(iterations):
             rank(serving, body)
     print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def gc_pauses(serving: Serving, request: dict, iterations: int) -> dict[str, tuple[float, float]]:
+    """Longest and total cyclic-GC pause over `iterations` rank() calls, without and with gc.freeze()
+    of what is alive at that point (what service.model_store does after every model swap)."""
+    body = orjson.dumps(request)
+    out = {}
+    for frozen in (False, True):
+        gc.unfreeze()
+        gc.collect()
+        if frozen:
+            gc.freeze()
+        pauses: list[float] = []
+        started: list[float] = []
+
+        def on_gc(phase: str, info: dict, pauses=pauses, started=started) -> None:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                pauses.append(time.perf_counter() - started.pop())
+
+        gc.callbacks.append(on_gc)
+        try:
+            for _ in range(iterations):
+                rank(serving, body)
+        finally:
+            gc.callbacks.remove(on_gc)
+        out["frozen" if frozen else "not frozen"] = (max(pauses, default=0.0), sum(pauses))
+    gc.unfreeze()
+    return out

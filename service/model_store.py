@@ -10,6 +10,7 @@ it until an admin reload follows CURRENT again.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -136,6 +137,7 @@ class ModelStore:
         self.history.append(version)
         self.metrics.model_loads.labels(result="success").inc()
         self.metrics.set_model_version(version)
+        await self._run(freeze_long_lived)
         log.info("model version loaded", extra={"model_version": version, "path": str(bundle_dir),
                                                 "load_seconds": round(model.load_seconds, 3)})
         return ModelCheck("success", version)
@@ -143,3 +145,15 @@ class ModelStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Registry reads and model loads run on their own thread, never on the event loop."""
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._loader)
+
+
+def freeze_long_lived() -> None:
+    """Move everything alive now (the app, the model, the weights) out of the cyclic GC's reach.
+
+    Otherwise every full collection walks all of it: ~30-50 ms with the demo model, once every
+    ~200 requests of 500 candidates, which is the server's p99. Unfreezing and collecting first
+    still frees a replaced model's reference cycles; that one full collection runs once per swap.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -37,3 +37,10 @@ def test_version_history_gives_the_rollback_target(client, registry, bundle_dir)
     registry.publish(bundle_dir)
     assert wait_until(lambda: runtime.state.model.version == 2)
     assert runtime.models.previous_version() == 1
+
+
+def test_long_lived_objects_are_frozen_after_a_load(client):
+    import gc
+
+    # The app, model and weights are out of the cyclic GC's reach: full collections stay short.
+    assert gc.get_freeze_count() > 10_000
