@@ -1,13 +1,14 @@
 """Training throughput of the real trainer vs. a bare loop (ceiling) and a per-row DataLoader loop.
 
-For each model shape, in one process and with the same number of torch threads:
+For each model shape, in one process, with the same number of torch threads, in interleaved rounds:
   bare     the same model over pre-made random tensors of the same shapes, plain BCE/MSE, no masks,
            no metrics, no progress bar: what the hardware allows for this model.
-  trainer  training.train.fit() on encoded demo data: masked losses, loss balancing, a live progress
-           bar, per-epoch validation loss and JSONL-able logs. Data prep (Parquet -> encoded arrays)
-           is timed separately.
-  per-row  what most users write: a torch Dataset whose __getitem__ returns one row, a DataLoader
-           with the default collate, the same model and masked losses.
+  trainer  epochs of training.train.fit_epochs() (what fit() runs) on encoded demo data: masked
+           losses, loss balancing, a live progress bar, the per-epoch validation pass. Data prep
+           (Parquet -> encoded arrays) is timed separately.
+  per-row  what most users write: a torch Dataset whose __getitem__ returns one row (pre-encoded
+           tensors, a dict of named columns, or a raw row encoded on the fly), a DataLoader with
+           the default collate, the same model and masked losses.
 Then, in a child process, the peak RSS of `training.train.train()` on --memory-rows demo rows.
 
     .venv/bin/python -m bench.train_throughput                        # full size, rewrites docs
@@ -43,14 +44,13 @@ WARMUP_STEPS = 5
 
 @dataclass
 class ShapeResult:
-    """Samples/s of each loop, one value per timed window (the trainer's window is one epoch plus its
-    validation pass). Best-of-windows is the headline figure, as timeit's min: on a shared machine
-    the other windows measure the neighbours."""
+    """Samples/s of each loop, one value per round (the trainer's window is one epoch plus its
+    validation pass). Best-of-rounds is the headline figure, as timeit's min: on a shared machine
+    the other rounds also measure the neighbours."""
 
     shape: str
     bare: list[float]
     trainer: list[float]
-    trainer_wall: float  # the whole fit() call: every epoch, validation, restoring the best weights
     per_row_tuple: list[float]
     per_row_named: list[float]
     per_row_raw: list[float]
@@ -75,36 +75,33 @@ def demo_spec(data_dir: Path, shape: str, epochs: int, threads: int):
     return spec
 
 
-def bare_loop(model: torch.nn.Module, cardinalities: list[int], like, rows: int, binary: torch.Tensor,
-              windows: int) -> list[float]:
-    """Samples/s of forward + loss + backward + Adam step over random tensors shaped like the data,
-    timed in `windows` equal consecutive windows."""
-    n_num, n_tasks = like.numeric.shape[1], like.labels.shape[1]
-    g = torch.Generator().manual_seed(0)
-    cat = torch.stack([torch.randint(0, c, (rows,), generator=g) for c in cardinalities], dim=1)
-    num = torch.randn(rows, n_num, generator=g)
-    labels = (torch.rand(rows, n_tasks, generator=g) > 0.5).float()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
+class BareLoop:
+    """The same model over pre-made random tensors shaped like the data: plain BCE/MSE, no masks,
+    no progress bar, no validation. `window()` runs one pass and returns its samples/s."""
 
-    def step(sl: slice) -> None:
-        out = model(cat[sl], num[sl])
-        loss = (F.binary_cross_entropy_with_logits(out[:, binary], labels[sl][:, binary])
-                + F.mse_loss(out[:, ~binary], labels[sl][:, ~binary]))
-        opt.zero_grad(set_to_none=True)
+    def __init__(self, model: torch.nn.Module, cardinalities: list[int], like, rows: int,
+                 binary: torch.Tensor) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.cat = torch.stack([torch.randint(0, c, (rows,), generator=g) for c in cardinalities], dim=1)
+        self.num = torch.randn(rows, like.numeric.shape[1], generator=g)
+        self.labels = (torch.rand(rows, like.labels.shape[1], generator=g) > 0.5).float()
+        self.model, self.binary = model.train(), binary
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(WARMUP_STEPS):
+            self.step(slice(0, BATCH))
+
+    def step(self, sl: slice) -> None:
+        out, y, b = self.model(self.cat[sl], self.num[sl]), self.labels[sl], self.binary
+        loss = F.binary_cross_entropy_with_logits(out[:, b], y[:, b]) + F.mse_loss(out[:, ~b], y[:, ~b])
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        self.opt.step()
 
-    for _ in range(WARMUP_STEPS):
-        step(slice(0, BATCH))
-    rates = []
-    for w in range(windows):
-        lo, hi = rows * w // windows, rows * (w + 1) // windows
+    def window(self) -> float:
         t0 = time.perf_counter()
-        for i in range(lo, hi, BATCH):
-            step(slice(i, min(i + BATCH, hi)))
-        rates.append((hi - lo) / (time.perf_counter() - t0))
-    return rates
+        for i in range(0, len(self.cat), BATCH):
+            self.step(slice(i, i + BATCH))
+        return len(self.cat) / (time.perf_counter() - t0)
 
 
 class TupleRows(Dataset):
@@ -178,38 +175,44 @@ class RawRows(Dataset):
         return batch["categorical"], batch["numeric"], batch["labels"], batch["mask"]
 
 
-def per_row_loop(model: torch.nn.Module, dataset: TupleRows | NamedRows | RawRows, spec, rows: int,
-                 windows: int) -> list[float]:
-    """Samples/s of a DataLoader(shuffle, default collate) loop with the trainer's masked losses,
-    timed in `windows` consecutive windows of rows / windows samples."""
-    from training.losses import MaskedTaskLosses
+class RowLoop:
+    """A DataLoader(shuffle, default collate) loop with the trainer's masked losses. `window(rows)`
+    trains on the next `rows` samples (reshuffling when the loader runs out) and returns samples/s."""
 
-    losses = MaskedTaskLosses([t.loss for t in spec.tasks])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
-    model.train()
-    rates, seen, step, t0 = [], 0, 0, time.perf_counter()
-    while len(rates) < windows:  # more passes over the loader if it is shorter than the windows
-        for batch in loader:
-            if step == WARMUP_STEPS:
-                seen, t0 = 0, time.perf_counter()
-            cat, num, labels, mask = dataset.unpack(batch)
-            per_task, _ = losses(model(cat, num), labels, mask)
-            opt.zero_grad(set_to_none=True)
-            per_task.sum().backward()
-            opt.step()
-            seen, step = seen + len(cat), step + 1
-            if step > WARMUP_STEPS and seen >= rows // windows:
-                rates.append(seen / (time.perf_counter() - t0))
-                seen, t0 = 0, time.perf_counter()
-                if len(rates) == windows:
-                    break
-    return rates
+    def __init__(self, model: torch.nn.Module, dataset: TupleRows | NamedRows | RawRows, spec) -> None:
+        from training.losses import MaskedTaskLosses
+
+        self.model, self.dataset = model.train(), dataset
+        self.losses = MaskedTaskLosses([t.loss for t in spec.tasks])
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.loader = DataLoader(dataset, batch_size=BATCH, shuffle=True,
+                                 generator=torch.Generator().manual_seed(0))
+        self.batches = iter(self.loader)
+        for _ in range(WARMUP_STEPS):
+            self.step()
+
+    def step(self) -> int:
+        batch = next(self.batches, None)
+        if batch is None:
+            self.batches = iter(self.loader)
+            batch = next(self.batches)
+        cat, num, labels, mask = self.dataset.unpack(batch)
+        per_task, _ = self.losses(self.model(cat, num), labels, mask)
+        self.opt.zero_grad(set_to_none=True)
+        per_task.sum().backward()
+        self.opt.step()
+        return len(cat)
+
+    def window(self, rows: int) -> float:
+        seen, t0 = 0, time.perf_counter()
+        while seen < rows:
+            seen += self.step()
+        return seen / (time.perf_counter() - t0)
 
 
 def measure_shape(shape: str, data_dir: Path, args: argparse.Namespace, prep_cache: dict) -> ShapeResult:
     from training.model import build_model
-    from training.train import fit, model_args, prepare, set_seed
+    from training.train import fit_epochs, model_args, prepare, set_seed
 
     spec = demo_spec(data_dir, shape, args.epochs, args.threads)
     if "prep" not in prep_cache:
@@ -221,22 +224,23 @@ def measure_shape(shape: str, data_dir: Path, args: argparse.Namespace, prep_cac
     binary = torch.tensor([t.type == "binary" for t in spec.tasks])
     n_train = len(prep.train)
 
-    windows = args.epochs
     set_seed(0)
-    bare = bare_loop(build_model(margs), margs.cardinalities, prep.train, n_train, binary, windows)
+    bare = BareLoop(build_model(margs), margs.cardinalities, prep.train, n_train, binary)
     set_seed(0)
-    model = build_model(margs)
-    t0 = time.perf_counter()
-    history = fit(spec, prep, model, progress=args.progress)
-    wall = n_train * len(history) / (time.perf_counter() - t0)
-    trainer = [n_train / (h["seconds"] + h["valid_seconds"]) for h in history]
-    per_row = []
-    datasets = (TupleRows(prep.train, spec), NamedRows(prep.train, spec),
-                RawRows(prep.splits.train, prep.encoders, spec))
-    for dataset in datasets:
-        set_seed(0)
-        per_row.append(per_row_loop(build_model(margs), dataset, spec, min(args.per_row_rows, n_train), windows))
-    return ShapeResult(shape, bare, trainer, wall, *per_row)
+    epochs = fit_epochs(spec, prep, build_model(margs), progress=args.progress)  # the real trainer
+    rows = min(args.per_row_rows, n_train)
+    row_loops = [RowLoop(build_model(margs), dataset, spec) for dataset in (
+        TupleRows(prep.train, spec), NamedRows(prep.train, spec), RawRows(prep.splits.train, prep.encoders, spec))]
+    result = ShapeResult(shape, [], [], [], [], [])
+    # Interleaved rounds: on a shared machine every loop then sees the same neighbours.
+    for _ in range(args.epochs):
+        result.bare.append(bare.window())
+        t0 = time.perf_counter()
+        next(epochs)  # one epoch: shuffle, masked losses, balancing, progress bar, validation, bookkeeping
+        result.trainer.append(n_train / (time.perf_counter() - t0))
+        for key, loop in zip(PER_ROW, row_loops, strict=True):
+            getattr(result, key).append(loop.window(rows))
+    return result
 
 
 def peak_memory_mib(rows: int, threads: int) -> tuple[float, float]:
@@ -277,13 +281,14 @@ def markdown(results: list[ShapeResult], args: argparse.Namespace, prep_seconds:
         f"Command: `.venv/bin/{cmd}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} "
         f"cores (nproc), {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s) for "
         f"every loop. {args.rows:,} demo rows (80% train), batch {BATCH}, embedding dim 16, towers (64). "
-        f"Each loop is timed in {args.epochs} windows (trainer: one epoch + its validation pass each); "
-        "cells give best window (all windows).", "",
-        "| shape | bare loop (ceiling) | trainer | trainer / bare | whole `fit()` call |",
-        "|---|---|---|---|---|",
+        f"The loops run in {args.epochs} interleaved rounds (bare pass over the train rows, one trainer epoch "
+        "with its validation pass, each per-row loop), so all see the same neighbours on a shared machine; "
+        "cells give the best round (all rounds).", "",
+        "| shape | bare loop (ceiling) | trainer | trainer / bare |",
+        "|---|---|---|---|",
         *(f"| {name} | {r.best('bare'):,.0f} ({r.mean('bare'):,.0f}) | {r.best('trainer'):,.0f} "
           f"({r.mean('trainer'):,.0f}) | **{r.best('trainer') / r.best('bare'):.2f}** "
-          f"({r.mean('trainer') / r.mean('bare'):.2f}) | {r.trainer_wall:,.0f} |"
+          f"({r.mean('trainer') / r.mean('bare'):.2f}) |"
           for name, r in zip(shapes, results, strict=True)),
         "",
         "| per-row DataLoader loop, item = | " + " | ".join(
@@ -296,7 +301,7 @@ def markdown(results: list[ShapeResult], args: argparse.Namespace, prep_seconds:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "*trainer*: `training.train.fit()` with masked losses, uncertainty loss balancing, the tqdm progress "
+        "*trainer*: epochs of `training.train.fit_epochs()` (what `fit()` runs) with masked losses, uncertainty loss balancing, the tqdm progress "
         "bar and the per-epoch validation pass. Data prep (Parquet read, validation, time split, encoding of "
         f"{args.rows:,} rows) took {prep_seconds:.1f} s and is not included. *bare*: the same model over "
         "pre-made random tensors, plain BCE/MSE, no masks, no bar, no validation. Per-row loops: "

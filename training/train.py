@@ -13,6 +13,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +135,16 @@ def train_epoch(model: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, 
 def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
         progress: bool = True) -> list[dict]:
     """Train in place; restores the weights of the best validation epoch. Returns per-epoch logs."""
+    return list(fit_epochs(spec, prep, model, log_path, progress))
+
+
+def fit_epochs(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
+               progress: bool = True) -> Iterator[dict]:
+    """`fit`, one epoch at a time: yields each epoch's log (also appended to log_path).
+
+    Stops after spec.train.epochs or when validation loss has not improved for more than
+    early_stopping_patience epochs; then restores the best epoch's weights and sets eval mode.
+    """
     cfg, names = spec.train, spec.task_names()
     losses = MaskedTaskLosses([t.loss for t in spec.tasks])
     balancer = make_balancer(spec, model)
@@ -142,7 +153,7 @@ def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | Non
     data = as_tensors(prep.train)
     n = len(data[0])
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
-    best, best_state, stale, history = float("inf"), None, 0, []
+    best, best_state, stale = float("inf"), None, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         with tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False,
@@ -157,20 +168,19 @@ def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | Non
                "train_loss": dict(zip(names, train_loss.tolist(), strict=True)),
                "valid_loss": valid_total, "valid_task_loss": valid_tasks,
                "task_weights": dict(zip(names, balancer.task_weights().tolist(), strict=True))}
-        history.append(log)
         _append_jsonl(log_path, log)
         if progress:
             tqdm.write(f"epoch {epoch}: valid loss {valid_total:.5f} ({n / seconds:,.0f} samples/s)")
-        if valid_total < best - 1e-6:
+        improved = valid_total < best - 1e-6
+        if improved:
             best, best_state, stale = valid_total, copy.deepcopy(model.state_dict()), 0
-        else:
-            stale += 1
-            if stale > cfg.early_stopping_patience:
-                break
+        yield log
+        stale = 0 if improved else stale + 1
+        if stale > cfg.early_stopping_patience:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return history
 
 
 def _append_jsonl(path: Path | None, record: dict) -> None:
