@@ -34,19 +34,71 @@ def load_torch_heads(bundle: Path, manifest) -> ExportHeads:
     return ExportHeads(model.eval(), [t.type for t in manifest.tasks], scale).eval()
 
 
-def build_app(bundle: Path, weights_path: Path) -> FastAPI:
-    manifest = read_manifest(bundle)
-    heads = load_torch_heads(bundle, manifest)
-    torch.set_num_threads(1)  # same as the onnxruntime server's intra-op threads: compare serving, not threads
-    feats = manifest.features
-    vocab = {f.name: {v: i + 1 for i, v in enumerate(f.vocab)} for f in feats.categorical}
-    numeric = {f.name: f for f in feats.numeric}
-    profiles = yaml.safe_load(weights_path.read_text())["profiles"]
-    stats = {t.name: t.score_stats for t in manifest.tasks}
+class NaiveRanker:
+    """Row-by-row encoding, torch eager, a Python loop for the weighted score."""
 
+    def __init__(self, bundle: Path, weights_path: Path) -> None:
+        self.manifest = read_manifest(bundle)
+        self.heads = load_torch_heads(bundle, self.manifest)
+        self.feats = self.manifest.features
+        self.vocab = {f.name: {v: i + 1 for i, v in enumerate(f.vocab)} for f in self.feats.categorical}
+        self.profiles = yaml.safe_load(weights_path.read_text())["profiles"]
+        self.stats = {t.name: t.score_stats for t in self.manifest.tasks}
+
+    def encode_row(self, values: dict) -> tuple[list[int], list[float]]:
+        cats = [self.vocab[f.name].get(None if values.get(f.name) is None else str(values.get(f.name)), 0)
+                for f in self.feats.categorical]
+        nums = []
+        for f in self.feats.numeric:
+            x = values.get(f.name)
+            x = f.fill_value if x is None else float(x)
+            if f.transform == "log1p":
+                x = math.log1p(max(x, 0.0))
+            nums.append((x - f.mean) / f.std)
+        return cats, nums
+
+    def transform(self, task: str, x: float, how: str) -> float:
+        stats = self.stats[task]
+        if how == "log1p":
+            return math.log1p(max(x, 0.0))
+        if how == "zscore":
+            return (x - stats.mean) / stats.std
+        if how == "minmax":
+            return (x - stats.min) / (stats.max - stats.min)
+        return x
+
+    def score(self, scores: dict[str, float], profile: str) -> float:
+        total = 0.0
+        for task, w in self.profiles[profile].items():
+            weight, how = (w, "identity") if isinstance(w, int | float) else (w["weight"], w.get("transform", "identity"))
+            total += weight * self.transform(task, scores[task], how)
+        return total
+
+    def predict(self, cat_rows: list[list[int]], num_rows: list[list[float]]) -> dict[str, list[float]]:
+        with torch.no_grad():
+            outs = self.heads(torch.tensor(cat_rows, dtype=torch.long), torch.tensor(num_rows, dtype=torch.float32))
+        return {t.name: o.tolist() for t, o in zip(self.manifest.tasks, outs, strict=True)}
+
+
+class Item(BaseModel):
+    item_id: str | int
+    score: float
+    rank: int
+    scores: dict[str, float]
+
+
+class RankResponse(BaseModel):
+    profile: str
+    items: list[Item]
+
+
+def build_app(bundle: Path, weights_path: Path) -> FastAPI:
+    ranker = NaiveRanker(bundle, weights_path)
+    torch.set_num_threads(1)  # same as the onnxruntime server's intra-op threads: compare serving, not threads
+    feats = ranker.feats
     # One pydantic model per candidate: the usual way to declare a request body.
-    item_fields = {n: (str | int | float | None, None) for n in feats.by_source("item") if n in vocab}
-    item_fields.update({n: (float | None, None) for n in feats.by_source("item") if n in numeric})
+    item_fields = {n: (str | int | float | None, None) for n in feats.by_source("item") if n in ranker.vocab}
+    item_fields.update({f.name: (float | None, None) for f in feats.numeric if f.source == "item"})
     item_fields[ITEM_ID] = (str | int, ...)
     Candidate = create_model("Candidate", **item_fields)
 
@@ -56,37 +108,6 @@ def build_app(bundle: Path, weights_path: Path) -> FastAPI:
         candidates: list[Candidate]  # type: ignore[valid-type]
         profile: str = "default"
         top_k: int | None = None
-
-    class Item(BaseModel):
-        item_id: str | int
-        score: float
-        rank: int
-        scores: dict[str, float]
-
-    class RankResponse(BaseModel):
-        profile: str
-        items: list[Item]
-
-    def encode_row(values: dict) -> tuple[list[int], list[float]]:
-        cats = [vocab[f.name].get(None if values.get(f.name) is None else str(values.get(f.name)), 0)
-                for f in feats.categorical]
-        nums = []
-        for f in feats.numeric:
-            x = values.get(f.name)
-            x = f.fill_value if x is None else float(x)
-            if f.transform == "log1p":
-                x = math.log1p(max(x, 0.0))
-            nums.append((x - f.mean) / f.std)
-        return cats, nums
-
-    def transform(task: str, x: float, how: str) -> float:
-        if how == "log1p":
-            return math.log1p(max(x, 0.0))
-        if how == "zscore":
-            return (x - stats[task].mean) / stats[task].std
-        if how == "minmax":
-            return (x - stats[task].min) / (stats[task].max - stats[task].min)
-        return x
 
     app = FastAPI()
 
@@ -98,22 +119,14 @@ def build_app(bundle: Path, weights_path: Path) -> FastAPI:
     def rank(req: RankRequest) -> RankResponse:
         cat_rows, num_rows = [], []
         for cand in req.candidates:  # row by row
-            values = {**req.user, **req.context, **cand.model_dump()}
-            c, n = encode_row(values)
+            c, n = ranker.encode_row({**req.user, **req.context, **cand.model_dump()})
             cat_rows.append(c)
             num_rows.append(n)
-        with torch.no_grad():
-            outs = heads(torch.tensor(cat_rows, dtype=torch.long), torch.tensor(num_rows, dtype=torch.float32))
-        per_task = {t.name: o.tolist() for t, o in zip(manifest.tasks, outs, strict=True)}
-        profile = profiles[req.profile]
+        per_task = ranker.predict(cat_rows, num_rows)
         scored = []
         for i, cand in enumerate(req.candidates):
             s = {t: per_task[t][i] for t in per_task}
-            total = 0.0
-            for task, w in profile.items():
-                weight, how = (w, "identity") if isinstance(w, int | float) else (w["weight"], w.get("transform", "identity"))
-                total += weight * transform(task, s[task], how)
-            scored.append((total, cand.item_id, s))
+            scored.append((ranker.score(s, req.profile), cand.item_id, s))
         scored.sort(key=lambda x: -x[0])
         items = [Item(item_id=i, score=sc, rank=r + 1, scores=s) for r, (sc, i, s) in enumerate(scored[:req.top_k])]
         return RankResponse(profile=req.profile, items=items)

@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,13 @@ def measure_server(port: int, bodies: list[bytes], args: argparse.Namespace) -> 
     return ServerRun(seq, peak, at70, at70_poisson)
 
 
+def ranking_of(port: int, body: bytes) -> list:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/rank", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return [item["item_id"] for item in orjson.loads(r.read())["items"]]
+
+
 def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProcess]:
     manifest = read_manifest(args.bundle)
     registry = Registry(tmp / "registry", manifest.model_name)
@@ -122,6 +130,8 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict]:
                 naive = measure_server(servers["naive"].port, bodies, args)
                 workers = measure_server(servers["workers"].port, bodies, args) if "workers" in servers else None
                 rows.append(SizeRow(size, raw, ours, naive, workers))
+                same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
+                args.same_order.append(same)
                 print(f"measured {size} candidates", file=sys.stderr)
         finally:
             for s in servers.values():
@@ -163,7 +173,10 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
                          f"| {s.peak.throughput:.0f} | {s.peak.throughput * r.size:,.0f} "
                          f"| {ms(s.at70.percentile(50))} | {ms(s.at70.percentile(99))} "
                          f"| {ms(s.at70_poisson.percentile(99))} |")
-    lines += ["", *render_floors(rows), "", *render_stages(stages, rows)]
+    agree = "the same" if all(args.same_order) else "NOT the same"
+    lines += ["", f"(a) and (c) return {agree} order for the same request at every size (checked on one request "
+              "per size): the naive server is the same model and profile, served differently.",
+              "", *render_floors(rows), "", *render_stages(stages, rows)]
     return "\n".join(lines)
 
 
@@ -234,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.bundle / "manifest.json").exists():
         sys.exit(f"no bundle at {args.bundle}; run `make run` (or `ranker train configs/demo.yaml --out {args.bundle}`)")
     args.load_average = [os.getloadavg()[0]]
+    args.same_order = []
     rows, stages = run(args)
     args.load_average.append(os.getloadavg()[0])
     text = render(rows, stages, args)
