@@ -4,7 +4,6 @@ reading through its own Registry object (own cache) sees; the lock is a conditio
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,19 +46,20 @@ def test_trainer_writes_and_a_server_reads_through_its_cache(s3: S3Server, tmp_p
 
 def test_lock_is_exclusive_and_an_expired_lease_is_broken(s3: S3Server, tmp_path: Path, bundle_dir: Path) -> None:
     root = s3.make_bucket("reg-lock")
-    first = Registry(root, MODEL, lock_ttl=1.0, cache_dir=tmp_path / "c1")
-    second = Registry(root, MODEL, lock_ttl=1.0, cache_dir=tmp_path / "c2")
+    first = Registry(root, MODEL, cache_dir=tmp_path / "c1")
+    second = Registry(root, MODEL, cache_dir=tmp_path / "c2")
     with first.lock():
         with pytest.raises(RegistryLocked, match="locked by another publish"):
             second.publish(bundle_dir)
     assert second.publish(bundle_dir) == 1  # released
-    # A job that died holding the lease leaves it behind until it expires.
-    s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(
-        "reg-lock/demo/.lock", json.dumps(holder_info(ttl=1.0)).encode())
+    # A job that died holding the lease leaves it behind: it blocks others until it expires.
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    fs.pipe_file("reg-lock/demo/.lock", json.dumps(holder_info(ttl=600)).encode())
     with pytest.raises(RegistryLocked, match="lease until"):
         second.publish(bundle_dir)
-    time.sleep(1.5)
-    assert second.publish(bundle_dir) == 2  # the lease expired and was broken
+    fs.pipe_file("reg-lock/demo/.lock", json.dumps(holder_info(ttl=-1)).encode())  # ... and later it has expired
+    assert second.publish(bundle_dir) == 2  # the expired lease was broken
+    assert not fs.exists("reg-lock/demo/.lock")
 
 
 def test_an_unreachable_store_is_a_registry_error(tmp_path: Path) -> None:
