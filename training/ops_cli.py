@@ -52,8 +52,8 @@ def retrain_command(
         help="Parquet file or partition directory to train on (repeatable; relative to data.path)")] = None,
     data: Annotated[str | None, typer.Option(help="override data.path of the spec")] = None,
     warm_start: Annotated[bool, typer.Option(help="start from CURRENT's checkpoint (rows mapped by vocabulary)")] = False,
-    work_dir: Annotated[Path | None, typer.Option(help="bundle, logs and report of this run "
-                                                  "[default: runs/retrain-<UTC time>]")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="bundle, logs and report of this run",
+                                                  show_default="runs/retrain-<UTC time>")] = None,
     keep: Annotated[int, typer.Option(min=2, help="versions kept by retention")] = 5,
     publish_rejected: Annotated[bool, typer.Option(
         help="publish a rejected candidate as a non-CURRENT version with its report")] = True,
