@@ -54,6 +54,7 @@ class ServerRun:
 class SizeRow:
     size: int
     raw: LoadResult
+    raw70: LoadResult  # raw session.run evenly paced at 70% of its peak: the machine's jitter
     ours: ServerRun
     naive: ServerRun
     workers2: ServerRun | None
@@ -125,11 +126,11 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict]:
         try:
             for size in args.sizes:
                 bodies = [orjson.dumps(example_request(manifest, size, seed=s)) for s in range(DISTINCT_BODIES)]
-                raw = raw_session_run(serving, bodies[0], args.requests, args.duration)
+                raw, raw70 = raw_session_run(serving, bodies[0], args.requests, args.duration)
                 ours = measure_server(servers["ours"].port, bodies, args)
                 naive = measure_server(servers["naive"].port, bodies, args)
                 workers = measure_server(servers["workers"].port, bodies, args) if "workers" in servers else None
-                rows.append(SizeRow(size, raw, ours, naive, workers))
+                rows.append(SizeRow(size, raw, raw70, ours, naive, workers))
                 same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
                 args.same_order.append(same)
                 print(f"measured {size} candidates", file=sys.stderr)
@@ -164,7 +165,8 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     ]
     for r in rows:
         lines.append(f"| {r.size} | (b) raw session.run | {ms(r.raw.percentile(50))} | {ms(r.raw.percentile(99))} "
-                     f"| {r.raw.throughput:.0f} | {r.raw.throughput * r.size:,.0f} | | | |")
+                     f"| {r.raw.throughput:.0f} | {r.raw.throughput * r.size:,.0f} | {ms(r.raw70.percentile(50))} "
+                     f"| {ms(r.raw70.percentile(99))} | |")
         variants = [("(a) this server", r.ours), ("(c) naive server", r.naive)]
         if r.workers2 is not None:
             variants.insert(1, (f"(a') this server, {args.workers_variant} uvicorn workers", r.workers2))
@@ -197,6 +199,9 @@ def render_floors(rows: list[SizeRow]) -> list[str]:
         shown = (f"{ms(value)} ms vs {ms(bound)} ms" if unit == "ms"
                  else f"{value / (bound / 3):.1f}x ({value:.0f} vs {bound / 3:.0f} req/s)")
         out.append(f"- {name}: {shown} -> {'PASS' if ok else 'FAIL'}")
+    raw = row.raw70
+    out.append(f"- for comparison, raw session.run alone paced at 70% of its own peak: p99/p50 = "
+               f"{raw.percentile(99) / raw.percentile(50):.1f} (the jitter this machine adds during the run)")
     p = row.ours.at70_poisson
     out.append(f"- with Poisson arrivals p99/p50 at 70% is {p.percentile(99) / p.percentile(50):.1f}; queueing theory "
                "alone gives 4.3 for one server with a fixed service time (M/D/1) and 3.5 for two (M/D/2), "
