@@ -21,10 +21,12 @@ import argparse
 import asyncio
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import orjson
@@ -153,7 +155,8 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     cmd = " ".join(["python bench/serve_latency.py", *sys.argv[1:]]) if sys.argv[1:] else "python bench/serve_latency.py"
     load = " -> ".join(f"{a:.1f}" for a in args.load_average)
     lines = [
-        f"Measured by `{cmd}` on {platform.machine()} with {_cpus()} cores (1-minute load average {load} "
+        f"Measured by `{cmd}` on {date.today().isoformat()} at commit `{_commit()}`, "
+        f"{platform.machine()} with {_cpus()} cores (1-minute load average {load} "
         "from start to end of the run; above ~1 other processes were competing for the cores and the "
         "tail latencies say more about them than about the servers), client and servers on the same",
         "machine (loopback). Latency is client-side, in ms: p50/p99 one request at a time; peak = closed loop "
@@ -241,6 +244,11 @@ def write_section(doc: Path, body: str) -> None:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+    return out.stdout.strip() or "unknown"
 
 
 def _cpus() -> int:
