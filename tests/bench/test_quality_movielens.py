@@ -74,3 +74,18 @@ def test_smoke_run_compares_all_models(tmp_path: Path) -> None:
     for label in ML.MODELS:
         assert f"| {label} |" in text
     assert "Help/hurt matrix" in text and "| our MMoE |" in text
+
+
+@pytest.mark.slow
+def test_the_spec_trains_and_exports_through_the_cli(tmp_path: Path) -> None:
+    """A user's path: one YAML + one Parquet file -> `ranker train` -> a verified bundle."""
+    from typer.testing import CliRunner
+
+    from training.cli import app
+
+    data = ML.smoke_data(max_user=40)
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(app, ["train", str(ML.SPEC), "--data", str(data), "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.onnx").exists() and (out / "manifest.json").exists()
