@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import torch
+import torch.nn as nn
 
 from service.bundle import BundleError, LoadedBundle, load_bundle
+from service.features import FeatureEncoders
 from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict, RegistryError, RegistryLocked
 from training import data as D
 from training.evaluate import bundle_predictions
 from training.export import CHECKPOINT_FILE, ExportError, export_bundle
 from training.gate_report import build_report, render_markdown, write_report
 from training.gates import GateResult, Scored, check, parity_gate, run_gates
-from training.model import build_model
+from training.model import ModelArgs
 from training.spec import RankerSpec
-from training.train import Trained, evaluate, export_heads, fit, model_args, predict, prepare, set_seed, train
+from training.train import Trained, export_heads, predict, train
 from training.warm_start import load_checkpoint, warm_start
 
 logger = logging.getLogger(__name__)
@@ -121,20 +120,15 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
                   progress: bool) -> tuple[Trained, dict | None]:
     """train() as `ranker train` does; with warm, the model starts from CURRENT's checkpoint."""
     checkpoint = current.bundle.path / CHECKPOINT_FILE if warm and current.bundle else None
-    if checkpoint is None or not checkpoint.is_file():
-        return train(spec, out_dir=out_dir, progress=progress), None
-    set_seed(spec.train.seed)
-    torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
-    prep = prepare(spec)
-    args = model_args(spec, prep.encoders)
-    model = build_model(args)
-    summary = {"from_version": current.version, **warm_start(model, args, prep.encoders, load_checkpoint(checkpoint))}
-    t0 = time.perf_counter()
-    history = fit(spec, prep, model, out_dir / "train_log.jsonl", progress)
-    metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
-    trained = Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
-                      train_seconds=time.perf_counter() - t0)
-    return trained, summary
+    init = None
+    if checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint)
+
+        def init(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders) -> dict:
+            return {"from_version": current.version, **warm_start(model, args, encoders, state)}
+
+    trained = train(spec, out_dir=out_dir, progress=progress, init=init)
+    return trained, trained.init_summary
 
 
 def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current) -> list[GateResult]:

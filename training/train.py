@@ -13,7 +13,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,7 @@ class Trained:
     history: list[dict] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)  # {"valid": {...}, "test": {...}}
     train_seconds: float = 0.0
+    init_summary: dict | None = None  # what a ModelInit (e.g. warm start) reported
 
 
 def set_seed(seed: int) -> None:
@@ -240,13 +241,19 @@ def evaluate(model: nn.Module, e: D.Encoded, spec: RankerSpec, scalers: dict[str
     return out
 
 
-def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True) -> Trained:
+# Called with (model, args, encoders) before fitting, e.g. a warm start; returns a summary for reports.
+ModelInit = Callable[[nn.Module, ModelArgs, FeatureEncoders], dict]
+
+
+def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
+          init: ModelInit | None = None) -> Trained:
     """Prepare data, fit, evaluate on valid and test. Logs go to out_dir/train_log.jsonl."""
     set_seed(spec.train.seed)
     torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
     prep = prepare(spec)
     args = model_args(spec, prep.encoders)
     model = build_model(args)
+    init_summary = init(model, args, prep.encoders) if init else None
     log_path = None
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -257,4 +264,4 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True) 
     seconds = time.perf_counter() - t0
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
     return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
-                   train_seconds=seconds)
+                   train_seconds=seconds, init_summary=init_summary)
