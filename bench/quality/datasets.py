@@ -54,6 +54,15 @@ def movielens(smoke: bool = False) -> Dataset:
                    "NDCG@10 per user", {"train.epochs": 1})
 
 
+def describe(ds: Dataset) -> dict:
+    """What rendering needs of a dataset (saved with the runs, so --replot needs no data)."""
+    return {"name": ds.name, "rows": ds.rows, "group_column": ds.group_column, "ndcg_label": ds.ndcg_label}
+
+
+def from_description(d: dict) -> Dataset:
+    return Dataset(d["name"], "", "", d["rows"], d["group_column"], d["ndcg_label"], {})
+
+
 def task_names(rec: dict) -> list[str]:
     return list(rec["metrics"]["test"]["tasks"])
 
@@ -62,4 +71,5 @@ def metric_name(rec: dict, task: str) -> str:
     return "AUC" if "auc" in rec["metrics"]["test"]["tasks"][task] else "RMSE"
 
 
-__all__ = ["Dataset", "demo", "movielens", "task_metric", "task_names", "metric_name"]
+__all__ = ["Dataset", "demo", "describe", "from_description", "movielens", "task_metric", "task_names",
+           "metric_name"]

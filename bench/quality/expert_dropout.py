@@ -15,8 +15,19 @@ import argparse
 import numpy as np
 
 from bench.quality import datasets as DS
-from bench.quality.common import REPO, Output, command_line, md_table, mean_std, provenance, use_agg
-from bench.quality.runner import run_jobs, save
+from bench.quality.common import (
+    REPLOT_NOTE,
+    REPO,
+    Output,
+    command_line,
+    load_results,
+    md_table,
+    mean_std,
+    provenance,
+    save_results,
+    use_agg,
+)
+from bench.quality.runner import run_jobs
 from training.metrics import EFFECTIVE_EXPERTS_FLOOR, POLARIZED_TOP_WEIGHT
 
 SECTION = "quality-expert-dropout"
@@ -79,10 +90,31 @@ def heatmaps(ds: DS.Dataset, recs: list[dict], out: Output, slug: str) -> str:
     return out.figure(fig, f"expert_dropout_gates_{slug}")
 
 
-def render(results: dict, pngs: dict, seeds: list[int], command: str) -> str:
+def reading(results: dict) -> str:
+    """What the tables say, computed: polarization seen at all, and metric changes vs seed noise."""
+    gates_all = [g for _, recs in results.values() for r in recs for g in gates(r).values()]
+    n_pol = sum(g["polarized"] for g in gates_all)
+    lines = [f"- Polarized gates: {n_pol} of {len(gates_all)} (all datasets, rates and seeds). Largest mean weight any "
+             f"task put on one expert: {max(max(g['mean_weight']) for g in gates_all):.2f}; fewest effective experts: "
+             f"{min(g['effective_experts'] for g in gates_all):.2f} of {len(gates_all[0]['mean_weight'])}."]
+    for ds, recs in results.values():
+        by_rate = {rate: [r for r in recs if r["overrides"]["model.expert_dropout"] == rate] for rate in RATES}
+        changes = []
+        for task in DS.task_names(recs[0]):
+            m0, s0 = mean_std(DS.task_metric(r, task) for r in by_rate[RATES[0]])
+            for rate in RATES[1:]:
+                m, s = mean_std(DS.task_metric(r, task) for r in by_rate[rate])
+                if abs(m - m0) > max(s, s0):
+                    changes.append(f"{task} at {rate:g}: {m - m0:+.4f} (seed std ≤ {max(s, s0):.4f})")
+        lines.append(f"- {ds.name}: metric changes vs dropout 0 larger than the seed std: "
+                     + ("; ".join(changes) if changes else "none") + ".")
+    return "\n".join(lines)
+
+
+def render(results: dict, pngs: dict, seeds: list[int], made_by: str) -> str:
     parts = [f"""## 3. Expert dropout and gate polarization
 
-{provenance(command)}
+{made_by}
 
 Our MMoE as configured in each dataset's spec (`configs/demo.yaml`: 4 experts (128, 64), 4 tasks;
 `bench/quality/specs/movielens.yaml`: 4 experts (128, 64), 3 tasks), trained with `model.expert_dropout` ∈
@@ -95,6 +127,17 @@ entropy divided by log(#experts) (1 = uniform, 0 = one-hot). Task metrics on the
 """]
     for name, (ds, recs) in results.items():
         parts.append(f"### {ds.name} ({ds.rows:,} rows)\n\n{table(ds, recs)}\n\n![gate heatmaps]({pngs[name]})\n")
+    parts.append(f"""### Reading
+
+{reading(results)}
+
+Zhao et al. (RecSys 2019) saw gates polarize with many experts on large production data. With 4 experts on
+these two datasets the softmax gates stay close to uniform in every run, with or without expert dropout, so this
+benchmark cannot show expert dropout *preventing* polarization; it shows that there was none to prevent here and
+that the default rate (0.1) costs nothing measurable in quality. Near-uniform gates also mean the experts are
+mixed almost evenly, which is consistent with MMoE and shared-bottom scoring within noise of each other on
+MovieLens (section 2).
+""")
     return "\n".join(parts)
 
 
@@ -105,21 +148,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--demo-rows", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--doc", help="markdown file to write the section to")
+    ap.add_argument("--replot", action="store_true", help="re-render from bench/quality/results/expert_dropout.json")
     ns = ap.parse_args(argv)
-    seeds = list(range(2 if ns.smoke else ns.seeds))
-    sets = {"demo": DS.demo(5_000 if ns.smoke else ns.demo_rows), "movielens": DS.movielens(ns.smoke)}
-    results = {}
-    for name, ds in sets.items():
-        jobs = [ds.job({"model.expert_dropout": rate, "train.seed": seed}, f"{name} ed={rate:g}", ns.smoke)
-                for seed in seeds for rate in RATES]
-        results[name] = (ds, run_jobs(jobs, ns.workers))
-    if not ns.smoke:
-        save([{**r, "dataset": n} for n, (_, recs) in results.items() for r in recs], RESULTS)
+    if ns.replot:
+        saved = load_results(RESULTS)
+        saved["provenance"] += REPLOT_NOTE
+    else:
+        saved = run(ns, provenance(command_line("bench.quality.expert_dropout", argv)))
+    results = {name: (DS.from_description(d), [r for r in saved["records"] if r["dataset"] == name])
+               for name, d in saved["datasets"].items()}
     out = Output.for_run(ns.smoke, ns.doc)
     use_agg()
     pngs = {name: heatmaps(ds, recs, out, name) for name, (ds, recs) in results.items()}
-    out.section(SECTION, render(results, pngs, seeds, command_line("bench.quality.expert_dropout", argv)))
+    out.section(SECTION, render(results, pngs, saved["seeds"], saved["provenance"]))
 
+
+def run(ns: argparse.Namespace, made_by: str) -> dict:
+    """Train every (dataset, rate, seed); returns what is saved (and rendered)."""
+    seeds = list(range(2 if ns.smoke else ns.seeds))
+    sets = {"demo": DS.demo(5_000 if ns.smoke else ns.demo_rows), "movielens": DS.movielens(ns.smoke)}
+    records = []
+    for name, ds in sets.items():
+        jobs = [ds.job({"model.expert_dropout": rate, "train.seed": seed}, f"{name} ed={rate:g}", ns.smoke)
+                for seed in seeds for rate in RATES]
+        records += [{**r, "dataset": name} for r in run_jobs(jobs, ns.workers)]
+    saved = {"provenance": made_by, "seeds": seeds, "datasets": {n: DS.describe(ds) for n, ds in sets.items()},
+             "records": records}
+    if not ns.smoke:
+        save_results(RESULTS, saved)
+    return saved
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -129,8 +128,3 @@ def task_metric(rec: dict, task: str, split: str = "test") -> float | None:
     """AUC for binary tasks, RMSE for regression tasks."""
     m = rec["metrics"][split]["tasks"][task]
     return m.get("auc", m.get("rmse"))
-
-
-def save(records: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1))
