@@ -112,7 +112,7 @@ def reading(results: dict) -> str:
 
 
 def render(results: dict, pngs: dict, seeds: list[int], made_by: str) -> str:
-    parts = [f"""## 3. Expert dropout and gate polarization
+    parts = [f"""## Quality 3. Expert dropout and gate polarization
 
 {made_by}
 
@@ -136,7 +136,7 @@ these two datasets the softmax gates stay close to uniform in every run, with or
 benchmark cannot show expert dropout *preventing* polarization; it shows that there was none to prevent here and
 that the default rate (0.1) costs nothing measurable in quality. Near-uniform gates also mean the experts are
 mixed almost evenly, which is consistent with MMoE and shared-bottom scoring within noise of each other on
-MovieLens (section 2).
+MovieLens ("Quality 2").
 """)
     return "\n".join(parts)
 

@@ -92,7 +92,7 @@ def reading(results: dict) -> str:
 
 
 def render(results: dict, seeds: list[int], made_by: str) -> str:
-    parts = [f"""## 4. Loss balancing: fixed vs uncertainty vs GradNorm
+    parts = [f"""## Quality 4. Loss balancing: fixed vs uncertainty vs GradNorm
 
 {made_by}
 

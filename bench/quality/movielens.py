@@ -130,7 +130,7 @@ def help_hurt(groups: dict[str, list[dict]], stl: str) -> str:
 def render(records: list[dict], seeds: list[int], made_by: str, n_rows: int) -> str:
     groups = by_label(records)
     verdict = "\n".join(versus_best(groups))
-    return f"""## 2. MovieLens-100k as a multi-task ranking problem
+    return f"""## Quality 2. MovieLens-100k as a multi-task ranking problem
 
 {made_by}
 
@@ -148,18 +148,23 @@ positives, NDCG@10 per user of the score `p(watch) + p(like)` with gain = like (
 fixed loss weights 1, Adam lr 0.002 with weight decay 1e-5, batch 1024, ≤ 8 epochs, early stopping on validation
 loss with patience 2, best epoch restored). Shared-bottom and single-task change only `model.arch` (single-task =
 one independent bottom + tower per task, trained side by side with disjoint parameters and one early-stopping
-point). *Weight decay* is the configuration fix: the first full run had no weight decay (row "our MMoE without
-weight decay", same seeds); there every model peaked after 1–2 epochs (the id embeddings memorize the training
-months) and our MMoE was not best on AUC(like) and NDCG. Candidate fixes (weight decay 1e-5, dropout 0.2, lr 0.001,
-embedding dim 8) were compared on the **validation** split, seeds 0–1
-(`.venv/bin/python -m bench.quality.movielens --candidates`); weight decay 1e-5 was best there on all three
-tasks, so it went into the spec for all our models. The test split was not used to choose it.
-
-{candidates_table()}
+point).
 DeepCTR-Torch 0.3.0 `MMOE` gets the same encoded arrays, the same shape (linear gates), and is trained with its
 own `compile("adam")` / `fit()` (lr 0.001, batch 1024); masked labels are fed as NaN and each task's loss is a
 wrapper of its own loss that drops NaN rows (see `bench/quality/deepctr_mmoe.py`); the rating head regresses the
 standardized rating; `fit` is called one epoch at a time so the same early stopping applies.
+
+**Configuration fix.** The first full run had no weight decay (row "our MMoE without weight decay", same seeds):
+there our models peaked after 1–2 epochs (the id embeddings memorize the training months) and our MMoE was not
+best on AUC(like) and NDCG. Candidate fixes were compared on the **validation** split, seeds 0–1
+(`.venv/bin/python -m bench.quality.movielens --candidates`); weight decay 1e-5 was best there on all three tasks,
+so it went into the spec for all our models (MMoE, shared-bottom, single-task). The test split was not used to
+choose it.
+
+{candidates_table()}
+
+**Test-split results** (s / epoch: wall time of one training epoch, 1 torch thread, 2 jobs at a time on a 2-core
+machine shared with other work, so compare ratios, not absolute values):
 
 {results_table(groups)}
 
@@ -175,12 +180,12 @@ noise" = the gap is smaller than the larger of the two std over seeds):
 
 **Reading.** The differences between the models are of the order of the seed noise on every metric: ML-100k
 has 943 users, the temporal split puts later users and later months in the test split, and every model is limited
-by what the id embeddings memorize (without weight decay all of them peaked after 1–2 epochs). Uniformly sampled
+by what the id embeddings memorize (without weight decay ours peaked after 1–2 epochs). Uniformly sampled
 negatives make `watch` mostly a popularity task, on which every model sits at AUC ≈ 0.825. Sharing helps the sparse
 satisfaction tasks (`like`, `rating`, labelled on a third of the rows), as the help/hurt matrix shows, and does
-not hurt `watch`. Our MMoE and DeepCTR-Torch's MMOE have the same architecture; the gaps between them come from
-training details (our weight decay and lr 0.002 and per-task mean losses vs its L2 on embeddings, lr 0.001 and
-per-task *sum* losses, which weight `watch` 3× more by row count), not from the model.
+not hurt `watch`. Our MMoE and DeepCTR-Torch's MMOE have the same architecture; what differs is training: our
+weight decay, lr 0.002 and per-task *mean* losses vs its L2 on embeddings, lr 0.001 and per-task *sum* losses
+(which weight `watch` about 3× more, by row count).
 """
 
 

