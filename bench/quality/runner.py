@@ -3,7 +3,7 @@
 A job is (spec file, data path, dotted overrides such as {"model.arch": "shared_bottom",
 "train.seed": 3}). Each job runs exactly what `training.train.train()` runs (set_seed, build_model,
 fit, evaluate) except that the prepared data is reused across jobs with the same data and feature
-spec in one worker process; tests/bench/test_runner.py checks that this gives the same metrics as
+spec in one worker process; tests/bench/test_quality_runner.py checks that this gives the same metrics as
 `train()`. Jobs run in a pool of spawned worker processes with one torch thread each.
 """
 
