@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 import orjson
+from doc_sections import DOC, write_section
 from http_load import LoadResult, closed_loop, open_loop, post_request, sequential
 from serve_processes import ServerProcess
 from serve_stages import gc_pauses, load_serving, raw_session_run, stage_breakdown
@@ -39,7 +40,6 @@ from service.examples import example_request
 from service.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION = "serve-latency"
 DISTINCT_BODIES = 8
 
@@ -234,18 +234,6 @@ def render_stages(stages: dict, rows: list[SizeRow]) -> list[str]:
     return out
 
 
-def write_section(doc: Path, body: str) -> None:
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n## Serving latency (`bench/serve_latency.py`)\n\n{body}\n{end}"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
-
-
 def _commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     return out.stdout.strip() or "unknown"
@@ -266,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     text = render(rows, stages, args)
     print(text)
     if not args.no_doc:
-        write_section(args.doc, text)
+        write_section(SECTION, f"## Serving latency (`bench/serve_latency.py`)\n\n{text}", args.doc)
         print(f"\nwritten to {args.doc}", file=sys.stderr)
 
 

@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from bench.doc_sections import write_section
+
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "BENCHMARKS.md"
 SECTION = "train-throughput"
 SHAPES = {"small": (4, [128, 64]), "large": (8, [256, 128])}
 BATCH = 1024
@@ -339,19 +340,6 @@ def markdown(results: list[ShapeResult], args: argparse.Namespace, prep_seconds:
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = DOC) -> None:
-    """Replace this script's section between its markers (append it if absent); other sections stay."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(doc)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=1_000_000, help="demo rows for the throughput runs")
@@ -390,7 +378,7 @@ def main(argv: list[str] | None = None) -> list[ShapeResult]:
         print(f"peak RSS on {args.memory_rows:,} rows: {memory[0] / 1024:.2f} GiB ({memory[1]:.0f} s)")
     text = markdown(results, args, cache["seconds"], memory)
     if args.write_doc:
-        write_section(text)
+        write_section(SECTION, text)
     if args.json:
         args.json.write_text(json.dumps({"results": [vars(r) for r in results], "memory_mib": memory,
                                          "prep_seconds": cache["seconds"], "args": vars(args)}, indent=2, default=str))

@@ -32,17 +32,19 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the server-process helper the end-to-end tests use
+sys.path.insert(0, str(REPO))  # bench.doc_sections
 
 from retrain_helpers import shuffle_training_labels  # noqa: E402
 from server_helpers import ServerProcess  # noqa: E402
 
+from bench.doc_sections import write_section  # noqa: E402
 from service.bundle import read_manifest  # noqa: E402
 from service.examples import example_request  # noqa: E402
 from service.registry import Registry  # noqa: E402
 from training.demo_data import DemoConfig, day_after, write_demo  # noqa: E402
 from training.spec import load_spec  # noqa: E402
 
-BEGIN, END = "<!-- BEGIN two-nights -->", "<!-- END two-nights -->"
+SECTION = "two-nights"
 
 
 @dataclass
@@ -230,7 +232,6 @@ def benchmarks_section(s: dict) -> str:
 
     swap = t["swap_seconds_after_promotion"]
     lines = [
-        BEGIN,
         "## Two nights: retrain, gate, promote, swap under traffic",
         "",
         f"Produced by `.venv/bin/python {s['command']}` on {s['date']} at commit `{s['commit']}` (2 cores).",
@@ -267,20 +268,8 @@ def benchmarks_section(s: dict) -> str:
         "</details>",
         *(["", "<details><summary>Night 3 gate report</summary>", "",
            s["reports"]["night3"].replace("# Retrain report", "### Retrain report"), "</details>"] if n3 else []),
-        END,
     ]
     return "\n".join(lines)
-
-
-def write_benchmarks(section: str, path: Path = REPO / "docs" / "BENCHMARKS.md") -> None:
-    """Replace this script's section between its markers (appended if absent); other sections stay."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> int:
@@ -306,7 +295,7 @@ def main() -> int:
         ok = ok and summary["nights"]["night3"]["exit_code"] == 3 and summary["current_after"] == 2 \
             and "3" not in summary["traffic"]["by_version"]
     if args.write_benchmarks:
-        write_benchmarks(benchmarks_section(summary))
+        write_section(SECTION, benchmarks_section(summary))
     print("two nights:", "OK" if ok else "FAILED")
     return 0 if ok else 1
 

@@ -14,33 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.doc_sections import DOC, write_section
+
 REPO = Path(__file__).resolve().parents[2]
-DOC = REPO / "docs" / "BENCHMARKS.md"
 IMG = REPO / "docs" / "img"
 CACHE = Path(os.environ.get("MTL_BENCH_CACHE", Path.home() / ".cache" / "mtl-ranker-bench"))
-
-DOC_HEADER = """# Benchmarks
-
-Every number here comes from a command in this repository; the command, the date and the commit are
-written next to each section. Each benchmark script rewrites only its own section, between its
-`<!-- BEGIN name -->` and `<!-- END name -->` markers.
-"""
-
-
-def write_section(name: str, body: str, doc: Path = DOC) -> None:
-    """Replace the text between this section's markers in docs/BENCHMARKS.md (append if absent)."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    text = doc.read_text() if doc.exists() else DOC_HEADER
-    block = f"{begin}\n{body.strip()}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
-
 
 def _git(*args: str) -> str:
     try:

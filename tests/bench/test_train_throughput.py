@@ -20,16 +20,6 @@ def test_tiny_run_measures_every_loop(tmp_path: Path) -> None:
     assert results[0].best("per_row_tuple") > 2 * results[0].best("per_row_raw")
 
 
-def test_section_is_replaced_in_place_and_other_sections_survive(tmp_path: Path) -> None:
-    doc = tmp_path / "BENCHMARKS.md"
-    doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
-    tt.write_section("first", doc)
-    tt.write_section("second", doc)
-    text = doc.read_text()
-    assert "keep me" in text and "second" in text and "first" not in text
-    assert text.count(f"<!-- BEGIN {tt.SECTION} -->") == 1
-
-
 def test_markdown_reports_ratios_and_memory() -> None:
     r = tt.ShapeResult("small", bare=[90_000, 60_000], trainer=[80_000, 40_000],
                        per_row_tuple=[60_000, 60_000], per_row_named=[50_000, 50_000], per_row_raw=[10_000, 5_000])
