@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,12 @@ def bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.export import export_bundle
 
     return export_bundle(trained, tmp_path_factory.mktemp("bundles") / "demo")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator:
+    """A real S3-compatible server (moto's standalone server) on 127.0.0.1, AWS_* env pointing at it."""
+    from moto_s3 import aws_env, moto_server
+
+    with moto_server() as server, aws_env(server):
+        yield server

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from moto_s3 import S3Server, aws_env, moto_server
+from moto_s3 import S3Server
 from retrain_helpers import quick_spec, shuffle_training_labels
 from server_helpers import REPO, ServerProcess, wait_until
 from typer.testing import CliRunner
@@ -75,11 +75,6 @@ def test_promoted_candidate_is_served_and_rollback_is_followed(local, demo_spec:
     assert result.exit_code == 0 and "CURRENT = 1 (was 3)" in result.output  # skips the rejected v2
     assert follows(server, body, 1)
 
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with moto_server() as server, aws_env(server):
-        yield server
 
 
 def test_server_polls_an_s3_registry(s3: S3Server, bundle_dir: Path, tmp_path: Path) -> None:

@@ -4,12 +4,11 @@ reading through its own Registry object (own cache) sees; the lock is a conditio
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import s3fs
-from moto_s3 import S3Server, aws_env, moto_server
+from moto_s3 import S3Server
 
 from service.bundle import load_bundle
 from service.registry import Registry, RegistryError, RegistryLocked
@@ -18,11 +17,6 @@ from service.registry_store import holder_info
 MODEL = "demo"
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with moto_server() as server, aws_env(server):
-        yield server
 
 
 def test_trainer_writes_and_a_server_reads_through_its_cache(s3: S3Server, tmp_path: Path, bundle_dir: Path) -> None:

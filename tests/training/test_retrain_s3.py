@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto_s3 import S3Server, aws_env, moto_server
+from moto_s3 import S3Server
 from retrain_helpers import quick_spec, write_spec
 
 from service.bundle import load_bundle
@@ -21,11 +20,6 @@ from training.spec import RankerSpec
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with moto_server() as server, aws_env(server):
-        yield server
 
 
 def test_nightly_job_on_an_s3_registry(s3: S3Server, demo_spec: RankerSpec, tmp_path: Path) -> None:
