@@ -23,6 +23,15 @@ def test_generator_linear_parts_have_the_requested_correlation(p: float) -> None
     assert y.std(axis=0) == pytest.approx([cfg.c, cfg.c], rel=0.05)
 
 
+def test_every_p_reuses_the_draw_so_task_1_data_does_not_depend_on_p() -> None:
+    # Runs are paired across p (common random numbers): only task 2's labels may change with p.
+    cfg = S.smoke_config()
+    a = S.make_data(1.0, cfg, np.random.default_rng(11))
+    b = S.make_data(0.5, cfg, np.random.default_rng(11))
+    assert torch.equal(a["x_train"], b["x_train"]) and torch.equal(a["y_test"][:, 0], b["y_test"][:, 0])
+    assert not torch.equal(a["y_test"][:, 1], b["y_test"][:, 1])
+
+
 def test_generator_noise_is_read_as_variance() -> None:
     cfg = replace(S.smoke_config(), n_train=20_000, n_test=10)
     a = S.make_data(0.5, cfg, np.random.default_rng(3))
@@ -43,8 +52,8 @@ def test_training_learns_well_below_the_label_variance() -> None:
     torch.set_num_threads(1)  # tiny models: extra threads only add contention
     cfg = replace(S.smoke_config(), n_train=10_000, steps=400, eval_every=100)
     data = S.make_data(0.9, cfg, np.random.default_rng(0))
-    curve = S.train_run(S.model_args("mmoe", cfg), data, cfg, seed=0)
-    assert curve.shape == (4, 2)
+    curve, train_mse = S.train_run(S.model_args("mmoe", cfg), data, cfg, seed=0)
+    assert curve.shape == (4, 2) and train_mse.shape == (2,)
     # Predicting the mean scores var(y) per task; a trained MMoE must do far better, and keep improving.
     assert (curve[-1] < 0.4 * data["y_test"].var(dim=0).numpy()).all()
     assert curve[-1].mean() < curve[0].mean()
@@ -61,3 +70,20 @@ def test_smoke_run_writes_its_section_and_plots(tmp_path: Path) -> None:
         assert f"| {name} |" in text
     assert (tmp_path / "img" / "synthetic_loss_curves.png").stat().st_size > 1000
     assert (tmp_path / "img" / "synthetic_final_loss_hist.png").stat().st_size > 1000
+
+
+def test_scale_and_train_samples_options_reach_the_run(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    S.main(["--smoke", "--workers", "1", "--runs", "2", "--scale", "3", "--train-samples", "400", "--doc", str(doc)])
+    text = doc.read_text()
+    assert "c = 3.0" in text and "400 training" in text and "2 runs per (model, p)" in text
+
+
+def test_sensitivity_smoke_writes_one_row_per_cell_and_model(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    S.main(["--smoke", "--sensitivity", "--workers", "1", "--runs", "2", "--doc", str(doc)])
+    text = doc.read_text()
+    assert "### Sensitivity check" in text and "Final test MSE" not in text  # smoke never reads saved runs
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "| mmoe |" in line]
+    assert len(rows) == len(S.SMOKE_SENS_CELLS)
+    assert all(f"{c:g} | {n:,} |" in text for c, n in S.SMOKE_SENS_CELLS)
