@@ -87,3 +87,11 @@ def test_sensitivity_smoke_writes_one_row_per_cell_and_model(tmp_path: Path) -> 
     rows = [line for line in text.splitlines() if line.startswith("| ") and "| mmoe |" in line]
     assert len(rows) == len(S.SMOKE_SENS_CELLS)
     assert all(f"{c:g} | {n:,} |" in text for c, n in S.SMOKE_SENS_CELLS)
+    assert "| all 2 cells | test |" in text  # the pooled sign-test table
+
+
+def test_sign_test_needs_a_clear_majority_of_paired_runs() -> None:
+    # 9 of 10 runs rising is clear (p = 2 * 11/1024); 8 of 10 is not (p = 2 * 56/1024).
+    assert S.sign_test(np.array([1.0] * 9 + [-1.0])) == pytest.approx(22 / 1024)
+    assert S.rises(np.array([1.0] * 9 + [-1.0])) and not S.rises(np.array([1.0] * 8 + [-1.0] * 2))
+    assert not S.rises(np.array([-1.0] * 10))  # clearly one-directional, but falling
