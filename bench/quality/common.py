@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,25 @@ def use_agg() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+
+
+def ablation_args(description: str, seeds: int, results: Path, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line shared by the ablation benchmarks (expert dropout, loss balancing)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny data, 1 epoch, 2 seeds; writes to a temp dir")
+    ap.add_argument("--seeds", type=int, default=seeds)
+    ap.add_argument("--demo-rows", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--doc", help="markdown file to write the section to")
+    ap.add_argument("--replot", action="store_true", help=f"re-render from {results.relative_to(REPO)}")
+    return ap.parse_args(argv)
+
+
+def saved_or_run(ns: argparse.Namespace, results: Path, module: str, argv: Sequence[str] | None,
+                 run: Callable[[argparse.Namespace, str], dict]) -> dict:
+    """--replot: the saved results (provenance says so); otherwise a fresh run, stamped at its start."""
+    if ns.replot:
+        saved = load_results(results)
+        saved["provenance"] += REPLOT_NOTE
+        return saved
+    return run(ns, provenance(command_line(module, argv)))

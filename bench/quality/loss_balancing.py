@@ -18,15 +18,13 @@ import numpy as np
 
 from bench.quality import datasets as DS
 from bench.quality.common import (
-    REPLOT_NOTE,
     REPO,
     Output,
-    command_line,
-    load_results,
+    ablation_args,
     md_table,
     mean_std,
-    provenance,
     save_results,
+    saved_or_run,
 )
 from bench.quality.runner import run_jobs
 
@@ -120,19 +118,8 @@ weights within the range the three methods explore.
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="tiny data, 1 epoch, 2 seeds; writes to a temp dir")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--demo-rows", type=int, default=100_000)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--doc", help="markdown file to write the section to")
-    ap.add_argument("--replot", action="store_true", help="re-render from bench/quality/results/loss_balancing.json")
-    ns = ap.parse_args(argv)
-    if ns.replot:
-        saved = load_results(RESULTS)
-        saved["provenance"] += REPLOT_NOTE
-    else:
-        saved = run(ns, provenance(command_line("bench.quality.loss_balancing", argv)))
+    ns = ablation_args(__doc__, 5, RESULTS, argv)
+    saved = saved_or_run(ns, RESULTS, "bench.quality.loss_balancing", argv, run)
     results = {name: (DS.from_description(d), [r for r in saved["records"] if r["dataset"] == name],
                       saved["fastest_epoch_seconds"][name]) for name, d in saved["datasets"].items()}
     out = Output.for_run(ns.smoke, ns.doc)
