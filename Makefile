@@ -10,9 +10,12 @@ STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1su
 
 setup: $(STAMP)
 
+# PIP_EXTRA: e.g. --extra-index-url https://download.pytorch.org/whl/cpu where no local +cpu wheel lies.
+PIP_EXTRA ?=
+
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q $(PIP_EXTRA) -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: setup
