@@ -18,11 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q $(PIP_EXTRA) -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Two pytest workers, one per core of the 2-core machines this runs on (TEST_WORKERS=0 for one process).
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check service training tests bench

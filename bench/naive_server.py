@@ -18,7 +18,7 @@ import yaml
 from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
-from service.bundle import read_manifest
+from service.contract.bundle import read_manifest
 from training.model import ExportHeads, ModelArgs, build_model
 
 ITEM_ID = "item_id"

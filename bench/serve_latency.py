@@ -35,7 +35,7 @@ from http_load import LoadResult, closed_loop, open_loop, post_request, sequenti
 from serve_processes import ServerProcess
 from serve_stages import gc_pauses, load_serving, raw_session_run, stage_breakdown
 
-from service.bundle import read_manifest
+from service.contract.bundle import read_manifest
 from service.examples import example_request
 from service.registry import Registry
 
@@ -216,11 +216,11 @@ def render_stages(stages: dict, rows: list[SizeRow]) -> list[str]:
     total = stages["total"]
     out = [f"Where the time goes in one {stages['size']}-candidate request: each stage of the server's "
            f"request path timed in-process ({stages['iterations']} runs; median and minimum), the whole path "
-           "(`service.ranking.rank`) timed the same way, and the client-side p50 over HTTP minus that.", "",
+           "(`service.live.pipeline.rank`) timed the same way, and the client-side p50 over HTTP minus that.", "",
            "| stage | median µs | min µs | share of in-process (median) |", "|---|---:|---:|---:|"]
     for name, seconds in stages["parts"].items():
         out.append(f"| {name} | {seconds * 1e6:.0f} | {stages['parts_min'][name] * 1e6:.0f} | {seconds / total:.0%} |")
-    out.append(f"| in-process total (`service.ranking.rank`) | {total * 1e6:.0f} | {stages['total_min'] * 1e6:.0f} "
+    out.append(f"| in-process total (`service.live.pipeline.rank`) | {total * 1e6:.0f} | {stages['total_min'] * 1e6:.0f} "
                "| 100% |")
     row = next((r for r in rows if r.size == stages["size"]), None)
     if row is not None:

@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 from http_load import LoadResult
 
-from service.bundle import SessionConfig, load_bundle
-from service.ranking import rank, response_body, top_k_order
-from service.request import RequestParser
-from service.scorer import OnnxRankingModel
-from service.scoring import compile_weights, parse_weights
-from service.state import Serving
+from service.contract.bundle import SessionConfig, load_bundle
+from service.contract.request import RequestParser
+from service.live.model import OnnxRankingModel
+from service.live.pipeline import rank, response_body, top_k_order
+from service.live.state import Serving
+from service.profiles import compile_weights, parse_weights
 
 
 def load_serving(bundle: Path, weights: Path, max_candidates: int = 100_000) -> Serving:
@@ -57,12 +57,12 @@ def _paced(fn: Callable[[], object], rate: float, count: int, max_seconds: float
     return result
 
 
-STAGES = ("parse + validate (pydantic-core over the bytes)", "encode (service.features, numpy)",
+STAGES = ("parse + validate (pydantic-core over the bytes)", "encode (service.contract.features, numpy)",
           "session.run (all heads)", "combine + sort (numpy)", "build response (orjson)")
 
 
 def stage_breakdown(serving: Serving, request: dict, iterations: int, profile: bool = False) -> dict:
-    """Median seconds of each stage of `service.ranking.rank` for one request body, and of rank() itself."""
+    """Median seconds of each stage of `service.live.pipeline.rank` for one request body, and of rank() itself."""
     model, profile_ = serving.model, serving.weights.profile(None)
     body = orjson.dumps(request)
     header = {"request_id": "r", "model_version": 1, "profile": profile_.name, "weights_generation": 1}
@@ -104,7 +104,7 @@ def _profile(serving: Serving, body: bytes, iterations: int) -> None:
 
 def gc_pauses(serving: Serving, request: dict, iterations: int) -> dict[str, tuple[float, float]]:
     """Longest and total cyclic-GC pause over `iterations` rank() calls, without and with gc.freeze()
-    of what is alive at that point (what service.model_store does after every model swap)."""
+    of what is alive at that point (what service.live.model_store does after every model swap)."""
     body = orjson.dumps(request)
     out = {}
     for frozen in (False, True):

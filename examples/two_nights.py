@@ -38,7 +38,7 @@ from retrain_helpers import shuffle_training_labels  # noqa: E402
 from server_helpers import ServerProcess  # noqa: E402
 
 from bench.doc_sections import write_section  # noqa: E402
-from service.bundle import read_manifest  # noqa: E402
+from service.contract.bundle import read_manifest  # noqa: E402
 from service.examples import example_request  # noqa: E402
 from service.registry import Registry  # noqa: E402
 from training.demo_data import DemoConfig, day_after, write_demo  # noqa: E402

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from service.api import admin, health, metrics, models, rank
 from service.api.errors import install_error_handlers
-from service.runtime import Runtime
+from service.live.runtime import Runtime
 from service.settings import Settings, load_settings
 
 

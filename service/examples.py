@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from service.bundle import Manifest, read_manifest
-from service.request import ITEM_ID
+from service.contract.bundle import Manifest, read_manifest
+from service.contract.request import ITEM_ID
 
 
 def example_request(manifest: Manifest, candidates: int, seed: int = 0, **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.bundle import SessionConfig
+from service.contract.bundle import SessionConfig
 
 ENV_PREFIX = "RANKER_"
 

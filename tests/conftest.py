@@ -1,4 +1,14 @@
-"""Shared fixtures: demo data, a spec for it, and one real trained + exported bundle per session."""
+"""Shared fixtures: demo data, a spec for it, and trained + exported bundles (once per session).
+
+Two trained models:
+  `trained` / `bundle_dir`  a small run (10k demo rows, 2 epochs): real encoders, a real ONNX
+                            export and a verified bundle, in a few seconds. Everything that tests
+                            mechanics (export, serving, registry, HTTP) uses this one.
+  `quality_trained` / `quality_bundle_dir`
+                            the demo spec on 20k rows, trained to convergence: only the tests
+                            about what training achieves, and the retrain tests that gate a new
+                            candidate against it as CURRENT, use it (all marked slow).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +23,8 @@ from training.spec import RankerSpec, load_spec
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SPEC = REPO / "configs" / "demo.yaml"
 TEST_ROWS = 20_000
+TINY_ROWS = 10_000  # the test split (10%) holds the 1,000 rows export parity is checked on
+TINY_EPOCHS = 2
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +39,40 @@ def demo_spec(demo_dir: Path) -> RankerSpec:
     return load_spec(DEMO_SPEC, data_path=str(demo_dir))
 
 
-@pytest.fixture(scope="session")
-def trained(demo_spec: RankerSpec):
+def _train(spec: RankerSpec):
     from training.train import train
 
     # One intra-op thread: on a shared 2-core box, two OpenMP threads that get preempted spin at
     # barriers and run many times slower; results differ from 2 threads only by float rounding.
-    spec = demo_spec.model_copy(deep=True)
+    spec = spec.model_copy(deep=True)
     spec.train.threads = 1
     return train(spec, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny-data")
+    write_demo(out, DemoConfig(rows=TINY_ROWS, seed=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tiny_dir: Path) -> RankerSpec:
+    spec = load_spec(DEMO_SPEC, data_path=str(tiny_dir))
+    spec.train.epochs = TINY_EPOCHS
+    return spec
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_spec: RankerSpec):
+    """The demo model trained briefly on 10k rows: for tests of mechanics, not of quality."""
+    return _train(tiny_spec)
+
+
+@pytest.fixture(scope="session")
+def quality_trained(demo_spec: RankerSpec):
+    """The demo spec trained to convergence on 20k rows (seed 0)."""
+    return _train(demo_spec)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +80,14 @@ def bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.export import export_bundle
 
     return export_bundle(trained, tmp_path_factory.mktemp("bundles") / "demo")
+
+
+@pytest.fixture(scope="session")
+def quality_bundle_dir(quality_trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The converged demo model's bundle: a CURRENT that a retrained candidate is compared against."""
+    from training.export import export_bundle
+
+    return export_bundle(quality_trained, tmp_path_factory.mktemp("bundles") / "demo-quality")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.bundle import BundleError
+from service.contract.bundle import BundleError
 from service.registry import Registry, RegistryError
 from training.data import DataError
 from training.ops_cli import registry_app, retrain_command
@@ -56,8 +56,8 @@ def train(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Train on the spec's data, evaluate, export a verified bundle (with report.md) and optionally publish it."""
+    from training.bundle_report import REPORT_FILE, summary_table
     from training.export import ExportError, export_bundle
-    from training.report import REPORT_FILE, summary_table
     from training.train import train as run_training
 
     try:
@@ -81,9 +81,9 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
 ) -> None:
     """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
-    from service.bundle import load_bundle
+    from service.contract.bundle import load_bundle
+    from training.bundle_report import metrics_table
     from training.evaluate import evaluate_bundle, load_eval_table
-    from training.report import metrics_table
 
     try:
         spec = load_spec(spec_path, data_path=data)
@@ -107,7 +107,7 @@ def publish(
     current: Annotated[bool, typer.Option(help="make it CURRENT")] = True,
 ) -> None:
     """Publish an existing bundle as the next version of its model."""
-    from service.bundle import load_bundle
+    from service.contract.bundle import load_bundle
 
     try:
         manifest = load_bundle(bundle).manifest

@@ -1,6 +1,6 @@
 """Parquet impression logs -> validated, time-split, encoded arrays.
 
-Encoding goes through `service.features` (the encoders the server uses); this module only reads
+Encoding goes through `service.contract.features` (the encoders the server uses); this module only reads
 Parquet, checks it against the spec, fits the encoders' statistics on the training split and
 prepares labels. Null labels stay missing: they become mask=False, never 0.
 """
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from service.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training.spec import DataConfig, RankerSpec, TaskConfig
 
 

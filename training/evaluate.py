@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from service.bundle import LoadedBundle
+from service.contract.bundle import LoadedBundle
 from training import data as D
 from training.metrics import prediction_metrics
 from training.spec import RankerSpec

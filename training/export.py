@@ -1,8 +1,8 @@
 """Trained model -> verified bundle directory (model.onnx, manifest.json, checkpoint.pt, report.md + PNGs).
 
 The export fails (ExportError) unless onnxruntime reproduces PyTorch on at least
-`spec.train.parity_rows` real rows within PARITY_ATOL (+ PARITY_RTOL relative), and the finished bundle then passes the
-same `load_bundle` verification the server runs.
+`spec.train.parity_rows` real rows within the bundle's parity tolerance (service/contract/parity.py),
+and the finished bundle then passes the same `load_bundle` verification the server runs.
 """
 
 from __future__ import annotations
@@ -17,24 +17,24 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from service.bundle import (
+from service.contract.bundle import (
     MODEL_FILE,
-    PARITY_ATOL,
-    PARITY_RTOL,
     Manifest,
     ParitySample,
     ScoreStats,
     TaskInfo,
     load_bundle,
-    sha256_file,
     write_manifest,
 )
-from service.features import CATEGORICAL_INPUT, NUMERIC_INPUT
+from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT
+from service.contract.files import sha256_file
+from service.contract.parity import compare
+from training.bundle_report import training_summary, write_bundle_report
 from training.data import Encoded
+from training.inference import export_heads, predict
 from training.metrics import score_stats
 from training.model import ExportHeads
-from training.report import training_summary, write_report
-from training.train import Trained, export_heads, predict
+from training.train import Trained
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PARITY_SAMPLE_ROWS = 32
@@ -71,18 +71,14 @@ def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
 def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float:
     """Max |onnxruntime - torch| over the first `rows` rows of a real split.
 
-    Raises ExportError where any output differs by more than PARITY_ATOL + PARITY_RTOL * |torch|
-    (1e-4 for probabilities; relative for large natural-unit outputs such as seconds).
+    Raises ExportError where any output is outside the parity tolerance (service.contract.parity).
     """
     n = min(rows, len(e))
     sample = Encoded(*(a[:n] for a in (e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, e.request)))
-    expected = predict(heads, sample)
-    abs_diff = np.abs(onnx_outputs(path, sample.categorical, sample.numeric) - expected)
-    diff = float(np.max(abs_diff))
-    if not np.isfinite(diff) or np.any(abs_diff > PARITY_ATOL + PARITY_RTOL * np.abs(expected)):
-        raise ExportError(f"ONNX output differs from PyTorch by {diff:.3g} "
-                          f"(> {PARITY_ATOL} + {PARITY_RTOL} * |torch|) on {n} rows")
-    return diff
+    result = compare(onnx_outputs(path, sample.categorical, sample.numeric), predict(heads, sample))
+    if not result.ok:
+        raise ExportError(f"ONNX output differs from PyTorch: {result.describe()}")
+    return result.max_abs_diff
 
 
 def build_parity_sample(trained: Trained, path: Path) -> ParitySample:
@@ -143,7 +139,7 @@ def export_bundle(trained: Trained, out_dir: Path) -> Path:
         manifest = build_manifest(trained, model_path, parity, predict(heads, trained.prepared.test))
         write_manifest(work, manifest)
         save_checkpoint(trained, work / CHECKPOINT_FILE)
-        write_report(trained, work, manifest.data_window)
+        write_bundle_report(trained, work, manifest.data_window)
         load_bundle(work)  # the server's own verification
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -76,7 +76,7 @@ def failure_summary(report: dict, limit: int | None = None) -> str:
     return f"{len(failed)} of {len(report['gates'])} gates failed: " + "; ".join(parts[:limit]) + more
 
 
-def render_markdown(report: dict) -> str:
+def render_gate_report(report: dict) -> str:
     version = f"v{report['version']}" if report["version"] is not None else "(not published)"
     base = report["compared_with"]
     lines = [
@@ -103,7 +103,7 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(work_dir: Path, report: dict) -> None:
+def write_gate_report(work_dir: Path, report: dict) -> None:
     work_dir = Path(work_dir)
     (work_dir / REPORT_JSON).write_text(json.dumps(report, indent=2))
-    (work_dir / REPORT_MD).write_text(render_markdown(report))
+    (work_dir / REPORT_MD).write_text(render_gate_report(report))

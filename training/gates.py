@@ -26,8 +26,9 @@ from typing import Literal
 
 import numpy as np
 
+from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 from training.metrics import auc, rmse
-from training.spec import GatesConfig, RankerSpec
+from training.spec import RankerSpec
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 STD_FLOOR = 1e-6  # a constant head has no spread to measure shifts in
@@ -81,12 +82,12 @@ class Scored:
         return self.preds[:, self.tasks.index(name)]
 
 
-def parity_gate(onnx: np.ndarray, torch_out: np.ndarray, cfg: GatesConfig) -> GateResult:
+def parity_gate(onnx: np.ndarray, torch_out: np.ndarray) -> GateResult:
     """Worst |onnx - torch| / (atol + rtol * |torch|) over all heads and rows; must be <= 1."""
-    err = np.abs(onnx - torch_out) / (cfg.parity_atol + cfg.parity_rtol * np.abs(torch_out))
-    worst = float(np.max(err)) if err.size else float("nan")
-    detail = f"max abs(onnx - torch) = {float(np.max(np.abs(onnx - torch_out))):.3g} on {len(onnx)} rows"
-    return check("parity", "model", worst, "<=", 1.0, detail)
+    result = compare(onnx, torch_out)
+    worst = result.worst_ratio if onnx.size else float("nan")
+    return check("parity", "model", worst, "<=", 1.0, f"max abs(onnx - torch) = {result.max_abs_diff:.3g} "
+                 f"on {len(onnx)} rows (bound {PARITY_ATOL} + {PARITY_RTOL} * |torch|)")
 
 
 def finite_gates(cand: Scored) -> list[GateResult]:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from service.bundle import MANIFEST_FILE, BundleError, read_manifest
+from service.contract.bundle import MANIFEST_FILE, BundleError, read_manifest
 from service.registry import REPORT_MD, Registry, RegistryError, RegistryLocked
 
 registry_app = typer.Typer(help="List versions, show reports, promote and roll back.", no_args_is_help=True,

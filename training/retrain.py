@@ -20,17 +20,18 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from service.bundle import BundleError, LoadedBundle, load_bundle
-from service.features import FeatureEncoders
+from service.contract.bundle import BundleError, LoadedBundle, load_bundle
+from service.contract.features import FeatureEncoders
 from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict, RegistryError, RegistryLocked
 from training import data as D
 from training.evaluate import bundle_predictions
 from training.export import CHECKPOINT_FILE, ExportError, export_bundle
-from training.gate_report import build_report, render_markdown, write_report
+from training.gate_report import build_report, render_gate_report, write_gate_report
 from training.gates import GateResult, Scored, check, parity_gate, run_gates
+from training.inference import export_heads, predict
 from training.model import ModelArgs
 from training.spec import RankerSpec
-from training.train import Trained, export_heads, predict, train
+from training.train import Trained, train
 from training.warm_start import load_checkpoint, warm_start
 
 logger = logging.getLogger(__name__)
@@ -138,8 +139,7 @@ def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current) 
     n = min(spec.gates.parity_rows, holdout.num_rows)
     e = trained.prepared.test
     rows = D.Encoded(*(a[:n] for a in (e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, e.request)))
-    parity = parity_gate(cand.preds[:n], predict(export_heads(trained.model, spec, trained.prepared.scalers), rows),
-                         spec.gates)
+    parity = parity_gate(cand.preds[:n], predict(export_heads(trained.model, spec, trained.prepared.scalers), rows))
     labels, request = D.raw_labels(holdout, spec), D.request_index(holdout, spec)
     base = None
     if current.bundle is not None:
@@ -175,7 +175,7 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> Retra
 
     def report_files(version: int) -> dict[str, bytes]:
         report = build_report(results=results, trained=trained, version=version, **context)
-        return {REPORT_JSON: json.dumps(report, indent=2).encode(), REPORT_MD: render_markdown(report).encode()}
+        return {REPORT_JSON: json.dumps(report, indent=2).encode(), REPORT_MD: render_gate_report(report).encode()}
 
     try:
         version = registry.publish(bundle_dir, make_current=promote, expect_current=current.version if promote else "any",
@@ -189,5 +189,5 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> Retra
 
 
 def finish(report: dict, code: int, version: int | None, work_dir: Path) -> RetrainOutcome:
-    write_report(work_dir, report)
+    write_gate_report(work_dir, report)
     return RetrainOutcome(report["decision"], code, version, report, work_dir)

@@ -111,8 +111,6 @@ class GatesConfig(_Strict):
     """
 
     parity_rows: int = Field(2000, ge=1, description="holdout rows re-scored torch vs onnxruntime")
-    parity_atol: float = Field(1e-4, gt=0, description="parity: |onnx - torch| <= atol + rtol * |torch|")
-    parity_rtol: float = Field(1e-4, ge=0)
     auc_tolerance: float = Field(0.01, ge=0, description="allowed AUC drop vs CURRENT (absolute)")
     rmse_tolerance: float = Field(0.05, ge=0, description="allowed RMSE rise vs CURRENT (relative, 0.05 = 5%)")
     min_auc: float = Field(0.55, ge=0, le=1, description="first model: AUC floor of every binary task")

@@ -22,14 +22,13 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from service.features import FeatureEncoders
+from service.contract.features import FeatureEncoders
 from training import data as D
+from training.inference import EVAL_BATCH, export_heads, gate_weights, predict
 from training.losses import Balancer, FixedWeighting, GradNorm, MaskedTaskLosses, UncertaintyWeighting
 from training.metrics import gate_stats, prediction_metrics
-from training.model import ExportHeads, MMoE, ModelArgs, build_model
+from training.model import ModelArgs, build_model
 from training.spec import RankerSpec
-
-EVAL_BATCH = 16_384
 
 
 @dataclass
@@ -206,31 +205,6 @@ def validation_loss(model: nn.Module, e: D.Encoded, losses: MaskedTaskLosses,
         counts += c
     per_task = totals / counts.clamp_min(1)
     return float((weights * per_task).sum()), dict(zip(spec.task_names(), per_task.tolist(), strict=True))
-
-
-def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> ExportHeads:
-    scale = [(s.transform, s.mean, s.std) if (s := scalers.get(t.name)) else ("none", 0.0, 1.0)
-             for t in spec.tasks]
-    return ExportHeads(model, [t.type for t in spec.tasks], scale).eval()
-
-
-@torch.no_grad()
-def predict(heads: ExportHeads, e: D.Encoded) -> np.ndarray:
-    """Natural-unit outputs (N, T), exactly the function that is exported."""
-    cat, num = torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)
-    parts = [torch.stack(heads(cat[i:i + EVAL_BATCH], num[i:i + EVAL_BATCH]), dim=1)
-             for i in range(0, len(cat), EVAL_BATCH)]
-    return torch.cat(parts).numpy()
-
-
-@torch.no_grad()
-def gate_weights(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> np.ndarray | None:
-    """(T, N, E) eval-mode gate weights on up to max_rows rows; None for gateless models."""
-    if not isinstance(model, MMoE):
-        return None
-    rows = slice(0, min(len(e), max_rows))
-    _, gates = model(torch.from_numpy(e.categorical[rows]), torch.from_numpy(e.numeric[rows]), return_gates=True)
-    return gates.numpy()
 
 
 def evaluate(model: nn.Module, e: D.Encoded, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from service.features import FeatureEncoders
+from service.contract.features import FeatureEncoders
 from training.model import ModelArgs
 
 EMBEDDING_SUFFIX = "inputs.embedding.weight"

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from training import inference
 from training import train as T
 from training.metrics import prediction_metrics
 from training.spec import RankerSpec
@@ -114,7 +115,7 @@ def natural_units(raw: np.ndarray, spec: RankerSpec, prep: T.Prepared) -> np.nda
 
 def valid_loss(model, spec: RankerSpec, prep: T.Prepared) -> float:  # noqa: ANN001
     """Our validation loss (fixed task weights, masked means) on deepctr's predictions."""
-    pred = torch.from_numpy(model.predict(inputs(prep, prep.valid), batch_size=T.EVAL_BATCH)).float()
+    pred = torch.from_numpy(model.predict(inputs(prep, prep.valid), batch_size=inference.EVAL_BATCH)).float()
     y = torch.from_numpy(targets(prep.valid))
     total = 0.0
     for j, t in enumerate(spec.tasks):
@@ -148,6 +149,6 @@ def run_deepctr(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], n
     metrics = {}
     for split in ("valid", "test"):
         e = getattr(prep, split)
-        preds = natural_units(model.predict(inputs(prep, e), batch_size=T.EVAL_BATCH), spec, prep)
+        preds = natural_units(model.predict(inputs(prep, e), batch_size=inference.EVAL_BATCH), spec, prep)
         metrics[split] = prediction_metrics(preds, e.raw_labels, e.request, spec)
     return metrics, history, preds

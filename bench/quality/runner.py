@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from training import inference
 from training import train as T
 from training.metrics import ndcg_at_k
 from training.spec import RankerSpec, load_spec
@@ -80,7 +81,7 @@ def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.n
     model = T.build_model(T.model_args(spec, prep.encoders))
     history = T.fit(spec, prep, model, None, progress=False)
     metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
-    preds = T.predict(T.export_heads(model, spec, prep.scalers), prep.test)
+    preds = inference.predict(inference.export_heads(model, spec, prep.scalers), prep.test)
     return metrics, history, preds
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from service.errors import PayloadTooLarge, Unauthorized
-from service.runtime import Runtime
+from service.live.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from service.contract.request import field_path
 from service.errors import (
     Conflict,
     FieldProblem,
@@ -23,7 +24,6 @@ from service.errors import (
     RankerError,
     Unauthorized,
 )
-from service.request import field_path
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from service.api.deps import RuntimeDep
-from service.runtime import Runtime
+from service.live.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

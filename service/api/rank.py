@@ -11,24 +11,12 @@ from pydantic import BaseModel, Field
 
 from service.api.deps import RuntimeDep, read_body
 from service.api.errors import status_of
+from service.contract.request import request_json_schema
 from service.errors import RankerError
-from service.ranking import Ranked
+from service.live.pipeline import Ranked
 
 log = logging.getLogger("service.access")
 router = APIRouter(prefix="/v1", tags=["rank"])
-
-
-class RankRequestDoc(BaseModel):
-    """The request body (documentation only: the body is validated against the loaded model's
-    features by service.request, in one pass over the raw bytes)."""
-
-    user: dict[str, Any] = Field(description="user features, e.g. {'user_id': 'u42', 'user_activity': 3.5}")
-    context: dict[str, Any] = Field(default_factory=dict, description="context features, e.g. {'device': 'tv'}")
-    candidates: list[dict[str, Any]] = Field(
-        min_length=1, description="items to rank; each has an 'item_id' and item features")
-    profile: str | None = Field(None, description="weights profile; the default profile when absent")
-    top_k: int | None = Field(None, ge=1, description="return only the k best; all when absent")
-    request_id: str | None = Field(None, description="echoed back and logged; X-Request-ID header or random otherwise")
 
 
 class RankedItem(BaseModel):
@@ -46,8 +34,10 @@ class RankResponse(BaseModel):
     items: list[RankedItem]
 
 
+# The body is read as raw bytes and validated per model (service.contract.request), so FastAPI cannot
+# infer it; its documentation comes from the same schema builder, without a model's feature names.
 REQUEST_BODY_DOC = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": RankRequestDoc.model_json_schema()}}}
+    "requestBody": {"required": True, "content": {"application/json": {"schema": request_json_schema()}}}
 }
 
 

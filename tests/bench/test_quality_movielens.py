@@ -67,6 +67,7 @@ def test_masked_loss_ignores_nan_rows() -> None:
     assert empty.item() == 0.0
 
 
+@pytest.mark.slow
 def test_smoke_run_compares_all_models(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
     ML.main(["--smoke", "--workers", "1", "--doc", str(doc)])

@@ -59,6 +59,7 @@ def test_training_learns_well_below_the_label_variance() -> None:
     assert curve[-1].mean() < curve[0].mean()
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_its_section_and_plots(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
@@ -72,6 +73,7 @@ def test_smoke_run_writes_its_section_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "img" / "synthetic_final_loss_hist.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_scale_and_train_samples_options_reach_the_run(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
     S.main(["--smoke", "--workers", "1", "--runs", "2", "--scale", "3", "--train-samples", "400", "--doc", str(doc)])
@@ -79,6 +81,7 @@ def test_scale_and_train_samples_options_reach_the_run(tmp_path: Path) -> None:
     assert "c = 3.0" in text and "400 training" in text and "2 runs per (model, p)" in text
 
 
+@pytest.mark.slow
 def test_sensitivity_smoke_writes_one_row_per_cell_and_model(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
     S.main(["--smoke", "--sensitivity", "--workers", "1", "--runs", "2", "--doc", str(doc)])

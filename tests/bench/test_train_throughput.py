@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import train_throughput as tt
 
 
+@pytest.mark.slow
 def test_tiny_run_measures_every_loop(tmp_path: Path) -> None:
     out = tmp_path / "tp.json"
     results = tt.main(["--rows", "6000", "--epochs", "1", "--per-row-rows", "2048", "--memory-rows", "0",

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from server_helpers import ADMIN_TOKEN, REPO, ServerProcess
 
-from service.bundle import Manifest, read_manifest
+from service.contract.bundle import Manifest, read_manifest
 from service.registry import Registry
 
 

@@ -39,7 +39,7 @@ def requests_from_test_rows(trained, n_requests: int) -> list[tuple[dict, np.nda
 def test_scores_match_pytorch_on_the_same_rows(shared, trained):
     """Per-task scores equal the PyTorch model's on the same rows (encoded by the trainer's own
     pipeline): within 1e-4, relative for heads in large natural units (watch time in seconds)."""
-    from training.train import export_heads, predict
+    from training.inference import export_heads, predict
 
     expected_all = predict(export_heads(trained.model, trained.spec, trained.prepared.scalers), trained.prepared.test)
     tasks = trained.spec.task_names()

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from server_helpers import ADMIN_TOKEN, wait_until
 
-from service.bundle import MANIFEST_FILE
+from service.contract.bundle import MANIFEST_FILE
 from service.examples import example_request
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from server_helpers import REPO, free_port, wait_until
 
-from service.bundle import read_manifest
+from service.contract.bundle import read_manifest
 from service.examples import example_request
 from service.registry import Registry
 

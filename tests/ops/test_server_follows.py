@@ -15,7 +15,7 @@ from retrain_helpers import quick_spec, shuffle_training_labels
 from server_helpers import REPO, ServerProcess, wait_until
 from typer.testing import CliRunner
 
-from service.bundle import read_manifest
+from service.contract.bundle import read_manifest
 from service.examples import example_request
 from service.registry import Registry
 from training.cli import app
@@ -45,12 +45,12 @@ def follows(server: ServerProcess, body: dict, version: int, timeout: float = 30
 
 
 @pytest.fixture
-def local(tmp_path: Path, bundle_dir: Path) -> Iterator[tuple[Registry, ServerProcess, dict]]:
+def local(tmp_path: Path, quality_bundle_dir: Path) -> Iterator[tuple[Registry, ServerProcess, dict]]:
     reg = Registry(tmp_path / "registry", "demo")
-    reg.publish(bundle_dir)
+    reg.publish(quality_bundle_dir)  # the retrain in these tests gates against a converged CURRENT
     server = start_server(str(tmp_path / "registry"), tmp_path)
     try:
-        yield reg, server, example_request(read_manifest(bundle_dir), 20)
+        yield reg, server, example_request(read_manifest(quality_bundle_dir), 20)
     finally:
         server.stop()
 

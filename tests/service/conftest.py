@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from server_helpers import ADMIN_TOKEN, wait_ready
 
 from service.app import create_app
-from service.bundle import Manifest, read_manifest
+from service.contract.bundle import Manifest, read_manifest
 from service.registry import Registry
 from service.settings import Settings
 

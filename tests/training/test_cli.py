@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from service.bundle import load_bundle
+from service.contract.bundle import load_bundle
 from tests.conftest import DEMO_SPEC
 from training.cli import app
 
@@ -50,14 +50,14 @@ def test_train_writes_a_verified_bundle_and_prints_a_summary(tmp_path: Path) -> 
     assert {"seconds", "samples_per_second", "train_loss", "valid_loss", "valid_task_loss", "task_weights"} <= set(log[0])
 
 
-def test_evaluate_a_bundle_on_the_test_split_and_on_given_data(bundle_dir: Path, demo_dir: Path, trained) -> None:
+def test_evaluate_a_bundle_on_the_test_split_and_on_given_data(bundle_dir: Path, tiny_dir: Path, trained) -> None:
     result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data",
-                                 str(demo_dir), "--json"])
+                                 str(tiny_dir), "--json"])
     assert result.exit_code == 0, result.output
     whole = json.loads(result.output)
     assert whole["rows"] == sum(t.num_rows for t in (trained.prepared.splits.train, trained.prepared.splits.valid,
                                                      trained.prepared.splits.test))
-    text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data", str(demo_dir)])
+    text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data", str(tiny_dir)])
     assert text.exit_code == 0 and "click" in text.output and "ndcg@10" in text.output
 
 

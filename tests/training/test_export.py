@@ -10,11 +10,18 @@ import onnx
 import pytest
 import torch
 
-from service.bundle import MODEL_FILE, PARITY_ATOL, PARITY_RTOL, BundleError, load_bundle, read_manifest
-from service.features import OOV_INDEX
+from service.contract.bundle import (
+    MODEL_FILE,
+    PARITY_ATOL,
+    PARITY_RTOL,
+    BundleError,
+    load_bundle,
+    read_manifest,
+)
+from service.contract.features import OOV_INDEX
 from training import data as D
 from training.export import ExportError, check_parity, export_onnx
-from training.train import export_heads
+from training.inference import export_heads
 
 
 @pytest.fixture(scope="module")

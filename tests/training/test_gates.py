@@ -143,9 +143,11 @@ def test_first_model_is_held_to_absolute_floors(spec: RankerSpec) -> None:
 
 
 def test_parity_gate_uses_absolute_plus_relative_tolerance(spec: RankerSpec) -> None:
+    # The bundle's one tolerance (service.contract.parity): 1e-4 + 1e-5 * |torch|, so 0.0101 at 1000.
     torch_out = np.array([[0.5, 1000.0], [0.1, 20.0]])
-    close = torch_out + np.array([[5e-5, 0.05], [0.0, 0.0]])
-    assert parity_gate(close, torch_out, spec.gates).passed
+    close = torch_out + np.array([[5e-5, 0.005], [0.0, 0.0]])
+    assert parity_gate(close, torch_out).passed
     far = torch_out + np.array([[1e-3, 0.0], [0.0, 0.0]])
-    result = parity_gate(far, torch_out, spec.gates)
+    assert not parity_gate(torch_out + np.array([[0.0, 0.05], [0.0, 0.0]]), torch_out).passed
+    result = parity_gate(far, torch_out)
     assert not result.passed and result.value > 1

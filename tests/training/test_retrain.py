@@ -13,7 +13,7 @@ import pytest
 from retrain_helpers import quick_spec, shuffle_training_labels, write_spec
 from typer.testing import CliRunner
 
-from service.bundle import load_bundle
+from service.contract.bundle import load_bundle
 from service.registry import REPORT_JSON, Registry
 from training.cli import app
 from training.retrain import (
@@ -31,10 +31,10 @@ MODEL = "demo"
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, bundle_dir: Path) -> Registry:
+def seeded(tmp_path: Path, quality_bundle_dir: Path) -> Registry:
     """A registry whose CURRENT (v1) is the session's fully trained bundle."""
     reg = Registry(tmp_path / "registry", MODEL)
-    reg.publish(bundle_dir)
+    reg.publish(quality_bundle_dir)
     return reg
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from service.registry import REPORT_JSON, REPORT_MD, Registry
 from training.cli import app
-from training.gate_report import render_markdown
+from training.gate_report import render_gate_report
 from training.gates import check
 
 
@@ -29,7 +29,7 @@ def report(version: int, decision: str, compared_with: int | None, failing: bool
 
 def files(rep: dict):
     return lambda v: {REPORT_JSON: json.dumps({**rep, "version": v}).encode(),
-                      REPORT_MD: render_markdown({**rep, "version": v}).encode()}
+                      REPORT_MD: render_gate_report({**rep, "version": v}).encode()}
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from moto_s3 import S3Server
 from retrain_helpers import quick_spec, write_spec
 
-from service.bundle import load_bundle
+from service.contract.bundle import load_bundle
 from service.registry import Registry
 from training.retrain import EXIT_PROMOTED, RetrainOptions, retrain
 from training.spec import RankerSpec

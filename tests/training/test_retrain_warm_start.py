@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from service.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training.model import ModelArgs, build_model
 from training.warm_start import warm_start
 

@@ -13,3 +13,15 @@ def test_openapi_documents_the_rank_body(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/v1/rank"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"user", "candidates", "profile", "top_k"} <= set(body["properties"])
+
+
+def test_openapi_rank_body_is_the_validating_schema_without_a_model(client):
+    from service.contract.request import MAX_REQUEST_ID, request_json_schema
+
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/rank"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    want = request_json_schema()
+    assert set(body["properties"]) == set(want["properties"]) and body["required"] == want["required"]
+    assert "$ref" not in str(body)  # refs into the schema's own $defs would not resolve inside OpenAPI
+    assert body["properties"]["request_id"]["anyOf"][0]["maxLength"] == MAX_REQUEST_ID
+    assert body["properties"]["candidates"]["items"]["required"] == ["item_id"]

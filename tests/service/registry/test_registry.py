@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.bundle import load_bundle, read_manifest
+from service.contract.bundle import load_bundle, read_manifest
 from service.registry import Registry, RegistryConflict, RegistryError, RegistryLocked
 
 MODEL = "demo"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from service.scorer import RankingModel
-from service.scoring import CompiledWeights, Weights, WeightsError, compile_weights
+from service.live.model import RankingModel
+from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights
 
 
 class ModelRefused(Exception):

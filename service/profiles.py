@@ -24,7 +24,6 @@ exists and the normalizations have statistics). Errors name the offending key.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -42,7 +41,8 @@ from pydantic import (
     model_validator,
 )
 
-from service.bundle import TaskInfo
+from service.contract.bundle import TaskInfo
+from service.contract.files import sha256_bytes
 
 Transform = Literal["identity", "log1p", "zscore", "minmax"]
 NORMALIZATIONS = ("zscore", "minmax")
@@ -129,7 +129,7 @@ def parse_weights(text: bytes | str, generation: int = 1, source: str = "weights
         file = WeightsFile.model_validate(raw)
     except ValidationError as e:
         raise WeightsError(f"{source}: {format_errors(e)}") from e
-    return Weights(file=file, generation=generation, sha256=hashlib.sha256(data).hexdigest())
+    return Weights(file=file, generation=generation, sha256=sha256_bytes(data))
 
 
 def format_errors(e: ValidationError) -> str:

@@ -2,14 +2,14 @@ import numpy as np
 import orjson
 import pytest
 
-from service.bundle import SessionConfig
+from service.contract.bundle import SessionConfig
 from service.errors import InvalidRequest
 from service.examples import example_request
+from service.live.model import load_model
+from service.live.pipeline import rank, top_k_order
+from service.live.state import Serving
 from service.metrics import RankerMetrics
-from service.ranking import rank, top_k_order
-from service.scorer import load_model
-from service.scoring import compile_weights, parse_weights
-from service.state import Serving
+from service.profiles import compile_weights, parse_weights
 
 
 @pytest.fixture(scope="module")

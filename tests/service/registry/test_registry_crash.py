@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from moto_s3 import S3Server, aws_env, moto_server
 
-from service.bundle import load_bundle
+from service.contract.bundle import load_bundle
 from service.registry import Registry
-from service.registry_store import PAUSE_ENV, PAUSE_FILE_ENV
+from service.registry.failpoints import PAUSE_ENV, PAUSE_FILE_ENV
 
 MODEL = "demo"
 LEASE_SECONDS = 2.0  # the killed publisher's S3 lease; the recovery publish waits it out

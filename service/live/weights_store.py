@@ -9,7 +9,6 @@ counted in `ranker_weights_reloads_total{result="failed"}`, once per distinct ba
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -19,9 +18,10 @@ from typing import Literal
 
 import anyio
 
+from service.contract.files import sha256_bytes
+from service.live.state import ServingState
 from service.metrics import RankerMetrics
-from service.scoring import WeightsError, parse_weights
-from service.state import ServingState
+from service.profiles import WeightsError, parse_weights
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class WeightsStore:
             data = self.path.read_bytes()
         except OSError as e:
             return self._fail(f"cannot read {self.path}: {e}", digest=f"oserror:{e.errno}", force=force)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_bytes(data)
         # force re-validates a refused file (it may fit a newer model); the active content never changes.
         if digest == self._accepted or (digest == self._seen and not force):
             return WeightsCheck("unchanged", self.generation or None, self.last_error)

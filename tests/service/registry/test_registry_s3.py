@@ -10,9 +10,9 @@ import pytest
 import s3fs
 from moto_s3 import S3Server
 
-from service.bundle import load_bundle
+from service.contract.bundle import load_bundle
 from service.registry import Registry, RegistryError, RegistryLocked
-from service.registry_store import holder_info
+from service.registry.store import holder_info
 
 MODEL = "demo"
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """The ranking path of one request, from raw bytes to response bytes (runs in a worker thread).
 
-    parse + validate (pydantic-core over the bytes)  ->  encode (service.features, numpy)
+    parse + validate (pydantic-core over the bytes)  ->  encode (service.contract.features, numpy)
     ->  session.run (all heads)  ->  combine (weights profile, numpy)  ->  sort, top-k  ->  orjson
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from service.contract.request import ITEM_ID
 from service.errors import InvalidRequest
+from service.live.state import Serving
 from service.metrics import RankerMetrics
-from service.request import ITEM_ID
-from service.state import Serving
 
 
 @dataclass(frozen=True)

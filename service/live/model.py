@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from service.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
-from service.request import RankRequest, RequestParser
+from service.contract.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
+from service.contract.request import RankRequest, RequestParser
 
 WARMUP_BATCHES = (1, 64)
 

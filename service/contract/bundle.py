@@ -7,10 +7,7 @@ ONNX input/output names, and the parity sample re-scored through the manifest's 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,15 +17,13 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from service.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
+from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
+from service.contract.files import atomic_write_bytes, sha256_file
+from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
-PARITY_ATOL = 1e-4
-# Outputs in natural units can be large (watch time in seconds): float32 rounding alone differs by
-# ~1e-4 at a few hundred, so the tolerance is atol + rtol * |expected| (as numpy.isclose).
-PARITY_RTOL = 1e-5
 
 
 class BundleError(Exception):
@@ -106,29 +101,6 @@ class Manifest(BaseModel):
             if t.name == name:
                 return t
         raise KeyError(name)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over `path`."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> None:
@@ -229,10 +201,8 @@ def check_parity(bundle: LoadedBundle) -> float:
         expected = np.asarray(sample.outputs.get(task.output, []), dtype=np.float64)
         if expected.shape != got[task.name].shape:
             raise BundleError(f"parity sample has no expected values for output {task.output!r}")
-        abs_diff = np.abs(got[task.name] - expected)
-        diff = float(np.max(abs_diff))
-        if not np.isfinite(diff) or np.any(abs_diff > sample.atol + sample.rtol * np.abs(expected)):
-            raise BundleError(f"parity check failed on {task.output!r}: max abs diff {diff:.3g} > "
-                              f"{sample.atol} + {sample.rtol} * |expected|")
-        worst = max(worst, diff)
+        result = compare(got[task.name], expected, sample.atol, sample.rtol)
+        if not result.ok:
+            raise BundleError(f"parity check failed on {task.output!r}: {result.describe(sample.atol, sample.rtol)}")
+        worst = max(worst, result.max_abs_diff)
     return worst

@@ -21,11 +21,11 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from service.bundle import BundleError, SessionConfig
+from service.contract.bundle import BundleError, SessionConfig
+from service.live.model import load_model
+from service.live.state import ModelRefused, ServingState
 from service.metrics import RankerMetrics
 from service.registry import Registry, RegistryError
-from service.scorer import load_model
-from service.state import ModelRefused, ServingState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,8 +81,9 @@ class ModelStore:
                                 extra={"registry": str(self.registry.root), "model_name": self.registry.model_name})
                     self._said_no_current = True
                 return ModelCheck("no_current", None)
-            model = self.state.model
-            if model is not None and model.version == target:
+            # Only the version: a reference to the old model held across _load would keep it (and its
+            # request schema's reference cycles) alive through the post-swap collection, then frozen.
+            if self._serving_version() == target:
                 return ModelCheck("unchanged", target)
             if target in self.refused and not retry_refused:
                 return ModelCheck("skipped", target, self.refused[target])
@@ -106,9 +107,13 @@ class ModelStore:
             self.refused.pop(version, None)
         self._misfits.clear()
 
+    def _serving_version(self) -> int | None:
+        model = self.state.model
+        return model.version if model is not None else None
+
     def previous_version(self) -> int | None:
         """The version served before the current one, for a rollback without an explicit version."""
-        current = self.state.model.version if self.state.model is not None else None
+        current = self._serving_version()
         earlier = [v for v in self.history if v != current]
         return earlier[-1] if earlier else None
 
@@ -122,6 +127,7 @@ class ModelStore:
         try:
             bundle_dir: Path = await self._run(self.registry.bundle_dir, version)
             model = await self._run(load_model, bundle_dir, version, self.session_config, self.max_candidates)
+            replaced = self.state.model is not None
             self.state.set_model(model)
         except (BundleError, RegistryError, ModelRefused, OSError) as e:
             result = "refused" if isinstance(e, ModelRefused) else "failed"
@@ -137,7 +143,7 @@ class ModelStore:
         self.history.append(version)
         self.metrics.model_loads.labels(result="success").inc()
         self.metrics.set_model_version(version)
-        await self._run(freeze_long_lived)
+        await self._run(freeze_long_lived, replaced)
         log.info("model version loaded", extra={"model_version": version, "path": str(bundle_dir),
                                                 "load_seconds": round(model.load_seconds, 3)})
         return ModelCheck("success", version)
@@ -147,13 +153,16 @@ class ModelStore:
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._loader)
 
 
-def freeze_long_lived() -> None:
+def freeze_long_lived(replaced: bool) -> None:
     """Move everything alive now (the app, the model, the weights) out of the cyclic GC's reach.
 
     Otherwise every full collection walks all of it: ~30-50 ms with the demo model, once every
-    ~200 requests of 500 candidates, which is the server's p99. Unfreezing and collecting first
-    still frees a replaced model's reference cycles; that one full collection runs once per swap.
+    ~200 requests of 500 candidates, which is the server's p99. A replaced model is mostly freed by
+    reference counting, but its request schema (classes made by pydantic's create_model) lives in
+    reference cycles: after a swap, unfreezing and one full collection free it. The first load
+    replaces nothing, so it only freezes.
     """
-    gc.unfreeze()
-    gc.collect()
+    if replaced:
+        gc.unfreeze()
+        gc.collect()
     gc.freeze()

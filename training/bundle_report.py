@@ -91,7 +91,7 @@ def _gate_section(gates: dict[str, dict]) -> list[str]:
             "0.01 mean weight.", "", *_table(header, rows), "", f"![gate heatmap]({HEATMAP_FILE})", ""]
 
 
-def render_markdown(trained: Trained, window: dict) -> str:
+def render_bundle_report(trained: Trained, window: dict) -> str:
     spec, m, s = trained.spec, trained.metrics, training_summary(trained)
     k = spec.eval.ndcg_k
     rows = window.get("rows", {})
@@ -165,11 +165,11 @@ def plot_gate_heatmap(gates: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(trained: Trained, out_dir: Path, window: dict) -> list[Path]:
+def write_bundle_report(trained: Trained, out_dir: Path, window: dict) -> list[Path]:
     """Write report.md and its PNGs into out_dir; returns the files written."""
     out_dir = Path(out_dir)
     written = [out_dir / REPORT_FILE]
-    written[0].write_text(render_markdown(trained, window))
+    written[0].write_text(render_bundle_report(trained, window))
     if trained.history:
         plot_curves(trained.history, out_dir / CURVES_FILE)
         written.append(out_dir / CURVES_FILE)

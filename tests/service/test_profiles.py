@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.bundle import ScoreStats, TaskInfo
-from service.scoring import WeightsError, compile_weights, parse_weights
+from service.contract.bundle import ScoreStats, TaskInfo
+from service.profiles import WeightsError, compile_weights, parse_weights
 
 TASKS = [
     TaskInfo(name="click", type="binary", group="engagement", output="click",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import image
 
-from training.report import CURVES_FILE, HEATMAP_FILE, REPORT_FILE, summary_table, training_summary
+from training.bundle_report import CURVES_FILE, HEATMAP_FILE, REPORT_FILE, summary_table, training_summary
 
 
 def test_report_names_data_metrics_gates_and_timing(bundle_dir: Path, trained) -> None:

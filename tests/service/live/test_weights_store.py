@@ -1,9 +1,9 @@
 import pytest
 
-from service.bundle import TaskInfo
+from service.contract.bundle import TaskInfo
+from service.live.state import ModelRefused, ServingState
+from service.live.weights_store import WeightsStore
 from service.metrics import RankerMetrics
-from service.state import ModelRefused, ServingState
-from service.weights_store import WeightsStore
 
 
 class FakeModel:

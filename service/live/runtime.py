@@ -15,13 +15,13 @@ from functools import partial
 import anyio
 
 from service.errors import NotReady, Overloaded
+from service.live.model_store import ModelStore
+from service.live.pipeline import Ranked, rank
+from service.live.state import Serving, ServingState
+from service.live.weights_store import WeightsStore
 from service.metrics import RankerMetrics
-from service.model_store import ModelStore
-from service.ranking import Ranked, rank
 from service.registry import Registry
 from service.settings import Settings
-from service.state import Serving, ServingState
-from service.weights_store import WeightsStore
 
 log = logging.getLogger(__name__)
 

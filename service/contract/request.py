@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, Validat
 from pydantic_core import ErrorDetails, core_schema
 from typing_extensions import TypedDict
 
+from service.contract.features import CategoricalEncoder, FeatureEncoders, Source
 from service.errors import FieldProblem, InvalidRequest, PayloadTooLarge
-from service.features import CategoricalEncoder, FeatureEncoders, Source
 
 MAX_REPORTED_PROBLEMS = 10
+MAX_REQUEST_ID = 128
 ITEM_ID = "item_id"
 
 # Numbers: JSON ints and floats, finite; null = missing. Strict: "3.5" and true are type errors.
@@ -70,7 +71,7 @@ class RequestParser:
 
     def __init__(self, features: FeatureEncoders, max_candidates: int) -> None:
         self.max_candidates = max_candidates
-        self._schema = _request_model(features, max_candidates)
+        self._schema = request_model(features, max_candidates)
 
     def parse(self, body: bytes) -> RankRequest:
         """Raw JSON bytes -> RankRequest; raises InvalidRequest (422) or PayloadTooLarge (413)."""
@@ -83,33 +84,62 @@ class RequestParser:
                            profile=req.profile, top_k=req.top_k, request_id=req.request_id)
 
 
-def _typed_dict(name: str, features: FeatureEncoders, source: Source, required: dict[str, Any]) -> type:
+def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, required: dict[str, Any]) -> type:
     fields: dict[str, Any] = {}
-    for enc in features.all():
+    for enc in features.all() if features is not None else []:
         if enc.source == source:
             kind = CategoricalValue if isinstance(enc, CategoricalEncoder) else NumericValue
             fields[enc.name] = NotRequired[kind]
     fields.update({k: Required[v] for k, v in required.items()})
     # Keys the model does not read are dropped (extra="ignore"): clients may send more than we need.
+    # Without a model (the static API docs) any feature is allowed.
     td = TypedDict(name, fields)  # type: ignore[operator]
-    td.__pydantic_config__ = ConfigDict(extra="ignore")  # type: ignore[attr-defined]
+    td.__pydantic_config__ = ConfigDict(extra="ignore" if features is not None else "allow")  # type: ignore[attr-defined]
     return td
 
 
-def _request_model(features: FeatureEncoders, max_candidates: int) -> type[BaseModel]:
+def request_model(features: FeatureEncoders | None, max_candidates: int | None = None) -> type[BaseModel]:
+    """The request body schema: validates requests for one model, and documents them.
+
+    Args:
+        features: the model's encoders; None gives the model-independent schema (the API docs
+            before a model is loaded: any feature name, the same fields and limits otherwise).
+        max_candidates: more candidates than this is a 413 (no limit when None).
+    """
     user = _typed_dict("User", features, "user", {})
     context = _typed_dict("Context", features, "context", {})
     candidate = _typed_dict("Candidate", features, "item", {ITEM_ID: ItemId})
     return create_model(
         "RankRequestBody",
         __config__=ConfigDict(extra="forbid"),
-        user=(user, ...),
-        context=(context, Field(default_factory=dict)),
-        candidates=(list[candidate], Field(min_length=1, max_length=max_candidates)),  # type: ignore[valid-type]
-        profile=(str | None, Field(None, min_length=1, max_length=64)),
-        top_k=(int | None, Field(None, ge=1)),
-        request_id=(str | None, Field(None, min_length=1, max_length=128)),
+        __doc__="A ranking request: one user, optional context, the candidate items to rank.",
+        user=(user, Field(description="user features, e.g. {'user_id': 'u42', 'user_activity': 3.5}")),
+        context=(context, Field(default_factory=dict, description="context features, e.g. {'device': 'tv'}")),
+        candidates=(list[candidate], Field(  # type: ignore[valid-type]
+            min_length=1, max_length=max_candidates,
+            description="items to rank; each has an 'item_id' and item features")),
+        profile=(str | None, Field(None, min_length=1, max_length=64,
+                                   description="weights profile; the default profile when absent")),
+        top_k=(int | None, Field(None, ge=1, description="return only the k best; all when absent")),
+        request_id=(str | None, Field(None, min_length=1, max_length=MAX_REQUEST_ID, description=(
+            "echoed back and logged; the X-Request-ID header or a random id otherwise"))),
     )
+
+
+def request_json_schema(features: FeatureEncoders | None = None) -> dict[str, Any]:
+    """JSON schema of `request_model(features)` with no `$ref`s, for an OpenAPI request body."""
+    schema = request_model(features).model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return {**inline(defs[node["$ref"].rsplit("/", 1)[-1]]), **{k: inline(v) for k, v in node.items()
+                                                                           if k != "$ref"}}
+            return {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return inline(schema)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

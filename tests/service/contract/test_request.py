@@ -1,9 +1,9 @@
 import orjson
 import pytest
 
+from service.contract.request import RequestParser, field_path
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.examples import example_request
-from service.request import RequestParser, field_path
 
 
 @pytest.fixture(scope="module")

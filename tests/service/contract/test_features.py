@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.features import (
+from service.contract.features import (
     OOV_INDEX,
     CategoricalEncoder,
     FeatureEncoders,

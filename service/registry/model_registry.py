@@ -7,8 +7,8 @@ Layout under `<root>/<model_name>/` (root: a local path or an fsspec URL such as
     .lock            held while publishing or moving CURRENT
 
 Versions are monotonic and immutable. A publish stages a full copy of the bundle (manifest
-stamped with its version, plus any report files), commits it atomically (service.registry_store
-explains how on each kind of storage), and only then may move CURRENT. A crash at any point leaves
+stamped with its version, plus any report files), commits it atomically (service/registry/local.py
+and object_store.py explain how on each kind of storage), and only then may move CURRENT. A crash at any point leaves
 CURRENT naming a complete bundle; leftovers are cleaned by the next publish. Retention keeps the
 newest `keep` versions and never deletes CURRENT or the version a rollback would go back to.
 
@@ -27,15 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from service.bundle import read_manifest, write_manifest
-from service.registry_store import (
-    LocalStore,
-    RegistryError,
-    RegistryLocked,
-    Store,
-    pause_point,
-    version_name,
-)
+from service.contract.bundle import read_manifest, write_manifest
+from service.registry.failpoints import pause_point
+from service.registry.local import LocalStore
+from service.registry.store import RegistryError, RegistryLocked, Store, version_name
 
 __all__ = ["Registry", "RegistryConflict", "RegistryError", "RegistryLocked", "is_url"]
 
@@ -80,7 +75,7 @@ class Registry:
         self.lock_ttl = lock_ttl
         self.store: Store
         if is_url(root):
-            from service.registry_object import ObjectStore
+            from service.registry.object_store import ObjectStore
 
             self.store = ObjectStore(str(root), model_name, cache_dir, storage_options)
         else:

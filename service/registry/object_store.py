@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from service.registry_store import (
+from service.registry.failpoints import pause_point
+from service.registry.store import (
     COMPLETE_MARKER,
     LOCK_FILE,
     VERSIONS_DIR,
@@ -37,7 +38,6 @@ from service.registry_store import (
     describe_holder,
     file_digests,
     holder_info,
-    pause_point,
     version_name,
 )
 

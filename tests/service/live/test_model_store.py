@@ -5,7 +5,7 @@ import shutil
 
 from server_helpers import wait_until
 
-from service.bundle import MANIFEST_FILE
+from service.contract.bundle import MANIFEST_FILE
 
 
 def publish_renamed_task(registry, bundle_dir, tmp_path) -> int:
@@ -44,3 +44,15 @@ def test_long_lived_objects_are_frozen_after_a_load(client):
 
     # The app, model and weights are out of the cyclic GC's reach: full collections stay short.
     assert gc.get_freeze_count() > 10_000
+
+
+def test_a_replaced_model_is_freed_after_the_swap(client, registry, bundle_dir):
+    import weakref
+
+    runtime = client.app.state.runtime
+    # The per-model request schema is a class (pydantic create_model): it lives in reference
+    # cycles, so only a full collection after the swap frees it, even though it was frozen.
+    old_schema = weakref.ref(runtime.state.model.parser._schema)
+    registry.publish(bundle_dir)
+    assert wait_until(lambda: runtime.state.model.version == 2)
+    assert wait_until(lambda: old_schema() is None, timeout=5)

@@ -1,0 +1,22 @@
+"""The model registry: versioned bundles and an atomically replaced CURRENT pointer.
+
+    model_registry.py  Registry: publish, promote, rollback, retention, history, the lock
+    store.py           the primitives a Registry needs from its storage, and their shared helpers
+    local.py           LocalStore: a directory (atomic rename, flock)
+    object_store.py    ObjectStore: s3:// and other fsspec URLs (COMPLETE marker, lease lock)
+    failpoints.py      named crash-injection points, inert unless a test arms one
+"""
+
+from service.registry.model_registry import (
+    CURRENT_FILE,
+    HISTORY_FILE,
+    REPORT_JSON,
+    REPORT_MD,
+    Registry,
+    RegistryConflict,
+    is_url,
+)
+from service.registry.store import RegistryError, RegistryLocked
+
+__all__ = ["CURRENT_FILE", "HISTORY_FILE", "REPORT_JSON", "REPORT_MD", "Registry", "RegistryConflict",
+           "RegistryError", "RegistryLocked", "is_url"]
