@@ -7,6 +7,7 @@ test_registry_crash.py.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -182,3 +183,21 @@ def test_models_lists_local_model_directories(tmp_path: Path, bundle_dir: Path) 
 def test_keep_below_two_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keep must be >= 2"):
         Registry(tmp_path, MODEL, keep=1)
+
+
+def test_published_files_are_readable_by_other_users(tmp_path: Path, bundle_dir: Path) -> None:
+    """CURRENT and manifest.json once came out 0600 (mkstemp's default): a server running as another
+    user, such as the serving image's own, could not read a registry the trainer published."""
+    old = os.umask(0o022)
+    try:
+        reg = Registry(tmp_path / "registry", "demo")
+        reg.publish(bundle_dir)
+        reg.publish(bundle_dir)
+        reg.rollback()
+    finally:
+        os.umask(old)
+    model_dir = tmp_path / "registry" / "demo"
+    files = [p for p in model_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+    assert {"CURRENT", "history.jsonl", "manifest.json", "model.onnx"} <= {p.name for p in files}
+    for path in [*files, *(p for p in model_dir.rglob("*") if p.is_dir())]:
+        assert path.stat().st_mode & 0o044 == 0o044, f"{path} is {oct(path.stat().st_mode)}"
