@@ -1,4 +1,5 @@
-"""Helpers shared by the quality benchmarks: doc sections, summary statistics, tables, provenance."""
+"""What every quality benchmark shares: paths, its command line, saved runs and their provenance, the
+--replot-or-run step, mean ± std and markdown tables, and where its section and figures go."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from bench.doc_sections import DOC, write_section
 
 REPO = Path(__file__).resolve().parents[2]
 IMG = REPO / "docs" / "img"
+RESULTS_DIR = REPO / "bench" / "quality" / "results"  # saved runs, committed: --replot renders from them
 CACHE = Path(os.environ.get("MTL_BENCH_CACHE", Path.home() / ".cache" / "mtl-ranker-bench"))
+REPLOT_NOTE = " Tables and figures re-rendered from the saved runs with `--replot`."
+
 
 def _git(*args: str) -> str:
     try:
@@ -43,18 +47,18 @@ def provenance(command: str) -> str:
             f"(torch {torch.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores).")
 
 
-def load_results(path: Path) -> dict:
-    """Saved runs of a benchmark: {"provenance", "command", ...} as written by save_results."""
-    return json.loads(Path(path).read_text())
+def load_results(path: Path, note: str = "") -> dict:
+    """Saved runs of a benchmark ({"provenance", ...}), with `note` (e.g. REPLOT_NOTE) added to the provenance."""
+    data = json.loads(Path(path).read_text())
+    data["provenance"] += note
+    return data
 
 
-def save_results(path: Path, data: dict) -> None:
+def save_results(path: Path, data: dict, compact: bool = False) -> None:
+    """Write saved runs as JSON; compact (no white space) for large files such as loss curves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1))
-
-
-REPLOT_NOTE = " Tables and figures re-rendered from the saved runs with `--replot`."
+    path.write_text(json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=1))
 
 
 def command_line(module: str, argv: Sequence[str] | None = None) -> str:
@@ -119,23 +123,39 @@ def use_agg() -> None:
     matplotlib.use("Agg")
 
 
-def ablation_args(description: str, seeds: int, results: Path, argv: Sequence[str] | None) -> argparse.Namespace:
-    """The command line shared by the ablation benchmarks (expert dropout, loss balancing)."""
+def quality_args(description: str | None, smoke_help: str, replot_help: str) -> argparse.ArgumentParser:
+    """The flags every quality benchmark takes; each adds its own."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="tiny data, 1 epoch, 2 seeds; writes to a temp dir")
-    ap.add_argument("--seeds", type=int, default=seeds)
-    ap.add_argument("--demo-rows", type=int, default=100_000)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help=smoke_help)
+    ap.add_argument("--workers", type=int, default=2, help="parallel training runs (one torch thread each)")
     ap.add_argument("--doc", help="markdown file to write the section to")
-    ap.add_argument("--replot", action="store_true", help=f"re-render from {results.relative_to(REPO)}")
+    ap.add_argument("--replot", action="store_true", help=replot_help)
+    return ap
+
+
+def ablation_args(description: str | None, seeds: int, results: Path,
+                  argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line shared by the ablation benchmarks (expert dropout, loss balancing)."""
+    ap = quality_args(description, "tiny data, 1 epoch, 2 seeds; writes to a temp dir",
+                      f"re-render from {results.relative_to(REPO)}")
+    ap.add_argument("--seeds", type=int, default=seeds, help="seeds per (dataset, value)")
+    ap.add_argument("--demo-rows", type=int, default=100_000, help="rows of generated demo data")
     return ap.parse_args(argv)
 
 
-def saved_or_run(ns: argparse.Namespace, results: Path, module: str, argv: Sequence[str] | None,
-                 run: Callable[[argparse.Namespace, str], dict]) -> dict:
-    """--replot: the saved results (provenance says so); otherwise a fresh run, stamped at its start."""
+Run = Callable[[argparse.Namespace, str], dict]  # (parsed flags, provenance line) -> what is saved
+
+
+def run_and_save(ns: argparse.Namespace, results: Path, command: str, run: Run, compact: bool = False) -> dict:
+    """A fresh run, stamped with its provenance at its start; saved unless it is a --smoke run."""
+    saved = run(ns, provenance(command))
+    if not ns.smoke:
+        save_results(results, saved, compact)
+    return saved
+
+
+def saved_or_run(ns: argparse.Namespace, results: Path, command: str, run: Run) -> dict:
+    """--replot: the saved results (provenance says so); otherwise run_and_save."""
     if ns.replot:
-        saved = load_results(results)
-        saved["provenance"] += REPLOT_NOTE
-        return saved
-    return run(ns, provenance(command_line(module, argv)))
+        return load_results(results, REPLOT_NOTE)
+    return run_and_save(ns, results, command, run)

@@ -1,13 +1,16 @@
-"""The two datasets the ablation benchmarks (expert dropout, loss balancing) run on."""
+"""The two datasets the ablation benchmarks (expert dropout, loss balancing) run on, and their shared run:
+one spec field set to each value, over seeds, on both datasets."""
 
 from __future__ import annotations
 
+import argparse
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.quality.common import REPO
-from bench.quality.runner import Job, task_metric
+from bench.quality.runner import Job, run_jobs
 from training.demo_data import DemoConfig, write_demo
 
 DEMO_SPEC = REPO / "configs" / "demo.yaml"
@@ -63,13 +66,29 @@ def from_description(d: dict) -> Dataset:
     return Dataset(d["name"], "", "", d["rows"], d["group_column"], d["ndcg_label"], {})
 
 
-def task_names(rec: dict) -> list[str]:
-    return list(rec["metrics"]["test"]["tasks"])
+def run_ablation(ns: argparse.Namespace, made_by: str, field: str, values: tuple,
+                 label: Callable[[str, object], str], per_dataset: tuple[str, Callable[[Dataset], dict]] | None = None,
+                 ) -> dict:
+    """Our MMoE on each dataset with spec `field` set to each value, seeds 0..ns.seeds - 1 (2 for --smoke).
+
+    Returns what is saved: {"provenance", "seeds", "datasets", "records"}, each record tagged with its
+    dataset; per_dataset = (key, fn) also saves {key: {dataset: fn(dataset)}}, fn run after its dataset's jobs.
+    """
+    seeds = list(range(2 if ns.smoke else ns.seeds))
+    sets = {"demo": demo(5_000 if ns.smoke else ns.demo_rows), "movielens": movielens(ns.smoke)}
+    records, extra = [], {}
+    for name, ds in sets.items():
+        jobs = [ds.job({field: value, "train.seed": seed}, label(name, value), ns.smoke)
+                for seed in seeds for value in values]
+        records += [{**r, "dataset": name} for r in run_jobs(jobs, ns.workers)]
+        if per_dataset:
+            extra[name] = per_dataset[1](ds)
+    saved = {"provenance": made_by, "seeds": seeds, "datasets": {n: describe(ds) for n, ds in sets.items()},
+             "records": records}
+    return {**saved, per_dataset[0]: extra} if per_dataset else saved
 
 
-def metric_name(rec: dict, task: str) -> str:
-    return "AUC" if "auc" in rec["metrics"]["test"]["tasks"][task] else "RMSE"
-
-
-__all__ = ["Dataset", "demo", "describe", "from_description", "movielens", "task_metric", "task_names",
-           "metric_name"]
+def by_dataset(saved: dict) -> dict[str, tuple[Dataset, list[dict]]]:
+    """{dataset name: (its description, its records)} of an ablation's saved runs."""
+    return {name: (from_description(d), [r for r in saved["records"] if r["dataset"] == name])
+            for name, d in saved["datasets"].items()}

@@ -6,6 +6,7 @@ split (eval-mode gates, no dropout).
 
     .venv/bin/python -m bench.quality.expert_dropout            # full: 2 datasets x 3 values x 10 seeds
     .venv/bin/python -m bench.quality.expert_dropout --smoke    # tiny data, 1 epoch, 2 seeds; temp dir
+    .venv/bin/python -m bench.quality.expert_dropout --replot   # the section again from the saved runs
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ import numpy as np
 
 from bench.quality import datasets as DS
 from bench.quality.common import (
-    REPO,
+    RESULTS_DIR,
     Output,
     ablation_args,
+    command_line,
+    fmt_ms,
     md_table,
     mean_std,
-    save_results,
     saved_or_run,
     use_agg,
 )
-from bench.quality.runner import run_jobs
+from bench.quality.records import by_override, gap_and_noise, metric_name, task_metric, task_names
 from training.metrics import EFFECTIVE_EXPERTS_FLOOR, POLARIZED_TOP_WEIGHT
 
 SECTION = "quality-expert-dropout"
-RESULTS = REPO / "bench" / "quality" / "results" / "expert_dropout.json"
+RESULTS = RESULTS_DIR / "expert_dropout.json"
+FIELD = "model.expert_dropout"
 RATES = (0.0, 0.1, 0.3)
 
 
@@ -42,25 +45,22 @@ def summarize(ds: DS.Dataset, recs: list[dict]) -> list[str]:
     per_gate = [g for r in recs for g in gates(r).values()]
     polarized = sum(g["polarized"] for g in per_gate)
     runs_polarized = sum(any(g["polarized"] for g in gates(r).values()) for r in recs)
-    row = [f"{recs[0]['overrides']['model.expert_dropout']:g}",
+    row = [f"{recs[0]['overrides'][FIELD]:g}",
            f"{polarized}/{len(per_gate)} ({100 * polarized / len(per_gate):.0f} %)",
            f"{runs_polarized}/{len(recs)}",
            f"{mean_std(g['normalized_entropy'] for g in per_gate)[0]:.3f}",
            f"{mean_std(g['effective_experts'] for g in per_gate)[0]:.2f} (min {min(g['effective_experts'] for g in per_gate):.2f})",
            f"{np.mean([max(g['mean_weight']) for g in per_gate]):.3f}"]
-    for task in DS.task_names(recs[0]):
-        row.append("{:.4f} ± {:.4f}".format(*mean_std(DS.task_metric(r, task) for r in recs)))
-    row.append("{:.4f} ± {:.4f}".format(*mean_std(ds.ndcg(r) for r in recs)))
-    return row
+    row += [fmt_ms(task_metric(r, task) for r in recs) for task in task_names(recs[0])]
+    return [*row, fmt_ms(ds.ndcg(r) for r in recs)]
 
 
 def table(ds: DS.Dataset, recs: list[dict]) -> str:
-    tasks = DS.task_names(recs[0])
+    tasks = task_names(recs[0])
     header = ["expert dropout", "polarized gates", "runs with ≥ 1 polarized gate", "gate entropy (norm.)",
               "effective experts", "top-expert weight",
-              *[f"{t} {DS.metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label]
-    by_rate = {rate: [r for r in recs if r["overrides"]["model.expert_dropout"] == rate] for rate in RATES}
-    return md_table(header, [summarize(ds, rs) for rs in by_rate.values() if rs])
+              *[f"{t} {metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label]
+    return md_table(header, [summarize(ds, rs) for rs in by_override(recs, FIELD, RATES).values() if rs])
 
 
 def heatmaps(ds: DS.Dataset, recs: list[dict], out: Output, slug: str) -> str:
@@ -68,10 +68,9 @@ def heatmaps(ds: DS.Dataset, recs: list[dict], out: Output, slug: str) -> str:
     within each task, averaged over seeds (expert identities differ between seeds, sorting does not)."""
     import matplotlib.pyplot as plt
 
-    tasks = DS.task_names(recs[0])
+    tasks = task_names(recs[0])
     fig, axes = plt.subplots(2, len(RATES), figsize=(3.4 * len(RATES), 1.0 + 2 * (0.5 * len(tasks) + 0.6)), squeeze=False)
-    for col, rate in enumerate(RATES):
-        rs = [r for r in recs if r["overrides"]["model.expert_dropout"] == rate]
+    for col, (rate, rs) in enumerate(by_override(recs, FIELD, RATES).items()):
         first = np.array([gates(rs[0])[t]["mean_weight"] for t in tasks])  # (T, E)
         ranked = np.mean([np.sort([gates(r)[t]["mean_weight"] for t in tasks], axis=1)[:, ::-1] for r in rs], axis=0)
         for row, (mat, title) in enumerate(((first, f"seed {rs[0]['overrides']['train.seed']}"),
@@ -96,14 +95,14 @@ def reading(results: dict) -> str:
              f"task put on one expert: {max(max(g['mean_weight']) for g in gates_all):.2f}; fewest effective experts: "
              f"{min(g['effective_experts'] for g in gates_all):.2f} of {len(gates_all[0]['mean_weight'])}."]
     for ds, recs in results.values():
-        by_rate = {rate: [r for r in recs if r["overrides"]["model.expert_dropout"] == rate] for rate in RATES}
+        by_rate = by_override(recs, FIELD, RATES)
         changes = []
-        for task in DS.task_names(recs[0]):
-            m0, s0 = mean_std(DS.task_metric(r, task) for r in by_rate[RATES[0]])
+        for task in task_names(recs[0]):
+            base = mean_std(task_metric(r, task) for r in by_rate[RATES[0]])
             for rate in RATES[1:]:
-                m, s = mean_std(DS.task_metric(r, task) for r in by_rate[rate])
-                if abs(m - m0) > max(s, s0):
-                    changes.append(f"{task} at {rate:g}: {m - m0:+.4f} (seed std ≤ {max(s, s0):.4f})")
+                gap, noise = gap_and_noise(mean_std(task_metric(r, task) for r in by_rate[rate]), base)
+                if abs(gap) > noise:
+                    changes.append(f"{task} at {rate:g}: {gap:+.4f} (seed std ≤ {noise:.4f})")
         lines.append(f"- {ds.name}: metric changes vs dropout 0 larger than the seed std: "
                      + ("; ".join(changes) if changes else "none") + ".")
     return "\n".join(lines)
@@ -141,9 +140,8 @@ MovieLens ("Quality 2").
 
 def main(argv: list[str] | None = None) -> None:
     ns = ablation_args(__doc__, 10, RESULTS, argv)
-    saved = saved_or_run(ns, RESULTS, "bench.quality.expert_dropout", argv, run)
-    results = {name: (DS.from_description(d), [r for r in saved["records"] if r["dataset"] == name])
-               for name, d in saved["datasets"].items()}
+    saved = saved_or_run(ns, RESULTS, command_line("bench.quality.expert_dropout", argv), run)
+    results = DS.by_dataset(saved)
     out = Output.for_run(ns.smoke, ns.doc)
     use_agg()
     pngs = {name: heatmaps(ds, recs, out, name) for name, (ds, recs) in results.items()}
@@ -152,18 +150,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(ns: argparse.Namespace, made_by: str) -> dict:
     """Train every (dataset, rate, seed); returns what is saved (and rendered)."""
-    seeds = list(range(2 if ns.smoke else ns.seeds))
-    sets = {"demo": DS.demo(5_000 if ns.smoke else ns.demo_rows), "movielens": DS.movielens(ns.smoke)}
-    records = []
-    for name, ds in sets.items():
-        jobs = [ds.job({"model.expert_dropout": rate, "train.seed": seed}, f"{name} ed={rate:g}", ns.smoke)
-                for seed in seeds for rate in RATES]
-        records += [{**r, "dataset": name} for r in run_jobs(jobs, ns.workers)]
-    saved = {"provenance": made_by, "seeds": seeds, "datasets": {n: DS.describe(ds) for n, ds in sets.items()},
-             "records": records}
-    if not ns.smoke:
-        save_results(RESULTS, saved)
-    return saved
+    return DS.run_ablation(ns, made_by, FIELD, RATES, lambda name, rate: f"{name} ed={rate:g}")
+
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ machine inflates the ratios as little as possible.
 
     .venv/bin/python -m bench.quality.loss_balancing            # full
     .venv/bin/python -m bench.quality.loss_balancing --smoke    # tiny data, 1 epoch; temp dir
+    .venv/bin/python -m bench.quality.loss_balancing --replot   # the section again from the saved runs
 """
 
 from __future__ import annotations
@@ -18,44 +19,45 @@ import numpy as np
 
 from bench.quality import datasets as DS
 from bench.quality.common import (
-    REPO,
+    RESULTS_DIR,
     Output,
     ablation_args,
+    command_line,
+    fmt_ms,
     md_table,
     mean_std,
-    save_results,
     saved_or_run,
 )
+from bench.quality.records import by_override, direction, gap_and_noise, metric_name, task_metric, task_names
 from bench.quality.runner import run_jobs
 
 SECTION = "quality-loss-balancing"
-RESULTS = REPO / "bench" / "quality" / "results" / "loss_balancing.json"
+RESULTS = RESULTS_DIR / "loss_balancing.json"
+FIELD = "train.loss_balancing"
 BALANCERS = ("fixed", "uncertainty", "gradnorm")
 
 
 def timing(ds: DS.Dataset, rounds: int, epochs: int, smoke: bool) -> dict[str, float]:
     """Fastest training epoch (seconds) per balancer, interleaved in one process."""
-    jobs = [ds.job({"train.loss_balancing": b, "train.seed": 0, "train.epochs": epochs,
+    jobs = [ds.job({FIELD: b, "train.seed": 0, "train.epochs": epochs,
                     "train.early_stopping_patience": epochs}, f"{ds.name} timing {b}", smoke)
             for _ in range(rounds) for b in BALANCERS]
     fastest: dict[str, float] = {}
     for rec in run_jobs(jobs, workers=1):
-        b = rec["overrides"]["train.loss_balancing"]
+        b = rec["overrides"][FIELD]
         fastest[b] = min(fastest.get(b, float("inf")), *rec["epoch_seconds"])
     return fastest
 
 
 def table(ds: DS.Dataset, recs: list[dict], seconds: dict[str, float]) -> str:
-    tasks = DS.task_names(recs[0])
-    header = ["loss balancing", *[f"{t} {DS.metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label,
+    tasks = task_names(recs[0])
+    header = ["loss balancing", *[f"{t} {metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label,
               "epochs (best)", "task weights after training (mean over seeds)", "s / epoch", "× fixed"]
     rows = []
-    for b in BALANCERS:
-        rs = [r for r in recs if r["overrides"]["train.loss_balancing"] == b]
+    for b, rs in by_override(recs, FIELD, BALANCERS).items():
         if not rs:
             continue
-        cells = ["{:.4f} ± {:.4f}".format(*mean_std(DS.task_metric(r, t) for r in rs)) for t in tasks]
-        cells.append("{:.4f} ± {:.4f}".format(*mean_std(ds.ndcg(r) for r in rs)))
+        cells = [*[fmt_ms(task_metric(r, t) for r in rs) for t in tasks], fmt_ms(ds.ndcg(r) for r in rs)]
         weights = {t: np.mean([r["task_weights"][t] for r in rs]) for t in tasks}
         rows.append([b, *cells, f"{np.mean([r['epochs'] for r in rs]):.1f} ({np.mean([r['best_epoch'] for r in rs]):.1f})",
                      ", ".join(f"{t} {w:.2f}" for t, w in weights.items()),
@@ -67,19 +69,18 @@ def reading(results: dict) -> str:
     """Per dataset and metric: the best balancer and whether it beats fixed weights by more than seed noise."""
     lines = []
     for ds, recs, seconds in results.values():
-        by_b = {b: [r for r in recs if r["overrides"]["train.loss_balancing"] == b] for b in BALANCERS}
+        by_b = by_override(recs, FIELD, BALANCERS)
         notes = []
-        for task in DS.task_names(recs[0]):
-            sign = 1.0 if DS.metric_name(recs[0], task) == "AUC" else -1.0
-            stats = {b: mean_std(DS.task_metric(r, task) for r in rs) for b, rs in by_b.items()}
+        for task in task_names(recs[0]):
+            sign = direction(recs[0], task)
+            stats = {b: mean_std(task_metric(r, task) for r in rs) for b, rs in by_b.items()}
             best = max(stats, key=lambda b: sign * stats[b][0])
-            gap = sign * (stats[best][0] - stats["fixed"][0])
-            noise = max(stats[best][1], stats["fixed"][1])
+            gap, noise = gap_and_noise(stats[best], stats["fixed"], sign)
             if best != "fixed" and gap > noise:
                 notes.append(f"{task}: {best} beats fixed by {gap:.4f} (> seed std {noise:.4f})")
             elif best == "fixed":
                 runner = max((b for b in stats if b != "fixed"), key=lambda b: sign * stats[b][0])
-                lead, noise = sign * (stats["fixed"][0] - stats[runner][0]), max(stats["fixed"][1], stats[runner][1])
+                lead, noise = gap_and_noise(stats["fixed"], stats[runner], sign)
                 notes.append(f"{task}: fixed is best, {lead:.4f} ahead of {runner} "
                              f"({'beyond' if lead > noise else 'within'} seed std {noise:.4f})")
             else:
@@ -119,28 +120,21 @@ weights within the range the three methods explore.
 
 def main(argv: list[str] | None = None) -> None:
     ns = ablation_args(__doc__, 5, RESULTS, argv)
-    saved = saved_or_run(ns, RESULTS, "bench.quality.loss_balancing", argv, run)
-    results = {name: (DS.from_description(d), [r for r in saved["records"] if r["dataset"] == name],
-                      saved["fastest_epoch_seconds"][name]) for name, d in saved["datasets"].items()}
+    saved = saved_or_run(ns, RESULTS, command_line("bench.quality.loss_balancing", argv), run)
+    results = {name: (ds, recs, saved["fastest_epoch_seconds"][name])
+               for name, (ds, recs) in DS.by_dataset(saved).items()}
     out = Output.for_run(ns.smoke, ns.doc)
     out.section(SECTION, render(results, saved["seeds"], saved["provenance"]))
 
 
 def run(ns: argparse.Namespace, made_by: str) -> dict:
     """Quality runs in the pool, then the timing pass, per dataset; returns what is saved."""
-    seeds = list(range(2 if ns.smoke else ns.seeds))
-    sets = {"demo": DS.demo(5_000 if ns.smoke else ns.demo_rows), "movielens": DS.movielens(ns.smoke)}
-    records, seconds = [], {}
-    for name, ds in sets.items():
-        jobs = [ds.job({"train.loss_balancing": b, "train.seed": seed}, f"{name} {b}", ns.smoke)
-                for seed in seeds for b in BALANCERS]
-        records += [{**r, "dataset": name} for r in run_jobs(jobs, ns.workers)]
-        seconds[name] = timing(ds, rounds=1 if ns.smoke else 2, epochs=2, smoke=ns.smoke)
-    saved = {"provenance": made_by, "seeds": seeds, "datasets": {n: DS.describe(ds) for n, ds in sets.items()},
-             "records": records, "fastest_epoch_seconds": seconds}
-    if not ns.smoke:
-        save_results(RESULTS, saved)
-    return saved
+    def fastest(ds: DS.Dataset) -> dict[str, float]:
+        return timing(ds, rounds=1 if ns.smoke else 2, epochs=2, smoke=ns.smoke)
+
+    return DS.run_ablation(ns, made_by, FIELD, BALANCERS, lambda name, b: f"{name} {b}",
+                           per_dataset=("fastest_epoch_seconds", fastest))
+
 
 if __name__ == "__main__":
     main()

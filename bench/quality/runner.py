@@ -3,7 +3,7 @@
 A job is (spec file, data path, dotted overrides such as {"model.arch": "shared_bottom",
 "train.seed": 3}). Each job runs exactly what `training.train.train()` runs (set_seed, build_model,
 fit, evaluate) except that the prepared data is reused across jobs with the same data and feature
-spec in one worker process; tests/bench/test_quality_runner.py checks that this gives the same metrics as
+spec in one worker process; tests/bench/quality/test_runner.py checks that this gives the same metrics as
 `train()`. Jobs run in a pool of spawned worker processes with one torch thread each.
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from training.metrics import ndcg_at_k
 from training.spec import RankerSpec, load_spec
 
 _PREPARED: dict[str, T.Prepared] = {}  # per worker process: data key -> prepared splits
+J, R = TypeVar("J"), TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -107,25 +109,21 @@ def run_job(job: Job) -> dict:
     return record
 
 
-def run_jobs(jobs: Sequence[Job], workers: int = 2, log: Callable[[str], None] = print) -> list[dict]:
-    """Run jobs in a spawned pool (results in job order, so independent of the worker count)."""
-    out, t0 = [], time.perf_counter()
+def in_job_order(fn: Callable[[J], R], jobs: Sequence[J], workers: int) -> Iterator[R]:
+    """fn over jobs, results in job order (so independent of the worker count): in this process for
+    workers <= 1, else in a pool of `workers` spawned processes."""
     if workers <= 1:
-        results = map(run_job, jobs)
-        return _collect(results, jobs, out, t0, log)
-    with mp.get_context("spawn").Pool(workers, maxtasksperchild=None) as pool:
-        return _collect(pool.imap(run_job, jobs), jobs, out, t0, log)
+        yield from map(fn, jobs)
+        return
+    with mp.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(fn, jobs)
 
 
-def _collect(results, jobs: Sequence[Job], out: list[dict], t0: float, log: Callable[[str], None]) -> list[dict]:  # noqa: ANN001
-    for i, rec in enumerate(results, start=1):
+def run_jobs(jobs: Sequence[Job], workers: int = 2, log: Callable[[str], None] = print) -> list[dict]:
+    """Run jobs in a spawned pool; records in job order."""
+    out, t0 = [], time.perf_counter()
+    for i, rec in enumerate(in_job_order(run_job, jobs, workers), start=1):
         out.append(rec)
         log(f"[{i}/{len(jobs)}] {rec['label']} {json.dumps(rec['overrides'])}: {rec['epochs']} epochs, "
             f"{rec['train_seconds']:.0f} s ({time.perf_counter() - t0:.0f} s elapsed)")
     return out
-
-
-def task_metric(rec: dict, task: str, split: str = "test") -> float | None:
-    """AUC for binary tasks, RMSE for regression tasks."""
-    m = rec["metrics"][split]["tasks"][task]
-    return m.get("auc", m.get("rmse"))

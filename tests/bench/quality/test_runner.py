@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.quality.runner import Job, job_spec, prepared, run_job, with_overrides
+from bench.quality.runner import Job, in_job_order, job_spec, prepared, run_job, with_overrides
 from training.demo_data import DemoConfig, write_demo
 from training.spec import load_spec
 from training.train import train
 
-DEMO_SPEC = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+DEMO_SPEC = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +42,8 @@ def test_run_job_matches_train(small_demo: Path) -> None:
     for task, m in ref.metrics["test"]["tasks"].items():
         assert rec["metrics"]["test"]["tasks"][task] == pytest.approx(m, rel=1e-6)
     assert rec["metrics"]["test"]["ndcg@10"] == pytest.approx(ref.metrics["test"]["ndcg@10"], rel=1e-6)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_results_come_in_job_order_whatever_the_workers(workers: int) -> None:
+    assert list(in_job_order(abs, [-3, 1, -2, 5], workers)) == [3, 1, 2, 5]
