@@ -1,0 +1,78 @@
+"""Statistics over saved runs: final losses, paired changes across p, exact sign tests, pooled cells.
+
+`res` is one result of runs.run_all (or its saved JSON): res["curves"][model][p] is (runs, evals, 2)
+test MSE, res["train"][model][p] is (runs, 2) final train MSE, p a correlation as a string.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bench.quality.synthetic.config import PAPER_MODELS
+
+
+def final_losses(res: dict, name: str, p: str, task: int | None = None, key: str = "curves") -> np.ndarray:
+    """(runs,) final test MSE (key "curves") or train MSE (key "train"): one task's, or the mean of the two."""
+    v = np.asarray(res[key][name][p])
+    v = v[:, -1, :] if key == "curves" else v  # (runs, 2)
+    return v.mean(axis=1) if task is None else v[:, task]
+
+
+def paired_change(res: dict, name: str, hi: str, lo: str, **kw: object) -> np.ndarray:
+    """(runs,) change of the final loss from p = hi to p = lo; run r has the same draw and init at every p."""
+    return final_losses(res, name, lo, **kw) - final_losses(res, name, hi, **kw)
+
+
+def ends(res: dict) -> tuple[str, str, list[str]]:
+    """Highest and lowest correlation, and the paper's models present in this result."""
+    ps = [str(p) for p in res["config"]["correlations"]]
+    return ps[0], ps[-1], [n for n in PAPER_MODELS if n in res["config"]["models"]]
+
+
+def changes(res: dict, key: str = "curves") -> dict[str, np.ndarray]:
+    """Paired change of the final loss from the highest to the lowest p, per paper model."""
+    hi, lo, names = ends(res)
+    return {n: paired_change(res, n, hi, lo, key=key) for n in names}
+
+
+def sign_test(d: np.ndarray) -> float:
+    """Exact two-sided sign-test p-value of paired changes d (zeros dropped): is the change one-directional?"""
+    k, n = int((d > 0).sum()), int((d != 0).sum())
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2 ** n if n else 1.0
+    return min(1.0, 2 * tail)
+
+
+def rises(d: np.ndarray) -> bool:
+    """The paired change is positive in a clear majority of runs (sign test p < 0.05), not just in the median."""
+    return bool(np.median(d) > 0 and sign_test(d) < 0.05)
+
+
+def counts(d: np.ndarray) -> str:
+    """'rising runs/runs, p = sign-test p-value'."""
+    return f"{int((d > 0).sum())}/{len(d)}, p = {sign_test(d):.2g}"
+
+
+def cell_pattern(res: dict, key: str = "curves") -> tuple[bool, str, str]:
+    """(every paper model's loss clearly rises as p falls, smallest median change, largest median change)."""
+    d = {n: (rises(v), float(np.median(v))) for n, v in changes(res, key).items()}
+    return all(r for r, _ in d.values()), min(d, key=lambda n: d[n][1]), max(d, key=lambda n: d[n][1])
+
+
+def is_paper_pattern(res: dict, key: str = "curves") -> bool:
+    """Every model clearly rises, MMoE's median change is the smallest and shared-bottom's the largest."""
+    rise, least, most = cell_pattern(res, key)
+    return rise and least == "mmoe" and most == "shared_bottom"
+
+
+def cell_groups(sens: dict) -> list[tuple[str, list[dict]]]:
+    """All cells, and the cells with the most training data (where train and test MSE come closest)."""
+    most = max(r["config"]["n_train"] for r in sens["cells"])
+    big = [r for r in sens["cells"] if r["config"]["n_train"] == most]
+    return [(f"all {len(sens['cells'])} cells", sens["cells"]), (f"the {len(big)} cells with {most:,} samples", big)]
+
+
+def pooled(cells: list[dict], key: str = "curves") -> dict[str, np.ndarray]:
+    """Paired changes from the highest to the lowest p, concatenated over cells (one sign test over all runs)."""
+    return {n: np.concatenate([changes(r, key)[n] for r in cells]) for n in PAPER_MODELS}
