@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.quality.common import REPO
+from bench.quality.common import REPO, fmt_ms
+from bench.quality.records import metric_name, task_metric, task_names
 from bench.quality.runner import Job, run_jobs
 from training.demo_data import DemoConfig, write_demo
 
@@ -35,6 +36,15 @@ class Dataset:
         if self.group_column:
             return rec[f"ndcg@10_per_{self.group_column}"]
         return rec["metrics"]["test"]["ndcg@10"]
+
+    def metric_header(self, rec: dict) -> list[str]:
+        """Names of metric_cells' columns: each task and its metric, then NDCG."""
+        return [*[f"{t} {metric_name(rec, t)}" for t in task_names(rec)], self.ndcg_label]
+
+    def metric_cells(self, recs: list[dict]) -> list[str]:
+        """Each task's test metric, then NDCG: mean ± std over the records (seeds) of one setting."""
+        tasks = [fmt_ms(task_metric(r, t) for r in recs) for t in task_names(recs[0])]
+        return [*tasks, fmt_ms(self.ndcg(r) for r in recs)]
 
 
 def demo(rows: int = 100_000) -> Dataset:

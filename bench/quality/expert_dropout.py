@@ -21,13 +21,12 @@ from bench.quality.common import (
     Output,
     ablation_args,
     command_line,
-    fmt_ms,
     md_table,
     mean_std,
     saved_or_run,
     use_agg,
 )
-from bench.quality.records import by_override, gap_and_noise, metric_name, task_metric, task_names
+from bench.quality.records import by_override, gap_and_noise, task_metric, task_names
 from training.metrics import EFFECTIVE_EXPERTS_FLOOR, POLARIZED_TOP_WEIGHT
 
 SECTION = "quality-expert-dropout"
@@ -51,15 +50,12 @@ def summarize(ds: DS.Dataset, recs: list[dict]) -> list[str]:
            f"{mean_std(g['normalized_entropy'] for g in per_gate)[0]:.3f}",
            f"{mean_std(g['effective_experts'] for g in per_gate)[0]:.2f} (min {min(g['effective_experts'] for g in per_gate):.2f})",
            f"{np.mean([max(g['mean_weight']) for g in per_gate]):.3f}"]
-    row += [fmt_ms(task_metric(r, task) for r in recs) for task in task_names(recs[0])]
-    return [*row, fmt_ms(ds.ndcg(r) for r in recs)]
+    return [*row, *ds.metric_cells(recs)]
 
 
 def table(ds: DS.Dataset, recs: list[dict]) -> str:
-    tasks = task_names(recs[0])
     header = ["expert dropout", "polarized gates", "runs with ≥ 1 polarized gate", "gate entropy (norm.)",
-              "effective experts", "top-expert weight",
-              *[f"{t} {metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label]
+              "effective experts", "top-expert weight", *ds.metric_header(recs[0])]
     return md_table(header, [summarize(ds, rs) for rs in by_override(recs, FIELD, RATES).values() if rs])
 
 

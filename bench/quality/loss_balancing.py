@@ -23,12 +23,11 @@ from bench.quality.common import (
     Output,
     ablation_args,
     command_line,
-    fmt_ms,
     md_table,
     mean_std,
     saved_or_run,
 )
-from bench.quality.records import by_override, direction, gap_and_noise, metric_name, task_metric, task_names
+from bench.quality.records import by_override, direction, gap_and_noise, task_metric, task_names
 from bench.quality.runner import run_jobs
 
 SECTION = "quality-loss-balancing"
@@ -51,15 +50,14 @@ def timing(ds: DS.Dataset, rounds: int, epochs: int, smoke: bool) -> dict[str, f
 
 def table(ds: DS.Dataset, recs: list[dict], seconds: dict[str, float]) -> str:
     tasks = task_names(recs[0])
-    header = ["loss balancing", *[f"{t} {metric_name(recs[0], t)}" for t in tasks], ds.ndcg_label,
-              "epochs (best)", "task weights after training (mean over seeds)", "s / epoch", "× fixed"]
+    header = ["loss balancing", *ds.metric_header(recs[0]), "epochs (best)",
+              "task weights after training (mean over seeds)", "s / epoch", "× fixed"]
     rows = []
     for b, rs in by_override(recs, FIELD, BALANCERS).items():
         if not rs:
             continue
-        cells = [*[fmt_ms(task_metric(r, t) for r in rs) for t in tasks], fmt_ms(ds.ndcg(r) for r in rs)]
         weights = {t: np.mean([r["task_weights"][t] for r in rs]) for t in tasks}
-        rows.append([b, *cells, f"{np.mean([r['epochs'] for r in rs]):.1f} ({np.mean([r['best_epoch'] for r in rs]):.1f})",
+        rows.append([b, *ds.metric_cells(rs), f"{np.mean([r['epochs'] for r in rs]):.1f} ({np.mean([r['best_epoch'] for r in rs]):.1f})",
                      ", ".join(f"{t} {w:.2f}" for t, w in weights.items()),
                      f"{seconds[b]:.2f}", f"{seconds[b] / seconds['fixed']:.2f}"])
     return md_table(header, rows)
