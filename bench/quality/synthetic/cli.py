@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def sensitivity_mode(ns: argparse.Namespace, base: SynthConfig, command: str, made_by: str) -> dict:
+def sensitivity_mode(ns: argparse.Namespace, made_by: str, base: SynthConfig, command: str) -> dict:
     """The (c, n_train) cells: SENS_CELLS, or the one cell that --scale / --train-samples choose."""
     cells = SMOKE_SENS_CELLS if ns.smoke else SENS_CELLS
     if ns.scale or ns.train_samples:  # one chosen cell instead of the grid
@@ -55,7 +56,7 @@ def sensitivity_mode(ns: argparse.Namespace, base: SynthConfig, command: str, ma
     return sens
 
 
-def main_mode(ns: argparse.Namespace, base: SynthConfig, command: str, made_by: str) -> dict:
+def main_mode(ns: argparse.Namespace, made_by: str, base: SynthConfig, command: str) -> dict:
     """Every model at every correlation, with full loss curves."""
     cfg = replace(base, runs=ns.runs or base.runs, c=ns.scale or base.c, n_train=ns.train_samples or base.n_train)
     res = run_all(cfg, ns.workers)
@@ -80,13 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     if ns.replot:
         res, sens = _saved(RESULTS, REPLOT_NOTE), _saved(SENS_RESULTS, REPLOT_NOTE)
     elif ns.sensitivity:
-        sens = run_and_save(ns, SENS_RESULTS, command, lambda ns, made_by: sensitivity_mode(ns, base, command, made_by),
+        sens = run_and_save(ns, SENS_RESULTS, command, partial(sensitivity_mode, base=base, command=command),
                             compact=True)
         if not ns.smoke:
             res = _saved(RESULTS, " Tables and figures re-rendered from the saved runs by the `--sensitivity` command.")
     else:
-        res = run_and_save(ns, RESULTS, command, lambda ns, made_by: main_mode(ns, base, command, made_by),
-                           compact=True)
+        res = run_and_save(ns, RESULTS, command, partial(main_mode, base=base, command=command), compact=True)
         sens = None if ns.smoke else _saved(SENS_RESULTS, " Table re-rendered from the saved runs by a later main run.")
     use_agg()
     out.section(SECTION, render(res, sens, out))
