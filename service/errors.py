@@ -44,6 +44,12 @@ class PayloadTooLarge(RankerError):
         return cls(f"{field}: {message}", [FieldProblem(field, message)])
 
 
+class ModelOutputError(RankerError):
+    """The model scored a request with a non-finite value: a fault of the model, never sent as a score."""
+
+    code = "non_finite_score"
+
+
 class NotReady(RankerError):
     """No verified model with valid weights is loaded yet."""
 

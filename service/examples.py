@@ -27,10 +27,11 @@ def example_request(manifest: Manifest, candidates: int, seed: int = 0, **extra:
     first = rows[int(rng.integers(len(rows)))]
     user = {n: first.get(n) for n in feats.by_source("user")}
     context = {n: first.get(n) for n in feats.by_source("context")}
-    vocab = next((f.vocab for f in feats.categorical if f.name == ITEM_ID), [])
+    item_feature = feats.item_id_feature or ITEM_ID
+    vocab = next((f.vocab for f in feats.categorical if f.name == item_feature), [])
     picked = rng.permutation(len(vocab))[:candidates].tolist()
     ids = [vocab[i] for i in picked] + [f"new-{i}" for i in range(candidates - len(picked))]
-    item_features = [f for f in feats.by_source("item") if f != ITEM_ID]
+    item_features = [f for f in feats.by_source("item") if f not in (ITEM_ID, item_feature)]
     items = []
     for item_id in ids:
         row = rows[int(rng.integers(len(rows)))]

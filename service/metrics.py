@@ -81,6 +81,9 @@ class RankerMetrics:
         self.model_loads = Counter("ranker_model_loads", "Model load attempts by result", ["result"], registry=r)
         self.weights_reloads = Counter(
             "ranker_weights_reloads", "weights.yaml load attempts by result", ["result"], registry=r)
+        self.features_defaulted = Counter(
+            "ranker_features_defaulted", "Feature values a request left out, given the model's default, by feature",
+            ["feature"], registry=r)
         self.head_score = HeadScoreHistogram()
         r.register(self.head_score)
 
@@ -91,6 +94,11 @@ class RankerMetrics:
     def observe_request(self, profile: str, status: int, seconds: float) -> None:
         self.request_duration.labels(profile=profile, status=str(status)).observe(seconds)
         self.requests.labels(status=str(status)).inc()
+
+    def observe_defaulted(self, counts: Mapping[str, int]) -> None:
+        """counts: feature -> values defaulted in one request (service.contract.missing)."""
+        for feature, n in counts.items():
+            self.features_defaulted.labels(feature=feature).inc(n)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ from service.errors import (
     Conflict,
     FieldProblem,
     InvalidRequest,
+    ModelOutputError,
     NotFound,
     NotReady,
     Overloaded,
@@ -33,6 +34,7 @@ STATUS: dict[type[RankerError], int] = {
     Unauthorized: 401,
     NotFound: 404,
     Conflict: 409,
+    ModelOutputError: 500,
     NotReady: 503,
     Overloaded: 503,
 }

@@ -36,8 +36,11 @@ def model_summary(runtime: Runtime) -> dict[str, Any]:
             "model_sha256": m.model_sha256,
             "tasks": [t.model_dump(mode="json") for t in m.tasks],
             "features": {s: m.features.by_source(s) for s in ("user", "context", "item")},
+            "item_id_feature": m.features.item_id_feature,
+            "required_features": [f.name for f in m.features.all() if f.on_missing == "error"],
             "data_window": m.data_window,
-            "offline_metrics": m.metrics.get("test", {}),
+            # Test metrics only when training was asked for them (--eval-test); validation otherwise.
+            "offline_metrics": {split: m.metrics[split] for split in ("valid", "test") if split in m.metrics},
         }
     if weights is not None:
         out["weights"] = {

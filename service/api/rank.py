@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from service.api.deps import RuntimeDep, read_body
 from service.api.errors import status_of
-from service.contract.request import request_json_schema
+from service.contract.request import MAX_REQUEST_ID, request_json_schema
 from service.errors import RankerError
 from service.live.pipeline import Ranked
 
@@ -75,5 +75,6 @@ def _record(runtime: RuntimeDep, start: float, status: int, ranked: Ranked | Non
                      profile=ranked.profile, weights_generation=ranked.weights_generation,
                      inference_ms=round(ranked.inference_seconds * 1000, 3))
     else:
-        extra.update(request_id=header_id, error=error)
+        # An over-long header is refused (422); the log keeps only its bounded prefix.
+        extra.update(request_id=header_id[:MAX_REQUEST_ID] if header_id else None, error=error)
     log.info("rank", extra=extra)

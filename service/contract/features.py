@@ -6,7 +6,10 @@ code path on both sides is what rules out training/serving skew.
 
 Model inputs are two arrays:
   categorical: (B, C) int64, index 0 is the out-of-vocabulary / missing slot
-  numeric:     (B, F) float32, standardized after an optional log1p
+  numeric:     (B, F) float32, clipped to the training range, then standardized after an optional log1p
+
+Fields added after the first bundles (`on_missing`, `clip_min`/`clip_max`, `item_id_feature`) are
+optional with the old behaviour as their default, so bundles already published still load.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 Source = Literal["user", "context", "item"]
+OnMissing = Literal["default", "error"]
 OOV_INDEX = 0
 CATEGORICAL_INPUT = "categorical"
 NUMERIC_INPUT = "numeric"
@@ -53,6 +57,7 @@ class CategoricalEncoder(BaseModel):
     name: str
     source: Source
     vocab: list[str]
+    on_missing: OnMissing = "default"  # "error": a request without the value is refused (422)
     _index: dict[str, int] = PrivateAttr()
 
     @model_validator(mode="after")
@@ -76,7 +81,11 @@ class CategoricalEncoder(BaseModel):
 
 
 class NumericEncoder(BaseModel):
-    """x -> (f(x) - mean) / std with f = identity or log1p; missing -> fill_value (raw units)."""
+    """x -> (f(clip(x)) - mean) / std with f = identity or log1p; missing -> fill_value (raw units).
+
+    clip_min/clip_max (raw units) are the range of the training values; None (bundles from before
+    the range was kept) means no clipping.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -87,12 +96,28 @@ class NumericEncoder(BaseModel):
     mean: float = 0.0
     std: float = Field(1.0, gt=0)
     fill_value: float = 0.0
+    clip_min: float | None = None
+    clip_max: float | None = None
+    on_missing: OnMissing = "default"  # "error": a request without the value is refused (422)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> NumericEncoder:
+        if (self.clip_min is None) != (self.clip_max is None):
+            raise ValueError(f"feature {self.name!r}: clip_min and clip_max go together")
+        if self.clip_min is not None and not self.clip_min <= self.clip_max:
+            raise ValueError(f"feature {self.name!r}: clip_min {self.clip_min} > clip_max {self.clip_max}")
+        return self
 
     def encode(self, values: Iterable[Any] | np.ndarray) -> np.ndarray:
-        """(N,) raw numbers (None/NaN = missing) -> (N,) float32."""
+        """(N,) raw numbers (None/NaN = missing) -> (N,) float32, always finite when clipped."""
         x = np.array(values, dtype=np.float64)  # None -> nan
         x[np.isnan(x)] = self.fill_value
-        return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
+        if self.clip_min is not None:
+            np.clip(x, self.clip_min, self.clip_max, out=x)
+        # Unclipped (an old bundle), a huge value overflows float32 to inf; the server then refuses the
+        # non-finite score it leads to (service.live.pipeline), so numpy need not warn about it here.
+        with np.errstate(over="ignore"):
+            return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
 
     def apply_transform(self, x: np.ndarray) -> np.ndarray:
         if self.transform == "log1p":
@@ -107,6 +132,8 @@ class FeatureEncoders(BaseModel):
 
     categorical: list[CategoricalEncoder]
     numeric: list[NumericEncoder]
+    # The categorical item feature that a candidate's `item_id` feeds (the spec's data.item_id).
+    item_id_feature: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> FeatureEncoders:
@@ -116,6 +143,9 @@ class FeatureEncoders(BaseModel):
             raise ValueError(f"feature names must be unique, repeated: {dupes}")
         if not self.categorical or not self.numeric:
             raise ValueError("a model needs at least one categorical and one numeric feature")
+        items = [f.name for f in self.categorical if f.source == "item"]
+        if self.item_id_feature is not None and self.item_id_feature not in items:
+            raise ValueError(f"item_id_feature {self.item_id_feature!r} is not a categorical item feature {items}")
         return self
 
     def all(self) -> list[CategoricalEncoder | NumericEncoder]:

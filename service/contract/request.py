@@ -4,6 +4,9 @@ The schema is built from the manifest's features, so a wrong type, a NaN or an i
 feature the model reads is refused with the field named (`candidates[3].item_popularity`), while
 fields the model does not read are ignored. Validation runs in pydantic-core over the JSON bytes:
 no Python object per candidate beyond the plain dicts the encoder reads.
+
+A candidate's `item_id` also feeds the model's item-id feature (the manifest's `item_id_feature`,
+e.g. `movie_id`) when the candidate does not send that feature itself.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, Validat
 from pydantic_core import ErrorDetails, core_schema
 from typing_extensions import TypedDict
 
-from service.contract.features import CategoricalEncoder, FeatureEncoders, Source
+from service.contract.features import CategoricalEncoder, FeatureEncoders, Source, category_key
 from service.errors import FieldProblem, InvalidRequest, PayloadTooLarge
 
 MAX_REPORTED_PROBLEMS = 10
@@ -72,6 +75,7 @@ class RequestParser:
     def __init__(self, features: FeatureEncoders, max_candidates: int) -> None:
         self.max_candidates = max_candidates
         self._schema = request_model(features, max_candidates)
+        self._item_feature = features.item_id_feature if features.item_id_feature != ITEM_ID else None
 
     def parse(self, body: bytes) -> RankRequest:
         """Raw JSON bytes -> RankRequest; raises InvalidRequest (422) or PayloadTooLarge (413)."""
@@ -80,6 +84,8 @@ class RequestParser:
         except ValidationError as e:
             raise _to_domain_error(e, self.max_candidates) from None
         _check_unique_ids(req.candidates)
+        if self._item_feature is not None:
+            feed_item_id(req.candidates, self._item_feature)
         return RankRequest(user=req.user, context=req.context, candidates=req.candidates,
                            profile=req.profile, top_k=req.top_k, request_id=req.request_id)
 
@@ -176,3 +182,25 @@ def _check_unique_ids(candidates: list[dict[str, Any]]) -> None:
         if item_id in seen:
             raise InvalidRequest.at(f"candidates[{i}].{ITEM_ID}", f"duplicate item_id {item_id!r}")
         seen.add(item_id)
+
+
+def feed_item_id(candidates: list[dict[str, Any]], feature: str) -> None:
+    """Copy each candidate's item_id into the model's item-id feature, in place.
+
+    A candidate that also sends the feature must send the same id: two different ids for one
+    candidate would leave it unclear which item was scored.
+    """
+    for i, c in enumerate(candidates):
+        value = c.get(feature)
+        if value is None:
+            c[feature] = c[ITEM_ID]
+        elif category_key(value) != category_key(c[ITEM_ID]):
+            raise InvalidRequest.at(f"candidates[{i}].{feature}", f"{value!r} differs from item_id {c[ITEM_ID]!r}; "
+                                    f"{feature} is the model's item-id feature, so send item_id alone")
+
+
+def check_header_request_id(value: str | None) -> str | None:
+    """The X-Request-ID header, held to the body's request_id bound; an empty header is no header."""
+    if value and len(value) > MAX_REQUEST_ID:
+        raise InvalidRequest.at("headers.x-request-id", f"at most {MAX_REQUEST_ID} characters, got {len(value):,}")
+    return value or None

@@ -1,7 +1,8 @@
 """The ranking path of one request, from raw bytes to response bytes (runs in a worker thread).
 
-    parse + validate (pydantic-core over the bytes)  ->  encode (service.contract.features, numpy)
-    ->  session.run (all heads)  ->  combine (weights profile, numpy)  ->  sort, top-k  ->  orjson
+    parse + validate (pydantic-core over the bytes)  ->  count or refuse missing features
+    ->  encode (service.contract.features, numpy)  ->  session.run (all heads)
+    ->  combine (weights profile, numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  orjson
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from service.contract.request import ITEM_ID
-from service.errors import InvalidRequest
+from service.contract.missing import defaulted_features
+from service.contract.request import ITEM_ID, check_header_request_id
+from service.errors import InvalidRequest, ModelOutputError
 from service.live.state import Serving
 from service.metrics import RankerMetrics
 
@@ -36,18 +38,21 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
          header_request_id: str | None = None) -> Ranked:
     """Score and sort one request with one (model, weights) pair. Raises RankerError subclasses."""
     model, weights = serving.model, serving.weights
+    header_id = check_header_request_id(header_request_id)
     request = model.parse(raw)
     profile = weights.profile(request.profile)
     if profile is None:
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
+    defaulted = defaulted_features(model.manifest.features, request.user, request.context, request.candidates)
     inputs = model.encode(request)
     t0 = time.perf_counter()
     heads = model.predict(inputs)  # {task: (B,)}
     inference = time.perf_counter() - t0
     scores = profile.combine(heads)  # (B,)
+    require_finite(scores, heads)
     order = top_k_order(scores, request.top_k)
-    request_id = request.request_id or header_request_id or uuid.uuid4().hex
+    request_id = request.request_id or header_id or uuid.uuid4().hex
     header = {"request_id": request_id, "model_version": model.version, "profile": profile.name,
               "weights_generation": weights.generation}
     body = response_body(header, request.candidates, scores, heads, order)
@@ -55,9 +60,19 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
         metrics.inference_duration.observe(inference)
         metrics.candidates.observe(len(request.candidates))
         metrics.head_score.observe(heads)
+        metrics.observe_defaulted(defaulted)
     return Ranked(body=body, request_id=request_id, profile=profile.name, model_version=model.version,
                   weights_generation=weights.generation, candidates=len(request.candidates),
                   inference_seconds=inference)
+
+
+def require_finite(scores: np.ndarray, heads: dict[str, np.ndarray]) -> None:
+    """Raise ModelOutputError (500) rather than answer with a NaN or infinite score (JSON null)."""
+    if np.isfinite(scores).all() and all(np.isfinite(h).all() for h in heads.values()):
+        return
+    bad = [t for t, h in heads.items() if not np.isfinite(h).all()] or ["(combined score)"]
+    raise ModelOutputError(f"the model produced a non-finite score ({', '.join(bad)}) for "
+                           f"{int((~np.isfinite(scores)).sum())} of {len(scores)} candidates")
 
 
 def top_k_order(scores: np.ndarray, k: int | None) -> np.ndarray:

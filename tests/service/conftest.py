@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,3 +55,20 @@ def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
     with TestClient(create_app(make_settings(admin_token=ADMIN_TOKEN))) as c:
         wait_ready(c)
         yield c
+
+
+@pytest.fixture
+def edited_bundle(bundle_dir: Path, tmp_path: Path) -> Callable[[Callable[[dict], None]], Path]:
+    """A copy of the demo bundle whose manifest.json was changed by `edit(manifest_dict)`.
+
+    The manifest's sha256 covers model.onnx only, so an edited copy still loads: this is how the
+    tests build an older bundle (fields removed) or a stricter one (on_missing: error).
+    """
+    def make(edit: Callable[[dict], None]) -> Path:
+        out = tmp_path / f"edited-{len(list(tmp_path.glob('edited-*')))}"
+        shutil.copytree(bundle_dir, out)
+        raw = json.loads((out / "manifest.json").read_text())
+        edit(raw)
+        (out / "manifest.json").write_text(json.dumps(raw))
+        return out
+    return make

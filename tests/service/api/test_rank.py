@@ -82,3 +82,28 @@ def test_overload_is_503_with_retry_after(client, manifest):
         runtime.in_flight = 0
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert r.json()["error"]["code"] == "overloaded"
+
+
+def test_extreme_numbers_for_every_numeric_feature_are_scored_finite(client, manifest):
+    """Issue 9, item 3: 1e308 / -1e308 in every numeric feature; no null or infinite score in a 200."""
+    for value in (1e308, -1e308):
+        body = example_request(manifest, 4, seed=3)
+        for f in manifest.features.numeric:
+            targets = body["candidates"] if f.source == "item" else [body[f.source]]
+            for t in targets:
+                t[f.name] = value
+        r = client.post("/v1/rank", content=orjson.dumps(body))
+        assert r.status_code == 200, r.text
+        for item in r.json()["items"]:
+            assert item["score"] is not None and np.isfinite(item["score"]), item
+            assert all(s is not None and np.isfinite(s) for s in item["scores"].values()), item
+
+
+def test_x_request_id_header_is_bounded_like_the_body_request_id(client, manifest):
+    body = orjson.dumps(example_request(manifest, 3))
+    r = client.post("/v1/rank", content=body, headers={"X-Request-ID": "x" * 60_000})
+    assert r.status_code == 422, r.text[:300]
+    assert r.json()["error"]["fields"][0]["field"] == "headers.x-request-id"
+    assert "x" * 200 not in r.text
+    ok = client.post("/v1/rank", content=body, headers={"X-Request-ID": "y" * 128})
+    assert ok.status_code == 200 and ok.headers["x-request-id"] == "y" * 128

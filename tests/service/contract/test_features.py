@@ -76,3 +76,12 @@ def test_categorical_codes_always_in_range(values):
     codes = enc.encode(values)
     assert codes.shape == (len(values),)
     assert ((codes >= 0) & (codes < enc.cardinality)).all()
+
+
+def test_numeric_values_are_clipped_to_the_range_seen_in_training():
+    """Issue 9, item 3: a value beyond the training range encodes as the nearest value training saw."""
+    enc = NumericEncoder(name="year", source="item", mean=1990.0, std=10.0, fill_value=1990.0,
+                         clip_min=1920.0, clip_max=2000.0)
+    got = enc.encode([1e308, -1e308, 1e30, 1995.0, None])
+    np.testing.assert_allclose(got, [1.0, -7.0, 1.0, 0.5, 0.0])
+    assert np.isfinite(got).all()

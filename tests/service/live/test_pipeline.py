@@ -3,7 +3,7 @@ import orjson
 import pytest
 
 from service.contract.bundle import SessionConfig
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, ModelOutputError
 from service.examples import example_request
 from service.live.model import load_model
 from service.live.pipeline import rank, top_k_order
@@ -47,3 +47,73 @@ def test_top_k_order_is_stable_for_ties():
 def test_same_request_same_answer(serving, manifest):
     body = orjson.dumps(example_request(manifest, 30, seed=8, request_id="r"))
     assert rank(serving, body).body == rank(serving, body).body
+
+
+def numeric_names(manifest) -> list[str]:
+    return [f.name for f in manifest.features.numeric]
+
+
+def with_every_numeric(body: dict, manifest, value: float) -> dict:
+    """`body` with every numeric feature of the model set to `value`, wherever it lives."""
+    out = {**body, "user": dict(body["user"]), "context": dict(body["context"]),
+           "candidates": [dict(c) for c in body["candidates"]]}
+    for f in manifest.features.numeric:
+        if f.source == "item":
+            for c in out["candidates"]:
+                c[f.name] = value
+        else:
+            out[f.source][f.name] = value
+    return out
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308, 1e30, -1e30])
+def test_extreme_numbers_in_every_numeric_feature_give_finite_scores(serving, manifest, value):
+    """Issue 9, item 3: `year: 1e308` used to come back as `"score": null` in a 200."""
+    body = with_every_numeric(example_request(manifest, 5, seed=5), manifest, value)
+    out = orjson.loads(rank(serving, orjson.dumps(body)).body)
+    for item in out["items"]:
+        assert item["score"] is not None and np.isfinite(item["score"]), item
+        assert all(v is not None and np.isfinite(v) for v in item["scores"].values()), item
+
+
+def test_a_model_that_scores_non_finite_is_an_error_not_a_null(edited_bundle, manifest):
+    """A bundle from before clip ranges (none in its manifest): an extreme value must not yield a 200."""
+    def drop_clip_ranges(raw: dict) -> None:
+        for f in raw["features"]["numeric"]:
+            f.pop("clip_min", None)
+            f.pop("clip_max", None)
+
+    model = load_model(edited_bundle(drop_clip_ranges), version=1, session_config=SessionConfig(), max_candidates=100)
+    weights = parse_weights("profiles: {default: {click: 1.0, rating: 1.0}}", generation=1)
+    old = Serving(model, compile_weights(weights, model.tasks))
+    body = with_every_numeric(example_request(manifest, 5, seed=5), manifest, 1e308)
+    with pytest.raises(ModelOutputError, match="non-finite"):
+        rank(old, orjson.dumps(body))
+
+
+def test_defaulted_features_are_counted_per_feature(serving, manifest):
+    body = example_request(manifest, 3, seed=6)
+    body["candidates"][0].pop("item_popularity", None)
+    body["candidates"][1]["item_popularity"] = None
+    body["candidates"][2]["item_popularity"] = 4.0
+    body["user"].pop("user_activity", None)
+    metrics = RankerMetrics()
+    rank(serving, orjson.dumps(body), metrics)
+    text = metrics.render().decode()
+    assert 'ranker_features_defaulted_total{feature="item_popularity"} 2.0' in text
+    assert 'ranker_features_defaulted_total{feature="user_activity"} 1.0' in text
+
+
+def test_on_missing_error_in_the_manifest_is_a_422_naming_the_field(edited_bundle, manifest):
+    def require_popularity(raw: dict) -> None:
+        next(f for f in raw["features"]["numeric"] if f["name"] == "item_popularity")["on_missing"] = "error"
+
+    model = load_model(edited_bundle(require_popularity), version=1, session_config=SessionConfig(), max_candidates=100)
+    strict = Serving(model, compile_weights(parse_weights("profiles: {default: {click: 1.0}}", 1), model.tasks))
+    body = example_request(manifest, 3, seed=7)
+    for c in body["candidates"]:
+        c["item_popularity"] = 2.0
+    del body["candidates"][1]["item_popularity"]
+    with pytest.raises(InvalidRequest) as err:
+        rank(strict, orjson.dumps(body))
+    assert err.value.problems[0].field == "candidates[1].item_popularity"
