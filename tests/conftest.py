@@ -46,7 +46,7 @@ def _train(spec: RankerSpec):
     # barriers and run many times slower; results differ from 2 threads only by float rounding.
     spec = spec.model_copy(deep=True)
     spec.train.threads = 1
-    return train(spec, progress=False)
+    return train(spec, progress=False, eval_test=True)  # the tests check what --eval-test stores
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A human-readable account of one training run, written into the bundle.
 
-report.md            data window, rows per split, metrics per task, NDCG, gate statistics, timing
+report.md            data window, rows per split, requests, warnings, metrics per task, NDCG, gate statistics, timing
 training_curves.png  train / valid loss per epoch, one panel per task
 gate_heatmap.png     mean gate weight per task and expert (MMoE / OMoE only)
 """
@@ -37,40 +37,68 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def metrics_rows(metrics: dict, spec_tasks: list) -> list[tuple[str, str, str, str, str]]:
-    """(task, metric, valid, test, observed test labels) for each task metric."""
+def evaluated_splits(metrics: dict) -> list[str]:
+    """The splits a run measured, in order: valid, and test only when it was asked for."""
+    return [split for split in ("valid", "test") if split in metrics]
+
+
+def metrics_rows(metrics: dict, spec_tasks: list) -> list[list[str]]:
+    """[task, metric, one value per evaluated split..., observed labels in the last split] per task metric."""
+    splits = evaluated_splits(metrics)
     rows = []
     for t in spec_tasks:
+        last = metrics[splits[-1]]["tasks"][t.name]
         for key in ("auc", "rmse", "rmse_log1p"):
-            if key in metrics["test"]["tasks"][t.name]:
-                valid, test = metrics["valid"]["tasks"][t.name], metrics["test"]["tasks"][t.name]
-                rows.append((t.name, key, _fmt(valid.get(key)), _fmt(test.get(key)), f"{test['observed']:,}"))
+            if key in last:
+                values = [_fmt(metrics[split]["tasks"][t.name].get(key)) for split in splits]
+                rows.append([t.name, key, *values, f"{last['observed']:,}"])
     return rows
+
+
+def requests_text(metrics: dict) -> str:
+    """One line about a split's requests: how many, how large, how many NDCG counted."""
+    r = metrics.get("requests")
+    if not r:
+        return "no requests (no data.request_id): ranking metrics n/a"
+    if not r["count"]:
+        return "no requests"
+    size = r["size"]
+    return (f"{r['count']:,} requests, rows per request median {size['median']:g}, p90 {size['p90']:g}, max "
+            f"{size['max']:,}; NDCG over the {r['ndcg_requests']:,} with 2+ rows and a positive gain")
+
+
+def _task_width(spec: RankerSpec) -> int:
+    return max(14, *(len(t.name) + 2 for t in spec.tasks))
 
 
 def metrics_table(metrics: dict, spec: RankerSpec) -> str:
     """One split's metrics (as `prediction_metrics` returns them) as a fixed-width table."""
-    k = spec.eval.ndcg_k
-    lines = [f"{'task':<14}{'metric':<12}{'value':>10}{'observed':>11}"]
+    k, w = spec.eval.ndcg_k, _task_width(spec)
+    lines = [f"{'task':<{w}}{'metric':<12}{'value':>10}{'observed':>11}"]
     for t in spec.tasks:
         m = metrics["tasks"][t.name]
-        lines += [f"{t.name:<14}{key:<12}{_fmt(m[key]):>10}{m['observed']:>11,}"
+        lines += [f"{t.name:<{w}}{key:<12}{_fmt(m[key]):>10}{m['observed']:>11,}"
                   for key in ("auc", "rmse", "rmse_log1p") if key in m]
-    lines.append(f"{'(ranking)':<14}{f'ndcg@{k}':<12}{_fmt(metrics.get(f'ndcg@{k}')):>10}{metrics['rows']:>11,}")
+    lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}{_fmt(metrics.get(f'ndcg@{k}')):>10}{metrics['rows']:>11,}")
+    lines.append(requests_text(metrics))
     return "\n".join(lines)
 
 
 def summary_table(trained: Trained) -> str:
-    """A small fixed-width table of valid/test metrics, for the terminal."""
-    k = trained.spec.eval.ndcg_k
+    """A small fixed-width table of the measured splits' metrics (valid; test with --eval-test), for the terminal."""
+    k, w = trained.spec.eval.ndcg_k, _task_width(trained.spec)
     m = trained.metrics
-    lines = [f"{'task':<14}{'metric':<12}{'valid':>10}{'test':>10}{'observed':>11}"]
-    lines += [f"{a:<14}{b:<12}{c:>10}{d:>10}{e:>11}" for a, b, c, d, e in metrics_rows(m, trained.spec.tasks)]
-    lines.append(f"{'(ranking)':<14}{f'ndcg@{k}':<12}{_fmt(m['valid'][f'ndcg@{k}']):>10}"
-                 f"{_fmt(m['test'][f'ndcg@{k}']):>10}")
+    splits = evaluated_splits(m)
+    lines = [f"{'task':<{w}}{'metric':<12}" + "".join(f"{s:>10}" for s in splits) + f"{'observed':>11}"]
+    lines += [f"{r[0]:<{w}}{r[1]:<12}" + "".join(f"{v:>10}" for v in r[2:-1]) + f"{r[-1]:>11}"
+              for r in metrics_rows(m, trained.spec.tasks)]
+    lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}" + "".join(f"{_fmt(m[s][f'ndcg@{k}']):>10}" for s in splits))
+    lines.append(f"valid: {requests_text(m['valid'])}")
     s = training_summary(trained)
     lines.append(f"{s['epochs']} epochs (best {s['best_epoch']}), {s['train_seconds']:.1f} s, "
                  f"{s['samples_per_second']:,.0f} samples/s")
+    if "test" not in m:
+        lines.append("test metrics: not measured (add --eval-test, or run `ranker evaluate` once the model is chosen)")
     return "\n".join(lines)
 
 
@@ -79,28 +107,43 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def _gate_section(gates: dict[str, dict]) -> list[str]:
+def _gate_section(gates: dict[str, dict], split: str) -> list[str]:
     n_experts = len(next(iter(gates.values()))["mean_weight"])
     header = ["task", *(f"e{i}" for i in range(n_experts)), "entropy (norm.)", "effective experts",
               "dead", "polarized"]
     rows = [[task, *(f"{w:.3f}" for w in g["mean_weight"]), f"{g['normalized_entropy']:.3f}",
              f"{g['effective_experts']:.2f}", str(g["dead_experts"]), "yes" if g["polarized"] else "no"]
             for task, g in gates.items()]
-    return ["## Gate utilization (test split, eval mode)", "",
+    return [f"## Gate utilization ({split} split, eval mode)", "",
             "Mean gate weight per expert; entropy 1 = uniform mixing; an expert is dead for a task below "
             "0.01 mean weight.", "", *_table(header, rows), "", f"![gate heatmap]({HEATMAP_FILE})", ""]
+
+
+def _data_lines(trained: Trained, window: dict) -> list[str]:
+    rows = window.get("rows", {})
+    when = f", {window['start']} to {window['end']}" if window.get("start") else ""
+    source = window.get("source")
+    where = ", ".join(f"{k} `{v}`" for k, v in source.items()) if isinstance(source, dict) else f"`{source}`"
+    lines = [f"- data: {where}{when}",
+             f"- rows: train {rows.get('train', 0):,}, valid {rows.get('valid', 0):,}, test {rows.get('test', 0):,} "
+             f"(split {window.get('split', trained.prepared.splits.method)})"]
+    lines += [f"- requests ({split}): {requests_text(trained.metrics[split])}" for split in evaluated_splits(trained.metrics)]
+    return lines
+
+
+def _warning_lines(trained: Trained) -> list[str]:
+    warnings = trained.warnings()
+    return ["## Warnings", "", *(f"- {w}" for w in warnings), ""] if warnings else []
 
 
 def render_bundle_report(trained: Trained, window: dict) -> str:
     spec, m, s = trained.spec, trained.metrics, training_summary(trained)
     k = spec.eval.ndcg_k
-    rows = window.get("rows", {})
+    splits = evaluated_splits(m)
     weights = trained.history[-1]["task_weights"] if trained.history else {}
     lines = [
         f"# Training report: {spec.name}", "",
-        f"- data: `{window.get('source')}`, {window.get('start')} to {window.get('end')}",
-        f"- rows: train {rows.get('train', 0):,}, valid {rows.get('valid', 0):,}, test {rows.get('test', 0):,} "
-        "(split by time)",
+        *_data_lines(trained, window),
         f"- model: {trained.args.arch}, {trained.args.num_experts} experts {trained.args.expert_hidden}, "
         f"towers {trained.args.tower_hidden}, embedding dim {trained.args.embedding_dim}, "
         f"expert dropout {trained.args.expert_dropout}",
@@ -108,16 +151,19 @@ def render_bundle_report(trained: Trained, window: dict) -> str:
         f"{s['train_seconds']:.1f} s, {s['samples_per_second']:,.0f} samples/s; loss balancing "
         f"{spec.train.loss_balancing}, final task weights "
         + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
+        *_warning_lines(trained),
         "## Metrics (observed labels only)", "",
-        *_table(["task", "metric", "valid", "test", "observed (test)"],
-                [list(r) for r in metrics_rows(m, spec.tasks)]), "",
-        f"NDCG@{k} per request of the score {_weights_text(spec.score_weights())} "
-        f"(gain {_weights_text(spec.gain_weights())}): valid {_fmt(m['valid'][f'ndcg@{k}'])}, "
-        f"test {_fmt(m['test'][f'ndcg@{k}'])}", "",
-        f"![training curves]({CURVES_FILE})", "",
+        *_table(["task", "metric", *splits, f"observed ({splits[-1]})"], metrics_rows(m, spec.tasks)), "",
     ]
-    if "gates" in m["test"]:
-        lines += _gate_section(m["test"]["gates"])
+    if spec.data.request_id is not None:
+        lines += [f"NDCG@{k} per request of the score {_weights_text(spec.score_weights())} "
+                  f"(gain {_weights_text(spec.gain_weights())}): "
+                  + ", ".join(f"{split} {_fmt(m[split][f'ndcg@{k}'])}" for split in splits), ""]
+    if "test" not in m:
+        lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
+    lines += [f"![training curves]({CURVES_FILE})", ""]
+    if "gates" in m[splits[-1]]:
+        lines += _gate_section(m[splits[-1]]["gates"], splits[-1])
     return "\n".join(lines)
 
 
@@ -158,7 +204,7 @@ def plot_gate_heatmap(gates: dict[str, dict], path: Path) -> None:
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.35 else "black", fontsize=9)
     ax.set_xticks(range(w.shape[1]), [f"expert {j}" for j in range(w.shape[1])], rotation=30)
     ax.set_yticks(range(len(tasks)), tasks)
-    ax.set_title("Mean gate weight (test split)")
+    ax.set_title("Mean gate weight")
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -173,7 +219,8 @@ def write_bundle_report(trained: Trained, out_dir: Path, window: dict) -> list[P
     if trained.history:
         plot_curves(trained.history, out_dir / CURVES_FILE)
         written.append(out_dir / CURVES_FILE)
-    if "gates" in trained.metrics["test"]:
-        plot_gate_heatmap(trained.metrics["test"]["gates"], out_dir / HEATMAP_FILE)
+    last = evaluated_splits(trained.metrics)[-1]
+    if "gates" in trained.metrics[last]:
+        plot_gate_heatmap(trained.metrics[last]["gates"], out_dir / HEATMAP_FILE)
         written.append(out_dir / HEATMAP_FILE)
     return written

@@ -53,17 +53,27 @@ def train(
     out: Annotated[Path, typer.Option(help="bundle directory to write")] = Path("runs/bundle"),
     data: Annotated[str | None, typer.Option(help="override data.path of the spec")] = None,
     registry: Annotated[str | None, typer.Option(help="also publish to this registry root and make it CURRENT")] = None,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    progress: Annotated[bool, typer.Option(help="show progress (a bar on a terminal, log lines otherwise)")] = True,
+    eval_test: Annotated[bool, typer.Option(
+        "--eval-test", help="also measure the test split, print it and store it in the bundle; off by "
+        "default so that picking a model never looks at test (`ranker evaluate` measures it later)")] = False,
 ) -> None:
-    """Train on the spec's data, evaluate, export a verified bundle (with report.md) and optionally publish it."""
+    """Train on the spec's data, evaluate on validation, export a verified bundle (with report.md) and
+    optionally publish it."""
     from training.bundle_report import REPORT_FILE, summary_table
     from training.export import ExportError, export_bundle
     from training.train import train as run_training
 
     try:
         spec = load_spec(spec_path, data_path=data)
-        trained = run_training(spec, out_dir=out.parent / f"{out.name}.logs", progress=progress)
+        if eval_test and spec.data.without_test:
+            fail("--eval-test: the spec has no test split (test_fraction 0, or no data.test file)")
+        trained = run_training(spec, out_dir=out.parent / f"{out.name}.logs", progress=progress, eval_test=eval_test)
+        if eval_test and trained.prepared.test is None:
+            fail("--eval-test: the spec has no test split (test_fraction 0, or no data.test file)")
         export_bundle(trained, out)
+        for warning in trained.warnings():
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
         typer.echo(summary_table(trained))
         typer.echo(f"bundle written to {out} (report: {out / REPORT_FILE})")
         if registry:
@@ -77,7 +87,8 @@ def train(
 def evaluate(
     bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE", help="bundle directory")],
     spec_path: Annotated[Path, typer.Option("--spec", help="ranker spec YAML naming the data's columns")],
-    data: Annotated[str | None, typer.Option(help="evaluate on all of this data instead of the spec's test split")] = None,
+    data: Annotated[str | None, typer.Option(help="evaluate on all of this data (file, directory or glob) "
+                                             "instead of the spec's test split")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
 ) -> None:
     """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
@@ -86,18 +97,21 @@ def evaluate(
     from training.evaluate import evaluate_bundle, load_eval_table
 
     try:
-        spec = load_spec(spec_path, data_path=data)
+        spec = load_spec(spec_path)
         bundle = load_bundle(bundle_path)
-        metrics = evaluate_bundle(bundle, load_eval_table(spec, whole=data is not None), spec)
+        metrics = evaluate_bundle(bundle, load_eval_table(spec, data), spec)
     except USER_ERRORS as e:
         fail(str(e))
     if as_json:
         typer.echo(json.dumps(metrics, indent=2))
     else:
         version = bundle.manifest.model_version
+        where = f"all of {data}" if data else f"the test split of {spec.data.test or spec.data.path}"
         typer.echo(f"{bundle.manifest.model_name} {'unpublished' if version is None else f'version {version}'} on "
-                   f"{'all of ' + data if data else 'the test split of ' + spec.data.path}:")
+                   f"{where}:")
         typer.echo(metrics_table(metrics, spec))
+        for warning in metrics.get("warnings", []):
+            typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

@@ -1,14 +1,15 @@
-"""Parquet impression logs -> validated, time-split, encoded arrays.
+"""Parquet rows -> validated tables -> encoded arrays.
 
 Encoding goes through `service.contract.features` (the encoders the server uses); this module only reads
 Parquet, checks it against the spec, fits the encoders' statistics on the training split and
-prepares labels. Null labels stay missing: they become mask=False, never 0.
+prepares labels. Null labels stay missing: they become mask=False, never 0. Splitting the rows
+is training/splits.py; grouping them into requests is training/requests.py.
 """
 
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from training import requests
 from training.spec import DataConfig, RankerSpec, TaskConfig
 
 
@@ -39,26 +41,49 @@ def dataset(path: str) -> ds.Dataset:
     return ds.dataset(files, format="parquet")
 
 
+def column_roles(spec: RankerSpec) -> dict[str, str]:
+    """Every column a run reads, and what the spec uses it for (for messages about missing columns)."""
+    roles: dict[str, str] = {}
+    d = spec.data
+    for key in ("timestamp", "request_id", "item_id", "split_column"):
+        if getattr(d, key) is not None and (key != "split_column" or d.train is None):
+            roles.setdefault(getattr(d, key), f"data.{key}")
+    for f in (*spec.features.categorical, *spec.features.numeric):
+        roles.setdefault(f.name, f"feature {f.name!r}")
+    for t in spec.tasks:
+        roles.setdefault(t.column, f"label of task {t.name!r}")
+    return roles
+
+
 def required_columns(spec: RankerSpec) -> list[str]:
-    cols = [spec.data.timestamp, spec.data.request_id, spec.data.item_id]
-    cols += [f.name for f in (*spec.features.categorical, *spec.features.numeric)]
-    cols += [t.column for t in spec.tasks]
-    return list(dict.fromkeys(cols))
+    return list(column_roles(spec))
 
 
-def load_table(spec: RankerSpec) -> pa.Table:
-    """Read the spec's columns, restricted to its [start, end) window; validates before returning."""
-    data = dataset(spec.data.path)
+def load_table(spec: RankerSpec, path: str | None = None) -> pa.Table:
+    """Read the spec's columns from `path` (default data.path), restricted to its [start, end) window;
+    validates before returning."""
+    path = path or spec.data.path
+    if path is None:
+        raise DataError("the spec names pre-split files (data.train); read them with training.splits")
+    data = dataset(path)
     names = set(data.schema.names)
-    missing = [c for c in required_columns(spec) if c not in names]
+    roles = column_roles(spec)
+    missing = [c for c in roles if c not in names]
     if missing:
-        raise DataError(f"{spec.data.path}: missing column(s) {missing}; the data has {sorted(names)}")
-    table = data.to_table(columns=required_columns(spec), filter=_window_filter(data.schema, spec.data))
-    validate(table, spec)
+        what = ", ".join(f"{c!r} ({roles[c]})" for c in missing)
+        raise DataError(f"{path}: missing column(s) {what}; the data has {sorted(names)}. Rename the spec's "
+                        "key to a column the data has, or leave the key out where it is optional "
+                        "(data.timestamp, data.request_id, data.item_id)")
+    table = data.to_table(columns=list(roles), filter=_window_filter(data.schema, spec.data))
+    validate(table, spec, path)
     return table
 
 
 def _window_filter(schema: pa.Schema, cfg: DataConfig) -> ds.Expression | None:
+    if cfg.timestamp is None:
+        if cfg.start or cfg.end:
+            raise DataError("data.start/end select rows by time and need data.timestamp")
+        return None
     ts_type = schema.field(cfg.timestamp).type
     if not pa.types.is_timestamp(ts_type):
         raise DataError(f"column {cfg.timestamp!r}: the timestamp column must be a timestamp, not {ts_type}")
@@ -85,16 +110,17 @@ def _parse_time(text: str, tz: str | None) -> datetime:
 # -- validation ------------------------------------------------------------------------------------
 
 
-def validate(table: pa.Table, spec: RankerSpec) -> None:
+def validate(table: pa.Table, spec: RankerSpec, path: str | None = None) -> None:
     """Raise DataError naming the first column that does not fit the spec."""
     if table.num_rows == 0:
         window = f" in [{spec.data.start}, {spec.data.end})" if spec.data.start or spec.data.end else ""
-        raise DataError(f"{spec.data.path}: no rows{window}")
+        raise DataError(f"{path or spec.data.path}: no rows{window}")
     for f in spec.features.categorical:
         t = table.schema.field(f.name).type
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)
-                or pa.types.is_boolean(t) or pa.types.is_dictionary(t)):
+        if not _is_categorical(t):
             raise DataError(f"column {f.name!r}: categorical features must be string, integer or boolean, not {t}")
+    if spec.data.request_id is not None and (nulls := table.column(spec.data.request_id).null_count):
+        raise DataError(f"column {spec.data.request_id!r} (data.request_id): {nulls:,} rows have no request id")
     for f in spec.features.numeric:
         col = table.column(f.name)
         _require_numeric(f.name, col.type, "numeric feature")
@@ -104,9 +130,18 @@ def validate(table: pa.Table, spec: RankerSpec) -> None:
         _validate_label(table.column(task.column), task)
 
 
+def _is_categorical(t: pa.DataType) -> bool:
+    # binary: bytes columns as pandas often writes them; they are read as UTF-8 text.
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+            or pa.types.is_dictionary(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
+
+
 def _require_numeric(name: str, t: pa.DataType, what: str) -> None:
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
-        raise DataError(f"column {name!r}: {what} must be numeric or boolean, not {t}")
+        hint = ""
+        if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t):
+            hint = "; if it holds numbers as text, cast it when writing the Parquet (e.g. pandas astype(int))"
+        raise DataError(f"column {name!r}: {what} must be numeric or boolean, not {t}{hint}")
 
 
 def _validate_label(col: pa.ChunkedArray, task: TaskConfig) -> None:
@@ -122,49 +157,26 @@ def _validate_label(col: pa.ChunkedArray, task: TaskConfig) -> None:
         raise DataError(f"column {task.column!r}: task {task.name!r} uses log1p but has negative labels")
 
 
-# -- split -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Splits:
-    train: pa.Table
-    valid: pa.Table
-    test: pa.Table
-
-
-def sort_by_time(table: pa.Table, cfg: DataConfig) -> pa.Table:
-    """Rows by (timestamp, request id): the rows of a request become contiguous."""
-    order = pc.sort_indices(table, sort_keys=[(cfg.timestamp, "ascending"), (cfg.request_id, "ascending")])
-    return table.take(order)
-
-
-def split_by_time(table: pa.Table, cfg: DataConfig) -> Splits:
-    """Oldest rows train, then valid, then test; a request never straddles two splits."""
-    table = sort_by_time(table, cfg)
-    req = table.column(cfg.request_id).to_numpy()
-    n = len(req)
-    starts = np.flatnonzero(np.r_[True, req[1:] != req[:-1]])  # first row of each request
-    train_frac = 1.0 - cfg.valid_fraction - cfg.test_fraction
-    cuts = [starts[min(np.searchsorted(starts, int(n * f)), len(starts) - 1)] for f in
-            (train_frac, train_frac + cfg.valid_fraction)]
-    a, b = cuts
-    if not (0 < a < b < n):
-        raise DataError(f"{n} rows in {len(starts)} requests are too few for a train/valid/test split")
-    return Splits(table.slice(0, a), table.slice(a, b - a), table.slice(b))
-
-
 # -- encoders and labels ---------------------------------------------------------------------------
 
 
 def fit_encoders(train: pa.Table, spec: RankerSpec) -> FeatureEncoders:
-    """Vocabularies and normalization statistics from the training split only."""
+    """Vocabularies, normalization statistics and clip ranges from the training split only."""
     categorical = [
-        CategoricalEncoder(name=f.name, source=f.source,
+        CategoricalEncoder(name=f.name, source=f.source, on_missing=f.on_missing,
                            vocab=_vocabulary(train.column(f.name), f.max_vocab, f.min_count))
         for f in spec.features.categorical
     ]
-    numeric = [_fit_numeric(train.column(f.name), f.name, f.source, f.transform) for f in spec.features.numeric]
-    return FeatureEncoders(categorical=categorical, numeric=numeric)
+    numeric = [_fit_numeric(train.column(f.name), f.name, f.source, f.transform).model_copy(
+        update={"on_missing": f.on_missing}) for f in spec.features.numeric]
+    return FeatureEncoders(categorical=categorical, numeric=numeric, item_id_feature=item_id_feature(spec))
+
+
+def item_id_feature(spec: RankerSpec) -> str | None:
+    """The categorical item feature that data.item_id names: the server feeds a candidate's item_id into it."""
+    item_id = spec.data.item_id
+    match = [f.name for f in spec.features.categorical if f.name == item_id and f.source == "item"]
+    return match[0] if match else None
 
 
 def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -182,11 +194,17 @@ def _vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[st
 
 
 def _fit_numeric(col: pa.ChunkedArray, name: str, source: str, transform: str) -> NumericEncoder:
+    """Missing -> the median; values clipped to the [min, max] of the finite training values.
+
+    The clip range changes no training row (all lie inside it); at serving it maps a value beyond
+    anything training saw (1e308, a typo in units) to the nearest value it did see, so no finite
+    input yields an extrapolated or non-finite score.
+    """
     x = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
     finite = x[np.isfinite(x)]
-    fill = float(np.median(finite))
-    probe = NumericEncoder(name=name, source=source, transform=transform, fill_value=fill)
-    z = probe.apply_transform(np.where(np.isfinite(x), x, fill))
+    fill, lo, hi = float(np.median(finite)), float(finite.min()), float(finite.max())
+    probe = NumericEncoder(name=name, source=source, transform=transform, fill_value=fill, clip_min=lo, clip_max=hi)
+    z = probe.apply_transform(np.clip(np.where(np.isnan(x), fill, x), lo, hi))
     std = float(z.std())
     return probe.model_copy(update={"mean": float(z.mean()), "std": std if std > 1e-12 else 1.0})
 
@@ -227,12 +245,13 @@ def _label(table: pa.Table, task: TaskConfig) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Encoded:
-    """One split as arrays. Rows of a request are contiguous.
+    """One split as arrays.
 
     categorical (N, C) int64; numeric (N, F) float32;
     labels (N, T) float32, training targets (regression already scaled), 0 where missing;
     raw_labels (N, T) float64 in label units, NaN where missing; mask (N, T) bool, True = observed;
-    request (N,) int64 dense request index.
+    request (N,) int64 dense request index (rows with equal request_id share one, wherever they
+    lie), or None when the spec has no request_id.
     """
 
     categorical: np.ndarray
@@ -240,10 +259,14 @@ class Encoded:
     labels: np.ndarray
     raw_labels: np.ndarray
     mask: np.ndarray
-    request: np.ndarray
+    request: np.ndarray | None
 
     def __len__(self) -> int:
-        return len(self.request)
+        return len(self.categorical)
+
+    def head(self, n: int) -> Encoded:
+        """The first n rows (e.g. the rows a parity check runs on)."""
+        return Encoded(**{f.name: None if (a := getattr(self, f.name)) is None else a[:n] for f in fields(self)})
 
 
 def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.ndarray]:
@@ -261,10 +284,11 @@ def raw_labels(table: pa.Table, spec: RankerSpec) -> np.ndarray:
     return np.stack([_label(table, t) for t in spec.tasks], axis=1)
 
 
-def request_index(table: pa.Table, spec: RankerSpec) -> np.ndarray:
-    """(N,) dense index of each row's request (rows of a request must be contiguous)."""
-    req = table.column(spec.data.request_id).to_numpy(zero_copy_only=False)
-    return np.cumsum(np.r_[0, req[1:] != req[:-1]]).astype(np.int64)
+def request_index(table: pa.Table, spec: RankerSpec) -> np.ndarray | None:
+    """(N,) dense request index, grouping rows by request_id value; None without a request_id."""
+    if spec.data.request_id is None:
+        return None
+    return requests.request_index(table.column(spec.data.request_id))
 
 
 def encode(table: pa.Table, encoders: FeatureEncoders, spec: RankerSpec,

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from service.contract.bundle import LoadedBundle
 from training import data as D
+from training import splits as S
 from training.metrics import prediction_metrics
 from training.spec import RankerSpec
 
@@ -40,14 +41,24 @@ def check_compatible(bundle: LoadedBundle, spec: RankerSpec) -> None:
                           "does not list")
 
 
-def load_eval_table(spec: RankerSpec, whole: bool) -> pa.Table:
-    """The rows to evaluate on: all of the spec's data (whole) or the test split of its time split."""
-    table = D.load_table(spec)
-    return D.sort_by_time(table, spec.data) if whole else D.split_by_time(table, spec.data).test
+def load_eval_table(spec: RankerSpec, data: str | None = None) -> pa.Table:
+    """The rows to evaluate on: all of `data` (any file, directory or glob training would accept),
+    or else the spec's test split (its data.test file, or the test part of its split)."""
+    if data is not None:
+        # Rows to score as they are: no split, so no split column is needed.
+        whole = spec.model_copy(update={"data": spec.data.model_copy(update={"split_column": None})})
+        return D.load_table(whole, data)
+    if spec.data.test is not None:
+        return D.load_table(spec, spec.data.test)
+    test = None if spec.data.without_test else S.load_splits(spec).test
+    if test is None:
+        raise D.DataError(f"spec {spec.name!r} has no test split (no data.test file, test_fraction 0, or no "
+                          "'test' rows in its split_column); evaluate on other rows with --data PATH")
+    return test
 
 
 def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec) -> dict:
-    """Metrics of a bundle on `table` (rows of a request contiguous), as in the training report."""
+    """Metrics of a bundle on `table`, as in the training report (requests grouped by value)."""
     check_compatible(bundle, spec)
     preds = bundle_predictions(bundle, table, spec.task_names())
     return prediction_metrics(preds, D.raw_labels(table, spec), D.request_index(table, spec), spec)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from service.contract.bundle import (
@@ -73,8 +75,7 @@ def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float
 
     Raises ExportError where any output is outside the parity tolerance (service.contract.parity).
     """
-    n = min(rows, len(e))
-    sample = Encoded(*(a[:n] for a in (e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, e.request)))
+    sample = e.head(min(rows, len(e)))
     result = compare(onnx_outputs(path, sample.categorical, sample.numeric), predict(heads, sample))
     if not result.ok:
         raise ExportError(f"ONNX output differs from PyTorch: {result.describe()}")
@@ -82,29 +83,39 @@ def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float
 
 
 def build_parity_sample(trained: Trained, path: Path) -> ParitySample:
-    """Raw feature values of real test rows and what the exported model says for them."""
-    table = trained.prepared.splits.test
+    """Raw feature values of real holdout rows (test, else valid) and what the exported model says for them."""
+    table = trained.prepared.splits.holdout()
     n = min(PARITY_SAMPLE_ROWS, table.num_rows)
     names = [f.name for f in trained.prepared.encoders.all()]
-    rows = table.select(names).slice(0, n).to_pylist()
-    e = trained.prepared.test
+    sample = table.select(names).slice(0, n)
+    for i, column in enumerate(sample.columns):  # bytes columns are text in JSON, as in requests
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            sample = sample.set_column(i, names[i], column.cast(pa.string()))
+    e = trained.prepared.holdout()
     outs = onnx_outputs(path, e.categorical[:n], e.numeric[:n])
-    return ParitySample(rows=rows, outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
+    return ParitySample(rows=sample.to_pylist(),
+                        outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
 
 
 def data_window(trained: Trained) -> dict:
-    ts = trained.spec.data.timestamp
-    splits = trained.prepared.splits
-    first, last = splits.train.column(ts)[0].as_py(), splits.test.column(ts)[-1].as_py()
-    return {"start": first.isoformat(), "end": last.isoformat(),
-            "rows": {s: getattr(splits, s).num_rows for s in ("train", "valid", "test")},
-            "source": trained.spec.data.path}
+    """Time range (when there is a timestamp), rows per split, how they were split, and what looked wrong."""
+    cfg, splits = trained.spec.data, trained.prepared.splits
+    start = end = None
+    if cfg.timestamp is not None:
+        ranges = [pc.min_max(t.column(cfg.timestamp)) for t in splits.named().values()]
+        start = min(r["min"].as_py() for r in ranges).isoformat()
+        end = max(r["max"].as_py() for r in ranges).isoformat()
+    return {"start": start, "end": end,
+            "rows": {name: t.num_rows if t is not None else 0 for name, t in
+                     (("train", splits.train), ("valid", splits.valid), ("test", splits.test))},
+            "split": splits.method, "warnings": trained.warnings(),
+            "source": cfg.path if cfg.path is not None else cfg.sources()}
 
 
-def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, test_preds: np.ndarray) -> Manifest:
+def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, holdout_preds: np.ndarray) -> Manifest:
     tasks = [
         TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
-                 score_stats=ScoreStats(**score_stats(test_preds[:, j])))
+                 score_stats=ScoreStats(**score_stats(holdout_preds[:, j])))
         for j, t in enumerate(trained.spec.tasks)
     ]
     return Manifest(
@@ -134,9 +145,9 @@ def export_bundle(trained: Trained, out_dir: Path) -> Path:
         work.mkdir()
         model_path = work / MODEL_FILE
         export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train)
-        check_parity(heads, model_path, trained.prepared.test, trained.spec.train.parity_rows)
+        check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows)
         parity = build_parity_sample(trained, model_path)
-        manifest = build_manifest(trained, model_path, parity, predict(heads, trained.prepared.test))
+        manifest = build_manifest(trained, model_path, parity, predict(heads, trained.prepared.holdout()))
         write_manifest(work, manifest)
         save_checkpoint(trained, work / CHECKPOINT_FILE)
         write_bundle_report(trained, work, manifest.data_window)

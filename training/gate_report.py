@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
+
 from service.registry import REPORT_JSON, REPORT_MD
 from training.gates import GateResult
 from training.spec import RankerSpec
@@ -29,7 +31,9 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
     """A JSON-ready account of the run (see docs/OPERATIONS.md for the fields)."""
     finished = datetime.now(UTC)
     splits = trained.prepared.splits
-    holdout_ts = splits.test.column(spec.data.timestamp)
+    holdout = splits.holdout()
+    ts = spec.data.timestamp
+    holdout_range = pc.min_max(holdout.column(ts)) if ts else None
     test_metrics = {k: v for k, v in trained.metrics.get("test", {}).items() if k != "gates"}
     return {
         "format": 1,
@@ -44,9 +48,10 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
         "seconds": round((finished - started_at).total_seconds(), 1),
         "window": {"start": spec.data.start, "end": spec.data.end, "partitions": list(opts.partitions),
                    "data": spec.data.path},
-        "rows": {s: getattr(splits, s).num_rows for s in ("train", "valid", "test")},
-        "holdout": {"rows": splits.test.num_rows, "start": holdout_ts[0].as_py().isoformat(),
-                    "end": holdout_ts[-1].as_py().isoformat()},
+        "rows": {s: t.num_rows if (t := getattr(splits, s)) is not None else 0 for s in ("train", "valid", "test")},
+        "holdout": {"rows": holdout.num_rows,
+                    "start": holdout_range["min"].as_py().isoformat() if holdout_range else None,
+                    "end": holdout_range["max"].as_py().isoformat() if holdout_range else None},
         "warm_start": warm_start,
         "gates": [r.to_dict() for r in results],
         "failed": [f"{r.gate}:{r.subject}" for r in results if not r.passed],

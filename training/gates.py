@@ -208,14 +208,15 @@ def ranking_score(spec: RankerSpec, scored: Scored) -> np.ndarray:
 
 
 def topk_overlap_gate(spec: RankerSpec, request: np.ndarray, cand: Scored, base: Scored) -> GateResult:
-    """Mean |top-k(candidate) & top-k(CURRENT)| / k over sampled holdout requests (rows contiguous)."""
+    """Mean |top-k(candidate) & top-k(CURRENT)| / k over sampled holdout requests (grouped by value)."""
     cfg = spec.gates
     weights = spec.score_weights()
     missing = [t for t in weights if t not in base.tasks]
     if missing:
         return check("topk_overlap", "model", None, ">=", cfg.min_topk_overlap,
                      f"CURRENT lacks head(s) {missing} of the ranking score")
-    cs, bs = ranking_score(spec, cand), ranking_score(spec, base)
+    order = np.argsort(request, kind="stable")  # the rows of each request side by side
+    request, cs, bs = request[order], ranking_score(spec, cand)[order], ranking_score(spec, base)[order]
     starts = np.flatnonzero(np.r_[True, request[1:] != request[:-1]])
     ends = np.r_[starts[1:], len(request)]
     rng = np.random.default_rng(0)
@@ -232,15 +233,17 @@ def topk_overlap_gate(spec: RankerSpec, request: np.ndarray, cand: Scored, base:
                  f"top-{cfg.topk} by {weights} on {len(overlaps)} requests")
 
 
-def run_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray, cand: Scored,
+def run_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray | None, cand: Scored,
               base: Scored | None, parity: GateResult) -> list[GateResult]:
-    """All gates for one candidate. base=None means there is no CURRENT (first model: floors)."""
+    """All gates for one candidate. base=None means there is no CURRENT (first model: floors);
+    request=None (no data.request_id) means there are no requests to compare top-k lists in."""
     results = [parity, *finite_gates(cand)]
     if base is None:
         return results + [floor_gate(spec, t.name, labels[:, j], cand.head(t.name)) for j, t in enumerate(spec.tasks)]
     results += [tasks_gate(cand, base), *metric_gates(spec, labels, cand, base)]
     results += shift_gates(spec, labels, cand, base)
-    results.append(topk_overlap_gate(spec, request, cand, base))
+    if request is not None:
+        results.append(topk_overlap_gate(spec, request, cand, base))
     return results
 
 

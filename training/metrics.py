@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from training.requests import request_stats, size_warnings
 from training.spec import RankerSpec
 
 # A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
@@ -31,10 +32,12 @@ def rmse(labels: np.ndarray, predictions: np.ndarray) -> float | None:
 
 
 def ndcg_at_k(request: np.ndarray, scores: np.ndarray, gains: np.ndarray, k: int) -> float | None:
-    """Mean NDCG@k over requests with at least one positive gain.
+    """Mean NDCG@k over requests with at least two rows and one positive gain; None if there are none.
+
+    A one-row request ranks nothing (its NDCG is always 1.0), so it does not count.
 
     Args:
-        request: (N,) request index per row (any order).
+        request: (N,) dense request index per row (rows of a request in any order).
         scores: (N,) model scores; gains: (N,) relevance, >= 0.
     """
     def dcg(order_key: np.ndarray) -> np.ndarray:
@@ -50,10 +53,10 @@ def ndcg_at_k(request: np.ndarray, scores: np.ndarray, gains: np.ndarray, k: int
         return None
     ideal = dcg(gains)
     actual = dcg(scores)
-    has_pos = ideal > 0
-    if not has_pos.any():
+    counted = (ideal > 0) & (np.bincount(request, minlength=len(ideal)) > 1)
+    if not counted.any():
         return None
-    return float(np.mean(actual[has_pos] / ideal[has_pos]))
+    return float(np.mean(actual[counted] / ideal[counted]))
 
 
 def gate_stats(gates: np.ndarray, task_names: list[str]) -> dict[str, dict]:
@@ -83,15 +86,19 @@ def gate_stats(gates: np.ndarray, task_names: list[str]) -> dict[str, dict]:
     return out
 
 
-def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.ndarray, spec: RankerSpec) -> dict:
+def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.ndarray | None,
+                       spec: RankerSpec) -> dict:
     """Quality of natural-unit predictions on one split.
 
     Args:
         preds: (N, T) head outputs in spec task order; raw_labels: (N, T), NaN = not observed;
-        request: (N,) request index per row.
+        request: (N,) dense request index per row (grouped by value), or None without a request_id.
     Returns:
-        {"rows", "tasks": {task: {"auc" | "rmse" (+ "rmse_log1p"), "observed"}}, "ndcg@k"}; NDCG ranks each request by
-        the spec's score weights over heads and gains by its gain weights over labels (null = 0).
+        {"rows", "tasks": {task: {"auc" | "rmse" (+ "rmse_log1p"), "observed"}}, "ndcg@k", "requests",
+        "warnings"}. NDCG ranks each request by the spec's score weights over heads and gains by its
+        gain weights over labels (null = 0); it is None (n/a) without requests of two or more rows.
+        "requests" describes the groups ({"count", "size": {...}, "ndcg_requests", ...}; None without
+        a request_id); "warnings" says when they look degenerate.
     """
     names = spec.task_names()
     tasks = {}
@@ -110,7 +117,20 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
     for t, w in spec.gain_weights().items():
         gain += w * np.nan_to_num(raw_labels[:, names.index(t)])
     k = spec.eval.ndcg_k
-    return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": ndcg_at_k(request, score, gain, k)}
+    if request is None:
+        return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": None, "requests": None, "warnings": []}
+    stats = request_stats(request)
+    stats["ndcg_requests"] = ndcg_requests(request, gain)
+    return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": ndcg_at_k(request, score, gain, k),
+            "requests": stats, "warnings": size_warnings(stats, spec.data.request_id)}
+
+
+def ndcg_requests(request: np.ndarray, gains: np.ndarray) -> int:
+    """How many requests NDCG averages over: two or more rows, at least one positive gain."""
+    if len(request) == 0:
+        return 0
+    positive = np.bincount(request, weights=(gains > 0).astype(float)) > 0
+    return int((positive & (np.bincount(request) > 1)).sum())
 
 
 def score_stats(values: np.ndarray) -> dict:

@@ -91,11 +91,11 @@ def version_row(reg: Registry, version: int, current: int | None, served: set[in
     if report and "gates" in report:
         base = report.get("compared_with")
         why = failure_summary(report, limit=2) + (f" vs v{base}" if base is not None else " (absolute floors)")
-        created, until, decision = report["finished_at"], report["holdout"]["end"], report["decision"]
+        created, until, decision = report["finished_at"], report["holdout"]["end"] or "", report["decision"]
     else:
         manifest = json.loads(reg.read_file(version, MANIFEST_FILE) or b"{}")
         why, decision = "published without gates (ranker train / publish)", "published"
-        created, until = manifest.get("created_at", ""), manifest.get("data_window", {}).get("end", "")
+        created, until = manifest.get("created_at", ""), manifest.get("data_window", {}).get("end") or ""
     return {"version": version, "current": version == current, "served": version in served,
             "decision": decision, "created": str(created)[:19], "window_end": str(until)[:19], "why": why}
 

@@ -83,6 +83,8 @@ def apply_window(spec: RankerSpec, opts: RetrainOptions) -> RankerSpec:
     """The spec with this run's data window: --start/--end and/or explicit partition paths."""
     data = spec.data.model_copy(update={k: v for k, v in (("start", opts.start), ("end", opts.end)) if v})
     if opts.partitions:
+        if data.path is None:
+            raise D.DataError("--partition picks partitions of data.path; this spec names pre-split files")
         data.path = str(link_partitions(opts.partitions, Path(spec.data.path), opts.work_dir / "partitions"))
     return spec.model_copy(update={"data": data})
 
@@ -128,18 +130,19 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
         def init(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders) -> dict:
             return {"from_version": current.version, **warm_start(model, args, encoders, state)}
 
-    trained = train(spec, out_dir=out_dir, progress=progress, init=init)
+    if spec.data.without_test:
+        raise D.DataError("ranker retrain gates the candidate on the test split, and the spec has none: set "
+                          "data.test_fraction > 0 or name a data.test file")
+    trained = train(spec, out_dir=out_dir, progress=progress, init=init, eval_test=True)
     return trained, trained.init_summary
 
 
 def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current) -> list[GateResult]:
     """Score candidate and CURRENT on the candidate's holdout and run every gate."""
-    spec, holdout = trained.spec, trained.prepared.splits.test
+    spec, holdout = trained.spec, trained.prepared.splits.holdout()
     cand = Scored(bundle_predictions(candidate, holdout, spec.task_names()), spec.task_names())
-    n = min(spec.gates.parity_rows, holdout.num_rows)
-    e = trained.prepared.test
-    rows = D.Encoded(*(a[:n] for a in (e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, e.request)))
-    parity = parity_gate(cand.preds[:n], predict(export_heads(trained.model, spec, trained.prepared.scalers), rows))
+    rows = trained.prepared.holdout().head(min(spec.gates.parity_rows, holdout.num_rows))
+    parity = parity_gate(cand.preds[:len(rows)], predict(export_heads(trained.model, spec, trained.prepared.scalers), rows))
     labels, request = D.raw_labels(holdout, spec), D.request_index(holdout, spec)
     base = None
     if current.bundle is not None:

@@ -12,50 +12,69 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from training.spec_data import SPLIT_NAMES, DataConfig
+from training.spec_errors import format_errors
+
 Source = Literal["user", "context", "item"]
+SOURCE_HELP = "where the server finds the value in a request: `user`, `context` or each candidate (`item`)"
+ON_MISSING_HELP = ("what the server does when a request lacks the value (absent or null): `default` uses "
+                   "the training default and counts it in `ranker_features_defaulted_total`; `error` "
+                   "refuses the request with a 422 naming the field")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-class DataConfig(_Strict):
-    path: str = Field(description="Parquet file, directory or glob")
-    timestamp: str = Field("ts", description="event time column, used for the time split and windows")
-    request_id: str = Field("request_id", description="groups the candidates of one ranking request")
-    item_id: str = Field("item_id", description="the candidate's id column")
-    start: str | None = Field(None, description="keep rows with timestamp >= start (ISO date/time)")
-    end: str | None = Field(None, description="keep rows with timestamp < end (ISO date/time)")
-    valid_fraction: float = Field(0.1, gt=0, lt=0.5)
-    test_fraction: float = Field(0.1, gt=0, lt=0.5)
-
-
 class CategoricalFeature(_Strict):
-    name: str
-    source: Source
-    max_vocab: int = Field(100_000, ge=1, description="keep the most frequent values; the rest share OOV")
-    min_count: int = Field(1, ge=1, description="values seen fewer times in training map to OOV")
+    """A string, integer or boolean column, embedded; unknown values share the out-of-vocabulary row."""
+
+    name: str = Field(description="the column name, and the field name in requests", examples=["user_id"])
+    source: Source = Field(description=SOURCE_HELP, examples=["user"])
+    max_vocab: int = Field(100_000, ge=1, description="keep the most frequent values; the rest share OOV",
+                           examples=[500_000])
+    min_count: int = Field(1, ge=1, description="values seen fewer times in training map to OOV", examples=[2])
+    on_missing: Literal["default", "error"] = Field("default", description=ON_MISSING_HELP, examples=["error"])
 
 
 class NumericFeature(_Strict):
-    name: str
-    source: Source
-    transform: Literal["none", "log1p"] = "none"
+    """A number, standardized with training statistics; serving clips it to the training range."""
+
+    name: str = Field(description="the column name, and the field name in requests", examples=["item_age_days"])
+    source: Source = Field(description=SOURCE_HELP, examples=["item"])
+    transform: Literal["none", "log1p"] = Field(
+        "none", description="applied before standardizing; `log1p` for counts, money and durations "
+        "(negative values count as 0)", examples=["log1p"])
+    on_missing: Literal["default", "error"] = Field(
+        "default", description=ON_MISSING_HELP + ". The default is the training median", examples=["error"])
 
 
 class FeaturesConfig(_Strict):
-    categorical: list[CategoricalFeature] = Field(min_length=1)
-    numeric: list[NumericFeature] = Field(min_length=1)
+    """The model's inputs; it needs at least one of each kind."""
+
+    categorical: list[CategoricalFeature] = Field(min_length=1, description="categorical features",
+                                                  examples=[[{"name": "user_id", "source": "user"}]])
+    numeric: list[NumericFeature] = Field(min_length=1, description="numeric features",
+                                          examples=[[{"name": "price", "source": "item", "transform": "log1p"}]])
 
 
 class TaskConfig(_Strict):
-    name: str
-    type: Literal["binary", "regression"]
-    group: Literal["engagement", "satisfaction"]
-    column: str | None = Field(None, description="label column; defaults to the task name")
-    label_transform: Literal["none", "log1p"] = "none"
-    loss: Literal["bce", "mse", "huber"] | None = Field(None, description="bce for binary, mse by default")
-    weight: float = Field(1.0, ge=0, description="fixed loss weight (loss_balancing: fixed)")
+    """One head of the model, trained on one label column. A null label is masked out of that task's loss."""
+
+    name: str = Field(description="the head's name in bundles, responses and weights.yaml", examples=["click"])
+    type: Literal["binary", "regression"] = Field(
+        description="`binary` (0/1 labels, outputs a probability) or `regression` (outputs label units)",
+        examples=["binary"])
+    group: Literal["engagement", "satisfaction"] = Field(
+        description="what the label measures; reports and score profiles group heads by it", examples=["engagement"])
+    column: str | None = Field(None, description="label column; defaults to the task name", examples=["clicked"])
+    label_transform: Literal["none", "log1p"] = Field(
+        "none", description="regression only: train on log1p(label) (heavy-tailed labels such as watch "
+        "time); the head still outputs label units", examples=["log1p"])
+    loss: Literal["bce", "mse", "huber"] | None = Field(
+        None, description="`bce` for binary tasks; `mse` (default) or `huber` for regression", examples=["huber"])
+    weight: float = Field(1.0, ge=0, description="fixed loss weight (loss_balancing: fixed), and the task's "
+                          "weight in the validation loss that early stopping watches", examples=[0.5])
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
@@ -71,36 +90,63 @@ class TaskConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    arch: Literal["mmoe", "omoe", "shared_bottom", "single_task"] = "mmoe"
-    num_experts: int = Field(4, ge=1)
-    expert_hidden: list[int] = Field(default_factory=lambda: [128, 64], min_length=1)
-    tower_hidden: list[int] = Field(default_factory=lambda: [64])
-    embedding_dim: int = Field(16, ge=1)
-    expert_dropout: float = Field(0.1, ge=0, lt=1, description="gate-weight dropout, Zhao et al. 2019")
-    dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout inside MLPs")
+    """The network: embeddings -> shared part (experts or a bottom) -> one tower per task."""
+
+    arch: Literal["mmoe", "omoe", "shared_bottom", "single_task"] = Field(
+        "mmoe", description="`mmoe`: experts with one softmax gate per task (Ma et al., KDD 2018); `omoe`: "
+        "experts with one gate shared by all tasks; `shared_bottom`: one MLP shared by all tasks; "
+        "`single_task`: an independent bottom and tower per task (no sharing), to check whether "
+        "multi-task learning helps", examples=["shared_bottom"])
+    num_experts: int = Field(4, ge=1, description="experts of `mmoe`/`omoe`; unused by the other archs",
+                             examples=[8])
+    expert_hidden: list[int] = Field(
+        default_factory=lambda: [128, 64], min_length=1,
+        description="hidden layer widths of the shared part: of each expert (`mmoe`, `omoe`), of the shared "
+        "bottom (`shared_bottom`), of each task's own bottom (`single_task`)", examples=[[256, 128]])
+    tower_hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths of each "
+                                    "task's tower, on top of the shared part ([] = a linear head)", examples=[[32]])
+    embedding_dim: int = Field(16, ge=1, description="embedding width of every categorical feature", examples=[32])
+    expert_dropout: float = Field(
+        0.1, ge=0, lt=1, description="`mmoe`/`omoe`: while training, each gate weight is zeroed with this "
+        "probability and the gate renormalized, against gate polarization (Zhao et al., RecSys 2019)",
+        examples=[0.0])
+    dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
+                           examples=[0.1])
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(1024, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    loss_balancing: Literal["fixed", "uncertainty", "gradnorm"] = "fixed"
-    gradnorm_alpha: float = Field(1.5, ge=0)
-    early_stopping_patience: int = Field(2, ge=0, description="epochs without validation improvement")
-    seed: int = 0
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default all cores")
-    parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export")
+    """The optimizer and the training loop."""
+
+    epochs: int = Field(10, ge=1, description="maximum passes over the training rows", examples=[20])
+    batch_size: int = Field(1024, ge=1, description="rows per optimizer step", examples=[4096])
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate", examples=[0.002])
+    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay on the model's weights; never on "
+                                "the loss-balancing weights", examples=[1e-5])
+    loss_balancing: Literal["fixed", "uncertainty", "gradnorm"] = Field(
+        "fixed", description="how task losses are summed: `fixed` task weights, `uncertainty` (learned, "
+        "Kendall et al. 2018) or `gradnorm` (Chen et al. 2018; needs a shared layer)", examples=["uncertainty"])
+    gradnorm_alpha: float = Field(1.5, ge=0, description="GradNorm's restoring strength (loss_balancing: "
+                                  "gradnorm)", examples=[1.0])
+    early_stopping_patience: int = Field(
+        2, ge=0, description="stop after this many epochs without a lower validation loss (task-weighted "
+        "sum); the best epoch's weights are kept", examples=[3])
+    seed: int = Field(0, description="seed of initialization and batch order", examples=[1])
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default all cores. On a "
+                                "busy shared machine, 1 is often faster", examples=[1])
+    parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
+                             examples=[2000])
 
 
 class EvalConfig(_Strict):
-    ndcg_k: int = Field(10, ge=1)
+    """Offline ranking metrics: NDCG@k per request of a score made of the heads."""
+
+    ndcg_k: int = Field(10, ge=1, description="k of NDCG@k", examples=[5])
     score_weights: dict[str, float] | None = Field(
-        None, description="task -> weight of the ranking score used for NDCG; default 1.0 for binary tasks"
-    )
+        None, description="task -> weight of the ranking score used for NDCG; default 1.0 for each binary task",
+        examples=[{"click": 1.0, "like": 0.5}])
     gain_weights: dict[str, float] | None = Field(
-        None, description="label -> weight of the NDCG gain (null labels count 0); default 1.0 for binary"
-    )
+        None, description="task -> weight of its label in the NDCG gain (null labels count 0); default 1.0 "
+        "for each binary task", examples=[{"click": 1.0, "like": 2.0}])
 
 
 class GatesConfig(_Strict):
@@ -110,27 +156,36 @@ class GatesConfig(_Strict):
     a registry is held to the absolute floors instead.
     """
 
-    parity_rows: int = Field(2000, ge=1, description="holdout rows re-scored torch vs onnxruntime")
-    auc_tolerance: float = Field(0.01, ge=0, description="allowed AUC drop vs CURRENT (absolute)")
-    rmse_tolerance: float = Field(0.05, ge=0, description="allowed RMSE rise vs CURRENT (relative, 0.05 = 5%)")
-    min_auc: float = Field(0.55, ge=0, le=1, description="first model: AUC floor of every binary task")
-    max_rmse_ratio: float = Field(1.0, gt=0, description="first model: RMSE / RMSE of predicting the mean")
-    max_mean_shift: float = Field(0.25, ge=0, description="|mean shift| of a head vs CURRENT, in label std")
-    max_quantile_shift: float = Field(0.5, ge=0, description="largest p05..p95 shift of a head vs CURRENT, in label std")
-    topk: int = Field(5, ge=1, description="k of the top-k overlap with CURRENT")
-    min_topk_overlap: float = Field(0.5, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k")
-    topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap")
+    parity_rows: int = Field(2000, ge=1, description="holdout rows re-scored torch vs onnxruntime", examples=[5000])
+    auc_tolerance: float = Field(0.01, ge=0, description="allowed AUC drop vs CURRENT (absolute)", examples=[0.005])
+    rmse_tolerance: float = Field(0.05, ge=0, description="allowed RMSE rise vs CURRENT (relative, 0.05 = 5%)", examples=[0.02])
+    min_auc: float = Field(0.55, ge=0, le=1, description="first model: AUC floor of every binary task", examples=[0.6])
+    max_rmse_ratio: float = Field(1.0, gt=0, description="first model: RMSE / RMSE of predicting the mean", examples=[0.95])
+    max_mean_shift: float = Field(0.25, ge=0, description="|mean shift| of a head vs CURRENT, in label std", examples=[0.5])
+    max_quantile_shift: float = Field(0.5, ge=0, description="largest p05..p95 shift of a head vs CURRENT, in label std", examples=[1.0])
+    topk: int = Field(5, ge=1, description="k of the top-k overlap with CURRENT", examples=[10])
+    min_topk_overlap: float = Field(0.5, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k", examples=[0.3])
+    topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap", examples=[1000])
 
 
 class RankerSpec(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    data: DataConfig
-    features: FeaturesConfig
-    tasks: list[TaskConfig] = Field(min_length=1)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    gates: GatesConfig = Field(default_factory=GatesConfig)
+    """One YAML file: a model's name, its data, features and tasks, and how to train and gate it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the model's name in the registry "
+                      "(letters, digits, `_`, `.`, `-`)", examples=["my_ranker"])
+    data: DataConfig = Field(description="where the rows are and how they are split", examples=[{"path": "data/"}])
+    features: FeaturesConfig = Field(description="the model's inputs", examples=[{
+        "categorical": [{"name": "user_id", "source": "user"}], "numeric": [{"name": "price", "source": "item"}]}])
+    tasks: list[TaskConfig] = Field(min_length=1, description="the model's heads, one per label",
+                                    examples=[[{"name": "click", "type": "binary", "group": "engagement"}]])
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the network's shape",
+                               examples=[{"arch": "mmoe", "num_experts": 4}])
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the optimizer and the training loop",
+                               examples=[{"epochs": 10, "lr": 0.002}])
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="offline ranking metrics",
+                             examples=[{"ndcg_k": 10}])
+    gates: GatesConfig = Field(default_factory=GatesConfig, description="promotion gates of `ranker retrain`",
+                               examples=[{"auc_tolerance": 0.01}])
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RankerSpec:
@@ -169,7 +224,11 @@ class SpecError(ValueError):
 
 
 def load_spec(path: str | Path, data_path: str | None = None) -> RankerSpec:
-    """Read and validate a spec. A relative data.path is resolved against the spec's folder."""
+    """Read and validate a spec. Relative data paths are resolved against the spec's folder.
+
+    data_path replaces the spec's data (data.path, or data.train/valid/test) with one dataset,
+    split as the spec says.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -180,18 +239,16 @@ def load_spec(path: str | Path, data_path: str | None = None) -> RankerSpec:
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping at the top level")
     if data_path is not None:
-        raw.setdefault("data", {})["path"] = data_path
+        data = raw.setdefault("data", {})
+        if isinstance(data, dict):
+            for name in SPLIT_NAMES:
+                data.pop(name, None)
+            data["path"] = data_path
     try:
         spec = RankerSpec.model_validate(raw)
     except ValidationError as e:
-        raise SpecError(f"{path}: {_format_errors(e)}") from e
-    data_file = Path(spec.data.path)
-    if not data_file.is_absolute() and data_path is None:
-        spec.data.path = str((path.parent / data_file).resolve())
+        raise SpecError(f"{path}: {format_errors(e, RankerSpec)}") from e
+    for key, value in spec.data.sources().items():
+        if not Path(value).is_absolute() and data_path is None:
+            setattr(spec.data, key, str((path.parent / value).resolve()))
     return spec
-
-
-def _format_errors(e: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in e.errors()
-    )

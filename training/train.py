@@ -1,9 +1,9 @@
 """Fit a multi-task ranker from a spec. Reads top to bottom:
 
-    prepare()   Parquet -> validated, time-split tables -> encoders fitted on train -> arrays
+    prepare()   Parquet -> validated, split tables -> encoders fitted on train -> arrays
     fit()       Adam over shuffled contiguous batches, early stopping on validation loss
     evaluate()  AUC / RMSE on observed labels, NDCG@k per request, gate statistics
-    train()     all three, returning everything export needs
+    train()     all three, returning everything export needs (test metrics only when asked)
 """
 
 from __future__ import annotations
@@ -20,27 +20,36 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from service.contract.features import FeatureEncoders
 from training import data as D
+from training import splits as S
 from training.inference import EVAL_BATCH, export_heads, gate_weights, predict
 from training.losses import Balancer, FixedWeighting, GradNorm, MaskedTaskLosses, UncertaintyWeighting
 from training.metrics import gate_stats, prediction_metrics
 from training.model import ModelArgs, build_model
+from training.progress import EpochBar, epoch_progress
+from training.progress import write as progress_write
 from training.spec import RankerSpec
 
 
 @dataclass
 class Prepared:
-    """The data side of a run: tables (for raw parity rows and windows), encoders, arrays."""
+    """The data side of a run: tables (for raw parity rows and windows), encoders, arrays.
 
-    splits: D.Splits
+    test is None when the spec has no test split (test_fraction 0, or no data.test file).
+    """
+
+    splits: S.Splits
     encoders: FeatureEncoders
     scalers: dict[str, D.LabelScaler]
     train: D.Encoded
     valid: D.Encoded
-    test: D.Encoded
+    test: D.Encoded | None
+
+    def holdout(self) -> D.Encoded:
+        """The rows a finished model is judged on: test, or valid without a test split."""
+        return self.test if self.test is not None else self.valid
 
 
 @dataclass
@@ -50,9 +59,14 @@ class Trained:
     args: ModelArgs
     model: nn.Module
     history: list[dict] = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)  # {"valid": {...}, "test": {...}}
+    metrics: dict = field(default_factory=dict)  # {"valid": {...}} (+ "test" when asked for)
     train_seconds: float = 0.0
     init_summary: dict | None = None  # what a ModelInit (e.g. warm start) reported
+
+    def warnings(self) -> list[str]:
+        """What looked wrong in the data: requests spanning splits, one-row requests, ..."""
+        per_split = [f"{split} split: {w}" for split, m in self.metrics.items() for w in m.get("warnings", [])]
+        return [*self.prepared.splits.warnings, *per_split]
 
 
 def set_seed(seed: int) -> None:
@@ -62,11 +76,11 @@ def set_seed(seed: int) -> None:
 
 
 def prepare(spec: RankerSpec) -> Prepared:
-    table = D.load_table(spec)
-    splits = D.split_by_time(table, spec.data)
+    splits = S.load_splits(spec)
     encoders = D.fit_encoders(splits.train, spec)
     scalers = D.fit_label_scalers(splits.train, spec)
-    enc = {name: D.encode(getattr(splits, name), encoders, spec, scalers) for name in ("train", "valid", "test")}
+    enc = {name: None if (t := getattr(splits, name)) is None else D.encode(t, encoders, spec, scalers)
+           for name in ("train", "valid", "test")}
     return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc)
 
 
@@ -105,7 +119,7 @@ def as_tensors(e: D.Encoded) -> tuple[torch.Tensor, ...]:
 
 
 def train_epoch(model: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
-                data: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_size: int, bar: tqdm) -> torch.Tensor:
+                data: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_size: int, bar: EpochBar) -> torch.Tensor:
     """One pass over the rows in `perm` order; returns the (T,) mean training loss per task.
 
     The hot loop does no per-row Python and no per-step host sync beyond the (cheap) progress bar.
@@ -156,8 +170,7 @@ def fit_epochs(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Pat
     best, best_state, stale = float("inf"), None, 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        with tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", disable=not progress, leave=False,
-                  mininterval=0.5, unit="batch") as bar:
+        with epoch_progress(steps, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
             train_loss = train_epoch(model, losses, balancer, opt, data, torch.randperm(n, generator=generator),
                                      cfg.batch_size, bar)
         seconds = time.perf_counter() - t0
@@ -170,7 +183,7 @@ def fit_epochs(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Pat
                "task_weights": dict(zip(names, balancer.task_weights().tolist(), strict=True))}
         _append_jsonl(log_path, log)
         if progress:
-            tqdm.write(f"epoch {epoch}: valid loss {valid_total:.5f} ({n / seconds:,.0f} samples/s)")
+            progress_write(f"epoch {epoch}: valid loss {valid_total:.5f} ({n / seconds:,.0f} samples/s)")
         improved = valid_total < best - 1e-6
         if improved:
             best, best_state, stale = valid_total, copy.deepcopy(model.state_dict()), 0
@@ -220,8 +233,11 @@ ModelInit = Callable[[nn.Module, ModelArgs, FeatureEncoders], dict]
 
 
 def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
-          init: ModelInit | None = None) -> Trained:
-    """Prepare data, fit, evaluate on valid and test. Logs go to out_dir/train_log.jsonl."""
+          init: ModelInit | None = None, eval_test: bool = False) -> Trained:
+    """Prepare data, fit, evaluate on valid (and on test with eval_test). Logs go to out_dir/train_log.jsonl.
+
+    Test metrics are opt-in, so that choosing a model by its reported numbers never tunes on test.
+    """
     set_seed(spec.train.seed)
     torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
     prep = prepare(spec)
@@ -236,6 +252,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     t0 = time.perf_counter()
     history = fit(spec, prep, model, log_path, progress)
     seconds = time.perf_counter() - t0
-    metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
+    evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
+    metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in evaluated}
     return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
                    train_seconds=seconds, init_summary=init_summary)

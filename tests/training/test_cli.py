@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -44,7 +45,12 @@ def test_train_writes_a_verified_bundle_and_prints_a_summary(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "ndcg@10" in result.output and "click" in result.output
     assert "published demo version 1" in result.output
-    load_bundle(out)
+    # Test metrics are opt-in (--eval-test): not printed, not stored, and the summary says how to get them.
+    assert "test metrics: not measured" in result.output
+    assert "valid" in result.output.splitlines()[0] and "test" not in result.output.splitlines()[0]
+    manifest = load_bundle(out).manifest
+    assert "valid" in manifest.metrics and "test" not in manifest.metrics
+    assert "Test metrics were not measured" in (out / "report.md").read_text()
     log = [json.loads(line) for line in (tmp_path / "bundle.logs" / "train_log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2]
     assert {"seconds", "samples_per_second", "train_loss", "valid_loss", "valid_task_loss", "task_weights"} <= set(log[0])
@@ -91,3 +97,57 @@ def test_evaluate_errors_name_the_problem(bundle_dir: Path, demo_dir: Path, tmp_
     spec.write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--data", str(demo_dir)])
     assert result.exit_code == 2 and "'hour'" in result.stderr
+
+
+@pytest.mark.slow
+def test_train_with_eval_test_prints_and_stores_test_metrics(tmp_path: Path, tiny_dir: Path) -> None:
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["train"].update(epochs=1, threads=1, parity_rows=200)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["train", str(spec), "--data", str(tiny_dir), "--out", str(tmp_path / "b"),
+                                 "--no-progress", "--eval-test"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].split()[2:4] == ["valid", "test"]
+    assert "test" in load_bundle(tmp_path / "b").manifest.metrics
+
+
+def test_eval_test_without_a_test_split_is_refused_before_training(tmp_path: Path, tiny_dir: Path) -> None:
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["data"]["test_fraction"] = 0
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["train", str(spec), "--data", str(tiny_dir), "--out", str(tmp_path / "b"),
+                                 "--eval-test"])
+    assert result.exit_code == 2 and "no test split" in result.stderr
+
+
+def test_evaluate_accepts_data_without_time_or_request_columns(bundle_dir: Path, tiny_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """A plain table (no timestamp, no request id) is what training accepts, so evaluate accepts it too."""
+    plain = pq.read_table(tiny_dir).drop_columns(["ts", "request_id"])
+    pq.write_table(plain, tmp_path / "plain.parquet")
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    for key in ("timestamp", "request_id"):
+        del raw["data"][key]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--data",
+                                 str(tmp_path / "plain.parquet"), "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert got["rows"] == plain.num_rows and got["ndcg@10"] is None and got["requests"] is None
+    # The spec still naming request_id: the error names the column, its key, and what to do.
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data",
+                                 str(tmp_path / "plain.parquet")])
+    assert result.exit_code == 2
+    assert "'request_id' (data.request_id)" in result.stderr and "leave the key out" in result.stderr
+
+
+def test_evaluate_without_a_test_split_says_to_pass_data(bundle_dir: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["data"]["test_fraction"] = 0
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec)])
+    assert result.exit_code == 2 and "no test split" in result.stderr and "--data" in result.stderr

@@ -84,7 +84,7 @@ def test_null_labels_become_masked_not_zero(small_table: pa.Table, tmp_path: Pat
     path = tmp_path / "ok.parquet"
     pq.write_table(small_table, path)
     spec = load_spec(DEMO_SPEC, data_path=str(path))
-    table = D.sort_by_time(D.load_table(spec), spec.data)
+    table = D.load_table(spec)
     enc = D.fit_encoders(table, spec)
     e = D.encode(table, enc, spec, D.fit_label_scalers(table, spec))
     names = spec.task_names()
@@ -92,15 +92,3 @@ def test_null_labels_become_masked_not_zero(small_table: pa.Table, tmp_path: Pat
     assert e.mask[:, names.index("like")].sum() == len(like) - like.null_count
     assert np.isnan(e.raw_labels[~e.mask]).all()
     assert (e.labels[~e.mask] == 0).all()  # a safe training target, never seen by the loss
-
-
-def test_time_split_keeps_requests_whole_and_ordered(small_table: pa.Table, tmp_path: Path) -> None:
-    path = tmp_path / "ok.parquet"
-    pq.write_table(small_table, path)
-    spec = load_spec(DEMO_SPEC, data_path=str(path))
-    s = D.split_by_time(D.load_table(spec), spec.data)
-    req = [set(t.column("request_id").to_pylist()) for t in (s.train, s.valid, s.test)]
-    assert not (req[0] & req[1]) and not (req[1] & req[2])
-    assert s.train.column("ts")[-1].as_py() <= s.valid.column("ts")[0].as_py()
-    assert s.valid.column("ts")[-1].as_py() <= s.test.column("ts")[0].as_py()
-    assert s.train.num_rows + s.valid.num_rows + s.test.num_rows == small_table.num_rows

@@ -69,3 +69,23 @@ def test_demo_spec_defaults_and_relative_data_path() -> None:
     assert Path(spec.data.path).is_absolute() and spec.data.path.endswith("data/demo")
     assert spec.tasks[1].loss == "mse" and spec.tasks[0].loss == "bce"
     assert spec.score_weights() == {"click": 1.0, "like": 1.0}
+
+
+@pytest.mark.parametrize(("edit", "where", "suggestion"), [
+    (lambda r: r["train"].update(epoch=3), "train.epoch", "epochs"),
+    (lambda r: r["model"].update(num_expert=8), "model.num_expert", "num_experts"),
+    (lambda r: r["data"].update(request=1), "data.request", "request_id"),
+    (lambda r: r["features"]["numeric"][0].update(transfrom="log1p"), "features.numeric.0.transfrom", "transform"),
+    (lambda r: r["tasks"][0].update(label_transfrom="log1p"), "tasks.0.label_transfrom", "label_transform"),
+    (lambda r: r.update(evaluation={}), "evaluation", "eval"),
+])
+def test_an_unknown_key_suggests_the_nearest_valid_key(tmp_path: Path, edit, where: str, suggestion: str) -> None:
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(tmp_path, edit))
+    assert f"{where}: unknown key; did you mean {suggestion!r}?" in str(err.value)
+
+
+def test_an_unknown_key_with_no_near_match_lists_the_valid_keys(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(tmp_path, lambda r: r["eval"].update(zzz=1)))
+    assert "eval.zzz: unknown key (valid keys here: ndcg_k, score_weights, gain_weights)" in str(err.value)

@@ -37,7 +37,7 @@ def test_run_job_matches_train(small_demo: Path) -> None:
     job = Job(str(DEMO_SPEC), str(small_demo), overrides, "x")
     prepared(job_spec(job))  # a warm cache must not change the result
     rec = run_job(job)
-    ref = train(job_spec(job), progress=False)
+    ref = train(job_spec(job), progress=False, eval_test=True)
     assert rec["epochs"] == len(ref.history)
     for task, m in ref.metrics["test"]["tasks"].items():
         assert rec["metrics"]["test"]["tasks"][task] == pytest.approx(m, rel=1e-6)
