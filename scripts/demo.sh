@@ -6,6 +6,7 @@
 # Then the server keeps running in the foreground (Ctrl-C stops it cleanly) when the output is a
 # terminal; otherwise (CI, pipes) it is stopped cleanly right after the example request.
 # Override with KEEP_SERVING=1 or KEEP_SERVING=0. Other knobs: DEMO_ROWS, REGISTRY, PORT.
+# It ends with the time each stage took: setup (SETUP_MS, measured by `make run`), training, serving.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${DEMO_ROWS:-200000}
@@ -13,9 +14,14 @@ REGISTRY=${REGISTRY:-registry}
 PORT=${PORT:-8000}
 if [ -t 1 ]; then KEEP_SERVING=${KEEP_SERVING:-1}; else KEEP_SERVING=${KEEP_SERVING:-0}; fi
 URL="http://127.0.0.1:$PORT"
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+seconds() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 
+T_DATA=$(now_ms)
 [ -d data/demo ] || ranker demo-data data/demo --rows "$ROWS"
-ranker train configs/demo.yaml --out runs/demo-bundle --registry "$REGISTRY" --no-progress
+T_TRAIN=$(now_ms)
+ranker train configs/demo.yaml --out runs/demo-bundle --registry "$REGISTRY"
+T_SERVE=$(now_ms)
 
 echo "starting the ranking server on $URL (log: runs/serve.log)"
 ranker-serve --registry-root "$REGISTRY" --model-name demo --weights-path configs/weights.yaml \
@@ -47,6 +53,7 @@ while time.monotonic() < deadline:
     time.sleep(0.2)
 sys.exit("the server did not become ready within 120 s; see runs/serve.log")
 PY
+T_READY=$(now_ms)
 
 echo
 echo "POST $URL/v1/rank  (20 candidates from the demo catalogue, top 5, profile satisfaction_first):"
@@ -58,6 +65,12 @@ req = urllib.request.Request(url + "/v1/rank", data=open(path, "rb").read(), hea
 with urllib.request.urlopen(req, timeout=10) as r:
     print(json.dumps(json.load(r), indent=2))
 PY
+T_DONE=$(now_ms)
+
+echo
+echo "time: setup $(if [ -n "${SETUP_MS:-}" ]; then seconds "$SETUP_MS"; else echo "not measured (run through make run)"; fi)," \
+     "training $(seconds $((T_SERVE - T_DATA))) (demo data $(seconds $((T_TRAIN - T_DATA))), train + export + publish $(seconds $((T_SERVE - T_TRAIN))))," \
+     "serving $(seconds $((T_DONE - T_SERVE))) (start to ready $(seconds $((T_READY - T_SERVE))), first request $(seconds $((T_DONE - T_READY))))"
 
 if [ "$KEEP_SERVING" = "1" ]; then
     echo
