@@ -12,7 +12,6 @@ import orjson
 from http_load import LoadResult
 
 from service.contract.bundle import SessionConfig, load_bundle
-from service.contract.missing import defaulted_features
 from service.contract.request import RequestParser
 from service.live.model import OnnxRankingModel
 from service.live.pipeline import rank, response_body, top_k_order
@@ -58,8 +57,7 @@ def _paced(fn: Callable[[], object], rate: float, count: int, max_seconds: float
     return result
 
 
-STAGES = ("parse + validate (pydantic-core over the bytes)", "count missing features (service.contract.missing)",
-          "encode (service.contract.features, numpy)",
+STAGES = ("parse + validate (pydantic-core over the bytes)", "encode (service.contract.features, numpy)",
           "session.run (all heads)", "combine + sort (numpy)", "build response (orjson)")
 
 
@@ -73,8 +71,6 @@ def stage_breakdown(serving: Serving, request: dict, iterations: int, profile: b
     for _ in range(iterations):
         t = [time.perf_counter()]
         req = model.parse(body)
-        t.append(time.perf_counter())
-        defaulted_features(model.manifest.features, req.user, req.context, req.candidates)
         t.append(time.perf_counter())
         inputs = model.encode(req)
         t.append(time.perf_counter())

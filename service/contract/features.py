@@ -180,6 +180,13 @@ class FeatureEncoders(BaseModel):
         User and context features are encoded once and broadcast; item features are read from each
         candidate. A feature that is absent (or null) is missing and gets its encoder's default.
         """
+        return self.encode_columns(self.request_columns(user, context, candidates), len(candidates))
+
+    def request_columns(
+        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """A request's values by feature, as `encode_columns` takes them: one shared value for a user or
+        context feature, a list with one value per candidate for an item feature; None = missing."""
         columns: dict[str, Any] = {}
         for name in self.by_source("user"):
             columns[name] = _Scalar(user.get(name))
@@ -187,7 +194,12 @@ class FeatureEncoders(BaseModel):
             columns[name] = _Scalar(context.get(name))
         for name in self.by_source("item"):
             columns[name] = [c.get(name) for c in candidates]
-        return self.encode_columns(columns, len(candidates))
+        return columns
+
+
+def missing_values(columns: Mapping[str, Any]) -> dict[str, int]:
+    """{feature: missing (None) values} of `request_columns`; a shared value counts once."""
+    return {name: int(v.value is None) if isinstance(v, _Scalar) else v.count(None) for name, v in columns.items()}
 
 
 class _Scalar:

@@ -12,34 +12,33 @@ item-id feature from `item_id`, a feature-store lookup).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import repeat
 from typing import Any
 
-from service.contract.features import FeatureEncoders
+from service.contract.features import FeatureEncoders, missing_values
 from service.errors import InvalidRequest
 
 
-def defaulted_features(features: FeatureEncoders, user: Mapping[str, Any], context: Mapping[str, Any],
-                       candidates: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """{feature: values that will be defaulted} for features with at least one; raises InvalidRequest
-    (422, the first missing field named) when any of them is marked on_missing: error.
+def check_defaulted(features: FeatureEncoders, missing: Mapping[str, int],
+                    candidates: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """The features with missing values and how many; raises InvalidRequest (422, the first missing
+    field named) when one of them was trained with on_missing: error.
 
-    A user or context feature counts once per request; an item feature once per candidate.
+    Args:
+        missing: feature -> missing values, as `missing_values(features.request_columns(...))` gives:
+            a user or context feature counts once per request, an item feature once per candidate.
     """
-    counts: dict[str, int] = {}
+    counts = {name: n for name, n in missing.items() if n}
     for enc in features.all():
-        if enc.source == "item":
-            # map(dict.get) runs in C: about 20 % faster than a comprehension over 500 candidates.
-            missing = list(map(dict.get, candidates, repeat(enc.name))).count(None)
-        else:
-            missing = int((user if enc.source == "user" else context).get(enc.name) is None)
-        if not missing:
-            continue
-        if enc.on_missing == "error":
+        if counts.get(enc.name) and enc.on_missing == "error":
             raise InvalidRequest.at(_first_missing(enc.name, enc.source, candidates),
                                     "required: the model was trained with on_missing: error for this feature")
-        counts[enc.name] = missing
     return counts
+
+
+def defaulted_features(features: FeatureEncoders, user: Mapping[str, Any], context: Mapping[str, Any],
+                       candidates: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """`check_defaulted` of one request's values (the server counts them while encoding instead)."""
+    return check_defaulted(features, missing_values(features.request_columns(user, context, candidates)), candidates)
 
 
 def _first_missing(name: str, source: str, candidates: Sequence[Mapping[str, Any]]) -> str:

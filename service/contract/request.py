@@ -11,7 +11,7 @@ e.g. `movie_id`) when the candidate does not send that feature itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired, Required
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, create_model
@@ -54,7 +54,11 @@ ItemId = Annotated[Any, _OneOf("item_id_type", "must be a non-empty string or an
 
 @dataclass(frozen=True)
 class RankRequest:
-    """A validated request; user, context and candidates are plain dicts of the model's features."""
+    """A validated request; user, context and candidates are plain dicts of the model's features.
+
+    `defaulted` is filled when the request is encoded: feature -> values the model's default
+    replaced (service.contract.missing), for the metrics.
+    """
 
     user: dict[str, Any]
     context: dict[str, Any]
@@ -62,6 +66,7 @@ class RankRequest:
     profile: str | None
     top_k: int | None
     request_id: str | None
+    defaulted: dict[str, int] = field(default_factory=dict)
 
 
 class RequestParser:

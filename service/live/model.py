@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.contract.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
+from service.contract.features import missing_values
+from service.contract.missing import check_defaulted
 from service.contract.request import RankRequest, RequestParser
 
 WARMUP_BATCHES = (1, 64)
@@ -34,7 +36,8 @@ class RankingModel(Protocol):
         ...
 
     def encode(self, request: RankRequest) -> dict[str, np.ndarray]:
-        """Request -> model inputs, one row per candidate."""
+        """Request -> model inputs, one row per candidate; fills request.defaulted, and raises
+        InvalidRequest for a missing feature trained with on_missing: error."""
         ...
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -68,7 +71,11 @@ class OnnxRankingModel:
         return self.parser.parse(body)
 
     def encode(self, request: RankRequest) -> dict[str, np.ndarray]:
-        return self.manifest.features.encode_request(request.user, request.context, request.candidates)
+        # One pass over the candidates gathers the values; missing ones are counted from the same lists.
+        features = self.manifest.features
+        columns = features.request_columns(request.user, request.context, request.candidates)
+        request.defaulted.update(check_defaulted(features, missing_values(columns), request.candidates))
+        return features.encode_columns(columns, len(request.candidates))
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # onnxruntime releases the GIL inside run(), so other requests parse while this one scores.

@@ -1,7 +1,7 @@
 """The ranking path of one request, from raw bytes to response bytes (runs in a worker thread).
 
-    parse + validate (pydantic-core over the bytes)  ->  count or refuse missing features
-    ->  encode (service.contract.features, numpy)  ->  session.run (all heads)
+    parse + validate (pydantic-core over the bytes)  ->  encode (service.contract.features, numpy;
+    missing features counted or refused)  ->  session.run (all heads)
     ->  combine (weights profile, numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  orjson
 """
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from service.contract.missing import defaulted_features
 from service.contract.request import ITEM_ID, check_header_request_id
 from service.errors import InvalidRequest, ModelOutputError
 from service.live.state import Serving
@@ -44,8 +43,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     if profile is None:
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
-    defaulted = defaulted_features(model.manifest.features, request.user, request.context, request.candidates)
-    inputs = model.encode(request)
+    inputs = model.encode(request)  # counts defaulted features, or refuses (on_missing: error)
     t0 = time.perf_counter()
     heads = model.predict(inputs)  # {task: (B,)}
     inference = time.perf_counter() - t0
@@ -60,7 +58,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
         metrics.inference_duration.observe(inference)
         metrics.candidates.observe(len(request.candidates))
         metrics.head_score.observe(heads)
-        metrics.observe_defaulted(defaulted)
+        metrics.observe_defaulted(request.defaulted)
     return Ranked(body=body, request_id=request_id, profile=profile.name, model_version=model.version,
                   weights_generation=weights.generation, candidates=len(request.candidates),
                   inference_seconds=inference)
