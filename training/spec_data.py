@@ -83,15 +83,6 @@ class DataConfig(BaseModel):
         return self
 
     @property
-    def split_method(self) -> Literal["files", "column", "time", "random"]:
-        """How train/valid/test are made (with files, how a missing valid is carved from train)."""
-        if self.train is not None:
-            return "files"
-        if self.split_column:
-            return "column"
-        return self.carve_method
-
-    @property
     def carve_method(self) -> Literal["time", "random"]:
         """How fractions are cut from one table: `split`, else time with a timestamp, else random."""
         return self.split or ("time" if self.timestamp else "random")

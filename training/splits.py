@@ -56,7 +56,7 @@ def load_splits(spec: RankerSpec) -> Splits:
 
 
 def split_table(table: pa.Table, cfg: DataConfig) -> Splits:
-    """One table -> splits by split_column, time or a seeded shuffle (cfg.split_method)."""
+    """One table -> splits by split_column, else by time or a seeded shuffle (cfg.carve_method)."""
     if cfg.split_column:
         return split_by_column(table, cfg)
     if cfg.carve_method == "time":
