@@ -78,3 +78,9 @@ class Unauthorized(RankerError):
     """An admin call without the right bearer token."""
 
     code = "unauthorized"
+
+
+class FeatureStoreUnavailable(RankerError):
+    """The feature store failed (outage, timeout) and the server is configured to fail closed."""
+
+    code = "feature_store_unavailable"

@@ -2,7 +2,8 @@
 
 `python -m service.examples BUNDLE_DIR --candidates 20` prints one. User and context come from a
 real row of the manifest's parity sample; candidates are distinct items of the model's vocabulary
-with item features taken from the parity rows.
+with item features taken from the parity rows. `--ids-only` prints the request a frontend sends
+when the server looks features up by id: the candidates' `item_id`s, the `user_id` and the context.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import orjson
 
 from service.contract.bundle import Manifest, read_manifest
+from service.contract.lookups import ENTITY_KEY
 from service.contract.request import ITEM_ID
 
 
@@ -39,6 +41,13 @@ def example_request(manifest: Manifest, candidates: int, seed: int = 0, **extra:
     return {"user": user, "context": context, "candidates": items, **extra}
 
 
+def ids_only(request: dict[str, Any]) -> dict[str, Any]:
+    """The same request with the looked-up entities reduced to their ids (context kept)."""
+    user_key = ENTITY_KEY["user"]
+    user = {user_key: request["user"][user_key]} if request["user"].get(user_key) is not None else {}
+    return {**request, "user": user, "candidates": [{ITEM_ID: c[ITEM_ID]} for c in request["candidates"]]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m service.examples", description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path, help="bundle directory (holding manifest.json)")
@@ -46,9 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--ids-only", action="store_true",
+                        help="candidates as item ids and the user as a user_id (features from the feature store)")
     args = parser.parse_args(argv)
     extra = {k: v for k, v in (("top_k", args.top_k), ("profile", args.profile)) if v is not None}
     body = example_request(read_manifest(args.bundle), args.candidates, args.seed, **extra)
+    if args.ids_only:
+        body = ids_only(body)
     sys.stdout.buffer.write(orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n")
 
 

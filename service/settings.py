@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     scoring_threads: int = Field(2, ge=1, description="threads that parse, encode and score requests")
     retry_after: int = Field(1, ge=0, description="seconds sent in Retry-After with a 503")
     admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin/*; admin routes are off without it")
+    feature_store: Literal["embedded", "redis"] = Field(
+        "embedded", description="where looked-up item/user features come from: registry snapshots or Redis")
+    feature_poll_interval: float = Field(10.0, gt=0, description="seconds between checks of the snapshots' CURRENT")
+    feature_on_error: Literal["open", "closed"] = Field(
+        "open", description="on a feature-store outage: score with request values and defaults (open) or 503 (closed)")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis feature store (feature_store=redis)")
+    redis_prefix: str = Field("ranker", description="first part of every Redis feature key")
+    redis_timeout: float = Field(0.05, gt=0, description="seconds a Redis read may take, connecting included")
+    redis_retry_interval: float = Field(1.0, gt=0, description="seconds reads fail fast after a Redis failure")
+    feature_cache_ttl: float = Field(0.0, ge=0, description="seconds Redis features stay in an in-process cache (0 = off)")
+    feature_cache_size: int = Field(100_000, ge=1, description="most ids the in-process feature cache holds")
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")

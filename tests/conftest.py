@@ -97,3 +97,11 @@ def s3() -> Iterator:
 
     with moto_server() as server, aws_env(server):
         yield server
+
+
+@pytest.fixture(scope="session")
+def feature_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """items.parquet and users.parquet: the catalogue behind the tiny demo data (what `trained` saw)."""
+    from training.demo_data import generate, write_feature_snapshots
+
+    return write_feature_snapshots(generate(DemoConfig(rows=TINY_ROWS, seed=0)), tmp_path_factory.mktemp("features"))

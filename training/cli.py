@@ -11,6 +11,7 @@ import typer
 from service.contract.bundle import BundleError
 from service.registry import Registry, RegistryError
 from training.data import DataError
+from training.features_cli import features_app
 from training.ops_cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 
@@ -33,14 +34,19 @@ def demo_data(
     days: Annotated[int, typer.Option(min=1, help="days of traffic")] = 14,
     drift: Annotated[float, typer.Option(min=0.0, help="shift of tastes and catalogue vs. drift 0")] = 0.0,
     ceiling: Annotated[bool, typer.Option(help="print the metrics of the true probabilities (best possible)")] = True,
+    features_out: Annotated[Path | None, typer.Option(
+        help="also write the item and user feature snapshots here", show_default="OUT-features")] = None,
 ) -> None:
-    """Write a deterministic synthetic impression log (click, watch_time, like, rating)."""
-    from training.demo_data import DemoConfig, write_demo
+    """Write a deterministic synthetic impression log (click, watch_time, like, rating) and its feature snapshots."""
+    from training.demo_data import DemoConfig, generate, write_feature_snapshots, write_partitioned
     from training.demo_data import ceiling as true_ceiling
 
     cfg = DemoConfig(rows=rows, seed=seed, days=days, drift=drift)
-    files = write_demo(out, cfg)
+    logs = generate(cfg)
+    files = write_partitioned(logs, out)
     typer.echo(f"wrote {rows:,} rows in {len(files)} files under {out}")
+    snapshots = write_feature_snapshots(logs, features_out or out.parent / f"{out.name}-features")
+    typer.echo("feature snapshots (for `ranker features publish`): " + ", ".join(map(str, snapshots.values())))
     if ceiling:
         typer.echo("best possible test metrics (true probabilities / expectations, newest 10% of rows):")
         for task, values in true_ceiling(cfg).items():
@@ -134,6 +140,7 @@ def publish(
 # Operations (training/ops_cli.py): the nightly job and the registry commands.
 app.command("retrain")(retrain_command)
 app.add_typer(registry_app, name="registry")
+app.add_typer(features_app, name="features")
 
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ import pyarrow.dataset as ds
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training import requests
+from training.feature_join import FeatureTableError, join_keys, join_lookup_tables, joined_columns
 from training.spec import DataConfig, RankerSpec, TaskConfig
 
 
@@ -68,13 +69,20 @@ def load_table(spec: RankerSpec, path: str | None = None) -> pa.Table:
     data = dataset(path)
     names = set(data.schema.names)
     roles = column_roles(spec)
-    missing = [c for c in roles if c not in names]
+    for key in join_keys(spec):
+        roles.setdefault(key, "the id a lookup table is joined on")
+    joined = joined_columns(spec)  # looked-up features a lookup table supplies (training/feature_join.py)
+    missing = [c for c in roles if c not in names and c not in joined]
     if missing:
         what = ", ".join(f"{c!r} ({roles[c]})" for c in missing)
         raise DataError(f"{path}: missing column(s) {what}; the data has {sorted(names)}. Rename the spec's "
                         "key to a column the data has, or leave the key out where it is optional "
                         "(data.timestamp, data.request_id, data.item_id)")
-    table = data.to_table(columns=list(roles), filter=_window_filter(data.schema, spec.data))
+    table = data.to_table(columns=[c for c in roles if c in names], filter=_window_filter(data.schema, spec.data))
+    try:
+        table = join_lookup_tables(table, spec)
+    except FeatureTableError as e:
+        raise DataError(str(e)) from e
     validate(table, spec, path)
     return table
 

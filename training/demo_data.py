@@ -244,5 +244,32 @@ def write_demo(out_dir: Path, cfg: DemoConfig) -> list[Path]:
     return write_partitioned(generate(cfg), out_dir)
 
 
+ITEM_FEATURES = ("item_category", "item_popularity", "item_age_days", "title_caps_ratio")
+USER_FEATURES = ("user_segment", "user_activity")
+
+
+def feature_snapshots(logs: pa.Table) -> dict[str, pa.Table]:
+    """The catalogue behind the logs, one row per id: {"item": item_id + ITEM_FEATURES, "user": ...}.
+
+    Each id's newest value in the logs (the demo's features do not change over time, except with drift).
+    """
+    out = {}
+    for entity, key, names in (("item", "item_id", ITEM_FEATURES), ("user", "user_id", USER_FEATURES)):
+        agg = logs.select([key, *names]).group_by(key, use_threads=False).aggregate([(n, "last") for n in names])
+        out[entity] = agg.rename_columns([n.removesuffix("_last") for n in agg.column_names]).sort_by(key)
+    return out
+
+
+def write_feature_snapshots(logs: pa.Table, out_dir: Path) -> dict[str, Path]:
+    """items.parquet and users.parquet under out_dir (for `ranker features publish`)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for entity, table in feature_snapshots(logs).items():
+        paths[entity] = out_dir / f"{entity}s.parquet"
+        pq.write_table(table, paths[entity])
+    return paths
+
+
 def day_after(cfg: DemoConfig) -> datetime:
     return cfg.start + timedelta(days=cfg.days)

@@ -120,7 +120,8 @@ def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, hol
     ]
     return Manifest(
         model_name=trained.spec.name, model_sha256=sha256_file(model_path),
-        features=trained.prepared.encoders, tasks=tasks, model_args=trained.args.to_dict(),
+        features=trained.prepared.encoders, lookups=trained.spec.lookups(), tasks=tasks,
+        model_args=trained.args.to_dict(),
         data_window=data_window(trained), parity_sample=parity,
         metrics={**trained.metrics, **training_summary(trained)},
     )

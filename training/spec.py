@@ -168,6 +168,30 @@ class GatesConfig(_Strict):
     topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap", examples=[1000])
 
 
+class LookupEntity(_Strict):
+    """Features the server looks up by one entity's id (`item_id` or `user_id`) when a request omits them."""
+
+    features: list[str] = Field(min_length=1, description="features of this source the feature store fills "
+                                "by id (a request's own value still wins)", examples=[["item_popularity"]])
+    table: str | None = Field(None, description="training on id-only logs: a Parquet table (the key column "
+                              "and these features) joined onto the logs by id", examples=["features/items.parquet"])
+    timestamp: str | None = Field(
+        None, description="the table's time column: the table is a feature history, and each impression gets "
+        "the newest row at or before its own time (point in time), never a later one", examples=["valid_from"])
+
+
+class LookupConfig(_Strict):
+    """Which features a feature store fills, per entity."""
+
+    item: LookupEntity | None = Field(None, description="item features, found by the candidate's `item_id`",
+                                      examples=[{"features": ["item_popularity", "item_category"]}])
+    user: LookupEntity | None = Field(None, description="user features, found by the user's `user_id`",
+                                      examples=[{"features": ["user_activity"]}])
+
+    def entities(self) -> dict[str, LookupEntity]:
+        return {name: e for name, e in (("item", self.item), ("user", self.user)) if e is not None}
+
+
 class RankerSpec(_Strict):
     """One YAML file: a model's name, its data, features and tasks, and how to train and gate it."""
 
@@ -186,6 +210,10 @@ class RankerSpec(_Strict):
                              examples=[{"ndcg_k": 10}])
     gates: GatesConfig = Field(default_factory=GatesConfig, description="promotion gates of `ranker retrain`",
                                examples=[{"auc_tolerance": 0.01}])
+    lookup: LookupConfig = Field(
+        default_factory=LookupConfig, description="features the server looks up by id when a request "
+        "leaves them out (the feature store), and the tables training joins onto id-only logs",
+        examples=[{"item": {"features": ["price"]}}])
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RankerSpec:
@@ -201,7 +229,12 @@ class RankerSpec(_Strict):
             unknown = sorted(set(weights or {}) - set(tasks))
             if unknown:
                 raise ValueError(f"{field}: unknown task(s) {unknown}; tasks are {tasks}")
+        _check_lookup(self)
         return self
+
+    def lookups(self) -> dict[str, list[str]]:
+        """Entity -> looked-up features, as the manifest records them."""
+        return {entity: list(e.features) for entity, e in self.lookup.entities().items()}
 
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
@@ -211,6 +244,21 @@ class RankerSpec(_Strict):
 
     def gain_weights(self) -> dict[str, float]:
         return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+
+
+def _check_lookup(spec: RankerSpec) -> None:
+    from service.contract.lookups import ENTITY_KEY
+
+    sources = {f.name: f.source for f in (*spec.features.categorical, *spec.features.numeric)}
+    for entity, cfg in spec.lookup.entities().items():
+        for name in cfg.features:
+            if sources.get(name) != entity:
+                raise ValueError(f"lookup.{entity}.features: {name!r} is not a feature with source {entity}")
+            if name == ENTITY_KEY[entity]:
+                raise ValueError(f"lookup.{entity}.features: {name!r} is the lookup key; it comes from the request")
+        _no_repeats(f"lookup.{entity}.features", cfg.features)
+        if cfg.timestamp is not None and cfg.table is None:
+            raise ValueError(f"lookup.{entity}.timestamp: needs lookup.{entity}.table")
 
 
 def _no_repeats(what: str, names: list[str]) -> None:
@@ -251,4 +299,7 @@ def load_spec(path: str | Path, data_path: str | None = None) -> RankerSpec:
     for key, value in spec.data.sources().items():
         if not Path(value).is_absolute() and data_path is None:
             setattr(spec.data, key, str((path.parent / value).resolve()))
+    for cfg in spec.lookup.entities().values():
+        if cfg.table is not None and not Path(cfg.table).is_absolute():
+            cfg.table = str((path.parent / cfg.table).resolve())
     return spec

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from service.contract.request import field_path
 from service.errors import (
     Conflict,
+    FeatureStoreUnavailable,
     FieldProblem,
     InvalidRequest,
     ModelOutputError,
@@ -37,6 +38,7 @@ STATUS: dict[type[RankerError], int] = {
     ModelOutputError: 500,
     NotReady: 503,
     Overloaded: 503,
+    FeatureStoreUnavailable: 503,
 }
 
 

@@ -26,6 +26,7 @@ def model_summary(runtime: Runtime) -> dict[str, Any]:
         "refused_versions": {str(v): why for v, why in runtime.models.refused.items()},
         "model": None,
         "weights": None,
+        "feature_store": runtime.features.describe(),
     }
     if model is not None:
         m = model.manifest
@@ -38,6 +39,7 @@ def model_summary(runtime: Runtime) -> dict[str, Any]:
             "features": {s: m.features.by_source(s) for s in ("user", "context", "item")},
             "item_id_feature": m.features.item_id_feature,
             "required_features": [f.name for f in m.features.all() if f.on_missing == "error"],
+            "lookups": m.lookups,
             "data_window": m.data_window,
             # Test metrics only when training was asked for them (--eval-test); validation otherwise.
             "offline_metrics": {split: m.metrics[split] for split in ("valid", "test") if split in m.metrics},

@@ -26,18 +26,37 @@ class RankedItem(BaseModel):
     scores: dict[str, float] = Field(description="each task head's output in natural units")
 
 
+class LookupSummary(BaseModel):
+    not_found: int = Field(description="ids of this entity not found in the feature store (model defaults used)")
+    store_error: bool = Field(False, description="the store failed; request values and defaults were used")
+
+
 class RankResponse(BaseModel):
     request_id: str
     model_version: int
     profile: str
     weights_generation: int
+    lookup: dict[str, LookupSummary] | None = Field(
+        None, description="per entity (item, user), when the model looks features up by id")
     items: list[RankedItem]
 
 
 # The body is read as raw bytes and validated per model (service.contract.request), so FastAPI cannot
 # infer it; its documentation comes from the same schema builder, without a model's feature names.
+ID_ONLY_EXAMPLE = {"user": {"user_id": "u42"}, "context": {"device": "tv", "hour": 20},
+                   "candidates": [{"item_id": "i7"}, {"item_id": "i9"}, {"item_id": "brand-new-item"}], "top_k": 2}
+FULL_EXAMPLE = {"user": {"user_id": "u42", "user_activity": 3.5}, "context": {"device": "tv", "hour": 20},
+                "candidates": [{"item_id": "i7", "item_category": "c3", "item_popularity": 12.0},
+                               {"item_id": "i9", "item_popularity": 2.5}],
+                "profile": "satisfaction_first"}
 REQUEST_BODY_DOC = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": request_json_schema()}}}
+    "requestBody": {"required": True, "content": {"application/json": {
+        "schema": request_json_schema(),
+        "examples": {
+            "ids_only": {"summary": "ids only: item and user features come from the feature store",
+                         "value": ID_ONLY_EXAMPLE},
+            "with_features": {"summary": "features inline: they override the stored ones", "value": FULL_EXAMPLE},
+        }}}}
 }
 
 

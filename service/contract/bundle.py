@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
 from service.contract.files import atomic_write_bytes, sha256_file
+from service.contract.lookups import Lookups, check_lookups
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 
 FORMAT_VERSION = 1
@@ -79,6 +80,7 @@ class Manifest(BaseModel):
     model_file: str = MODEL_FILE
     model_sha256: str
     features: FeatureEncoders
+    lookups: Lookups = Field(default_factory=dict)  # entity -> features a feature store fills by id
     tasks: list[TaskInfo]
     model_args: dict[str, Any] = Field(default_factory=dict)  # architecture, to rebuild the torch model
     data_window: dict[str, Any] = Field(default_factory=dict)  # start/end timestamps, row counts
@@ -90,6 +92,7 @@ class Manifest(BaseModel):
         names = [t.name for t in self.tasks]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"tasks must be a non-empty list of unique names, got {names}")
+        check_lookups(self.lookups, self.features)
         return self
 
     @property

@@ -173,33 +173,40 @@ class FeatureEncoders(BaseModel):
         return {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num}
 
     def encode_request(
-        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
+        item_columns: Mapping[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """One ranking request -> model inputs with one row per candidate.
 
         User and context features are encoded once and broadcast; item features are read from each
-        candidate. A feature that is absent (or null) is missing and gets its encoder's default.
+        candidate, or from `item_columns` (name -> one value per candidate, filled by the feature
+        store). A feature that is absent (or null) is missing and gets its encoder's default.
         """
-        return self.encode_columns(self.request_columns(user, context, candidates), len(candidates))
+        return self.encode_columns(self.request_columns(user, context, candidates, item_columns), len(candidates))
 
     def request_columns(
-        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
+        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
+        item_columns: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A request's values by feature, as `encode_columns` takes them: one shared value for a user or
-        context feature, a list with one value per candidate for an item feature; None = missing."""
+        context feature, a list with one value per candidate for an item feature (or `item_columns`'
+        column, filled by the feature store); None = missing."""
         columns: dict[str, Any] = {}
         for name in self.by_source("user"):
             columns[name] = _Scalar(user.get(name))
         for name in self.by_source("context"):
             columns[name] = _Scalar(context.get(name))
+        filled = item_columns or {}
         for name in self.by_source("item"):
-            columns[name] = [c.get(name) for c in candidates]
+            columns[name] = filled[name] if name in filled else [c.get(name) for c in candidates]
         return columns
 
 
 def missing_values(columns: Mapping[str, Any]) -> dict[str, int]:
-    """{feature: missing (None) values} of `request_columns`; a shared value counts once."""
-    return {name: int(v.value is None) if isinstance(v, _Scalar) else v.count(None) for name, v in columns.items()}
+    """{feature: missing (None) values} of `request_columns`; a shared value counts once. A column the
+    feature store filled may be a float array, where NaN is missing."""
+    return {name: int(v.value is None) if isinstance(v, _Scalar) else
+            int(np.isnan(v).sum()) if isinstance(v, np.ndarray) else v.count(None) for name, v in columns.items()}
 
 
 class _Scalar:

@@ -77,9 +77,9 @@ class RequestParser:
         max_candidates: more candidates than this is a 413.
     """
 
-    def __init__(self, features: FeatureEncoders, max_candidates: int) -> None:
+    def __init__(self, features: FeatureEncoders, max_candidates: int, user_key: str | None = None) -> None:
         self.max_candidates = max_candidates
-        self._schema = request_model(features, max_candidates)
+        self._schema = request_model(features, max_candidates, user_key)
         self._item_feature = features.item_id_feature if features.item_id_feature != ITEM_ID else None
 
     def parse(self, body: bytes) -> RankRequest:
@@ -95,8 +95,9 @@ class RequestParser:
                            profile=req.profile, top_k=req.top_k, request_id=req.request_id)
 
 
-def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, required: dict[str, Any]) -> type:
-    fields: dict[str, Any] = {}
+def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, required: dict[str, Any],
+                optional: dict[str, Any] | None = None) -> type:
+    fields: dict[str, Any] = {k: NotRequired[v] for k, v in (optional or {}).items()}
     for enc in features.all() if features is not None else []:
         if enc.source == source:
             kind = CategoricalValue if isinstance(enc, CategoricalEncoder) else NumericValue
@@ -109,15 +110,17 @@ def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, req
     return td
 
 
-def request_model(features: FeatureEncoders | None, max_candidates: int | None = None) -> type[BaseModel]:
+def request_model(features: FeatureEncoders | None, max_candidates: int | None = None,
+                  user_key: str | None = None) -> type[BaseModel]:
     """The request body schema: validates requests for one model, and documents them.
 
     Args:
         features: the model's encoders; None gives the model-independent schema (the API docs
             before a model is loaded: any feature name, the same fields and limits otherwise).
         max_candidates: more candidates than this is a 413 (no limit when None).
+        user_key: a user field kept even when it is not a feature (the feature store's user id).
     """
-    user = _typed_dict("User", features, "user", {})
+    user = _typed_dict("User", features, "user", {}, {user_key: ItemId} if user_key else None)
     context = _typed_dict("Context", features, "context", {})
     candidate = _typed_dict("Candidate", features, "item", {ITEM_ID: ItemId})
     return create_model(
@@ -128,7 +131,8 @@ def request_model(features: FeatureEncoders | None, max_candidates: int | None =
         context=(context, Field(default_factory=dict, description="context features, e.g. {'device': 'tv'}")),
         candidates=(list[candidate], Field(  # type: ignore[valid-type]
             min_length=1, max_length=max_candidates,
-            description="items to rank; each has an 'item_id' and item features")),
+            description="items to rank; each has an 'item_id' and, optionally, item features (the feature "
+                        "store fills those left out, by item_id)")),
         profile=(str | None, Field(None, min_length=1, max_length=64,
                                    description="weights profile; the default profile when absent")),
         top_k=(int | None, Field(None, ge=1, description="return only the k best; all when absent")),

@@ -10,14 +10,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from service.contract.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
 from service.contract.features import missing_values
+from service.contract.lookups import ENTITY_KEY
 from service.contract.missing import check_defaulted
 from service.contract.request import RankRequest, RequestParser
+
+if TYPE_CHECKING:
+    from service.feature_store.lookup import Filled
 
 WARMUP_BATCHES = (1, 64)
 
@@ -35,9 +39,9 @@ class RankingModel(Protocol):
         """Raw JSON -> validated request (InvalidRequest / PayloadTooLarge on bad input)."""
         ...
 
-    def encode(self, request: RankRequest) -> dict[str, np.ndarray]:
-        """Request -> model inputs, one row per candidate; fills request.defaulted, and raises
-        InvalidRequest for a missing feature trained with on_missing: error."""
+    def encode(self, request: RankRequest, filled: Filled | None = None) -> dict[str, np.ndarray]:
+        """Request (plus the features the store filled in) -> model inputs, one row per candidate; fills
+        request.defaulted, and raises InvalidRequest for a missing feature trained with on_missing: error."""
         ...
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -70,10 +74,13 @@ class OnnxRankingModel:
     def parse(self, body: bytes) -> RankRequest:
         return self.parser.parse(body)
 
-    def encode(self, request: RankRequest) -> dict[str, np.ndarray]:
-        # One pass over the candidates gathers the values; missing ones are counted from the same lists.
+    def encode(self, request: RankRequest, filled: Filled | None = None) -> dict[str, np.ndarray]:
+        # One pass over the candidates gathers the values; missing ones are counted from the same lists,
+        # after the feature store filled what it found (a value it filled is not a defaulted one).
         features = self.manifest.features
-        columns = features.request_columns(request.user, request.context, request.candidates)
+        user = filled.user if filled is not None else request.user
+        item_columns = filled.item_columns if filled is not None else None
+        columns = features.request_columns(user, request.context, request.candidates, item_columns)
         request.defaulted.update(check_defaulted(features, missing_values(columns), request.candidates))
         return features.encode_columns(columns, len(request.candidates))
 
@@ -95,7 +102,9 @@ def load_model(bundle_dir: Path, version: int, session_config: SessionConfig, ma
     """Load + verify (sha256, io names, parity sample) + warm up. Raises BundleError."""
     t0 = time.perf_counter()
     bundle = load_bundle(bundle_dir, session_config)
-    model = OnnxRankingModel(version=version, bundle=bundle, parser=RequestParser(bundle.manifest.features, max_candidates))
+    user_key = ENTITY_KEY["user"] if "user" in bundle.manifest.lookups else None
+    parser = RequestParser(bundle.manifest.features, max_candidates, user_key)
+    model = OnnxRankingModel(version=version, bundle=bundle, parser=parser)
     model.warm_up((*WARMUP_BATCHES, max_candidates))
     model.load_seconds = time.perf_counter() - t0
     return model

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from service.contract.bundle import BundleError, SessionConfig
+from service.contract.bundle import BundleError, Manifest, SessionConfig
 from service.live.model import load_model
 from service.live.state import ModelRefused, ServingState
 from service.metrics import RankerMetrics
@@ -50,10 +50,14 @@ class ModelStore:
         state: the serving state to swap models into.
         session_config: onnxruntime options for new sessions.
         max_candidates: the request limit (the parser and the warm-up batch use it).
+        fits: manifest -> why the model cannot serve (e.g. the feature snapshot lacks a column it
+            looks up), or None; a model that does not fit is refused like one that misfits the weights.
     """
 
     def __init__(self, registry: Registry, state: ServingState, metrics: RankerMetrics,
-                 session_config: SessionConfig, max_candidates: int) -> None:
+                 session_config: SessionConfig, max_candidates: int,
+                 fits: Callable[[Manifest], str | None] | None = None) -> None:
+        self.fits = fits
         self.registry = registry
         self.state = state
         self.metrics = metrics
@@ -102,7 +106,8 @@ class ModelStore:
         self.pinned = None
 
     def weights_changed(self) -> None:
-        """New weights may fit versions refused for the old ones: let polling try them again."""
+        """New weights (or a new feature snapshot) may fit versions refused for the old ones: let
+        polling try them again."""
         for version in list(self._misfits):
             self.refused.pop(version, None)
         self._misfits.clear()
@@ -127,6 +132,9 @@ class ModelStore:
         try:
             bundle_dir: Path = await self._run(self.registry.bundle_dir, version)
             model = await self._run(load_model, bundle_dir, version, self.session_config, self.max_candidates)
+            problem = self.fits(model.manifest) if self.fits is not None else None
+            if problem:
+                raise ModelRefused(f"model version {version}: {problem}")
             replaced = self.state.model is not None
             self.state.set_model(model)
         except (BundleError, RegistryError, ModelRefused, OSError) as e:

@@ -1,8 +1,8 @@
 """The ranking path of one request, from raw bytes to response bytes (runs in a worker thread).
 
-    parse + validate (pydantic-core over the bytes)  ->  encode (service.contract.features, numpy;
-    missing features counted or refused)  ->  session.run (all heads)
-    ->  combine (weights profile, numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  orjson
+    parse + validate (pydantic-core over the bytes)  ->  fill features left out (service.feature_store)
+    ->  encode (service.contract.features, numpy; missing features counted or refused)  ->  session.run
+    (all heads)  ->  combine (weights profile, numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  orjson
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -18,6 +19,9 @@ from service.contract.request import ITEM_ID, check_header_request_id
 from service.errors import InvalidRequest, ModelOutputError
 from service.live.state import Serving
 from service.metrics import RankerMetrics
+
+if TYPE_CHECKING:
+    from service.feature_store.lookup import FeatureLookup
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Ranked:
 
 
 def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
-         header_request_id: str | None = None) -> Ranked:
+         header_request_id: str | None = None, lookup: FeatureLookup | None = None) -> Ranked:
     """Score and sort one request with one (model, weights) pair. Raises RankerError subclasses."""
     model, weights = serving.model, serving.weights
     header_id = check_header_request_id(header_request_id)
@@ -43,7 +47,8 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     if profile is None:
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
-    inputs = model.encode(request)  # counts defaulted features, or refuses (on_missing: error)
+    filled = lookup.fill(model.manifest, request) if lookup is not None else None  # feature store
+    inputs = model.encode(request, filled)  # counts defaulted features, or refuses (on_missing: error)
     t0 = time.perf_counter()
     heads = model.predict(inputs)  # {task: (B,)}
     inference = time.perf_counter() - t0
@@ -53,6 +58,8 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     request_id = request.request_id or header_id or uuid.uuid4().hex
     header = {"request_id": request_id, "model_version": model.version, "profile": profile.name,
               "weights_generation": weights.generation}
+    if filled is not None:
+        header["lookup"] = filled.summary
     body = response_body(header, request.candidates, scores, heads, order)
     if metrics is not None:
         metrics.inference_duration.observe(inference)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import anyio
 
 from service.errors import NotReady, Overloaded
+from service.feature_store.embedded import EmbeddedStore
+from service.feature_store.lookup import FeatureLookup
+from service.feature_store.metrics import FeatureStoreMetrics
+from service.feature_store.redis_store import RedisStore
 from service.live.model_store import ModelStore
 from service.live.pipeline import Ranked, rank
 from service.live.state import Serving, ServingState
@@ -39,8 +43,12 @@ class Runtime:
         self.metrics = RankerMetrics()
         self.state = ServingState()
         registry = registry or Registry(settings.registry_root, settings.model_name)
+        self.feature_metrics = FeatureStoreMetrics(self.metrics.registry)
+        self.features = build_feature_store(settings, self.feature_metrics, self.state,
+                                            on_swap=lambda: self.models.weights_changed())
+        self.lookup = FeatureLookup(self.features, self.feature_metrics, settings.feature_on_error == "closed")
         self.models = ModelStore(registry, self.state, self.metrics, settings.session_config(),
-                                 settings.max_candidates)
+                                 settings.max_candidates, fits=self.features.fits)
         self.weights = WeightsStore(settings.weights_path, self.state, self.metrics, on_change=self.models.weights_changed)
         self.in_flight = 0
         self._limiter: anyio.CapacityLimiter | None = None
@@ -51,10 +59,14 @@ class Runtime:
         self._limiter = anyio.CapacityLimiter(self.settings.scoring_threads)
         # Weights first, so the first model is checked against them (a misfit model is the one refused).
         await anyio.to_thread.run_sync(self.weights.check)
+        # Snapshots before the first model: the model is checked against them, and it never serves
+        # id-only requests from an empty store while its snapshot is still loading.
+        await self.features.check_async()
         s = self.settings
         self._tasks = [
             asyncio.create_task(self.weights.run(s.weights_poll_interval), name="weights-poll"),
             asyncio.create_task(self.models.run(s.poll_interval), name="registry-poll"),
+            asyncio.create_task(self.features.run(s.feature_poll_interval), name="features-poll"),
         ]
         log.info("ranker started", extra={"registry_root": s.registry_root, "model_name": s.model_name,
                                           "weights_path": str(s.weights_path)})
@@ -95,5 +107,19 @@ class Runtime:
 
     async def rank(self, serving: Serving, body: bytes, header_request_id: str | None) -> Ranked:
         """Run the CPU-bound ranking path on a scoring thread (the event loop keeps serving probes)."""
-        fn = partial(rank, serving, body, self.metrics, header_request_id)
+        fn = partial(rank, serving, body, self.metrics, header_request_id, self.lookup)
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+
+def build_feature_store(settings: Settings, metrics: FeatureStoreMetrics, state: ServingState,
+                        on_swap: Callable[[], None]) -> EmbeddedStore | RedisStore:
+    """The store `settings.feature_store` names: registry snapshots (embedded) or Redis."""
+    if settings.feature_store == "redis":
+        store: EmbeddedStore | RedisStore = RedisStore(
+            settings.redis_url, settings.model_name, settings.redis_timeout, settings.redis_retry_interval,
+            settings.feature_cache_ttl, settings.feature_cache_size, settings.redis_prefix)
+    else:
+        store = EmbeddedStore(settings.registry_root, settings.model_name, metrics,
+                              serving_manifest=lambda: state.model.manifest if state.model is not None else None,
+                              on_swap=on_swap)
+    return store

@@ -156,16 +156,26 @@ class Registry:
         manifest = read_manifest(bundle_dir)
         if manifest.model_name != self.model_name:
             raise RegistryError(f"bundle {bundle_dir} is model {manifest.model_name!r}, not {self.model_name!r}")
+
+        def stage(staging: Path, version: int) -> None:
+            shutil.copytree(bundle_dir, staging, dirs_exist_ok=True)
+            write_manifest(staging, manifest.model_copy(update={"model_version": version}))
+            for name, data in (extra_files(version) if extra_files else {}).items():
+                (staging / name).write_bytes(data)
+
+        return self.publish_staged(stage, make_current=make_current, reason=reason, expect_current=expect_current)
+
+    def publish_staged(self, stage: Callable[[Path, int], None], *, make_current: bool = True,
+                       reason: str = "published", expect_current: int | None | Literal["any"] = "any") -> int:
+        """Commit whatever `stage(staging_dir, version)` writes as the next version (any kind of payload:
+        bundles, feature snapshots); optionally make it CURRENT. Returns the version."""
         with self.lock():
             pause_point("locked")
             self.store.clean_leftovers()
             self._check_current(expect_current)
             version = self.store.highest_version() + 1
             with self.store.staging() as staging:
-                shutil.copytree(bundle_dir, staging, dirs_exist_ok=True)
-                write_manifest(staging, manifest.model_copy(update={"model_version": version}))
-                for name, data in (extra_files(version) if extra_files else {}).items():
-                    (staging / name).write_bytes(data)
+                stage(staging, version)
                 pause_point("staged")
                 self.store.commit(staging, version)
             pause_point("committed")

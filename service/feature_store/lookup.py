@@ -1,0 +1,133 @@
+"""The lookup step of a request: fill the features the request left out from the feature store.
+
+    parse  ->  fill (this module)  ->  encode  ->  session.run  ->  ...
+
+For each entity the model looks up (manifest.lookups), the ids go to the store in one call: every
+candidate's `item_id`, the user's `user_id`. A value in the request overrides the stored one; a
+value found nowhere stays missing and gets the model's default when encoded. The response's
+`lookup` field says, per entity, how many ids were not found, and whether the store failed.
+
+On a store failure (Redis down or slow): fail-open (the default) scores with the request's own
+values and the defaults, and says so in the response; fail-closed answers 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.contract.bundle import Manifest
+from service.contract.lookups import ENTITY_KEY, feature_kinds
+from service.contract.request import RankRequest
+from service.errors import FeatureStoreUnavailable
+from service.feature_store.metrics import FeatureStoreMetrics
+from service.feature_store.redis_store import StoreUnavailable
+from service.feature_store.snapshot import Column, Found
+
+
+class FeatureSource(Protocol):
+    """What the lookup step needs from a store (EmbeddedStore, RedisStore)."""
+
+    kind: str
+
+    def lookup(self, entity: str, ids: Sequence[Any], kinds: dict[str, str]) -> Found:
+        """Raw values of `kinds`' features for B ids; raises StoreUnavailable on an outage."""
+        ...
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A request's feature values after the lookup.
+
+    user: the request's user features with stored values for the missing ones.
+    item_columns: looked-up item feature -> (B,) values, the request's own value first.
+    summary: the response's `lookup` field, e.g. {"item": {"not_found": 3}, "user": {"not_found": 0}}.
+    """
+
+    user: dict[str, Any]
+    item_columns: dict[str, Column] = field(default_factory=dict)
+    summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class FeatureLookup:
+    """Fills missing item and user features from a store.
+
+    Args:
+        store: where features are found by id.
+        metrics: lookups, misses, errors per entity.
+        fail_closed: on a store failure, answer 503 instead of scoring with defaults.
+    """
+
+    def __init__(self, store: FeatureSource, metrics: FeatureStoreMetrics, fail_closed: bool = False) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.fail_closed = fail_closed
+
+    def fill(self, manifest: Manifest, request: RankRequest) -> Filled | None:
+        """None when the model looks nothing up (the request is encoded as it is)."""
+        if not manifest.lookups:
+            return None
+        filled = Filled(user=request.user)
+        item_kinds = feature_kinds(manifest.lookups, manifest.features, "item")
+        if item_kinds:
+            ids = [c[ENTITY_KEY["item"]] for c in request.candidates]
+            found = self._find("item", ids, item_kinds, filled.summary)
+            filled.item_columns.update(merge_columns(request.candidates, found.columns))
+        user_kinds = feature_kinds(manifest.lookups, manifest.features, "user")
+        if user_kinds:
+            user_id = request.user.get(ENTITY_KEY["user"])
+            found = self._find("user", [user_id] if user_id is not None else [], user_kinds, filled.summary)
+            if user_id is None:  # no id to look up: the user's features come from the request alone
+                filled.summary["user"]["not_found"] = 1
+            filled = Filled(merge_user(request.user, found), filled.item_columns, filled.summary)
+        return filled
+
+    def _find(self, entity: str, ids: list[Any], kinds: dict[str, str], summary: dict) -> Found:
+        t0 = time.perf_counter()
+        try:
+            found = self.store.lookup(entity, ids, kinds)
+            summary[entity] = {"not_found": found.not_found}
+        except StoreUnavailable as e:
+            self.metrics.errors.labels(entity=entity).inc()
+            if self.fail_closed:
+                raise FeatureStoreUnavailable(f"feature store unavailable for {entity} features: {e}") from e
+            found = Found.missing(len(ids), kinds)
+            summary[entity] = {"not_found": len(ids), "store_error": True}
+        self.metrics.duration.labels(entity=entity, store=self.store.kind).observe(time.perf_counter() - t0)
+        self.metrics.lookups.labels(entity=entity).inc(len(ids))
+        self.metrics.misses.labels(entity=entity).inc(summary[entity]["not_found"])
+        return found
+
+
+def merge_columns(candidates: list[dict[str, Any]], stored: dict[str, Column]) -> dict[str, Column]:
+    """Per feature: each candidate's own value where it has one, else the stored value."""
+    out: dict[str, Column] = {}
+    for name, values in stored.items():
+        own = [c.get(name) for c in candidates]
+        missing = own.count(None)
+        if missing == len(own):
+            out[name] = values  # id-only: the stored column as it is (no Python loop)
+        elif missing == 0:
+            out[name] = own
+        else:
+            out[name] = [o if o is not None else s for o, s in zip(own, _as_list(values), strict=True)]
+    return out
+
+
+def merge_user(user: dict[str, Any], found: Found) -> dict[str, Any]:
+    """The request's user features plus stored values for the ones it left out (or sent as null)."""
+    merged = dict(user)
+    for name, values in found.columns.items():
+        if merged.get(name) is None and len(values):
+            value = values[0]
+            if value is not None and not (isinstance(value, float) and np.isnan(value)):
+                merged[name] = value
+    return merged
+
+
+def _as_list(values: Column) -> list:
+    return values.tolist() if isinstance(values, np.ndarray) else values
