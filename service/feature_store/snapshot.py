@@ -113,7 +113,7 @@ class Snapshot:
         if len(ids) > 1:
             dupes = np.flatnonzero(ids[1:] == ids[:-1])
             if len(dupes):
-                raise SnapshotError(f"{where}: column {key!r}: id {ids[dupes[0]]!r} appears more than once "
+                raise SnapshotError(f"{where}: column {key!r}: id {str(ids[dupes[0]])!r} appears more than once "
                                     f"({len(dupes)} repeated ids)")
         columns = {}
         for name in table.column_names:
