@@ -74,9 +74,7 @@ class FeatureLookup:
         filled = Filled(user=request.user)
         item_kinds = feature_kinds(manifest.lookups, manifest.features, "item")
         if item_kinds:
-            ids = [c[ENTITY_KEY["item"]] for c in request.candidates]
-            found = self._find("item", ids, item_kinds, filled.summary)
-            filled.item_columns.update(merge_columns(request.candidates, found.columns))
+            filled.item_columns.update(self._fill_items(request.candidates, item_kinds, filled.summary))
         user_kinds = feature_kinds(manifest.lookups, manifest.features, "user")
         if user_kinds:
             user_id = request.user.get(ENTITY_KEY["user"])
@@ -85,6 +83,23 @@ class FeatureLookup:
                 filled.summary["user"]["not_found"] = 1
             filled = Filled(merge_user(request.user, found), filled.item_columns, filled.summary)
         return filled
+
+    def _fill_items(self, candidates: list[dict[str, Any]], kinds: dict[str, str], summary: dict) -> dict[str, Column]:
+        """Looked-up item features, one column each; only candidates missing one of them are looked up."""
+        own = {name: [c.get(name) for c in candidates] for name in kinds}
+        n = len(candidates)
+        missing = [col.count(None) for col in own.values()]
+        if not any(missing):  # everything inline: no store call at all
+            summary["item"] = {"not_found": 0}
+            return own
+        if n in missing:  # a feature left out everywhere (an id-only request): look up every candidate
+            rows = None
+        else:
+            rows = np.flatnonzero(np.any([[v is None for v in col] for col in own.values()], axis=0))
+        key = ENTITY_KEY["item"]
+        ids = [c[key] for c in candidates] if rows is None else [candidates[i][key] for i in rows.tolist()]
+        found = self._find("item", ids, kinds, summary)
+        return {name: merge_column(own[name], found.columns[name], rows) for name in kinds}
 
     def _find(self, entity: str, ids: list[Any], kinds: dict[str, str], summary: dict) -> Found:
         t0 = time.perf_counter()
@@ -103,18 +118,25 @@ class FeatureLookup:
         return found
 
 
-def merge_columns(candidates: list[dict[str, Any]], stored: dict[str, Column]) -> dict[str, Column]:
-    """Per feature: each candidate's own value where it has one, else the stored value."""
-    out: dict[str, Column] = {}
-    for name, values in stored.items():
-        own = [c.get(name) for c in candidates]
-        missing = own.count(None)
+def merge_column(own: list[Any], stored: Column, rows: np.ndarray | None) -> Column:
+    """Each candidate's own value where it has one, else the stored value.
+
+    Args:
+        own: (B,) the request's values, None where missing.
+        stored: the store's values for every candidate (rows None) or for `rows` only.
+        rows: which candidates were looked up, or None for all of them.
+    """
+    missing = own.count(None)
+    if missing == 0:
+        return own
+    if rows is None:
         if missing == len(own):
-            out[name] = values  # id-only: the stored column as it is (no Python loop)
-        elif missing == 0:
-            out[name] = own
-        else:
-            out[name] = [o if o is not None else s for o, s in zip(own, _as_list(values), strict=True)]
+            return stored  # id-only: the stored column as it is (no Python loop)
+        return [o if o is not None else s for o, s in zip(own, _as_list(stored), strict=True)]
+    out = list(own)
+    for i, s in zip(rows.tolist(), _as_list(stored), strict=True):
+        if out[i] is None:
+            out[i] = s
     return out
 
 

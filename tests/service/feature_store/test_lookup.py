@@ -99,3 +99,19 @@ def test_no_snapshot_published_means_every_id_is_a_counted_miss(serving, metrics
     request = ids_only(example_request(manifest, 4, seed=7))
     out = orjson.loads(rank(serving, orjson.dumps(request), lookup=FeatureLookup(store, metrics)).body)
     assert out["lookup"][entity]["not_found"] == (4 if entity == "item" else 1)
+
+
+def test_only_candidates_missing_a_feature_are_looked_up(serving, lookup, metrics, manifest, stored_rows):
+    request = ids_only(example_request(manifest, 12, seed=9))
+    request["candidates"] = [c for c in request["candidates"] if c["item_id"] in stored_rows["item"]][:8]
+    full = inline(request, stored_rows)
+    out = orjson.loads(rank(serving, orjson.dumps(full), lookup=lookup).body)
+    assert out["lookup"]["item"] == {"not_found": 0}
+    assert metrics.lookups.labels(entity="item")._value.get() == 0  # everything inline: no store call
+    for c in full["candidates"][:2]:
+        del c["item_popularity"]
+    full["candidates"][2]["item_popularity"] = 77.0  # an override among them
+    rank(serving, orjson.dumps(full), lookup=lookup)
+    assert metrics.lookups.labels(entity="item")._value.get() == 2
+    assert scores(rank(serving, orjson.dumps(full), lookup=lookup)) == scores(
+        rank(serving, orjson.dumps(inline(full, stored_rows))))
