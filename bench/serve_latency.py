@@ -8,7 +8,9 @@ requests and seconds:
       torch eager, over HTTP
 with client-side p50/p99 latency (one request at a time), peak throughput (closed loop) and p50/p99
 at ~70% of the peak (open loop, Poisson arrivals). Then it times each stage of this server's request
-path in-process for 500 candidates, and writes the tables into docs/BENCHMARKS.md between
+path in-process for 500 candidates, and measures id-only requests (bench/serve_id_only.py: features
+from the embedded store and from a Redis on 127.0.0.1, against the same candidates sent with every
+feature inline), and writes the tables into docs/BENCHMARKS.md between
 `<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`.
 
     python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~3 min)
@@ -32,6 +34,11 @@ from pathlib import Path
 import orjson
 from doc_sections import DOC, write_section
 from http_load import LoadResult, closed_loop, open_loop, post_request, sequential
+from serve_id_only import IdOnlyResult, RedisProcess, prepare_stores, snapshot_files
+from serve_id_only import bodies as id_only_bodies
+from serve_id_only import in_process as lookup_in_process
+from serve_id_only import measure as measure_id_only
+from serve_id_only import render as render_id_only
 from serve_processes import ServerProcess
 from serve_stages import gc_pauses, load_serving, raw_session_run, stage_breakdown
 
@@ -75,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section into")
     p.add_argument("--no-doc", action="store_true", help="print the tables only")
     p.add_argument("--profile", action="store_true", help="print a pyinstrument profile of the in-process path")
+    p.add_argument("--features", type=Path, default=REPO / "data" / "demo-features",
+                   help="items.parquet and users.parquet for the id-only rows (written by `ranker demo-data`)")
+    p.add_argument("--id-only-size", type=int, default=500, help="candidates per id-only request")
+    p.add_argument("--no-id-only", action="store_true", help="skip the id-only rows (and Redis)")
     return p.parse_args(argv)
 
 
@@ -105,6 +116,9 @@ def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProces
     registry.publish(args.bundle)
     env = {"RANKER_REGISTRY_ROOT": str(registry.root), "RANKER_MODEL_NAME": manifest.model_name,
            "RANKER_WEIGHTS_PATH": str(args.weights), "RANKER_MAX_CANDIDATES": str(max(1000, *args.sizes))}
+    if args.id_only:
+        args.redis = RedisProcess(tmp)
+        prepare_stores(registry, manifest, snapshot_files(args.features), args.redis.url)
     servers = {
         "ours": ServerProcess([sys.executable, "-m", "service.cli"], env, tmp / "ours.log", "/v2/health/ready"),
         "naive": ServerProcess([sys.executable, str(REPO / "bench" / "naive_server.py"), "--bundle", str(args.bundle),
@@ -114,15 +128,21 @@ def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProces
         cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
                "--workers", str(args.workers_variant), "--no-access-log", "--log-level", "warning"]
         servers["workers"] = ServerProcess(cmd, env, tmp / "workers.log", "/v2/health/ready", port_flag=True)
+    if args.id_only:
+        redis_env = {**env, "RANKER_FEATURE_STORE": "redis", "RANKER_REDIS_URL": args.redis.url,
+                     "RANKER_REDIS_TIMEOUT": "0.5"}
+        servers["redis"] = ServerProcess([sys.executable, "-m", "service.cli"], redis_env, tmp / "redis-server.log",
+                                         "/v2/health/ready")
     for s in servers.values():
         s.wait_ready()
     return servers
 
 
-def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict]:
+def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | None]:
     manifest = read_manifest(args.bundle)
     serving = load_serving(args.bundle, args.weights)  # in-process, for (b) and the stage timings
-    rows = []
+    rows, id_only = [], None
+    args.id_only = not args.no_id_only and bool(manifest.lookups)
     with tempfile.TemporaryDirectory(prefix="serve-latency-") as tmp:
         servers = start_servers(args, Path(tmp))
         try:
@@ -136,22 +156,36 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict]:
                 same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
                 args.same_order.append(same)
                 print(f"measured {size} candidates", file=sys.stderr)
+            if args.id_only:
+                id_only = run_id_only(args, manifest, servers, Path(tmp))
         finally:
             for s in servers.values():
                 s.stop()
+            if args.id_only:
+                args.redis.stop()
         stage_size = 500 if 500 in args.sizes else args.sizes[0]
         stage_request = example_request(manifest, stage_size, seed=0)
         stages = stage_breakdown(serving, stage_request, args.requests, args.profile)
         stages["size"] = stage_size
         stages["gc"] = gc_pauses(serving, stage_request, args.requests)
-    return rows, stages
+    return rows, stages, id_only
+
+
+def run_id_only(args: argparse.Namespace, manifest, servers: dict[str, ServerProcess], tmp: Path) -> IdOnlyResult:
+    full, ids = id_only_bodies(manifest, snapshot_files(args.features), args.id_only_size, DISTINCT_BODIES)
+    ports = {"embedded": servers["ours"].port, "redis": servers["redis"].port}
+    result = measure_id_only(ports, full, ids, args.id_only_size, args.requests, args.duration)
+    registry = Registry(tmp / "registry", manifest.model_name)
+    result.in_process_us = lookup_in_process(registry, manifest, args.redis.url, ids[0], args.requests)
+    print(f"measured id-only requests of {args.id_only_size} candidates", file=sys.stderr)
+    return result
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
+def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace, id_only: IdOnlyResult | None = None) -> str:
     cmd = " ".join(["python bench/serve_latency.py", *sys.argv[1:]]) if sys.argv[1:] else "python bench/serve_latency.py"
     load = " -> ".join(f"{a:.1f}" for a in args.load_average)
     lines = [
@@ -182,6 +216,8 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     lines += ["", f"(a) and (c) return {agree} order for the same request at every size (checked on one request "
               "per size): the naive server is the same model and profile, served differently.",
               "", *render_floors(rows), "", *render_stages(stages, rows)]
+    if id_only is not None:
+        lines += ["", *render_id_only(id_only)]
     return "\n".join(lines)
 
 
@@ -249,9 +285,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no bundle at {args.bundle}; run `make run` (or `ranker train configs/demo.yaml --out {args.bundle}`)")
     args.load_average = [os.getloadavg()[0]]
     args.same_order = []
-    rows, stages = run(args)
+    rows, stages, id_only = run(args)
     args.load_average.append(os.getloadavg()[0])
-    text = render(rows, stages, args)
+    text = render(rows, stages, args, id_only)
     print(text)
     if not args.no_doc:
         write_section(SECTION, f"## Serving latency (`bench/serve_latency.py`)\n\n{text}", args.doc)

@@ -12,16 +12,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_smoke_run_measures_all_three_and_writes_its_section(bundle_dir, tmp_path):
+def test_smoke_run_measures_all_three_and_writes_its_section(bundle_dir, feature_files, tmp_path):
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
     cmd = [sys.executable, str(REPO / "bench" / "serve_latency.py"), "--bundle", str(bundle_dir), "--sizes", "20",
-           "--requests", "10", "--duration", "0.3", "--doc", str(doc)]
+           "--requests", "10", "--duration", "0.3", "--doc", str(doc),
+           "--features", str(feature_files["item"].parent), "--id-only-size", "50"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     for system in ("(a) this server", "(b) raw session.run", "(c) naive server"):
         assert f"| 20 | {system} |" in out.stdout
     assert "in-process total" in out.stdout
+    for row in ("| ids only | embedded store |", "| ids only | Redis |", "| full | embedded server |"):
+        assert row in out.stdout
+    assert "request bytes per candidate drop" in out.stdout and "Redis lookup adds" in out.stdout
     text = doc.read_text()
     assert "keep me" in text and text.count("<!-- BEGIN serve-latency -->") == 1
     assert "| 20 | (a) this server |" in text.split("<!-- BEGIN serve-latency -->")[1]
