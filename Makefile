@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup test test-fast run lint bench clean
+.PHONY: setup services test test-fast run lint bench clean
 
 setup: $(STAMP)
 
@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml constraints.txt
 # Two pytest workers, one per core of the 2-core machines this runs on (TEST_WORKERS=0 for one process).
 TEST_WORKERS ?= 2
 
-test: setup
+# The tests start a real redis-server (the Redis feature store); install Debian's package if missing.
+services:
+	./scripts/install_redis.sh
+
+test: setup services
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
-test-fast: setup
+test-fast: setup services
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
 lint: setup

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole product on demo data, on this machine:
 #   generate impression logs -> train -> export a verified bundle -> publish it to a local registry
-#   -> start the ranking server on 127.0.0.1 -> send one real /v1/rank request and print the answer.
+#   -> publish the item and user feature snapshots (the embedded feature store)
+#   -> start the ranking server on 127.0.0.1 -> send one real /v1/rank request with ids only
+#      (features looked up by id) and print the answer.
 #
 # Then the server keeps running in the foreground (Ctrl-C stops it cleanly) when the output is a
 # terminal; otherwise (CI, pipes) it is stopped cleanly right after the example request.
@@ -18,9 +20,12 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 seconds() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 
 T_DATA=$(now_ms)
-[ -d data/demo ] || ranker demo-data data/demo --rows "$ROWS"
+[ -d data/demo ] && [ -f data/demo-features/items.parquet ] || ranker demo-data data/demo --rows "$ROWS"
 T_TRAIN=$(now_ms)
 ranker train configs/demo.yaml --out runs/demo-bundle --registry "$REGISTRY"
+# The feature store: the catalogue's item and user features, validated against the model just published.
+ranker features publish data/demo-features/items.parquet --registry "$REGISTRY" --entity item
+ranker features publish data/demo-features/users.parquet --registry "$REGISTRY" --entity user
 T_SERVE=$(now_ms)
 
 echo "starting the ranking server on $URL (log: runs/serve.log)"
@@ -56,8 +61,14 @@ PY
 T_READY=$(now_ms)
 
 echo
-echo "POST $URL/v1/rank  (20 candidates from the demo catalogue, top 5, profile satisfaction_first):"
-python -m service.examples runs/demo-bundle --candidates 20 --top-k 5 --profile satisfaction_first > runs/example-request.json
+echo "POST $URL/v1/rank  (ids only: 20 candidates of the demo catalogue, top 5, profile satisfaction_first;"
+echo "item and user features come from the embedded feature store):"
+python -m service.examples runs/demo-bundle --ids-only --candidates 20 --top-k 5 --profile satisfaction_first > runs/example-request.json
+python - runs/example-request.json <<'PY'
+import json, sys
+body = json.load(open(sys.argv[1]))
+print(json.dumps({**body, "candidates": body["candidates"][:3] + ["..."]}))
+PY
 python - "$URL" runs/example-request.json <<'PY'
 import json, sys, urllib.request
 url, path = sys.argv[1], sys.argv[2]

@@ -39,7 +39,7 @@ def test_manifest_matches_the_kubernetes_schema(file: str, doc: dict) -> None:
 
 
 def test_the_validator_rejects_broken_manifests() -> None:
-    deployment = by_kind("Deployment")
+    deployment = by_kind("Deployment", "ranker")
     typo = copy.deepcopy(deployment)
     typo["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -56,7 +56,7 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_server_probes_resources_and_weights_mount() -> None:
-    pod = by_kind("Deployment")["spec"]["template"]["spec"]
+    pod = by_kind("Deployment", "ranker")["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -72,10 +72,10 @@ def test_server_probes_resources_and_weights_mount() -> None:
 
 
 def test_selectors_connect_service_pdb_hpa_and_pods() -> None:
-    deployment = by_kind("Deployment")
+    deployment = by_kind("Deployment", "ranker")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert by_kind("Service")["spec"]["selector"].items() <= labels.items()
+    assert by_kind("Service", "ranker")["spec"]["selector"].items() <= labels.items()
     assert by_kind("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
     hpa = by_kind("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
@@ -135,8 +135,27 @@ def test_every_ranker_variable_in_the_manifests_is_a_server_setting() -> None:
     from service.settings import ENV_PREFIX, Settings
 
     known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    container = by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    container = by_kind("Deployment", "ranker")["spec"]["template"]["spec"]["containers"][0]
     used = set(by_kind("ConfigMap", "ranker-config")["data"]) | {e["name"] for e in container["env"]}
     compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
     used |= set(compose["services"]["server"]["environment"])
     assert {n for n in used if n.startswith(ENV_PREFIX)} <= known
+
+
+def test_the_redis_feature_store_is_wired_in_kubernetes_and_compose() -> None:
+    config = by_kind("ConfigMap", "ranker-config")["data"]
+    assert config["RANKER_FEATURE_STORE"] == "redis"
+    host, port = config["RANKER_REDIS_URL"].removeprefix("redis://").split("/")[0].split(":")
+    service = by_kind("Service", host)
+    assert int(port) in [p["port"] for p in service["spec"]["ports"]]
+    redis_pods = by_kind("Deployment", "ranker-redis")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= redis_pods.items()
+    ranker_pods = by_kind("Deployment", "ranker")["spec"]["template"]["metadata"]["labels"]
+    assert not service["spec"]["selector"].items() <= ranker_pods.items()  # never routes to the rankers
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+    server = compose["services"]["server"]
+    assert server["environment"]["RANKER_REDIS_URL"].startswith("redis://redis:")
+    assert "redis" in compose["services"] and "redis" in server["depends_on"]
+    from service.settings import Settings
+
+    Settings(**{k.removeprefix("RANKER_").lower(): v for k, v in config.items()})  # every value is valid
