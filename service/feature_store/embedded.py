@@ -69,7 +69,13 @@ class EmbeddedStore:
         return None
 
     def check(self) -> dict[str, str]:
-        """Load each entity's CURRENT snapshot if it is new (blocking; run on a thread). Entity -> result."""
+        """Load each entity's CURRENT snapshot if it is new (blocking). Entity -> result."""
+        results = self._load_new()
+        if "success" in results.values():
+            self.on_swap()
+        return results
+
+    def _load_new(self) -> dict[str, str]:
         return {entity: self._check_entity(entity) for entity in ENTITIES}
 
     def _check_entity(self, entity: str) -> str:
@@ -105,7 +111,6 @@ class EmbeddedStore:
         log.info("feature snapshot loaded", extra={"entity": entity, "snapshot_version": version, "rows": snapshot.rows,
                                                    "megabytes": round(snapshot.nbytes / 2**20, 1),
                                                    "load_seconds": round(time.perf_counter() - t0, 3)})
-        self.on_swap()
         return "success"
 
     async def run(self, interval: float) -> None:
@@ -115,7 +120,11 @@ class EmbeddedStore:
             await self.check_async()
 
     async def check_async(self) -> dict[str, str]:
-        return await anyio.to_thread.run_sync(partial(self.check), limiter=self._loader)
+        """`check` with the loading on a thread and `on_swap` back on the event loop (the model store's)."""
+        results = await anyio.to_thread.run_sync(partial(self._load_new), limiter=self._loader)
+        if "success" in results.values():
+            self.on_swap()
+        return results
 
     def describe(self) -> dict[str, Any]:
         """For GET /v1/models: the snapshot served per entity and the refused versions."""

@@ -73,3 +73,25 @@ def test_a_model_the_active_snapshot_cannot_serve_is_refused(embedded, manifest,
     embedded.snapshots = {**embedded.snapshots, "item": old}
     assert "item feature snapshot cannot serve it" in embedded.fits(manifest)
     assert "missing column 'title_caps_ratio'" in embedded.fits(manifest)
+
+
+def test_the_app_refuses_a_model_its_snapshot_cannot_serve_until_a_fitting_snapshot_arrives(
+        make_settings, registry, manifest, feature_files, tmp_path):
+    from fastapi.testclient import TestClient
+    from server_helpers import wait_until
+
+    from service.app import create_app
+
+    # A snapshot made for a model that did not look up title_caps_ratio (validated against that one).
+    older = manifest.model_copy(update={"lookups": {"item": ["item_category", "item_popularity", "item_age_days"]}})
+    pq.write_table(pq.read_table(feature_files["item"]).drop_columns(["title_caps_ratio"]), tmp_path / "old.parquet")
+    items = snapshot_registry(registry.root, manifest.model_name, "item")
+    publish_snapshot(tmp_path / "old.parquet", items, "item", older)
+    with TestClient(create_app(make_settings(feature_poll_interval=0.1))) as client:
+        models = lambda: client.get("/v1/models").json()  # noqa: E731
+        assert wait_until(lambda: "1" in models()["refused_versions"])
+        assert "missing column 'title_caps_ratio'" in models()["refused_versions"]["1"]
+        assert client.get("/v2/health/ready").status_code == 503
+        publish_snapshot(feature_files["item"], items, "item", manifest)
+        assert wait_until(lambda: client.get("/v2/health/ready").status_code == 200, timeout=10)
+        assert models()["model"]["version"] == 1 and models()["feature_store"]["item"]["version"] == 2
