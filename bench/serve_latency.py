@@ -48,6 +48,7 @@ from service.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "serve-latency"
+SECTION_ID_ONLY = "serve-latency-id-only"
 DISTINCT_BODIES = 8
 
 
@@ -185,7 +186,14 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f}"
 
 
-def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace, id_only: IdOnlyResult | None = None) -> str:
+def run_header(args: argparse.Namespace) -> str:
+    cmd = " ".join(["python bench/serve_latency.py", *sys.argv[1:]]) if sys.argv[1:] else "python bench/serve_latency.py"
+    load = " -> ".join(f"{a:.1f}" for a in args.load_average)
+    return (f"Measured by `{cmd}` on {date.today().isoformat()} at commit `{_commit()}`, "
+            f"{platform.machine()} with {_cpus()} cores (1-minute load average {load} from start to end of the run)")
+
+
+def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     cmd = " ".join(["python bench/serve_latency.py", *sys.argv[1:]]) if sys.argv[1:] else "python bench/serve_latency.py"
     load = " -> ".join(f"{a:.1f}" for a in args.load_average)
     lines = [
@@ -216,8 +224,6 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace, id_only:
     lines += ["", f"(a) and (c) return {agree} order for the same request at every size (checked on one request "
               "per size): the naive server is the same model and profile, served differently.",
               "", *render_floors(rows), "", *render_stages(stages, rows)]
-    if id_only is not None:
-        lines += ["", *render_id_only(id_only)]
     return "\n".join(lines)
 
 
@@ -287,10 +293,14 @@ def main(argv: list[str] | None = None) -> None:
     args.same_order = []
     rows, stages, id_only = run(args)
     args.load_average.append(os.getloadavg()[0])
-    text = render(rows, stages, args, id_only)
-    print(text)
+    text = render(rows, stages, args)
+    id_text = f"{run_header(args)}.\n\n" + "\n".join(render_id_only(id_only)) if id_only is not None else None
+    print(text if id_text is None else f"{text}\n\n{id_text}")
     if not args.no_doc:
         write_section(SECTION, f"## Serving latency (`bench/serve_latency.py`)\n\n{text}", args.doc)
+        if id_text is not None:
+            write_section(SECTION_ID_ONLY, "## Id-only requests: features from the feature store "
+                          f"(`bench/serve_latency.py`)\n\n{id_text}", args.doc)
         print(f"\nwritten to {args.doc}", file=sys.stderr)
 
 
