@@ -1,8 +1,8 @@
-"""One feature snapshot in memory: Arrow columns in id order, and the sorted ids searched by numpy.
+"""One feature snapshot in memory: the Parquet's Arrow columns and an id -> row hash index.
 
-A lookup of B ids is vectorized end to end: `np.searchsorted` over the sorted id array gives the
-rows, one Arrow `take` per feature gives the values. No Python object per stored row exists; a
-million ids of 8 characters cost 32 MB for the index plus the Arrow columns themselves.
+A lookup of B ids is vectorized end to end: the index (service/feature_store/id_index.py) probes
+all B ids at once in numpy, and one Arrow `take` per feature gives the values. No Python object
+per stored row exists after loading.
 
 Stored values stay raw (as the Parquet has them). They are encoded by the model's own encoders
 (service.contract.features) together with the request's values, so a looked-up value is encoded
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from service.contract.features import category_key
 from service.contract.lookups import ENTITY_KEY
+from service.feature_store.id_index import IdIndex
 
 
 class SnapshotError(Exception):
@@ -89,52 +90,49 @@ class Snapshot:
     Args:
         entity: "item" or "user".
         version: the registry version it came from (None when built from a table in a test).
-        ids: (N,) sorted unique ids as a numpy unicode array.
-        columns: feature name -> (N,) Arrow array in the same order as `ids`.
+        index: the ids (canonical strings) and their rows.
+        columns: feature name -> (N,) Arrow array, row i belonging to the index's ids[i].
     """
 
-    def __init__(self, entity: str, version: int | None, ids: np.ndarray, columns: dict[str, pa.Array]) -> None:
+    def __init__(self, entity: str, version: int | None, index: IdIndex, columns: dict[str, pa.Array]) -> None:
         self.entity = entity
         self.version = version
-        self.ids = ids
+        self.index = index
         self.columns = columns
 
     @classmethod
     def from_table(cls, table: pa.Table, entity: str, version: int | None = None, where: str = "snapshot") -> Snapshot:
-        """Sort by id, check the ids (non-null, unique) and numeric values (no infinity); raises SnapshotError."""
+        """Index by id, check the ids (non-null, unique) and numeric values (no infinity); raises SnapshotError."""
         key = ENTITY_KEY[entity]
         check_schema(table.schema, entity, {}, where)
         keys = table.column(key)
         if keys.null_count:
             raise SnapshotError(f"{where}: column {key!r} has {keys.null_count} null ids")
-        keys = _as_strings(keys)
-        order = pc.sort_indices(keys)
-        ids = keys.take(order).to_numpy(zero_copy_only=False).astype(str)  # (N,) unicode, sorted
-        if len(ids) > 1:
-            dupes = np.flatnonzero(ids[1:] == ids[:-1])
-            if len(dupes):
-                raise SnapshotError(f"{where}: column {key!r}: id {str(ids[dupes[0]])!r} appears more than once "
-                                    f"({len(dupes)} repeated ids)")
+        index = IdIndex(_as_strings(keys).combine_chunks())
+        repeated = index.repeated_ids()
+        if repeated:
+            raise SnapshotError(f"{where}: column {key!r}: id {repeated[0]!r} appears more than once "
+                                f"({len(repeated)} repeated ids)")
         columns = {}
         for name in table.column_names:
             if name == key:
                 continue
-            col = table.column(name).take(order).combine_chunks()
+            col = table.column(name).combine_chunks()
             if pa.types.is_dictionary(col.type):
                 col = col.dictionary_decode()
             if pa.types.is_floating(col.type) and pc.any(pc.is_inf(col)).as_py():
                 raise SnapshotError(f"{where}: column {name!r} has infinite values")
             columns[name] = col
-        return cls(entity, version, ids, columns)
+        return cls(entity, version, index, columns)
 
     @property
     def rows(self) -> int:
-        return len(self.ids)
+        return len(self.index.ids)
 
     @property
     def nbytes(self) -> int:
-        """Memory held: the id index plus the Arrow buffers."""
-        return int(self.ids.nbytes + sum(c.nbytes for c in self.columns.values()))
+        """Memory held: the id index (ids, hashes, table) plus the Arrow buffers."""
+        return int(self.index.nbytes + sum(c.nbytes for c in self.columns.values()))
 
     def kinds_problem(self, kinds: dict[str, str]) -> str | None:
         """Why this snapshot cannot fill these features (None when it can)."""
@@ -148,12 +146,9 @@ class Snapshot:
 
     def find(self, ids: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         """B ids -> rows (B,) int64 and found (B,) bool; rows of ids not found are 0."""
-        if not len(self.ids) or not len(ids):
+        if not self.rows or not len(ids):
             return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-        query = np.asarray([i if type(i) is str else category_key(i) for i in ids], dtype=str)  # noqa: E721
-        pos = np.minimum(np.searchsorted(self.ids, query), len(self.ids) - 1)
-        found = self.ids[pos] == query
-        return np.where(found, pos, 0).astype(np.int64), found
+        return self.index.find([i if type(i) is str else category_key(i) for i in ids])  # noqa: E721
 
     def lookup(self, ids: Sequence[Any], kinds: dict[str, str]) -> Found:
         """Raw values of `kinds`' features for B ids; a missing id or a null value is missing."""

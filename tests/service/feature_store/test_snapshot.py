@@ -77,3 +77,23 @@ def test_publish_validates_against_the_model_and_gets_its_own_current(registry, 
         publish_snapshot(bad, reg, "item", manifest)
     assert reg.versions() == [1] and reg.current() == 1
     assert model_kinds(manifest, "user") == {"user_segment": "categorical", "user_activity": "numeric"}
+
+
+def test_the_id_index_survives_hash_collisions(monkeypatch):
+    from service.feature_store import id_index
+
+    monkeypatch.setattr(id_index, "hash", lambda s: 7, raising=False)  # every id collides
+    index = id_index.IdIndex(pa.array(["x", "y", "z"]))
+    rows, found = index.find(["z", "nope", "x", "y"])
+    assert found.tolist() == [True, False, True, True] and rows.tolist() == [2, 0, 0, 1]
+
+
+def test_the_id_index_finds_every_id_among_many():
+    from service.feature_store.id_index import IdIndex
+
+    ids = [f"id-{i}" for i in range(50_000)]
+    index = IdIndex(pa.array(ids))
+    query = [ids[i] for i in np.random.default_rng(0).integers(0, len(ids), 1000)] + ["id--1"]
+    rows, found = index.find(query)
+    assert found[:-1].all() and not found[-1]
+    assert [ids[r] for r in rows[:-1]] == query[:-1]
