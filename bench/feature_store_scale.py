@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -42,6 +42,28 @@ LOOKUP_IDS = 500
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class RssSampler:
+    """The highest RSS seen every 5 ms while the block runs."""
+
+    def __init__(self) -> None:
+        self.peak = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
 
 
 def write_items(path: Path, n: int, seed: int = 0) -> None:
@@ -76,12 +98,13 @@ def load_and_look_up(root: str, bundle: Path, items: int, lookups: int) -> dict:
     manifest = read_manifest(bundle)
     kinds = model_kinds(manifest, "item")
     registry = snapshot_registry(root, manifest.model_name, "item")
-    before, peak_before = rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    t0 = time.perf_counter()
-    snapshot = load_version(registry, "item", 1, kinds)
-    load_seconds = time.perf_counter() - t0
+    before = rss_bytes()
+    with RssSampler() as sampler:  # ru_maxrss would carry the parent's high-water mark across fork + exec
+        t0 = time.perf_counter()
+        snapshot = load_version(registry, "item", 1, kinds)
+        load_seconds = time.perf_counter() - t0
     grown = rss_bytes() - before
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - max(before, peak_before)
+    peak = sampler.peak - before
     rng = np.random.default_rng(1)
     times = []
     for _ in range(lookups):

@@ -18,6 +18,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.contract.bundle import Manifest
@@ -94,4 +95,8 @@ def load_version(registry: Registry, entity: str, version: int, kinds: dict[str,
         raise SnapshotError(f"{folder}: unreadable {INFO_FILE}: {e}") from e
     if sha256_file(path) != info.get("sha256"):
         raise SnapshotError(f"{path}: sha256 does not match {INFO_FILE}")
-    return read_validated(path, entity, kinds or {}, version, all_columns=True)
+    snapshot = read_validated(path, entity, kinds or {}, version, all_columns=True)
+    # Reading and indexing leave ~the snapshot's size again in Arrow's allocator; hand it back
+    # (at 5M items: 640 -> 400 MB resident).
+    pa.default_memory_pool().release_unused()
+    return snapshot

@@ -8,6 +8,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from service.examples import example_request, ids_only
 from service.feature_store.snapshots import SNAPSHOT_FILE, publish_snapshot, snapshot_registry
@@ -75,6 +76,7 @@ def test_a_model_the_active_snapshot_cannot_serve_is_refused(embedded, manifest,
     assert "missing column 'title_caps_ratio'" in embedded.fits(manifest)
 
 
+@pytest.mark.slow
 def test_the_app_refuses_a_model_its_snapshot_cannot_serve_until_a_fitting_snapshot_arrives(
         make_settings, registry, manifest, feature_files, tmp_path):
     from fastapi.testclient import TestClient
