@@ -3,6 +3,8 @@
 #   docker build --target serve -t ranker-serve:0.1.0 .   onnxruntime + FastAPI; no torch, no training code
 #   docker build --target train -t ranker-train:0.1.0 .   CPU torch; runs `ranker retrain` and `ranker train`
 # For a registry on S3 add the s3 extra to the serving image: --build-arg SERVE_EXTRAS=serve,s3
+# Without a Docker engine: scripts/images/build.sh serve|train (buildah; base image from
+# scripts/images/base.sh as PYTHON_IMAGE; the host's pip settings through PIP_CONFIG_FILE).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS base
@@ -16,6 +18,8 @@ WORKDIR /app
 
 # One wheel of the project; only the files it is built from, so other edits keep the layer cache.
 FROM base AS wheel
+# A pip.conf mounted into the build (e.g. a package mirror); unset, pip uses its defaults.
+ARG PIP_CONFIG_FILE
 COPY pyproject.toml constraints.txt README.md ./
 COPY service/ service/
 COPY training/ training/
@@ -23,6 +27,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM base AS serve
 ARG SERVE_EXTRAS=serve
+ARG PIP_CONFIG_FILE
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=wheel /wheels /wheels
 # The wheel carries both import packages; the serving image drops `training` (and the `ranker`
@@ -45,11 +50,14 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
 CMD ["ranker-serve"]
 
 FROM base AS train
-# CPU wheels of torch: the default index resolves torch to a multi-GB CUDA build.
+# torch==2.13.0+cpu (constraints.txt) lies on PyTorch's CPU index, not on PyPI, whose 2.13.0 is the
+# multi-GB CUDA build. TORCH_INDEX= (empty) when pip's settings already reach a +cpu wheel, e.g. a
+# local wheel directory mounted into the build (scripts/images/build.sh).
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG PIP_CONFIG_FILE
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=wheel /wheels /wheels
-RUN pip install --extra-index-url "${TORCH_INDEX}" -c /tmp/constraints.txt "$(ls /wheels/*.whl)[train,s3]" \
+RUN pip install ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} -c /tmp/constraints.txt "$(ls /wheels/*.whl)[train,s3]" \
  && rm -rf /wheels /tmp/constraints.txt
 COPY configs/ /app/configs/
 USER ranker

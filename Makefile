@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup services test test-fast run lint bench clean
+.PHONY: setup services test test-fast image-test run lint bench clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,14 @@ test: setup services
 test-fast: setup services
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not slow"
 
+# image-test: build the Dockerfile's serve and train images with buildah (no Docker engine; as root,
+# installs buildah and debootstrap when missing) and run them: tests/ops/test_images.py.
+image-test: setup
+	./scripts/images/tools.sh
+	RANKER_IMAGE_TEST=1 $(BIN)/python -m pytest -q -s -p no:randomly tests/ops/test_images.py
+
 lint: setup
-	$(BIN)/ruff check service training tests bench
+	$(BIN)/ruff check service training tests bench scripts
 
 # run: demo data -> train -> publish to ./registry -> ranker-serve on 127.0.0.1:$(PORT or 8000) -> one real
 # /v1/rank request, printed. From a terminal the server then stays in the foreground (Ctrl-C stops it
