@@ -27,6 +27,10 @@ if bah inspect --type image "$IMAGE" >/dev/null 2>&1; then
     exit 0
 fi
 
+# Bases of earlier versions of this script or CA bundle: vfs keeps a full copy of each.
+for old in $(bah images --noheading --format '{{.Name}}:{{.Tag}}' | grep '^localhost/ranker-python:'); do
+    bah rmi "$old" >/dev/null
+done
 ctr=$(bah from scratch)
 trap 'bah rm "$ctr" >/dev/null 2>&1 || true' EXIT
 root=$(bah mount "$ctr")

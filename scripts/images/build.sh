@@ -42,4 +42,6 @@ fi
 
 echo "building $IMAGE on $base ..." >&2
 bah bud --pull=never --format docker --target "$TARGET" --tag "$IMAGE" "${args[@]}" . >&2
+# The image this tag named before is now dangling: vfs keeps a full copy of every image, so drop it.
+bah rmi --prune >/dev/null || echo "warning: could not prune dangling images (in use by a container?)" >&2
 echo "$IMAGE"
