@@ -77,6 +77,9 @@ class RankerMetrics:
         self.candidates = Histogram(
             "ranker_candidates_per_request", "Candidates in a scored request", buckets=CANDIDATE_BUCKETS, registry=r)
         self.requests = Counter("ranker_requests", "/v1/rank requests by HTTP status", ["status"], registry=r)
+        # arm "none": the request named its profile, or there is no experiment (weights.yaml `experiments`).
+        self.profile_requests = Counter("ranker_profile_requests", "Answered /v1/rank requests by profile and "
+                                        "experiment arm", ["profile", "arm"], registry=r)
         self.model_info = Gauge("ranker_model_info", "1 for the model version being served", ["version"], registry=r)
         self.model_loads = Counter("ranker_model_loads", "Model load attempts by result", ["result"], registry=r)
         self.weights_reloads = Counter(
@@ -91,9 +94,11 @@ class RankerMetrics:
         self.model_info.clear()
         self.model_info.labels(version=str(version)).set(1)
 
-    def observe_request(self, profile: str, status: int, seconds: float) -> None:
+    def observe_request(self, profile: str, status: int, seconds: float, arm: str | None = None) -> None:
         self.request_duration.labels(profile=profile, status=str(status)).observe(seconds)
         self.requests.labels(status=str(status)).inc()
+        if profile:
+            self.profile_requests.labels(profile=profile, arm=arm or "none").inc()
 
     def observe_defaulted(self, counts: Mapping[str, int]) -> None:
         """counts: feature -> values defaulted in one request (service.contract.missing)."""

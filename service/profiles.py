@@ -20,6 +20,11 @@ weights mean what they say. weights.yaml:
 Validation is in two steps: the file on its own (`parse_weights`: weights finite and >= 0, known
 transforms, a default profile that exists) and against a model (`compile_weights`: every task
 exists and the normalizations have statistics). Errors name the offending key.
+
+An optional `experiments` section splits the traffic of requests that name no profile between
+profiles by a stable hash of a user key (service/experiments.py). Everything that ranks offline
+(training/weights: replay, diff, tune; the retrain gates) combines heads with `CompiledProfile`
+too, so an offline number describes what this code serves.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pydantic import (
 
 from service.contract.bundle import TaskInfo
 from service.contract.files import sha256_bytes
+from service.experiments import CONTROL_ARM, Experiments, assign_arm
 
 Transform = Literal["identity", "log1p", "zscore", "minmax"]
 NORMALIZATIONS = ("zscore", "minmax")
@@ -103,6 +109,17 @@ class WeightsFile(BaseModel):
         if profiles is not None and name not in profiles:
             raise ValueError(f"{name!r} is not one of the profiles {sorted(profiles)}")
         return name
+
+    # After `default_profile`: arms must be profiles other than the default one.
+    experiments: Experiments | None = None
+
+    @field_validator("experiments")
+    @classmethod
+    def _arms_exist(cls, experiments: Experiments | None, info: ValidationInfo) -> Experiments | None:
+        profiles, default = info.data.get("profiles"), info.data.get("default_profile")
+        if experiments is not None and profiles is not None and default is not None:
+            experiments.check_profiles(profiles, default)
+        return experiments
 
 
 @dataclass(frozen=True)
@@ -167,6 +184,18 @@ class CompiledProfile:
             score += term.apply(heads[term.task])
         return score
 
+    def explain(self, heads: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """`combine`, and each task's (B,) contribution w * f(head) (offset included).
+
+        The score is summed from the same arrays in the same order as `combine`, so it is
+        bit-identical to it, and the contributions add up to it.
+        """
+        parts = {term.task: term.apply(heads[term.task]) for term in self.terms}
+        score = np.zeros(len(next(iter(heads.values()))), dtype=np.float64)
+        for part in parts.values():
+            score += part
+        return score, parts
+
 
 @dataclass(frozen=True)
 class CompiledWeights:
@@ -182,6 +211,18 @@ class CompiledWeights:
     def profile(self, name: str | None) -> CompiledProfile | None:
         """The named profile (the default one for None); None when there is no such profile."""
         return self.profiles.get(self.weights.file.default_profile if name is None else name)
+
+    def choose(self, name: str | None, user: Mapping[str, object]) -> tuple[CompiledProfile | None, str | None]:
+        """The profile a request is scored with, and its experiment arm.
+
+        A named profile bypasses the experiment (arm None). Otherwise the experiment, if any,
+        assigns an arm by the user's key: an arm's profile, or CONTROL_ARM with the default profile.
+        """
+        experiments = self.weights.file.experiments
+        if name is not None or experiments is None:
+            return self.profile(name), None
+        arm = assign_arm(experiments, user)
+        return self.profile(None if arm in (None, CONTROL_ARM) else arm), arm
 
 
 def compile_weights(weights: Weights, tasks: list[TaskInfo]) -> CompiledWeights:

@@ -136,7 +136,20 @@ def _warning_lines(trained: Trained) -> list[str]:
     return ["## Warnings", "", *(f"- {w}" for w in warnings), ""] if warnings else []
 
 
-def render_bundle_report(trained: Trained, window: dict) -> str:
+def _profiles_section(ranking: dict) -> list[str]:
+    """NDCG@k per served profile, from the bundle's served heads (training/export.py `served_ranking`)."""
+    if "error" in ranking:
+        return ["## Served profiles", "", f"Not measured for `{ranking['weights']}`: {ranking['error']}", ""]
+    k = ranking["k"]
+    splits = evaluated_splits(ranking)
+    rows = [[f"`{p}`", *(_fmt(ranking[split][p]) for split in splits)] for p in ranking[splits[-1]]]
+    return ["## Served profiles", "",
+            f"NDCG@{k} per profile of `{ranking['weights']}`, ranked by the server's code over the bundle's "
+            "served (onnxruntime, calibrated) heads; gain as above.", "",
+            *_table(["profile", *(f"{split} NDCG@{k}" for split in splits)], rows), ""]
+
+
+def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = None) -> str:
     spec, m, s = trained.spec, trained.metrics, training_summary(trained)
     k = spec.eval.ndcg_k
     splits = evaluated_splits(m)
@@ -156,12 +169,18 @@ def render_bundle_report(trained: Trained, window: dict) -> str:
         *_table(["task", "metric", *splits, f"observed ({splits[-1]})"], metrics_rows(m, spec.tasks)), "",
     ]
     if spec.data.request_id is not None:
-        lines += [f"NDCG@{k} per request of the score {_weights_text(spec.score_weights())} "
+        lines += [f"NDCG@{k} per request of the `eval.score_weights` profile {_weights_text(spec.score_weights())} "
                   f"(gain {_weights_text(spec.gain_weights())}): "
                   + ", ".join(f"{split} {_fmt(m[split][f'ndcg@{k}'])}" for split in splits), ""]
     if "test" not in m:
         lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
     lines += [f"![training curves]({CURVES_FILE})", ""]
+    if metrics and "profiles" in metrics:
+        lines += _profiles_section(metrics["profiles"])
+    if metrics and "calibration" in metrics:
+        from training.calibration import render_section
+
+        lines += render_section(metrics["calibration"])
     if "gates" in m[splits[-1]]:
         lines += _gate_section(m[splits[-1]]["gates"], splits[-1])
     return "\n".join(lines)
@@ -211,11 +230,14 @@ def plot_gate_heatmap(gates: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_bundle_report(trained: Trained, out_dir: Path, window: dict) -> list[Path]:
-    """Write report.md and its PNGs into out_dir; returns the files written."""
+def write_bundle_report(trained: Trained, out_dir: Path, window: dict, metrics: dict | None = None) -> list[Path]:
+    """Write report.md and its PNGs into out_dir; returns the files written.
+
+    `metrics`: the manifest's metrics; its "profiles" and "calibration" entries get their own sections.
+    """
     out_dir = Path(out_dir)
     written = [out_dir / REPORT_FILE]
-    written[0].write_text(render_bundle_report(trained, window))
+    written[0].write_text(render_bundle_report(trained, window, metrics))
     if trained.history:
         plot_curves(trained.history, out_dir / CURVES_FILE)
         written.append(out_dir / CURVES_FILE)

@@ -14,6 +14,7 @@ from training.data import DataError
 from training.features_cli import features_app
 from training.ops_cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
+from training.weights.cli import replay_command, tune_command, weights_app
 
 app = typer.Typer(help="Train, export and publish multi-task ranking models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -141,6 +142,10 @@ def publish(
 app.command("retrain")(retrain_command)
 app.add_typer(registry_app, name="registry")
 app.add_typer(features_app, name="features")
+# Weights (training/weights/cli.py): replay, tune, check, diff.
+app.command("replay")(replay_command)
+app.command("tune")(tune_command)
+app.add_typer(weights_app, name="weights")
 
 if __name__ == "__main__":
     app()

@@ -176,6 +176,21 @@ def generate(cfg: DemoConfig) -> pa.Table:
     return _simulate(cfg)[0]
 
 
+TRUTH_COLUMNS = ("true_click", "true_watch_time", "true_like", "true_rating")
+
+
+def generate_with_truth(cfg: DemoConfig) -> pa.Table:
+    """The impression log plus what the generator knows about every row, for noise-free replay gains:
+    true_click = P(click), true_watch_time = E[seconds watched | click], true_like = P(like),
+    true_rating = E[stars]. (`ranker replay --label click=true_click ...`; the trainer ignores them.)"""
+    table, truth = _simulate(cfg)
+    values = (truth["p_click"], np.exp(truth["watch_mu"] + WATCH_SIGMA**2 / 2), truth["p_like"],
+              _mean_rounded_rating(truth["rating_mu"]))
+    for name, column in zip(TRUTH_COLUMNS, values, strict=True):
+        table = table.append_column(name, pa.array(column))
+    return table
+
+
 def ceiling(cfg: DemoConfig, test_fraction: float = 0.1) -> dict[str, dict[str, float | None]]:
     """Metrics of the true probabilities / expected labels on the newest `test_fraction` of rows.
 

@@ -20,7 +20,10 @@ import pyarrow.compute as pc
 import torch
 
 from service.contract.bundle import (
+    CALIBRATED_FORMAT_VERSION,
+    FORMAT_VERSION,
     MODEL_FILE,
+    LoadedBundle,
     Manifest,
     ParitySample,
     ScoreStats,
@@ -31,12 +34,24 @@ from service.contract.bundle import (
 from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT
 from service.contract.files import sha256_file
 from service.contract.parity import compare
+from service.profiles import WeightsError, compile_weights
+from training import data as D
 from training.bundle_report import training_summary, write_bundle_report
+from training.calibration import (
+    RELIABILITY_FILE,
+    Fitted,
+    calibrate_columns,
+    calibration_summary,
+    fit_calibrations,
+    plot_reliability,
+)
 from training.data import Encoded
+from training.evaluate import bundle_predictions
 from training.inference import export_heads, predict
 from training.metrics import score_stats
 from training.model import ExportHeads
 from training.train import Trained
+from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PARITY_SAMPLE_ROWS = 32
@@ -82,8 +97,9 @@ def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float
     return result.max_abs_diff
 
 
-def build_parity_sample(trained: Trained, path: Path) -> ParitySample:
-    """Raw feature values of real holdout rows (test, else valid) and what the exported model says for them."""
+def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo]) -> ParitySample:
+    """Raw feature values of real holdout rows (test, else valid) and what the bundle serves for them
+    (the graph's outputs, calibrated as `tasks` say)."""
     table = trained.prepared.splits.holdout()
     n = min(PARITY_SAMPLE_ROWS, table.num_rows)
     names = [f.name for f in trained.prepared.encoders.all()]
@@ -92,7 +108,7 @@ def build_parity_sample(trained: Trained, path: Path) -> ParitySample:
         if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             sample = sample.set_column(i, names[i], column.cast(pa.string()))
     e = trained.prepared.holdout()
-    outs = onnx_outputs(path, e.categorical[:n], e.numeric[:n])
+    outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical[:n], e.numeric[:n]))
     return ParitySample(rows=sample.to_pylist(),
                         outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
 
@@ -112,19 +128,44 @@ def data_window(trained: Trained) -> dict:
             "source": cfg.path if cfg.path is not None else cfg.sources()}
 
 
-def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, holdout_preds: np.ndarray) -> Manifest:
-    tasks = [
-        TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
-                 score_stats=ScoreStats(**score_stats(holdout_preds[:, j])))
-        for j, t in enumerate(trained.spec.tasks)
-    ]
+def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:
+    """The manifest's tasks: calibration, and score statistics of the served (calibrated) holdout outputs."""
+    tasks = [TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
+                      calibration=calibrations.get(t.name)) for t in trained.spec.tasks]
+    served = calibrate_columns(tasks, raw_holdout)
+    return [t.model_copy(update={"score_stats": ScoreStats(**score_stats(served[:, j]))}) for j, t in enumerate(tasks)]
+
+
+def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tasks: list[TaskInfo]) -> Manifest:
+    calibrated = any(t.calibration is not None for t in tasks)
     return Manifest(
+        format_version=CALIBRATED_FORMAT_VERSION if calibrated else FORMAT_VERSION,
         model_name=trained.spec.name, model_sha256=sha256_file(model_path),
         features=trained.prepared.encoders, lookups=trained.spec.lookups(), tasks=tasks,
         model_args=trained.args.to_dict(),
         data_window=data_window(trained), parity_sample=parity,
         metrics={**trained.metrics, **training_summary(trained)},
     )
+
+
+def served_ranking(bundle: LoadedBundle, trained: Trained) -> dict:
+    """NDCG@k per served profile (spec `eval.weights`, else `eval.score_weights`) on the evaluated splits
+    (valid; test with --eval-test), from the bundle's served heads and the server's combination code."""
+    spec = trained.spec
+    try:
+        weights, source = eval_weights(spec)
+        compiled = compile_weights(weights, bundle.manifest.tasks)
+    except WeightsError as e:
+        return {"weights": spec.eval.weights, "error": str(e)}
+    out: dict = {"weights": source, "k": spec.eval.ndcg_k}
+    if spec.data.request_id is None:
+        return {**out, "error": "no data.request_id: there are no requests to rank"}
+    for split in [s for s in ("valid", "test") if s in trained.metrics]:  # test only with --eval-test
+        table = getattr(trained.prepared.splits, split)
+        heads = heads_of(bundle_predictions(bundle, table, spec.task_names()), spec.task_names())
+        out[split] = profile_ndcg(compiled, heads, gains(spec, D.raw_labels(table, spec)),
+                                  D.request_index(table, spec), spec.eval.ndcg_k)
+    return out
 
 
 def save_checkpoint(trained: Trained, path: Path) -> None:
@@ -147,11 +188,22 @@ def export_bundle(trained: Trained, out_dir: Path) -> Path:
         model_path = work / MODEL_FILE
         export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train)
         check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows)
-        parity = build_parity_sample(trained, model_path)
-        manifest = build_manifest(trained, model_path, parity, predict(heads, trained.prepared.holdout()))
+        valid = trained.prepared.valid
+        calibrations = fit_calibrations(trained.spec, predict(heads, valid), valid.raw_labels)
+        raw_holdout = predict(heads, trained.prepared.holdout())
+        tasks = task_infos(trained, calibrations, raw_holdout)
+        manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks), tasks)
+        write_manifest(work, manifest)
+        manifest.metrics["profiles"] = served_ranking(load_bundle(work), trained)
+        # Calibration evidence on the last evaluated split: test with --eval-test, else valid (where it was fit).
+        judged = trained.prepared.test if "test" in trained.metrics else valid
+        raw_judged = raw_holdout if judged is trained.prepared.holdout() else predict(heads, judged)
+        manifest.metrics["calibration"] = {"split": "test" if judged is trained.prepared.test else "valid",
+                                           **calibration_summary(trained.spec, tasks, raw_judged, judged.raw_labels)}
         write_manifest(work, manifest)
         save_checkpoint(trained, work / CHECKPOINT_FILE)
-        write_bundle_report(trained, work, manifest.data_window)
+        plot_reliability(work / RELIABILITY_FILE, tasks, raw_judged, judged.raw_labels)
+        write_bundle_report(trained, work, manifest.data_window, manifest.metrics)
         load_bundle(work)  # the server's own verification
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -27,7 +27,7 @@ def decision_of(results: list[GateResult], not_published: str | None) -> str:
 
 def build_report(*, results: list[GateResult], trained: Trained, version: int | None, started_at: datetime,
                  spec: RankerSpec, opts: Any, current: Any, warm_start: dict | None,
-                 not_published: str | None = None) -> dict:
+                 weights: dict | None = None, not_published: str | None = None) -> dict:
     """A JSON-ready account of the run (see docs/OPERATIONS.md for the fields)."""
     finished = datetime.now(UTC)
     splits = trained.prepared.splits
@@ -53,6 +53,7 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
                     "start": holdout_range["min"].as_py().isoformat() if holdout_range else None,
                     "end": holdout_range["max"].as_py().isoformat() if holdout_range else None},
         "warm_start": warm_start,
+        "weights": weights,  # the weights file the profile gates ranked by: source, sha256, profiles
         "gates": [r.to_dict() for r in results],
         "failed": [f"{r.gate}:{r.subject}" for r in results if not r.passed],
         "candidate_test_metrics": test_metrics,
@@ -100,6 +101,9 @@ def render_gate_report(report: dict) -> str:
         w = report["warm_start"]
         lines.append(f"- Warm start from v{w['from_version']}: {w['copied_tensors']} tensors copied, "
                      f"embedding rows carried over {w['embedding_rows_mapped']}, skipped {w['skipped_tensors'] or 'none'}")
+    if report.get("weights"):
+        w = report["weights"]
+        lines.append(f"- Profiles ranked by: {', '.join(w['profiles'])} from `{w['source']}` (sha256 {w['sha256'][:12]})")
     lines += [f"- Note: {n}" for n in report["notes"]]
     lines += ["", "| gate | head | value | threshold | result | margin | detail |", "|---|---|---|---|---|---|---|"]
     for g in report["gates"]:

@@ -13,7 +13,9 @@ rows: the newest time slice of the retrain window, which neither model trained o
     mean_shift    |mean(candidate) - mean(CURRENT)| per head, in units of the head's label std
                   on the holdout (log1p space for log1p-trained heads)
     quantile_shift largest |quantile shift| over p05..p95 per head, same units
-    topk_overlap  mean share of CURRENT's top-k kept by the candidate on sampled requests
+    weights       the weights file that will serve compiles against the candidate (else servers refuse it)
+    topk_overlap  per served profile: mean share of CURRENT's top-k kept by the candidate on sampled requests
+    ndcg          per served profile: NDCG@k (the spec's gain) not lower than CURRENT's by more than ndcg_tolerance
     floor         first model only (no CURRENT): AUC >= min_auc, RMSE / RMSE(mean) <= max_rmse_ratio
 
 Thresholds live in the spec's `gates:` section (training/spec.py, GatesConfig).
@@ -26,9 +28,14 @@ from typing import Literal
 
 import numpy as np
 
+from service.contract.bundle import TaskInfo
+from service.contract.calibration import Smearing
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
+from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights
 from training.metrics import auc, rmse
 from training.spec import RankerSpec
+from training.weights import ranking as R
+from training.weights.served import gains, score_weights_file
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 STD_FLOOR = 1e-6  # a constant head has no spread to measure shifts in
@@ -68,18 +75,40 @@ def check(gate: str, subject: str, value: float | None, op: Literal[">=", "<="],
 
 @dataclass(frozen=True)
 class Scored:
-    """One model's natural-unit outputs on the holdout.
+    """One model's natural-unit (served) outputs on the holdout.
 
     Args:
         preds: (N, T) outputs, columns in `tasks` order.
         tasks: head names.
+        infos: the model's manifest tasks (score statistics for the zscore / minmax transforms);
+            None: the heads without statistics, enough for identity and log1p profiles.
     """
 
     preds: np.ndarray
     tasks: list[str]
+    infos: list[TaskInfo] | None = None
 
     def head(self, name: str) -> np.ndarray:
         return self.preds[:, self.tasks.index(name)]
+
+    def fitted(self, name: str) -> np.ndarray:
+        """A head as the model fit it: the served value with any smearing undone.
+
+        Metric and floor gates measure log1p-trained heads in log1p space, where the graph's output
+        (a median) is the fitted quantity; a smeared (mean) value is biased there by log(factor).
+        """
+        info = next((t for t in self.infos or [] if t.name == name), None)
+        if info is not None and isinstance(info.calibration, Smearing):
+            return info.calibration.invert(self.head(name))
+        return self.head(name)
+
+    def heads(self) -> dict[str, np.ndarray]:
+        return {t: self.preds[:, j] for j, t in enumerate(self.tasks)}
+
+    def compile(self, weights: Weights) -> CompiledWeights:
+        """The weights compiled against this model, as a server would; raises WeightsError."""
+        infos = self.infos or [TaskInfo(name=t, type="regression", group="engagement", output=t) for t in self.tasks]
+        return compile_weights(weights, infos)
 
 
 def parity_gate(onnx: np.ndarray, torch_out: np.ndarray) -> GateResult:
@@ -129,11 +158,11 @@ def metric_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Score
     cfg, out = spec.gates, []
     for j, t in enumerate(spec.tasks):
         y = labels[:, j]
-        b = task_metric(spec, t.name, y, base.head(t.name)) if t.name in base.tasks else None
+        b = task_metric(spec, t.name, y, base.fitted(t.name)) if t.name in base.tasks else None
         if b is None:
-            out.append(floor_gate(spec, t.name, y, cand.head(t.name)))
+            out.append(floor_gate(spec, t.name, y, cand.fitted(t.name)))
             continue
-        c = task_metric(spec, t.name, y, cand.head(t.name))
+        c = task_metric(spec, t.name, y, cand.fitted(t.name))
         observed = int((~np.isnan(y)).sum())
         if t.type == "binary":
             out.append(check("metric", t.name, c, ">=", b - cfg.auc_tolerance,
@@ -199,52 +228,61 @@ def shift_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Scored
     return out
 
 
-def ranking_score(spec: RankerSpec, scored: Scored) -> np.ndarray:
-    """(N,) the spec's evaluation score: sum of score_weights x heads."""
-    score = np.zeros(len(scored.preds))
-    for t, w in spec.score_weights().items():
-        score += w * scored.head(t)
-    return score
+def profile_gates(spec: RankerSpec, weights: Weights, labels: np.ndarray, request: np.ndarray | None, cand: Scored,
+                  base: Scored | None) -> list[GateResult]:
+    """The served profiles on the holdout: the weights compile against the candidate (or the servers
+    would refuse it); per profile, top-k overlap with CURRENT and NDCG@k no worse than CURRENT's.
 
-
-def topk_overlap_gate(spec: RankerSpec, request: np.ndarray, cand: Scored, base: Scored) -> GateResult:
-    """Mean |top-k(candidate) & top-k(CURRENT)| / k over sampled holdout requests (grouped by value)."""
-    cfg = spec.gates
-    weights = spec.score_weights()
-    missing = [t for t in weights if t not in base.tasks]
-    if missing:
-        return check("topk_overlap", "model", None, ">=", cfg.min_topk_overlap,
-                     f"CURRENT lacks head(s) {missing} of the ranking score")
-    order = np.argsort(request, kind="stable")  # the rows of each request side by side
-    request, cs, bs = request[order], ranking_score(spec, cand)[order], ranking_score(spec, base)[order]
-    starts = np.flatnonzero(np.r_[True, request[1:] != request[:-1]])
-    ends = np.r_[starts[1:], len(request)]
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(starts), size=min(cfg.topk_requests, len(starts)), replace=False)
-    overlaps = []
-    for i in pick:
-        lo, hi = starts[i], ends[i]
-        k = min(cfg.topk, hi - lo)
-        top_c = set(np.argsort(-cs[lo:hi], kind="stable")[:k])
-        top_b = set(np.argsort(-bs[lo:hi], kind="stable")[:k])
-        overlaps.append(len(top_c & top_b) / k)
-    value = float(np.mean(overlaps)) if overlaps else None
-    return check("topk_overlap", "model", value, ">=", cfg.min_topk_overlap,
-                 f"top-{cfg.topk} by {weights} on {len(overlaps)} requests")
+    Scores are the server's (`CompiledProfile.combine` over each model's own score statistics);
+    requests are grouped by request id value.
+    """
+    try:
+        cw = cand.compile(weights)
+    except WeightsError as e:
+        return [check("weights", "model", None, "<=", 0.0, f"the servers would refuse this model: {e}")]
+    results = [check("weights", "model", 0.0, "<=", 0.0,
+                     f"profiles {weights.profile_names} compile against the candidate's heads")]
+    if base is None or request is None:
+        return results
+    names = sorted(cw.profiles)
+    try:
+        bw = base.compile(weights)
+    except WeightsError as e:
+        return results + [check("topk_overlap", n, None, ">=", spec.gates.min_topk_overlap,
+                                f"CURRENT cannot score this profile: {e}") for n in names]
+    cfg, k = spec.gates, spec.eval.ndcg_k
+    req = R.Requests.of(request)
+    pick = np.random.default_rng(0).choice(len(req), size=min(cfg.topk_requests, len(req)), replace=False)
+    gain = gains(spec, labels)
+    for name in names:
+        c, b = cw.profiles[name].combine(cand.heads()), bw.profiles[name].combine(base.heads())
+        kept = R.overlap(req, c, b, cfg.topk)[pick]
+        results.append(check("topk_overlap", name, float(kept.mean()) if kept.size else None, ">=",
+                             cfg.min_topk_overlap, f"top-{cfg.topk} by profile {name!r} on {kept.size} requests"))
+        nc, nb = R.ndcg(req, c, gain, k), R.ndcg(req, b, gain, k)
+        seen = np.isfinite(nb)
+        cv, bv = (float(nc[seen].mean()), float(nb[seen].mean())) if seen.any() else (None, float("nan"))
+        results.append(check("ndcg", name, cv, ">=", bv - cfg.ndcg_tolerance,
+                             f"NDCG@{k} {_fmt(cv)} vs CURRENT {bv:.4f} on {int(seen.sum())} requests with a positive "
+                             f"gain (tolerance {cfg.ndcg_tolerance})"))
+    return results
 
 
 def run_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray | None, cand: Scored,
-              base: Scored | None, parity: GateResult) -> list[GateResult]:
+              base: Scored | None, parity: GateResult, weights: Weights | None = None) -> list[GateResult]:
     """All gates for one candidate. base=None means there is no CURRENT (first model: floors);
-    request=None (no data.request_id) means there are no requests to compare top-k lists in."""
+    request=None (no data.request_id) means there are no requests to compare rankings in.
+
+    `weights` is the file that will serve (default: `eval.score_weights` as one profile).
+    """
+    weights = weights if weights is not None else score_weights_file(spec)
     results = [parity, *finite_gates(cand)]
     if base is None:
-        return results + [floor_gate(spec, t.name, labels[:, j], cand.head(t.name)) for j, t in enumerate(spec.tasks)]
+        results += [floor_gate(spec, t.name, labels[:, j], cand.fitted(t.name)) for j, t in enumerate(spec.tasks)]
+        return results + profile_gates(spec, weights, labels, request, cand, None)
     results += [tasks_gate(cand, base), *metric_gates(spec, labels, cand, base)]
     results += shift_gates(spec, labels, cand, base)
-    if request is not None:
-        results.append(topk_overlap_gate(spec, request, cand, base))
-    return results
+    return results + profile_gates(spec, weights, labels, request, cand, base)
 
 
 def _fmt(x: float | None) -> str:

@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from training.requests import request_stats, size_warnings
 from training.spec import RankerSpec
+from training.weights.served import score_weights_profile
 
 # A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
 # this, or it effectively uses fewer experts than EFFECTIVE_EXPERTS_FLOOR (exp of the entropy).
@@ -110,9 +111,8 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
             # report it on the scale the task is trained on.
             tasks[t.name]["rmse_log1p"] = rmse(np.log1p(np.maximum(y, 0.0)), np.log1p(np.maximum(p, 0.0)))
         tasks[t.name]["observed"] = int((~np.isnan(y)).sum())
-    score = np.zeros(len(preds))
-    for t, w in spec.score_weights().items():
-        score += w * preds[:, names.index(t)]
+    # eval.score_weights is a profile, combined by the server's code (training/weights/served.py).
+    score = score_weights_profile(spec).combine({t: preds[:, j] for j, t in enumerate(names)})
     gain = np.zeros(len(preds))
     for t, w in spec.gain_weights().items():
         gain += w * np.nan_to_num(raw_labels[:, names.index(t)])

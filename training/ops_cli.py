@@ -58,8 +58,12 @@ def retrain_command(
     publish_rejected: Annotated[bool, typer.Option(
         help="publish a rejected candidate as a non-CURRENT version with its report")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = False,
+    weights: Annotated[Path | None, typer.Option(
+        help="the weights.yaml that will serve: the NDCG and top-k overlap gates run per profile "
+             "(default: the spec's eval.weights, else eval.score_weights as one profile)")] = None,
 ) -> None:
     """Train on a data window, gate against CURRENT, publish; promote only if every gate passes."""
+    from service.profiles import WeightsError
     from training.data import DataError
     from training.retrain import RetrainOptions, last_days_window, retrain
     from training.spec import SpecError, load_spec
@@ -73,9 +77,10 @@ def retrain_command(
         spec = load_spec(spec_path, data_path=data)
         reg = Registry(registry, spec.name, keep=keep)
         opts = RetrainOptions(work_dir=work, start=start, end=end, partitions=partition or [],
-                              warm_start=warm_start, publish_rejected=publish_rejected, progress=progress)
+                              warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
+                              weights=weights)
         outcome = retrain(spec, reg, opts)
-    except (SpecError, DataError, BundleError, RegistryError) as e:
+    except (SpecError, DataError, BundleError, RegistryError, WeightsError) as e:
         fail(str(e))
     typer.echo((work / REPORT_MD).read_text())
     where = f"version {outcome.version}" if outcome.version is not None else "nothing published"

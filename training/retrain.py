@@ -22,8 +22,10 @@ import torch.nn as nn
 
 from service.contract.bundle import BundleError, LoadedBundle, load_bundle
 from service.contract.features import FeatureEncoders
+from service.profiles import Weights
 from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict, RegistryError, RegistryLocked
 from training import data as D
+from training.calibration import calibrate_columns
 from training.evaluate import bundle_predictions
 from training.export import CHECKPOINT_FILE, ExportError, export_bundle
 from training.gate_report import build_report, render_gate_report, write_gate_report
@@ -33,6 +35,7 @@ from training.model import ModelArgs
 from training.spec import RankerSpec
 from training.train import Trained, train
 from training.warm_start import load_checkpoint, warm_start
+from training.weights.served import eval_weights
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class RetrainOptions:
     warm_start: bool = False
     publish_rejected: bool = True
     progress: bool = False
+    weights: Path | None = None  # the weights.yaml that will serve (default: the spec's eval.weights)
 
 
 @dataclass
@@ -137,12 +141,13 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
     return trained, trained.init_summary
 
 
-def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current) -> list[GateResult]:
-    """Score candidate and CURRENT on the candidate's holdout and run every gate."""
+def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, weights: Weights) -> list[GateResult]:
+    """Score candidate and CURRENT on the candidate's holdout and run every gate (profiles of `weights`)."""
     spec, holdout = trained.spec, trained.prepared.splits.holdout()
-    cand = Scored(bundle_predictions(candidate, holdout, spec.task_names()), spec.task_names())
+    cand = Scored(bundle_predictions(candidate, holdout, spec.task_names()), spec.task_names(), candidate.manifest.tasks)
     rows = trained.prepared.holdout().head(min(spec.gates.parity_rows, holdout.num_rows))
-    parity = parity_gate(cand.preds[:len(rows)], predict(export_heads(trained.model, spec, trained.prepared.scalers), rows))
+    torch_out = predict(export_heads(trained.model, spec, trained.prepared.scalers), rows)
+    parity = parity_gate(cand.preds[:len(rows)], calibrate_columns(candidate.manifest.tasks, torch_out))
     labels, request = D.raw_labels(holdout, spec), D.request_index(holdout, spec)
     base = None
     if current.bundle is not None:
@@ -151,8 +156,8 @@ def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current) 
             return [parity, check("comparable", "model", None, "<=", 0.0,
                                   f"CURRENT reads column(s) {missing} that this spec does not; review and promote by hand")]
         tasks = current.bundle.manifest.task_names
-        base = Scored(bundle_predictions(current.bundle, holdout, tasks), tasks)
-    return run_gates(spec, labels, request, cand, base, parity)
+        base = Scored(bundle_predictions(current.bundle, holdout, tasks), tasks, current.bundle.manifest.tasks)
+    return run_gates(spec, labels, request, cand, base, parity, weights)
 
 
 def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> RetrainOutcome:
@@ -160,9 +165,11 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> Retra
     started = datetime.now(UTC)
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     spec = apply_window(spec, opts)
+    weights, weights_source = eval_weights(spec, opts.weights)  # a bad file stops the job before training
     current = load_current(registry)
     trained, warm = fit_candidate(spec, current, opts.warm_start, opts.work_dir, opts.progress)
-    context = {"started_at": started, "spec": spec, "opts": opts, "current": current, "warm_start": warm}
+    context = {"started_at": started, "spec": spec, "opts": opts, "current": current, "warm_start": warm,
+               "weights": {"source": weights_source, "sha256": weights.sha256, "profiles": weights.profile_names}}
     bundle_dir = opts.work_dir / "bundle"
     try:
         export_bundle(trained, bundle_dir)
@@ -170,7 +177,7 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> Retra
         results = [check("parity", "model", None, "<=", 1.0, f"export refused the graph: {e}")]
         report = build_report(results=results, trained=trained, version=None, **context)
         return finish(report, EXIT_REJECTED, None, opts.work_dir)
-    results = gate_candidate(trained, load_bundle(bundle_dir), current)
+    results = gate_candidate(trained, load_bundle(bundle_dir), current, weights)
     promote = all(r.passed for r in results)
     if not promote and not opts.publish_rejected:
         report = build_report(results=results, trained=trained, version=None, **context)

@@ -138,12 +138,15 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    """Offline ranking metrics: NDCG@k per request of a score made of the heads."""
+    """Offline ranking metrics: NDCG@k per request, per profile of the weights file that will serve."""
 
     ndcg_k: int = Field(10, ge=1, description="k of NDCG@k", examples=[5])
+    weights: str | None = Field(
+        None, description="the weights.yaml that will serve (relative to this spec); report.md's NDCG and the "
+        "retrain gates' NDCG and top-k overlap run per profile of it", examples=["weights.yaml"])
     score_weights: dict[str, float] | None = Field(
-        None, description="task -> weight of the ranking score used for NDCG; default 1.0 for each binary task",
-        examples=[{"click": 1.0, "like": 0.5}])
+        None, description="without `weights`: task -> weight of the one ranking profile, named 'score_weights' "
+        "(identity transforms); default 1.0 for each binary task", examples=[{"click": 1.0, "like": 0.5}])
     gain_weights: dict[str, float] | None = Field(
         None, description="task -> weight of its label in the NDCG gain (null labels count 0); default 1.0 "
         "for each binary task", examples=[{"click": 1.0, "like": 2.0}])
@@ -166,6 +169,18 @@ class GatesConfig(_Strict):
     topk: int = Field(5, ge=1, description="k of the top-k overlap with CURRENT", examples=[10])
     min_topk_overlap: float = Field(0.5, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k", examples=[0.3])
     topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap", examples=[1000])
+    ndcg_tolerance: float = Field(0.02, ge=0, description="allowed NDCG@eval.ndcg_k drop vs CURRENT, per served "
+                                  "profile", examples=[0.01])
+
+
+class CalibrationConfig(_Strict):
+    """Post-hoc calibration fitted on the validation split, stored in the manifest, applied by the server."""
+
+    binary: Literal["none", "platt", "isotonic"] = Field(
+        "none", description="binary heads with at least 1,000 observed validation labels: none, Platt scaling or "
+        "isotonic regression", examples=["platt"])
+    smearing: bool = Field(True, description="log1p regression heads: scale the graph's expm1 (a median) so the "
+                           "served value estimates the mean", examples=[False])
 
 
 class LookupEntity(_Strict):
@@ -208,6 +223,8 @@ class RankerSpec(_Strict):
                                examples=[{"epochs": 10, "lr": 0.002}])
     eval: EvalConfig = Field(default_factory=EvalConfig, description="offline ranking metrics",
                              examples=[{"ndcg_k": 10}])
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="post-hoc calibration of "
+                                           "the heads", examples=[{"binary": "platt"}])
     gates: GatesConfig = Field(default_factory=GatesConfig, description="promotion gates of `ranker retrain`",
                                examples=[{"auc_tolerance": 0.01}])
     lookup: LookupConfig = Field(
@@ -302,4 +319,6 @@ def load_spec(path: str | Path, data_path: str | None = None) -> RankerSpec:
     for cfg in spec.lookup.entities().values():
         if cfg.table is not None and not Path(cfg.table).is_absolute():
             cfg.table = str((path.parent / cfg.table).resolve())
+    if spec.eval.weights is not None and not Path(spec.eval.weights).is_absolute():
+        spec.eval.weights = str((path.parent / spec.eval.weights).resolve())
     return spec

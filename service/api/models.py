@@ -51,6 +51,7 @@ def model_summary(runtime: Runtime) -> dict[str, Any]:
             "default_profile": weights.file.default_profile,
             "profiles": {name: {t: tw.model_dump() for t, tw in p.root.items()}
                          for name, p in weights.file.profiles.items()},
+            "experiments": weights.file.experiments.model_dump() if weights.file.experiments else None,
             "last_error": runtime.weights.last_error,
         }
     return out

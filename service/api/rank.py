@@ -24,6 +24,9 @@ class RankedItem(BaseModel):
     score: float
     rank: int
     scores: dict[str, float] = Field(description="each task head's output in natural units")
+    contributions: dict[str, float] | None = Field(None, description=(
+        "only with `\"explain\": true`: per task of the profile, weight x transform(head) plus the "
+        "transform's offset; they add up to `score`"))
 
 
 class LookupSummary(BaseModel):
@@ -35,6 +38,9 @@ class RankResponse(BaseModel):
     request_id: str
     model_version: int
     profile: str
+    arm: str | None = Field(description=(
+        "experiment arm (weights.yaml `experiments`): a profile name, 'control' (the default profile), or "
+        "null when the request named its profile or there is no experiment"))
     weights_generation: int
     lookup: dict[str, LookupSummary] | None = Field(
         None, description="per entity (item, user), when the model looks features up by id")
@@ -87,11 +93,11 @@ def _record(runtime: RuntimeDep, start: float, status: int, ranked: Ranked | Non
     seconds = time.perf_counter() - start
     # Only profiles that exist become label values: an unknown one in a request must not add series.
     profile = ranked.profile if ranked is not None else ""
-    runtime.metrics.observe_request(profile, status, seconds)
+    runtime.metrics.observe_request(profile, status, seconds, ranked.arm if ranked is not None else None)
     extra: dict[str, Any] = {"status": status, "latency_ms": round(seconds * 1000, 3)}
     if ranked is not None:
         extra.update(request_id=ranked.request_id, candidates=ranked.candidates, model_version=ranked.model_version,
-                     profile=ranked.profile, weights_generation=ranked.weights_generation,
+                     profile=ranked.profile, arm=ranked.arm, weights_generation=ranked.weights_generation,
                      inference_ms=round(ranked.inference_seconds * 1000, 3))
     else:
         # An over-long header is refused (422); the log keeps only its bounded prefix.

@@ -17,12 +17,16 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from service.contract.calibration import Calibration, calibrate
 from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
 from service.contract.files import atomic_write_bytes, sha256_file
 from service.contract.lookups import Lookups, check_lookups
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 
 FORMAT_VERSION = 1
+# Format 2 adds calibrated heads. A bundle with a calibration is written as format 2, so a server
+# from before calibration refuses it instead of serving uncalibrated heads; format 1 still loads.
+CALIBRATED_FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 
@@ -49,7 +53,8 @@ class TaskInfo(BaseModel):
     group: Literal["engagement", "satisfaction"]
     output: str  # ONNX output name
     label_transform: Literal["none", "log1p"] = "none"
-    score_stats: ScoreStats | None = None
+    score_stats: ScoreStats | None = None  # of the served (calibrated) output
+    calibration: Calibration | None = None  # applied to the ONNX output (service/contract/calibration.py)
 
 
 class ParitySample(BaseModel):
@@ -73,7 +78,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(protected_namespaces=())
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_version: Literal[1, 2] = FORMAT_VERSION
     model_name: str
     model_version: int | None = None  # assigned by the registry at publish
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -93,6 +98,10 @@ class Manifest(BaseModel):
         if not names or len(set(names)) != len(names):
             raise ValueError(f"tasks must be a non-empty list of unique names, got {names}")
         check_lookups(self.lookups, self.features)
+        calibrated = [t.name for t in self.tasks if t.calibration is not None]
+        if calibrated and self.format_version < CALIBRATED_FORMAT_VERSION:
+            raise ValueError(f"tasks {calibrated} are calibrated, which needs format_version "
+                             f"{CALIBRATED_FORMAT_VERSION}, not {self.format_version}")
         return self
 
     @property
@@ -152,9 +161,11 @@ class LoadedBundle:
         return [t.output for t in self.manifest.tasks]
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Model inputs -> {task name: (B,) float32 head output}, all heads in one session.run."""
+        """Model inputs -> {task name: (B,) float32 head output}, all heads in one session.run, each
+        then calibrated as the manifest says (unchanged for heads without a calibration)."""
         outputs = self.session.run(self.output_names, inputs)
-        return {t.name: np.asarray(o).reshape(-1) for t, o in zip(self.manifest.tasks, outputs, strict=True)}
+        return {t.name: calibrate(t.calibration, np.asarray(o).reshape(-1))
+                for t, o in zip(self.manifest.tasks, outputs, strict=True)}
 
 
 def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None) -> LoadedBundle:

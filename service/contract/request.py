@@ -67,6 +67,7 @@ class RankRequest:
     top_k: int | None
     request_id: str | None
     defaulted: dict[str, int] = field(default_factory=dict)
+    explain: bool = False
 
 
 class RequestParser:
@@ -92,11 +93,11 @@ class RequestParser:
         if self._item_feature is not None:
             feed_item_id(req.candidates, self._item_feature)
         return RankRequest(user=req.user, context=req.context, candidates=req.candidates,
-                           profile=req.profile, top_k=req.top_k, request_id=req.request_id)
+                           profile=req.profile, top_k=req.top_k, request_id=req.request_id, explain=req.explain)
 
 
 def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, required: dict[str, Any],
-                optional: dict[str, Any] | None = None) -> type:
+                optional: dict[str, Any] | None = None, keep_extra: bool = False) -> type:
     fields: dict[str, Any] = {k: NotRequired[v] for k, v in (optional or {}).items()}
     for enc in features.all() if features is not None else []:
         if enc.source == source:
@@ -106,7 +107,8 @@ def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, req
     # Keys the model does not read are dropped (extra="ignore"): clients may send more than we need.
     # Without a model (the static API docs) any feature is allowed.
     td = TypedDict(name, fields)  # type: ignore[operator]
-    td.__pydantic_config__ = ConfigDict(extra="ignore" if features is not None else "allow")  # type: ignore[attr-defined]
+    extra = "ignore" if features is not None and not keep_extra else "allow"
+    td.__pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[attr-defined]
     return td
 
 
@@ -120,7 +122,9 @@ def request_model(features: FeatureEncoders | None, max_candidates: int | None =
         max_candidates: more candidates than this is a 413 (no limit when None).
         user_key: a user field kept even when it is not a feature (the feature store's user id).
     """
-    user = _typed_dict("User", features, "user", {}, {user_key: ItemId} if user_key else None)
+    # The user object also keeps fields the model does not read: an experiment's key
+    # (service/experiments.py) may be one. It is one small dict per request, not per candidate.
+    user = _typed_dict("User", features, "user", {}, {user_key: ItemId} if user_key else None, keep_extra=True)
     context = _typed_dict("Context", features, "context", {})
     candidate = _typed_dict("Candidate", features, "item", {ITEM_ID: ItemId})
     return create_model(
@@ -138,6 +142,9 @@ def request_model(features: FeatureEncoders | None, max_candidates: int | None =
         top_k=(int | None, Field(None, ge=1, description="return only the k best; all when absent")),
         request_id=(str | None, Field(None, min_length=1, max_length=MAX_REQUEST_ID, description=(
             "echoed back and logged; the X-Request-ID header or a random id otherwise"))),
+        explain=(bool, Field(False, strict=True, description=(
+            "also return each item's `contributions`: per task, weight x transform(head) (plus the "
+            "transform's offset); they add up to the item's score"))),
     )
 
 

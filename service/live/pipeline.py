@@ -31,6 +31,7 @@ class Ranked:
     body: bytes
     request_id: str
     profile: str
+    arm: str | None  # experiment arm (service/experiments.py); None when the request bypassed it
     model_version: int
     weights_generation: int
     candidates: int
@@ -43,7 +44,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     model, weights = serving.model, serving.weights
     header_id = check_header_request_id(header_request_id)
     request = model.parse(raw)
-    profile = weights.profile(request.profile)
+    profile, arm = weights.choose(request.profile, request.user)
     if profile is None:
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
@@ -52,21 +53,22 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     t0 = time.perf_counter()
     heads = model.predict(inputs)  # {task: (B,)}
     inference = time.perf_counter() - t0
-    scores = profile.combine(heads)  # (B,)
+    # Explanations cost nothing unless asked for: `combine` is the whole scoring step otherwise.
+    scores, parts = profile.explain(heads) if request.explain else (profile.combine(heads), None)  # (B,)
     require_finite(scores, heads)
     order = top_k_order(scores, request.top_k)
     request_id = request.request_id or header_id or uuid.uuid4().hex
-    header = {"request_id": request_id, "model_version": model.version, "profile": profile.name,
+    header = {"request_id": request_id, "model_version": model.version, "profile": profile.name, "arm": arm,
               "weights_generation": weights.generation}
     if filled is not None:
         header["lookup"] = filled.summary
-    body = response_body(header, request.candidates, scores, heads, order)
+    body = response_body(header, request.candidates, scores, heads, order, parts)
     if metrics is not None:
         metrics.inference_duration.observe(inference)
         metrics.candidates.observe(len(request.candidates))
         metrics.head_score.observe(heads)
         metrics.observe_defaulted(request.defaulted)
-    return Ranked(body=body, request_id=request_id, profile=profile.name, model_version=model.version,
+    return Ranked(body=body, request_id=request_id, profile=profile.name, arm=arm, model_version=model.version,
                   weights_generation=weights.generation, candidates=len(request.candidates),
                   inference_seconds=inference)
 
@@ -87,8 +89,11 @@ def top_k_order(scores: np.ndarray, k: int | None) -> np.ndarray:
 
 
 def response_body(header: dict, candidates: list[dict], scores: np.ndarray, heads: dict[str, np.ndarray],
-                  order: np.ndarray) -> bytes:
-    """The JSON response: `header` fields plus one item per index of `order`, best first."""
+                  order: np.ndarray, contributions: dict[str, np.ndarray] | None = None) -> bytes:
+    """The JSON response: `header` fields plus one item per index of `order`, best first.
+
+    With `contributions` ({task: (B,)}), each item also carries them under "contributions".
+    """
     # Plain Python values with one tolist() per array, then one small dict per returned item.
     task_names = list(heads)
     ids = [candidates[i][ITEM_ID] for i in order.tolist()]
@@ -97,4 +102,9 @@ def response_body(header: dict, candidates: list[dict], scores: np.ndarray, head
         {ITEM_ID: item_id, "score": score, "rank": rank, "scores": dict(zip(task_names, values, strict=False))}
         for rank, (item_id, score, values) in enumerate(zip(ids, scores[order].tolist(), per_task, strict=True), 1)
     ]
+    if contributions is not None:
+        names = list(contributions)
+        parts = np.stack([contributions[t][order] for t in names], axis=1).tolist()  # (K, terms)
+        for item, values in zip(items, parts, strict=True):
+            item["contributions"] = dict(zip(names, values, strict=True))
     return orjson.dumps({**header, "items": items})

@@ -20,6 +20,7 @@ from service.contract.bundle import (
 )
 from service.contract.features import OOV_INDEX
 from training import data as D
+from training.calibration import calibrate_columns
 from training.export import ExportError, check_parity, export_onnx
 from training.inference import export_heads
 
@@ -36,12 +37,16 @@ def torch_outputs(heads, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def assert_parity(bundle, heads, inputs: dict[str, np.ndarray]) -> None:
+    """The graph reproduces torch, and the served heads are torch's calibrated as the manifest says."""
     names = bundle.manifest.task_names
+    graph = np.stack([np.asarray(o).reshape(-1) for o in bundle.session.run(names, inputs)], axis=1)
     got = bundle.predict(inputs)
-    onnx_out = np.stack([got[t] for t in names], axis=1)
+    served = np.stack([got[t] for t in names], axis=1)
     expected = torch_outputs(heads, inputs)
-    assert np.isfinite(onnx_out).all()
-    np.testing.assert_allclose(onnx_out, expected, atol=PARITY_ATOL, rtol=PARITY_RTOL)
+    assert np.isfinite(served).all()
+    np.testing.assert_allclose(graph, expected, atol=PARITY_ATOL, rtol=PARITY_RTOL)
+    np.testing.assert_allclose(served, calibrate_columns(bundle.manifest.tasks, expected), atol=PARITY_ATOL,
+                               rtol=PARITY_RTOL)
 
 
 def test_bundle_matches_torch_on_real_test_rows(bundle_dir: Path, trained, heads) -> None:
@@ -82,7 +87,8 @@ def test_onnx_has_a_dynamic_batch_and_one_named_output_per_task(bundle_dir: Path
     batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param and not batch_dim.dim_value
     assert sorted(p.name for p in bundle_dir.iterdir()) == sorted(
-        ["checkpoint.pt", "gate_heatmap.png", "manifest.json", MODEL_FILE, "report.md", "training_curves.png"])
+        ["checkpoint.pt", "gate_heatmap.png", "manifest.json", MODEL_FILE, "reliability.png", "report.md",
+         "training_curves.png"])
 
 
 def test_manifest_describes_the_model(bundle_dir: Path, trained) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from service.contract.bundle import ScoreStats, TaskInfo
+from service.profiles import parse_weights
 from training.gates import (
     Scored,
     check,
@@ -13,10 +15,10 @@ from training.gates import (
     floor_gate,
     metric_gates,
     parity_gate,
+    profile_gates,
     run_gates,
     shift_gates,
     tasks_gate,
-    topk_overlap_gate,
 )
 from training.metrics import rmse
 from training.spec import RankerSpec
@@ -57,7 +59,8 @@ def test_identical_candidate_passes_everything(spec: RankerSpec) -> None:
     results = run_gates(spec, labels, request, good, good, check("parity", "model", 0.0, "<=", 1.0))
     assert all(r.passed for r in results), [r for r in results if not r.passed]
     gates = {r.gate for r in results}
-    assert gates == {"parity", "finite", "tasks", "metric", "mean_shift", "quantile_shift", "topk_overlap"}
+    assert gates == {"parity", "finite", "tasks", "metric", "mean_shift", "quantile_shift", "weights", "topk_overlap",
+                     "ndcg"}
 
 
 def test_metric_gate_rejects_a_worse_binary_head_and_says_by_how_much(spec: RankerSpec) -> None:
@@ -115,13 +118,60 @@ def test_a_sharper_candidate_than_an_underfit_current_is_not_a_shift(spec: Ranke
     assert "label std" in click["quantile_shift"].detail
 
 
-def test_topk_overlap_is_one_for_the_same_ranking_and_low_for_a_reversed_one(spec: RankerSpec) -> None:
-    _, request, good = make_world()
-    same = topk_overlap_gate(spec, request, good, good)
-    assert same.value == pytest.approx(1.0) and same.passed
-    reversed_ = Scored(-good.preds, TASKS)
-    low = topk_overlap_gate(spec, request, reversed_, good)
-    assert low.value == pytest.approx(0.0) and not low.passed
+TWO_PROFILES = parse_weights("""
+profiles:
+  default: {click: 1.0, like: {weight: 1.0, transform: zscore}}
+  watch: {watch_time: {weight: 1.0, transform: log1p}}
+""")
+
+
+def with_stats(scored: Scored) -> Scored:
+    """The model's manifest tasks as an exporter writes them: score statistics of its own outputs."""
+    infos = [TaskInfo(name=t, type="binary", group="engagement", output=t,
+                      score_stats=ScoreStats(mean=float(scored.head(t).mean()), std=float(scored.head(t).std()),
+                                             min=float(scored.head(t).min()), max=float(scored.head(t).max())))
+             for t in scored.tasks]
+    return Scored(scored.preds, scored.tasks, infos)
+
+
+def test_profile_gates_have_one_row_per_served_profile(spec: RankerSpec) -> None:
+    labels, request, good = make_world()
+    good = with_stats(good)
+    results = profile_gates(spec, TWO_PROFILES, labels, request, good, good)
+    rows = {(r.gate, r.subject): r for r in results}
+    assert set(rows) == {("weights", "model"), ("topk_overlap", "default"), ("topk_overlap", "watch"),
+                         ("ndcg", "default"), ("ndcg", "watch")}
+    assert all(r.passed for r in results)
+    assert rows[("topk_overlap", "default")].value == pytest.approx(1.0)
+
+
+def test_a_reversed_candidate_fails_overlap_and_ndcg_per_profile(spec: RankerSpec) -> None:
+    labels, request, good = make_world()
+    reversed_ = with_stats(Scored(-good.preds, TASKS))
+    results = {(r.gate, r.subject): r for r in profile_gates(spec, TWO_PROFILES, labels, request, reversed_,
+                                                               with_stats(good))}
+    assert results[("topk_overlap", "default")].value == pytest.approx(0.0)
+    assert not results[("topk_overlap", "default")].passed and not results[("ndcg", "default")].passed
+
+
+def test_rows_of_a_request_need_not_be_contiguous(spec: RankerSpec) -> None:
+    """Requests are groups of equal request id values: shuffling the rows changes no gate value."""
+    labels, request, good = make_world()
+    good = with_stats(good)
+    perm = np.random.default_rng(1).permutation(len(request))
+    shuffled = Scored(good.preds[perm], TASKS, good.infos)
+    before = {(r.gate, r.subject): r.value for r in profile_gates(spec, TWO_PROFILES, labels, request, good, good)}
+    after = {(r.gate, r.subject): r.value for r in profile_gates(spec, TWO_PROFILES, labels[perm], request[perm],
+                                                                 shuffled, shuffled)}
+    assert after == pytest.approx(before)
+
+
+def test_weights_the_candidate_cannot_serve_fail_the_weights_gate(spec: RankerSpec) -> None:
+    labels, request, good = make_world()
+    no_stats = Scored(good.preds, TASKS)  # zscore needs score statistics the candidate lacks
+    results = profile_gates(spec, TWO_PROFILES, labels, request, no_stats, None)
+    assert [(r.gate, r.passed) for r in results] == [("weights", False)]
+    assert "servers would refuse" in results[0].detail and "zscore needs score_stats" in results[0].detail
 
 
 def test_candidate_missing_a_head_fails_the_tasks_gate() -> None:
@@ -151,3 +201,20 @@ def test_parity_gate_uses_absolute_plus_relative_tolerance(spec: RankerSpec) -> 
     assert not parity_gate(torch_out + np.array([[0.0, 0.05], [0.0, 0.0]]), torch_out).passed
     result = parity_gate(far, torch_out)
     assert not result.passed and result.value > 1
+
+
+def test_log1p_heads_are_judged_as_fitted_with_smearing_undone(spec: RankerSpec) -> None:
+    """A smeared watch-time head (served: the mean) passes the floor its median passes: the metric
+    gates measure log1p heads in log1p space, where the graph's output was fit."""
+    from service.contract.calibration import Smearing
+
+    labels, _, good = make_world()
+    infos = [TaskInfo(name=t, type="regression", group="engagement", output=t,
+                      calibration=Smearing(factor=1.8) if t == "watch_time" else None) for t in TASKS]
+    smeared = good.preds.copy()
+    smeared[:, 1] = Smearing(factor=1.8).apply(good.preds[:, 1])
+    served = Scored(smeared, TASKS, infos)
+    np.testing.assert_allclose(served.fitted("watch_time"), good.head("watch_time"), rtol=1e-6)
+    assert floor_gate(spec, "watch_time", labels[:, 1], served.fitted("watch_time")).value == pytest.approx(
+        floor_gate(spec, "watch_time", labels[:, 1], good.head("watch_time")).value, rel=1e-6)
+    assert all(r.passed for r in metric_gates(spec, labels, served, Scored(smeared, TASKS, infos)))

@@ -93,7 +93,7 @@ def test_first_model_on_partitions_is_judged_by_floors(demo_spec: RankerSpec, de
     out = retrain(quick_spec(demo_spec, epochs=4), reg, RetrainOptions(work_dir=tmp_path / "work", partitions=parts))
     assert out.exit_code == EXIT_PROMOTED, out.report["failed"]
     assert reg.current() == 1 and out.report["compared_with"] is None
-    assert {g["gate"] for g in out.report["gates"]} == {"parity", "finite", "floor"}
+    assert {g["gate"] for g in out.report["gates"]} == {"parity", "finite", "floor", "weights"}
     expected_rows = sum(pq.read_metadata(f).num_rows for p in parts for f in (demo_dir / p).glob("*.parquet"))
     assert sum(out.report["rows"].values()) == expected_rows
     assert out.report["window"]["partitions"] == parts

@@ -107,3 +107,34 @@ def test_x_request_id_header_is_bounded_like_the_body_request_id(client, manifes
     assert "x" * 200 not in r.text
     ok = client.post("/v1/rank", content=body, headers={"X-Request-ID": "y" * 128})
     assert ok.status_code == 200 and ok.headers["x-request-id"] == "y" * 128
+
+
+def test_openapi_documents_explain_contributions_and_arm(client):
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/rank"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["explain"]["type"] == "boolean" and "add up" in body["properties"]["explain"]["description"]
+    schemas = spec["components"]["schemas"]
+    assert "contributions" in schemas["RankedItem"]["properties"]
+    assert "arm" in schemas["RankResponse"]["properties"]
+
+
+def test_experiment_arm_in_response_access_log_and_metrics(client, manifest, weights_path, caplog):
+    import logging
+
+    from server_helpers import wait_until
+
+    weights_path.write_text(weights_path.read_text() + "\nexperiments: {name: t1, arms: {satisfaction_first: 0.5}}\n")
+    assert wait_until(lambda: client.get("/v1/models").json()["weights"]["experiments"] is not None)
+    caplog.set_level(logging.INFO, logger="service.access")
+    arms = {}
+    for i in range(30):
+        body = example_request(manifest, 4, seed=i, request_id=f"arm-{i}")
+        body["user"]["user_id"] = f"u{i}"
+        out = client.post("/v1/rank", content=orjson.dumps(body)).json()
+        arms[out["arm"]] = out["profile"]
+        record = next(r for r in caplog.records if getattr(r, "request_id", None) == f"arm-{i}")
+        assert (record.arm, record.profile) == (out["arm"], out["profile"])
+    assert arms == {"satisfaction_first": "satisfaction_first", "control": "default"}
+    text = client.get("/metrics").text
+    assert 'ranker_profile_requests_total{arm="control",profile="default"}' in text
+    assert 'ranker_profile_requests_total{arm="satisfaction_first",profile="satisfaction_first"}' in text

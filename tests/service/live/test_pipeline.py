@@ -117,3 +117,46 @@ def test_on_missing_error_in_the_manifest_is_a_422_naming_the_field(edited_bundl
     with pytest.raises(InvalidRequest) as err:
         rank(strict, orjson.dumps(body))
     assert err.value.problems[0].field == "candidates[1].item_popularity"
+
+
+def test_explain_contributions_add_up_to_the_score(serving, manifest):
+    body = orjson.dumps(example_request(manifest, 50, seed=6, explain=True))
+    out = orjson.loads(rank(serving, body).body)
+    for item in out["items"]:
+        parts = item["contributions"]
+        assert set(parts) == {"click", "like"}  # the default profile's tasks
+        assert parts["like"] == pytest.approx(2.0 * item["scores"]["like"], rel=1e-6)
+        assert sum(parts.values()) == pytest.approx(item["score"], rel=1e-12, abs=1e-12)
+
+
+def test_explain_off_adds_nothing_and_ranks_the_same(serving, manifest):
+    plain = orjson.loads(rank(serving, orjson.dumps(example_request(manifest, 40, seed=7, request_id="r"))).body)
+    explained = orjson.loads(rank(serving, orjson.dumps(example_request(manifest, 40, seed=7, request_id="r",
+                                                                        explain=True))).body)
+    assert all("contributions" not in i for i in plain["items"])
+    assert [(i["item_id"], i["score"]) for i in plain["items"]] == [(i["item_id"], i["score"])
+                                                                    for i in explained["items"]]
+
+
+def test_explain_must_be_a_boolean(serving, manifest):
+    with pytest.raises(InvalidRequest, match="explain"):
+        rank(serving, orjson.dumps(example_request(manifest, 2, explain="yes")))
+
+
+def test_experiment_arm_picks_the_profile_and_is_reported(bundle_dir, manifest):
+    model = load_model(bundle_dir, version=1, session_config=SessionConfig(), max_candidates=1000)
+    weights = parse_weights("profiles: {default: {click: 1.0}, r: {rating: 1.0}}\n"
+                            "experiments: {name: e1, arms: {r: 0.5}}")
+    serving = Serving(model, compile_weights(weights, model.tasks))
+    seen = {}
+    for i in range(40):
+        body = example_request(manifest, 5, seed=i)
+        body["user"]["user_id"] = f"user-{i}"
+        ranked = rank(serving, orjson.dumps(body))
+        out = orjson.loads(ranked.body)
+        assert (out["arm"], out["profile"]) == (ranked.arm, ranked.profile)
+        assert out["profile"] == ("r" if out["arm"] == "r" else "default") and out["arm"] in ("r", "control")
+        seen[out["arm"]] = seen.get(out["arm"], 0) + 1
+        named = orjson.loads(rank(serving, orjson.dumps({**body, "profile": "r"})).body)
+        assert (named["profile"], named["arm"]) == ("r", None)  # an explicit profile bypasses the split
+    assert set(seen) == {"r", "control"}

@@ -54,3 +54,18 @@ def test_model_that_does_not_fit_the_weights_is_refused(tmp_path):
     with pytest.raises(ModelRefused, match=r"profiles\.default\.a"):
         state.set_model(FakeModel(2, ["b"]))
     assert state.serving.model.version == 1
+
+
+def test_experiments_are_hot_reloaded_and_a_bad_section_keeps_the_last_good(tmp_path):
+    ws, state, metrics = store(tmp_path, "profiles: {default: {a: 1}, t: {b: 1}}")
+    state.set_model(FakeModel(1, ["a", "b"]))
+    ws.check()
+    assert state.serving.weights.weights.file.experiments is None
+    ws.path.write_text("profiles: {default: {a: 1}, t: {b: 1}}\nexperiments: {name: x, arms: {t: 0.3}}")
+    assert ws.check().result == "success"
+    assert state.serving.weights.weights.file.experiments.arms == {"t": 0.3}
+    ws.path.write_text("profiles: {default: {a: 1}, t: {b: 1}}\nexperiments: {name: x, arms: {t: 0.7, u: 0.5}}")
+    check = ws.check()
+    assert check.result == "failed" and "experiments" in check.error
+    assert state.serving.weights.weights.file.experiments.arms == {"t": 0.3}
+    assert count(metrics, "failed") == 1
