@@ -30,11 +30,12 @@ def _one(err: dict, root: type[BaseModel]) -> str:
 
 def nearest_key(key: str, valid: list[str]) -> str | None:
     """The valid key a typo most likely meant: close in spelling, or one is a prefix of the other."""
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    if close:
-        return close[0]
+    # A unique prefix relation first: `evaluation` means `eval`, though `calibration` is spelt closer.
     prefixed = [v for v in valid if len(min(v, key, key=len)) >= 3 and (v.startswith(key) or key.startswith(v))]
-    return prefixed[0] if len(prefixed) == 1 else None
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def model_at(root: type[BaseModel], path: tuple) -> type[BaseModel] | None:

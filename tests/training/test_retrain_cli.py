@@ -86,3 +86,14 @@ def test_rollback_and_missing_version(root: str) -> None:
     assert again.exit_code == 2 and "no earlier served version" in again.output
     missing = run("registry", "promote", "42", "--registry", root)
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_retrain_with_weights_a_server_would_refuse_stops_before_training(root: str, tiny_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    bad = tmp_path / "weights.yaml"
+    bad.write_text("profiles: {default: {click: 1.0, likes: 2.0}}")
+    spec = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+    out = CliRunner().invoke(app, ["retrain", str(spec), "--registry", root, "--data", str(tiny_dir),
+                                   "--weights", str(bad), "--work-dir", str(tmp_path / "work")])
+    assert out.exit_code == 2 and "profiles.default.likes" in out.stderr, out.output
+    assert Registry(root, "demo").versions() == [1, 2, 3]  # nothing trained, nothing published

@@ -82,12 +82,13 @@ def gains_of(labels: np.ndarray) -> np.ndarray:
 
 
 def ndcg(req: Requests, scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """(R,) NDCG@k of the order by `scores` with `labels` as gains; NaN without a positive gain."""
+    """(R,) NDCG@k of the order by `scores` with `labels` as gains; NaN without a positive gain, and for
+    one-row requests, which rank nothing (as the trainer's NDCG, training/metrics.py)."""
     gain = gains_of(labels)
     dcg = _per_request(req, gain * discount(positions(req, scores), k))
     ideal = _per_request(req, gain * discount(positions(req, gain), k))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ideal > 0, dcg / ideal, np.nan)
+        return np.where((ideal > 0) & (req.sizes > 1), dcg / ideal, np.nan)
 
 
 def observed_only(req: Requests, labels: np.ndarray) -> tuple[Requests, np.ndarray]:
@@ -127,7 +128,7 @@ def random_ndcg(req: Requests, labels: np.ndarray, k: int) -> np.ndarray:
     disc_sum[k + 1:] = disc_sum[min(k, len(disc_sum) - 1)]
     ideal = _per_request(req, gain * discount(positions(req, gain), k))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ideal > 0, mean_gain * disc_sum[req.sizes] / ideal, np.nan)
+        return np.where((ideal > 0) & (req.sizes > 1), mean_gain * disc_sum[req.sizes] / ideal, np.nan)
 
 
 def random_yield(req: Requests, labels: np.ndarray) -> np.ndarray:

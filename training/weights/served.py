@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from service.contract.bundle import TaskInfo
-from service.profiles import CompiledWeights, Weights, compile_weights, parse_weights
+from service.contract.bundle import ScoreStats, TaskInfo
+from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights, parse_weights
 from training.spec import RankerSpec
 from training.weights import ranking as R
 
 SCORE_WEIGHTS_PROFILE = "score_weights"
+_UNIT = ScoreStats(mean=0.0, std=1.0, min=0.0, max=1.0)  # placeholder statistics for a check of task names
 
 
 def score_weights_file(spec: RankerSpec) -> Weights:
@@ -40,10 +41,14 @@ def eval_weights(spec: RankerSpec, path: Path | str | None = None) -> tuple[Weig
     try:
         data = Path(source).read_bytes()
     except OSError as e:
-        from service.profiles import WeightsError
-
         raise WeightsError(f"{source}: cannot read the weights file: {e}") from e
-    return parse_weights(data, source=str(source)), str(source)
+    weights = parse_weights(data, source=str(source))
+    # The tasks can be checked before any model exists (the score statistics only once one does).
+    try:
+        compile_weights(weights, [t.model_copy(update={"score_stats": _UNIT}) for t in spec_tasks(spec)])
+    except WeightsError as e:
+        raise WeightsError(f"{source}: {e}") from e
+    return weights, str(source)
 
 
 def spec_tasks(spec: RankerSpec) -> list[TaskInfo]:
