@@ -99,12 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "weights-movielens")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reuse", action="store_true", help="reuse the bundles already trained in --work")
     ns = ap.parse_args(argv)
     made_by = provenance(".venv/bin/python -m bench.weights_movielens")
     work = Path(tempfile.mkdtemp(prefix="mtl-ml-front-")) if ns.smoke else ns.work
     work.mkdir(parents=True, exist_ok=True)
     data = smoke_data() if ns.smoke else write_dataset(0)
-    bundles = train_bundles(work, data, 1 if ns.smoke else None)
+    if ns.reuse:
+        bundles = {arch: work / arch for arch in ("mmoe", "single_task")}
+    else:
+        bundles = train_bundles(work, data, 1 if ns.smoke else None)
     spec = load_spec(SPEC, data_path=str(data))
     log = work / "test_split.parquet"
     pq.write_table(load_splits(spec).test, log)
