@@ -80,6 +80,9 @@ def metrics_table(metrics: dict, spec: RankerSpec) -> str:
         lines += [f"{t.name:<{w}}{key:<12}{_fmt(m[key]):>10}{m['observed']:>11,}"
                   for key in ("auc", "rmse", "rmse_log1p") if key in m]
     lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}{_fmt(metrics.get(f'ndcg@{k}')):>10}{metrics['rows']:>11,}")
+    if metrics.get("profiles"):
+        lines.append("served profiles (eval.weights), ranked as the server ranks:")
+        lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>10}" for name, value in metrics["profiles"].items()]
     lines.append(requests_text(metrics))
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from service.contract.bundle import BundleError
+from service.profiles import WeightsError
 from service.registry import Registry, RegistryError
 from training.data import DataError
 from training.features_cli import features_app
@@ -19,7 +20,7 @@ from training.weights.cli import replay_command, tune_command, weights_app
 app = typer.Typer(help="Train, export and publish multi-task ranking models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 
-USER_ERRORS: tuple[type[Exception], ...] = (SpecError, DataError, BundleError, RegistryError)
+USER_ERRORS: tuple[type[Exception], ...] = (SpecError, DataError, BundleError, RegistryError, WeightsError)
 
 
 def fail(message: str) -> None:

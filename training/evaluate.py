@@ -9,10 +9,12 @@ import numpy as np
 import pyarrow as pa
 
 from service.contract.bundle import LoadedBundle
+from service.profiles import compile_weights
 from training import data as D
 from training import splits as S
 from training.metrics import prediction_metrics
 from training.spec import RankerSpec
+from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
 
 CHUNK = 65_536
 
@@ -58,7 +60,15 @@ def load_eval_table(spec: RankerSpec, data: str | None = None) -> pa.Table:
 
 
 def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec) -> dict:
-    """Metrics of a bundle on `table`, as in the training report (requests grouped by value)."""
+    """Metrics of a bundle on `table`, as in the training report (requests grouped by value), plus
+    NDCG@k per profile of the spec's `eval.weights` ("profiles"), ranked as the server ranks."""
     check_compatible(bundle, spec)
     preds = bundle_predictions(bundle, table, spec.task_names())
-    return prediction_metrics(preds, D.raw_labels(table, spec), D.request_index(table, spec), spec)
+    labels, request = D.raw_labels(table, spec), D.request_index(table, spec)
+    metrics = prediction_metrics(preds, labels, request, spec)
+    if spec.eval.weights is not None and request is not None:
+        weights, _ = eval_weights(spec)
+        compiled = compile_weights(weights, bundle.manifest.tasks)
+        metrics["profiles"] = profile_ndcg(compiled, heads_of(preds, spec.task_names()), gains(spec, labels),
+                                           request, spec.eval.ndcg_k)
+    return metrics

@@ -63,8 +63,12 @@ def test_evaluate_a_bundle_on_the_test_split_and_on_given_data(bundle_dir: Path,
     whole = json.loads(result.output)
     assert whole["rows"] == sum(t.num_rows for t in (trained.prepared.splits.train, trained.prepared.splits.valid,
                                                      trained.prepared.splits.test))
+    # NDCG per served profile of the spec's eval.weights (configs/weights.yaml), ranked as the server ranks.
+    assert set(whole["profiles"]) == {"default", "satisfaction_first", "engagement_first", "click_only"}
+    assert all(0 < v <= 1 for v in whole["profiles"].values())
     text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data", str(tiny_dir)])
     assert text.exit_code == 0 and "click" in text.output and "ndcg@10" in text.output
+    assert "served profiles" in text.output and "satisfaction_first" in text.output
 
 
 def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Path, trained, tmp_path: Path) -> None:
@@ -72,6 +76,10 @@ def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Pat
     raw = yaml.safe_load(DEMO_SPEC.read_text())
     raw["data"]["path"] = trained.spec.data.path
     spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    missing = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--json"])
+    assert missing.exit_code == 2 and "weights.yaml: cannot read the weights file" in missing.stderr
+    raw["eval"]["weights"] = str(DEMO_SPEC.parent / "weights.yaml")
     spec.write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--json"])
     assert result.exit_code == 0, result.output
