@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
 from service.contract.bundle import read_manifest
-from training.model import ExportHeads, ModelArgs, build_model
+from training.modeling.model import ExportHeads, ModelArgs, build_model
 
 ITEM_ID = "item_id"
 

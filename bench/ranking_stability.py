@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from bench.doc_sections import write_section
 from bench.quality.common import provenance
 from service.contract.bundle import load_bundle
-from training.demo_data import DemoConfig, generate, write_partitioned
+from training.data.demo import DemoConfig, generate, write_partitioned
 from training.spec import load_spec
 from training.weights import ranking as R
 from training.weights.logs import LogColumns, load_weights, read_log, score_log
@@ -48,8 +48,8 @@ def day(cfg: DemoConfig, n: int) -> str:
 
 def export_all(work: Path, cfg: DemoConfig, seed: int, epochs: int | None) -> dict[str, dict[str, Path]]:
     """bundles[setting][window]: each window trained once, exported once per calibration setting."""
-    from training.export import export_bundle
-    from training.train import train
+    from training.bundle.export import export_bundle
+    from training.fit.train import train
 
     out: dict[str, dict[str, Path]] = {s: {} for s in SETTINGS}
     for window, (start, end) in WINDOWS.items():

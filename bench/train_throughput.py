@@ -3,13 +3,13 @@
 For each model shape, in one process, with the same number of torch threads, in interleaved rounds:
   bare     the same model over pre-made random tensors of the same shapes, plain BCE/MSE, no masks,
            no metrics, no progress bar: what the hardware allows for this model.
-  trainer  epochs of training.train.fit_epochs() (what fit() runs) on encoded demo data: masked
+  trainer  epochs of training.fit.train.fit_epochs() (what fit() runs) on encoded demo data: masked
            losses, loss balancing, a live progress bar, the per-epoch validation pass. Data prep
            (Parquet -> encoded arrays) is timed separately.
   per-row  what most users write: a torch Dataset whose __getitem__ returns one row (pre-encoded
            tensors, a dict of named columns, or a raw row encoded on the fly), a DataLoader with
            the default collate, the same model and masked losses.
-Then, in a child process, the peak RSS of `training.train.train()` on --memory-rows demo rows.
+Then, in a child process, the peak RSS of `training.fit.train.train()` on --memory-rows demo rows.
 
     .venv/bin/python -m bench.train_throughput                        # full size, rewrites docs
     .venv/bin/python -m bench.train_throughput --rows 20000 --memory-rows 0 --no-write-doc  # smoke
@@ -181,7 +181,7 @@ class RowLoop:
     trains on the next `rows` samples (reshuffling when the loader runs out) and returns samples/s."""
 
     def __init__(self, model: torch.nn.Module, dataset: TupleRows | NamedRows | RawRows, spec) -> None:
-        from training.losses import MaskedTaskLosses
+        from training.modeling.losses import MaskedTaskLosses
 
         self.model, self.dataset = model.train(), dataset
         self.losses = MaskedTaskLosses([t.loss for t in spec.tasks])
@@ -212,8 +212,8 @@ class RowLoop:
 
 
 def measure_shape(shape: str, data_dir: Path, args: argparse.Namespace, prep_cache: dict) -> ShapeResult:
-    from training.model import build_model
-    from training.train import fit_epochs, model_args, prepare, set_seed
+    from training.fit.train import fit_epochs, model_args, prepare, set_seed
+    from training.modeling.model import build_model
 
     spec = demo_spec(data_dir, shape, args.epochs, args.threads)
     if "prep" not in prep_cache:
@@ -246,7 +246,7 @@ def measure_shape(shape: str, data_dir: Path, args: argparse.Namespace, prep_cac
 
 def peak_memory_mib(rows: int, threads: int) -> tuple[float, float]:
     """(peak RSS MiB, seconds) of one `train()` epoch on `rows` demo rows, in a child process."""
-    from training.demo_data import DemoConfig, write_demo
+    from training.data.demo import DemoConfig, write_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         write_demo(Path(tmp) / "data", DemoConfig(rows=rows, seed=0))  # generated here, not in the child
@@ -260,7 +260,7 @@ def peak_memory_mib(rows: int, threads: int) -> tuple[float, float]:
 
 
 def memory_child(data_dir: str, threads: int) -> None:
-    from training.train import train
+    from training.fit.train import train
 
     spec = demo_spec(Path(data_dir), "small", epochs=1, threads=threads)
     train(spec, progress=False)
@@ -321,7 +321,7 @@ def markdown(results: list[ShapeResult], args: argparse.Namespace, prep_seconds:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "*trainer*: epochs of `training.train.fit_epochs()` (what `fit()` runs) with masked losses, uncertainty loss balancing, the tqdm progress "
+        "*trainer*: epochs of `training.fit.train.fit_epochs()` (what `fit()` runs) with masked losses, uncertainty loss balancing, the tqdm progress "
         "bar and the per-epoch validation pass. Data prep (Parquet read, validation, time split, encoding of "
         f"{args.rows:,} rows) took {prep_seconds:.1f} s and is not included. *bare*: the same model over "
         "pre-made random tensors, plain BCE/MSE, no masks, no bar, no validation. Per-row loops: "
@@ -334,7 +334,7 @@ def markdown(results: list[ShapeResult], args: argparse.Namespace, prep_seconds:
         *floor_verdicts(results),
     ]
     if memory is not None:
-        lines += ["", f"Peak memory (max RSS of a child process) of `training.train.train()` on "
+        lines += ["", f"Peak memory (max RSS of a child process) of `training.fit.train.train()` on "
                       f"{args.memory_rows:,} demo rows, small shape, 1 epoch, from Parquet to test metrics: "
                       f"**{memory[0] / 1024:.2f} GiB** ({memory[1]:.0f} s); the budget is 8 GiB."]
     return "\n".join(lines)
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> list[ShapeResult]:
     if args.memory_child:
         memory_child(args.memory_child, args.threads)
         return []
-    from training.demo_data import DemoConfig, write_demo
+    from training.data.demo import DemoConfig, write_demo
 
     results, cache = [], {}
     with tempfile.TemporaryDirectory() as tmp:

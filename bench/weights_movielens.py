@@ -26,8 +26,8 @@ from bench.quality.common import provenance
 from bench.quality.movielens import SPEC, smoke_data
 from bench.quality.movielens_data import write_dataset
 from service.contract.bundle import load_bundle
+from training.data.splits import load_splits
 from training.spec import load_spec
-from training.splits import load_splits
 from training.weights.front_plot import plot_front
 from training.weights.logs import LogColumns, load_weights, read_log, score_log
 from training.weights.replay import Metric
@@ -50,8 +50,8 @@ profiles:
 
 
 def train_bundles(work: Path, data: Path, epochs: int | None) -> dict[str, Path]:
-    from training.export import export_bundle
-    from training.train import train
+    from training.bundle.export import export_bundle
+    from training.fit.train import train
 
     out = {}
     for arch in ("mmoe", "single_task"):

@@ -6,7 +6,7 @@ measured twice: by the logged labels (what an operator has) and by the truth (no
     .venv/bin/python -m bench.weights_tuning             # 200k rows, 300 trials; writes its BENCHMARKS section
     .venv/bin/python -m bench.weights_tuning --smoke     # 20k rows, 2 epochs, 30 trials, temp dir, no docs
 
-Steps: demo data with truth columns (training/demo_data.py `generate_with_truth`) -> `ranker train`
+Steps: demo data with truth columns (training/data/demo.py `generate_with_truth`) -> `ranker train`
 with configs/demo.yaml -> the test split (newest 10 %, never trained on) is the replay log -> `tune`
 (training/weights/tune.py: search on one half of its requests, re-measure on the other) with
 objectives ndcg@10:click and ndcg@10:like and configs/weights.yaml as the current profiles.
@@ -25,9 +25,9 @@ import pyarrow.parquet as pq
 from bench.doc_sections import write_section
 from bench.quality.common import provenance
 from service.contract.bundle import load_bundle
-from training.demo_data import DemoConfig, generate_with_truth, write_partitioned
+from training.data.demo import DemoConfig, generate_with_truth, write_partitioned
+from training.data.splits import split_table
 from training.spec import load_spec
-from training.splits import split_table
 from training.weights.front_plot import plot_front
 from training.weights.logs import LogColumns, load_weights, read_log, score_log
 from training.weights.replay import Metric
@@ -47,8 +47,8 @@ TRUTH = LogColumns(labels={"click": "true_click", "like": "true_like", "watch_ti
 
 def build(work: Path, rows: int, epochs: int | None) -> tuple[Path, Path]:
     """Demo data (with truth) -> trained, exported bundle; the test split as the replay log."""
-    from training.export import export_bundle
-    from training.train import train
+    from training.bundle.export import export_bundle
+    from training.fit.train import train
 
     table = generate_with_truth(DemoConfig(rows=rows, seed=0))
     write_partitioned(table, work / "data")
@@ -137,7 +137,7 @@ def pair_section(out: dict) -> list[str]:
 
 def calibration_lines(bundle_dir: Path) -> list[str]:
     """The bundle's calibration evidence (report.md's table, from the manifest): ECE and smeared means."""
-    from training.calibration import render_section
+    from training.bundle.calibration import render_section
 
     summary = load_bundle(bundle_dir).manifest.metrics.get("calibration", {})
     return ["### Calibration of the demo model's heads", "",

@@ -41,7 +41,7 @@ from bench.doc_sections import write_section  # noqa: E402
 from service.contract.bundle import read_manifest  # noqa: E402
 from service.examples import example_request  # noqa: E402
 from service.registry import Registry  # noqa: E402
-from training.demo_data import DemoConfig, day_after, write_demo  # noqa: E402
+from training.data.demo import DemoConfig, day_after, write_demo  # noqa: E402
 from training.spec import load_spec  # noqa: E402
 
 SECTION = "two-nights"

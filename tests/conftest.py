@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from training.demo_data import DemoConfig, write_demo
+from training.data.demo import DemoConfig, write_demo
 from training.spec import RankerSpec, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def demo_spec(demo_dir: Path) -> RankerSpec:
 
 
 def _train(spec: RankerSpec):
-    from training.train import train
+    from training.fit.train import train
 
     # One intra-op thread: on a shared 2-core box, two OpenMP threads that get preempted spin at
     # barriers and run many times slower; results differ from 2 threads only by float rounding.
@@ -77,7 +77,7 @@ def quality_trained(demo_spec: RankerSpec):
 
 @pytest.fixture(scope="session")
 def bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.export import export_bundle
+    from training.bundle.export import export_bundle
 
     return export_bundle(trained, tmp_path_factory.mktemp("bundles") / "demo")
 
@@ -85,7 +85,7 @@ def bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def quality_bundle_dir(quality_trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The converged demo model's bundle: a CURRENT that a retrained candidate is compared against."""
-    from training.export import export_bundle
+    from training.bundle.export import export_bundle
 
     return export_bundle(quality_trained, tmp_path_factory.mktemp("bundles") / "demo-quality")
 
@@ -102,6 +102,6 @@ def s3() -> Iterator:
 @pytest.fixture(scope="session")
 def feature_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """items.parquet and users.parquet: the catalogue behind the tiny demo data (what `trained` saw)."""
-    from training.demo_data import generate, write_feature_snapshots
+    from training.data.demo import generate, write_feature_snapshots
 
     return write_feature_snapshots(generate(DemoConfig(rows=TINY_ROWS, seed=0)), tmp_path_factory.mktemp("features"))

@@ -12,8 +12,8 @@ from service.contract.bundle import BundleError
 from service.profiles import WeightsError
 from service.registry import Registry, RegistryError
 from training.data import DataError
-from training.features_cli import features_app
-from training.ops_cli import registry_app, retrain_command
+from training.features.cli import features_app
+from training.nightly.cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 from training.weights.cli import replay_command, tune_command, weights_app
 
@@ -40,8 +40,8 @@ def demo_data(
         help="also write the item and user feature snapshots here", show_default="OUT-features")] = None,
 ) -> None:
     """Write a deterministic synthetic impression log (click, watch_time, like, rating) and its feature snapshots."""
-    from training.demo_data import DemoConfig, generate, write_feature_snapshots, write_partitioned
-    from training.demo_data import ceiling as true_ceiling
+    from training.data.demo import DemoConfig, generate, write_feature_snapshots, write_partitioned
+    from training.data.demo import ceiling as true_ceiling
 
     cfg = DemoConfig(rows=rows, seed=seed, days=days, drift=drift)
     logs = generate(cfg)
@@ -68,9 +68,9 @@ def train(
 ) -> None:
     """Train on the spec's data, evaluate on validation, export a verified bundle (with report.md) and
     optionally publish it."""
-    from training.bundle_report import REPORT_FILE, summary_table
-    from training.export import ExportError, export_bundle
-    from training.train import train as run_training
+    from training.bundle.export import ExportError, export_bundle
+    from training.bundle.report import REPORT_FILE, summary_table
+    from training.fit.train import train as run_training
 
     try:
         spec = load_spec(spec_path, data_path=data)
@@ -101,8 +101,8 @@ def evaluate(
 ) -> None:
     """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
     from service.contract.bundle import load_bundle
-    from training.bundle_report import metrics_table
-    from training.evaluate import evaluate_bundle, load_eval_table
+    from training.bundle.report import metrics_table
+    from training.evaluation.evaluate import evaluate_bundle, load_eval_table
 
     try:
         spec = load_spec(spec_path)
@@ -139,7 +139,7 @@ def publish(
     typer.echo(f"published {manifest.model_name} version {version}{' (CURRENT)' if current else ''}")
 
 
-# Operations (training/ops_cli.py): the nightly job and the registry commands.
+# Operations (training/nightly/cli.py): the nightly job and the registry commands.
 app.command("retrain")(retrain_command)
 app.add_typer(registry_app, name="registry")
 app.add_typer(features_app, name="features")

@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.quality.common import REPO, fmt_ms
 from bench.quality.records import metric_name, task_metric, task_names
 from bench.quality.runner import Job, run_jobs
-from training.demo_data import DemoConfig, write_demo
+from training.data.demo import DemoConfig, write_demo
 
 DEMO_SPEC = REPO / "configs" / "demo.yaml"
 ML_SPEC = REPO / "bench" / "quality" / "specs" / "movielens.yaml"

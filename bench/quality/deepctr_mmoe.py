@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training import inference
-from training import train as T
-from training.metrics import prediction_metrics
+from training.evaluation import inference
+from training.evaluation.metrics import prediction_metrics
+from training.fit import train as T
 from training.spec import RankerSpec
 
 

@@ -1,7 +1,7 @@
 """Expert dropout (Zhao et al., RecSys 2019) vs gate polarization, on the demo data and MovieLens.
 
 For each dataset, our MMoE (its spec as committed) is trained with model.expert_dropout in
-{0, 0.1, 0.3} over 10 seeds; gate statistics come from training.metrics.gate_stats on the test
+{0, 0.1, 0.3} over 10 seeds; gate statistics come from training.evaluation.metrics.gate_stats on the test
 split (eval-mode gates, no dropout).
 
     .venv/bin/python -m bench.quality.expert_dropout            # full: 2 datasets x 3 values x 10 seeds
@@ -27,7 +27,7 @@ from bench.quality.common import (
     use_agg,
 )
 from bench.quality.records import by_override, gap_and_noise, task_metric, task_names
-from training.metrics import EFFECTIVE_EXPERTS_FLOOR, POLARIZED_TOP_WEIGHT
+from training.evaluation.metrics import EFFECTIVE_EXPERTS_FLOOR, POLARIZED_TOP_WEIGHT
 
 SECTION = "quality-expert-dropout"
 RESULTS = RESULTS_DIR / "expert_dropout.json"
@@ -113,7 +113,7 @@ Our MMoE as configured in each dataset's spec (`configs/demo.yaml`: 4 experts (1
 `bench/quality/specs/movielens.yaml`: 4 experts (128, 64), 3 tasks), trained with `model.expert_dropout` ∈
 {{{', '.join(f'{r:g}' for r in RATES)}}} (training only: each gate weight is zeroed with that probability and the
 rest renormalized) over seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} per value). Gate statistics are
-`training.metrics.gate_stats` on eval-mode gates of the test split: a task's gate is **polarized** when its
+`training.evaluation.metrics.gate_stats` on eval-mode gates of the test split: a task's gate is **polarized** when its
 mean weight on its top expert exceeds {POLARIZED_TOP_WEIGHT} or its effective number of experts
 (exp of the entropy of its mean weights) is below {EFFECTIVE_EXPERTS_FLOOR}. *Gate entropy* is the mean per-row
 entropy divided by log(#experts) (1 = uniform, 0 = one-hot). Task metrics on the test split, mean ± std over seeds.

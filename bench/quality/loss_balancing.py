@@ -97,7 +97,7 @@ Our MMoE with each dataset's spec as committed, only `train.loss_balancing` chan
 ({len(seeds)} per setting), test metrics mean ± std over seeds. **fixed**: sum of the per-task masked mean losses,
 weight 1 each. **uncertainty**: Kendall et al. 2018, learned log-variances. **gradnorm**: Chen et al. 2018,
 α = 1.5 (spec default), gradient norms on every expert's last layer; a task without labels in a batch is left out
-of that batch's GradNorm update (`training/losses.py`). Early stopping always uses the same fixed-weight
+of that batch's GradNorm update (`training/modeling/losses.py`). Early stopping always uses the same fixed-weight
 validation loss, so the three are selected by the same criterion. *s / epoch*: fastest training epoch per
 balancer in a separate pass in one process and one thread, balancers interleaved (2 rounds × 2 epochs), so the
 ratios compare like with like on the same machine state.

@@ -1,7 +1,7 @@
 """Train spec variants through the normal training path, many seeds at a time, and collect metrics.
 
 A job is (spec file, data path, dotted overrides such as {"model.arch": "shared_bottom",
-"train.seed": 3}). Each job runs exactly what `training.train.train()` runs (set_seed, build_model,
+"train.seed": 3}). Each job runs exactly what `training.fit.train.train()` runs (set_seed, build_model,
 fit, evaluate) except that the prepared data is reused across jobs with the same data and feature
 spec in one worker process; tests/bench/quality/test_runner.py checks that this gives the same metrics as
 `train()`. Jobs run in a pool of spawned worker processes with one torch thread each.
@@ -19,9 +19,9 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from training import inference
-from training import train as T
-from training.metrics import ndcg_at_k
+from training.evaluation import inference
+from training.evaluation.metrics import ndcg_at_k
+from training.fit import train as T
 from training.spec import RankerSpec, load_spec
 
 _PREPARED: dict[str, T.Prepared] = {}  # per worker process: data key -> prepared splits
@@ -34,7 +34,7 @@ class Job:
     data_path: str | None = None
     overrides: dict = field(default_factory=dict)
     label: str = ""
-    kind: str = "ours"  # "ours" (training.train) or "deepctr" (bench.quality.deepctr_mmoe)
+    kind: str = "ours"  # "ours" (training.fit.train) or "deepctr" (bench.quality.deepctr_mmoe)
     group_column: str | None = None  # also report NDCG@k per value of this column (e.g. user_id)
 
 
@@ -78,7 +78,7 @@ def group_ndcg(spec: RankerSpec, prep: T.Prepared, preds: np.ndarray, column: st
 
 
 def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray]:
-    """What training.train.train() does after prepare(): (metrics, history, test predictions)."""
+    """What training.fit.train.train() does after prepare(): (metrics, history, test predictions)."""
     T.set_seed(spec.train.seed)
     model = T.build_model(T.model_args(spec, prep.encoders))
     history = T.fit(spec, prep, model, None, progress=False)

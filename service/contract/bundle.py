@@ -1,6 +1,6 @@
 """The bundle contract: a directory holding `model.onnx` and `manifest.json`.
 
-The trainer writes bundles (training/export.py); the registry publishes them; the server loads them
+The trainer writes bundles (training/bundle/export.py); the registry publishes them; the server loads them
 with `load_bundle`, which refuses anything it cannot verify: schema, sha256 of the model file,
 ONNX input/output names, and the parity sample re-scored through the manifest's own encoders.
 """

@@ -1,6 +1,6 @@
 """Post-hoc calibration of a head, stored in the manifest and applied to the ONNX output.
 
-The trainer fits these on the validation split (training/calibration.py); `LoadedBundle.predict`
+The trainer fits these on the validation split (training/bundle/calibration.py); `LoadedBundle.predict`
 applies them right after `session.run`, so the server, the parity check, the retrain gates and
 every offline tool see the same calibrated values:
 

@@ -40,8 +40,8 @@ def test_scores_match_pytorch_on_the_same_rows(shared, trained, manifest):
     """Per-task scores equal the PyTorch model's on the same rows (encoded by the trainer's own
     pipeline), calibrated as the manifest says: within 1e-4, relative for heads in large natural
     units (watch time in seconds)."""
-    from training.calibration import calibrate_columns
-    from training.inference import export_heads, predict
+    from training.bundle.calibration import calibrate_columns
+    from training.evaluation.inference import export_heads, predict
 
     raw = predict(export_heads(trained.model, trained.spec, trained.prepared.scalers), trained.prepared.test)
     assert any(t.calibration is not None for t in manifest.tasks)  # the demo spec calibrates its heads

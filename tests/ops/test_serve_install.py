@@ -45,7 +45,7 @@ def venv_python(env_dir: Path, code: str) -> subprocess.CompletedProcess:
 
 
 def test_serve_install_has_no_torch_pandas_or_training(serve_venv: Path) -> None:
-    for module in ("torch", "pandas", "training.train"):
+    for module in ("torch", "pandas", "training.fit.train"):
         probe = venv_python(serve_venv, f"import {module}")
         assert probe.returncode != 0 and "ModuleNotFoundError" in probe.stderr, (module, probe.stderr)
     ok = venv_python(serve_venv, "import service.app, service.registry, onnxruntime, fastapi; print(service.app.__file__)")

@@ -19,7 +19,7 @@ from service.contract.bundle import read_manifest
 from service.examples import example_request
 from service.registry import Registry
 from training.cli import app
-from training.retrain import EXIT_PROMOTED, EXIT_REJECTED, RetrainOptions, retrain
+from training.nightly.retrain import EXIT_PROMOTED, EXIT_REJECTED, RetrainOptions, retrain
 from training.spec import RankerSpec
 
 pytestmark = pytest.mark.slow

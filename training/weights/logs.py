@@ -18,7 +18,7 @@ import pyarrow as pa
 from service.contract.bundle import LoadedBundle
 from service.profiles import CompiledProfile, CompiledWeights, compile_weights, parse_weights
 from training import data as D
-from training.evaluate import bundle_predictions
+from training.evaluation.evaluate import bundle_predictions
 from training.weights.ranking import Requests
 
 

@@ -83,7 +83,7 @@ def gains_of(labels: np.ndarray) -> np.ndarray:
 
 def ndcg(req: Requests, scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """(R,) NDCG@k of the order by `scores` with `labels` as gains; NaN without a positive gain, and for
-    one-row requests, which rank nothing (as the trainer's NDCG, training/metrics.py)."""
+    one-row requests, which rank nothing (as the trainer's NDCG, training/evaluation/metrics.py)."""
     gain = gains_of(labels)
     dcg = _per_request(req, gain * discount(positions(req, scores), k))
     ideal = _per_request(req, gain * discount(positions(req, gain), k))

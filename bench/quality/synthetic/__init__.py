@@ -5,7 +5,7 @@ w2 = c (p u1 + sqrt(1 - p^2) u2); y_t = w_t^T x + sum_{i=1..m} sin(alpha_i w_t^T
 alpha_i, beta_i ~ N(0, 1) shared by both tasks, eps_t ~ N(0, 0.01) read as variance 0.01 (std 0.1).
 Every run draws new u1, u2, alpha, beta, data and model initialization; within a run every model
 sees the same data, and every p reuses the run's draw (only p differs), so the effect of p is
-measured run by run. The models are training/model.py's MMoE (arch mmoe / omoe) and SharedBottom on
+measured run by run. The models are training/modeling/model.py's MMoE (arch mmoe / omoe) and SharedBottom on
 dense-only inputs (no categorical features), so this tests our implementation, not a copy.
 
     .venv/bin/python -m bench.quality.synthetic                # full: 30 runs x 3 correlations x 4 models

@@ -78,7 +78,7 @@ so the best reachable test MSE is {cfg['noise_var']}; the label variance (the MS
 samples and a new initialization; within a run every model sees the same data, and every p reuses the run's draw,
 initialization and batch order (only p differs, so task 1's data is identical at every p and the effect of p is
 measured run by run). {cfg['runs']} runs per (model, p), p ∈ {{{', '.join(str(p) for p in cfg['correlations'])}}}.
-Models are `training/model.py` on dense-only input (`cardinalities=[]`): MMoE and OMoE with {cfg['experts']}
+Models are `training/modeling/model.py` on dense-only input (`cardinalities=[]`): MMoE and OMoE with {cfg['experts']}
 experts of {cfg['expert_units']} ReLU units and towers of {cfg['tower_units']} units; shared-bottom with one layer of
 {res['shared_bottom_units']} units, the width whose parameter count is closest to the MMoE's; `mmoe_ed0.1` is our
 MMoE with its default expert dropout 0.1 (the paper has none). Training: Adam lr {cfg['lr']}, batch

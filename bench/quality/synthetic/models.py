@@ -1,11 +1,11 @@
-"""training/model.py's models on dense-only input, with the shared-bottom sized to the MMoE's parameters."""
+"""training/modeling/model.py's models on dense-only input, with the shared-bottom sized to the MMoE's parameters."""
 
 from __future__ import annotations
 
 import torch
 
 from bench.quality.synthetic.config import MODELS, SynthConfig
-from training.model import ModelArgs, build_model
+from training.modeling.model import ModelArgs, build_model
 
 
 def n_params(model: torch.nn.Module) -> int:

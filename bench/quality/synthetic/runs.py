@@ -12,7 +12,7 @@ from bench.quality.runner import in_job_order
 from bench.quality.synthetic.config import PAPER_MODELS, SynthConfig
 from bench.quality.synthetic.data import make_data
 from bench.quality.synthetic.models import model_args, n_params, shared_bottom_units
-from training.model import ModelArgs, build_model
+from training.modeling.model import ModelArgs, build_model
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The benchmark runner trains exactly what training.train.train() trains."""
+"""The benchmark runner trains exactly what training.fit.train.train() trains."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from bench.quality.runner import Job, in_job_order, job_spec, prepared, run_job, with_overrides
-from training.demo_data import DemoConfig, write_demo
+from training.data.demo import DemoConfig, write_demo
+from training.fit.train import train
 from training.spec import load_spec
-from training.train import train
 
 DEMO_SPEC = Path(__file__).resolve().parents[3] / "configs" / "demo.yaml"
 

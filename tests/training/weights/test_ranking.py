@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
-from training.metrics import ndcg_at_k
+from training.evaluation.metrics import ndcg_at_k
 from training.weights import ranking as R
 
 

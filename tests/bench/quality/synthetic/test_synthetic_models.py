@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.quality.synthetic.config import SynthConfig
 from bench.quality.synthetic.models import model_args, n_params, shared_bottom_units
-from training.model import build_model
+from training.modeling.model import build_model
 
 
 def test_shared_bottom_is_sized_to_the_mmoe_parameter_count() -> None:

@@ -1,0 +1,128 @@
+"""The exported ONNX graph reproduces PyTorch, on real rows and on rows with unknown or missing values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from service.contract.bundle import (
+    MODEL_FILE,
+    PARITY_ATOL,
+    PARITY_RTOL,
+    BundleError,
+    load_bundle,
+    read_manifest,
+)
+from service.contract.features import OOV_INDEX
+from training import data as D
+from training.bundle.calibration import calibrate_columns
+from training.bundle.export import ExportError, check_parity, export_onnx
+from training.evaluation.inference import export_heads
+
+
+@pytest.fixture(scope="module")
+def heads(trained):
+    return export_heads(trained.model, trained.spec, trained.prepared.scalers)
+
+
+def torch_outputs(heads, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    with torch.no_grad():
+        outs = heads(torch.from_numpy(inputs["categorical"]), torch.from_numpy(inputs["numeric"]))
+    return torch.stack(outs, dim=1).numpy()
+
+
+def assert_parity(bundle, heads, inputs: dict[str, np.ndarray]) -> None:
+    """The graph reproduces torch, and the served heads are torch's calibrated as the manifest says."""
+    names = bundle.manifest.task_names
+    graph = np.stack([np.asarray(o).reshape(-1) for o in bundle.session.run(names, inputs)], axis=1)
+    got = bundle.predict(inputs)
+    served = np.stack([got[t] for t in names], axis=1)
+    expected = torch_outputs(heads, inputs)
+    assert np.isfinite(served).all()
+    np.testing.assert_allclose(graph, expected, atol=PARITY_ATOL, rtol=PARITY_RTOL)
+    np.testing.assert_allclose(served, calibrate_columns(bundle.manifest.tasks, expected), atol=PARITY_ATOL,
+                               rtol=PARITY_RTOL)
+
+
+def test_bundle_matches_torch_on_real_test_rows(bundle_dir: Path, trained, heads) -> None:
+    bundle = load_bundle(bundle_dir)  # also re-checks sha256 and the parity sample
+    inputs = D.feature_inputs(trained.prepared.splits.test, bundle.manifest.features)
+    assert len(inputs["categorical"]) >= 1000
+    assert_parity(bundle, heads, inputs)
+
+
+def test_bundle_matches_torch_on_unknown_categories_and_missing_numerics(bundle_dir: Path, heads) -> None:
+    bundle = load_bundle(bundle_dir)
+    enc = bundle.manifest.features
+    n = 64
+    rng = np.random.default_rng(0)
+    columns = {
+        "user_id": ["never-seen-user"] * n,  # OOV
+        "user_segment": [None] * n,  # missing -> OOV
+        "device": rng.choice(["tv", "fridge", None], n).tolist(),
+        "item_id": [f"i{k}" if k % 2 else f"new-item-{k}" for k in range(n)],
+        "item_category": ["c1"] * n,
+        "user_activity": [None] * n,  # missing numeric -> fill value
+        "hour": rng.integers(0, 24, n).astype(float).tolist(),
+        "item_popularity": np.where(np.arange(n) % 3 == 0, np.nan, 5.0).tolist(),
+    }  # item_age_days and title_caps_ratio absent: defaults
+    inputs = enc.encode_columns(columns, n)
+    assert (inputs["categorical"][:, 0] == OOV_INDEX).all()
+    assert (inputs["categorical"][:, 1] == OOV_INDEX).all()
+    assert np.isfinite(inputs["numeric"]).all()
+    assert_parity(bundle, heads, inputs)
+    outs = bundle.predict(inputs)
+    assert ((outs["click"] > 0) & (outs["click"] < 1)).all()
+    assert (outs["watch_time"] >= 0).all()
+
+
+def test_onnx_has_a_dynamic_batch_and_one_named_output_per_task(bundle_dir: Path, trained) -> None:
+    model = onnx.load(str(bundle_dir / MODEL_FILE))
+    assert [o.name for o in model.graph.output] == trained.spec.task_names()
+    batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    assert batch_dim.dim_param and not batch_dim.dim_value
+    assert sorted(p.name for p in bundle_dir.iterdir()) == sorted(
+        ["checkpoint.pt", "gate_heatmap.png", "manifest.json", MODEL_FILE, "reliability.png", "report.md",
+         "training_curves.png"])
+
+
+def test_manifest_describes_the_model(bundle_dir: Path, trained) -> None:
+    m = read_manifest(bundle_dir)
+    assert m.model_args["arch"] == "mmoe" and m.model_args["tasks"] == trained.spec.task_names()
+    assert m.data_window["rows"]["test"] == trained.prepared.splits.test.num_rows
+    assert len(m.parity_sample.rows) == 32
+    assert m.metrics["test"]["tasks"]["click"]["auc"] == trained.metrics["test"]["tasks"]["click"]["auc"]
+    assert set(m.metrics["test"]["gates"]) == set(trained.spec.task_names())
+    assert m.metrics["epochs"] == len(trained.history)
+    json.dumps(m.metrics)  # plain JSON values only
+
+
+def test_export_check_catches_a_graph_that_differs(trained, heads, tmp_path: Path) -> None:
+    path = tmp_path / MODEL_FILE
+    export_onnx(heads, path, trained.spec.task_names(), trained.prepared.train)
+    assert check_parity(heads, path, trained.prepared.test, 1000) <= PARITY_ATOL * 10
+    with torch.no_grad():
+        heads.model.towers[0].out.bias += 0.5  # the torch side moves, the ONNX file does not
+    try:
+        with pytest.raises(ExportError, match="differs from PyTorch"):
+            check_parity(heads, path, trained.prepared.test, 1000)
+    finally:
+        with torch.no_grad():
+            heads.model.towers[0].out.bias -= 0.5
+
+
+def test_tampered_bundle_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["parity_sample"]["outputs"]["click"][0] += 0.01
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="parity check failed on 'click'"):
+        load_bundle(copy)

@@ -1,0 +1,64 @@
+"""Warm start maps embedding rows by vocabulary value and heads by task name."""
+
+from __future__ import annotations
+
+import torch
+
+from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from training.modeling.model import ModelArgs, build_model
+from training.nightly.warm_start import warm_start
+
+
+def encoders(vocab: dict[str, list[str]]) -> FeatureEncoders:
+    return FeatureEncoders(
+        categorical=[CategoricalEncoder(name=n, source="item", vocab=v) for n, v in vocab.items()],
+        numeric=[NumericEncoder(name="x", source="item")],
+    )
+
+
+def args_for(enc: FeatureEncoders, tasks: list[str], **kw) -> ModelArgs:
+    return ModelArgs(cardinalities=[f.cardinality for f in enc.categorical], n_numeric=1, tasks=tasks,
+                     num_experts=2, expert_hidden=[8], tower_hidden=[4], embedding_dim=3, **kw)
+
+
+def checkpoint(model: torch.nn.Module, args: ModelArgs, enc: FeatureEncoders) -> dict:
+    return {"model_args": args.to_dict(), "state_dict": model.state_dict(),
+            "vocabularies": {f.name: f.vocab for f in enc.categorical}}
+
+
+def test_embedding_rows_follow_their_values_and_heads_their_task_names() -> None:
+    torch.manual_seed(0)
+    old_enc = encoders({"user": ["u1", "u2"], "item": ["a", "b", "c"]})
+    old_args = args_for(old_enc, ["click", "like"])
+    old = build_model(old_args)
+    new_enc = encoders({"item": ["c", "d", "a"], "user": ["u2", "u3"]})  # features reordered, vocab changed
+    new_args = args_for(new_enc, ["like", "click"])
+    new = build_model(new_args)
+    fresh = new.inputs.embedding.weight.detach().clone()
+    summary = warm_start(new, new_args, new_enc, checkpoint(old, old_args, old_enc))
+
+    w_old, w_new = old.inputs.embedding.weight, new.inputs.embedding.weight
+    # old table: user block rows 0..2 (OOV, u1, u2), item block rows 3..6 (OOV, a, b, c)
+    # new table: item block rows 0..3 (OOV, c, d, a), user block rows 4..6 (OOV, u2, u3)
+    for new_row, old_row in [(0, 3), (1, 6), (3, 4), (4, 0), (5, 2)]:
+        assert torch.equal(w_new[new_row], w_old[old_row]), (new_row, old_row)
+    for unseen in (2, 6):  # "d" and "u3" keep their fresh initialization
+        assert torch.equal(w_new[unseen], fresh[unseen])
+    assert summary["embedding_rows_mapped"] == {"item": "2/3", "user": "1/2"}
+    assert torch.equal(new.towers[0].out.weight, old.towers[1].out.weight)  # like
+    assert torch.equal(new.gates[1].linear.weight, old.gates[0].linear.weight)  # click
+    assert torch.equal(new.experts[0][0].weight, old.experts[0][0].weight)
+    assert summary["skipped_tensors"] == []
+
+
+def test_tensors_that_do_not_fit_are_skipped_and_reported() -> None:
+    enc = encoders({"item": ["a", "b"]})
+    old_args = args_for(enc, ["click"])
+    old = build_model(old_args)
+    new_args = args_for(enc, ["click", "rating"], expert_dropout=0.0)
+    new_args.expert_hidden = [16]  # a wider expert: its weights cannot be copied
+    new = build_model(new_args)
+    summary = warm_start(new, new_args, enc, checkpoint(old, old_args, enc))
+    assert "experts.0.0.weight" in summary["skipped_tensors"]
+    assert "towers.1.out.weight" in summary["skipped_tensors"]  # rating: a task the old model lacks
+    assert torch.equal(new.inputs.embedding.weight, old.inputs.embedding.weight)

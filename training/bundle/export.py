@@ -1,0 +1,212 @@
+"""Trained model -> verified bundle directory (model.onnx, manifest.json, checkpoint.pt, report.md + PNGs).
+
+The export fails (ExportError) unless onnxruntime reproduces PyTorch on at least
+`spec.train.parity_rows` real rows within the bundle's parity tolerance (service/contract/parity.py),
+and the finished bundle then passes the same `load_bundle` verification the server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from service.contract.bundle import (
+    CALIBRATED_FORMAT_VERSION,
+    FORMAT_VERSION,
+    MODEL_FILE,
+    LoadedBundle,
+    Manifest,
+    ParitySample,
+    ScoreStats,
+    TaskInfo,
+    load_bundle,
+    write_manifest,
+)
+from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT
+from service.contract.files import sha256_file
+from service.contract.parity import compare
+from service.profiles import WeightsError, compile_weights
+from training import data as D
+from training.bundle.calibration import (
+    RELIABILITY_FILE,
+    Fitted,
+    calibrate_columns,
+    calibration_summary,
+    fit_calibrations,
+    plot_reliability,
+)
+from training.bundle.report import training_summary, write_bundle_report
+from training.data import Encoded
+from training.evaluation.evaluate import bundle_predictions
+from training.evaluation.inference import export_heads, predict
+from training.evaluation.metrics import score_stats
+from training.fit.train import Trained
+from training.modeling.model import ExportHeads
+from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
+
+CHECKPOINT_FILE = "checkpoint.pt"
+PARITY_SAMPLE_ROWS = 32
+OPSET = 18
+
+
+class ExportError(Exception):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+def export_onnx(heads: ExportHeads, path: Path, task_names: list[str], example: Encoded) -> None:
+    """Write model.onnx: inputs (batch, C) int64 and (batch, F) float32, one (batch,) output per task."""
+    cat = torch.from_numpy(example.categorical[:8])
+    num = torch.from_numpy(example.numeric[:8])
+    batch = torch.export.Dim("batch")
+    # The exporter reports its progress through logging and warnings; none of it is actionable here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            heads, (cat, num), str(path), input_names=[CATEGORICAL_INPUT, NUMERIC_INPUT],
+            output_names=task_names, dynamic_shapes={"categorical": {0: batch}, "numeric": {0: batch}},
+            dynamo=True, opset_version=OPSET, verbose=False,
+            external_data=False,  # one self-contained file, so the manifest sha256 covers the weights
+        )
+
+
+def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outs = session.run(None, {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num})
+    return np.stack([np.asarray(o).reshape(-1) for o in outs], axis=1)
+
+
+def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float:
+    """Max |onnxruntime - torch| over the first `rows` rows of a real split.
+
+    Raises ExportError where any output is outside the parity tolerance (service.contract.parity).
+    """
+    sample = e.head(min(rows, len(e)))
+    result = compare(onnx_outputs(path, sample.categorical, sample.numeric), predict(heads, sample))
+    if not result.ok:
+        raise ExportError(f"ONNX output differs from PyTorch: {result.describe()}")
+    return result.max_abs_diff
+
+
+def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo]) -> ParitySample:
+    """Raw feature values of real holdout rows (test, else valid) and what the bundle serves for them
+    (the graph's outputs, calibrated as `tasks` say)."""
+    table = trained.prepared.splits.holdout()
+    n = min(PARITY_SAMPLE_ROWS, table.num_rows)
+    names = [f.name for f in trained.prepared.encoders.all()]
+    sample = table.select(names).slice(0, n)
+    for i, column in enumerate(sample.columns):  # bytes columns are text in JSON, as in requests
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            sample = sample.set_column(i, names[i], column.cast(pa.string()))
+    e = trained.prepared.holdout()
+    outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical[:n], e.numeric[:n]))
+    return ParitySample(rows=sample.to_pylist(),
+                        outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
+
+
+def data_window(trained: Trained) -> dict:
+    """Time range (when there is a timestamp), rows per split, how they were split, and what looked wrong."""
+    cfg, splits = trained.spec.data, trained.prepared.splits
+    start = end = None
+    if cfg.timestamp is not None:
+        ranges = [pc.min_max(t.column(cfg.timestamp)) for t in splits.named().values()]
+        start = min(r["min"].as_py() for r in ranges).isoformat()
+        end = max(r["max"].as_py() for r in ranges).isoformat()
+    return {"start": start, "end": end,
+            "rows": {name: t.num_rows if t is not None else 0 for name, t in
+                     (("train", splits.train), ("valid", splits.valid), ("test", splits.test))},
+            "split": splits.method, "warnings": trained.warnings(),
+            "source": cfg.path if cfg.path is not None else cfg.sources()}
+
+
+def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:
+    """The manifest's tasks: calibration, and score statistics of the served (calibrated) holdout outputs."""
+    tasks = [TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
+                      calibration=calibrations.get(t.name)) for t in trained.spec.tasks]
+    served = calibrate_columns(tasks, raw_holdout)
+    return [t.model_copy(update={"score_stats": ScoreStats(**score_stats(served[:, j]))}) for j, t in enumerate(tasks)]
+
+
+def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tasks: list[TaskInfo]) -> Manifest:
+    calibrated = any(t.calibration is not None for t in tasks)
+    return Manifest(
+        format_version=CALIBRATED_FORMAT_VERSION if calibrated else FORMAT_VERSION,
+        model_name=trained.spec.name, model_sha256=sha256_file(model_path),
+        features=trained.prepared.encoders, lookups=trained.spec.lookups(), tasks=tasks,
+        model_args=trained.args.to_dict(),
+        data_window=data_window(trained), parity_sample=parity,
+        metrics={**trained.metrics, **training_summary(trained)},
+    )
+
+
+def served_ranking(bundle: LoadedBundle, trained: Trained) -> dict:
+    """NDCG@k per served profile (spec `eval.weights`, else `eval.score_weights`) on the evaluated splits
+    (valid; test with --eval-test), from the bundle's served heads and the server's combination code."""
+    spec = trained.spec
+    try:
+        weights, source = eval_weights(spec)
+        compiled = compile_weights(weights, bundle.manifest.tasks)
+    except WeightsError as e:
+        return {"weights": spec.eval.weights, "error": str(e)}
+    out: dict = {"weights": source, "k": spec.eval.ndcg_k}
+    if spec.data.request_id is None:
+        return {**out, "error": "no data.request_id: there are no requests to rank"}
+    for split in [s for s in ("valid", "test") if s in trained.metrics]:  # test only with --eval-test
+        table = getattr(trained.prepared.splits, split)
+        heads = heads_of(bundle_predictions(bundle, table, spec.task_names()), spec.task_names())
+        out[split] = profile_ndcg(compiled, heads, gains(spec, D.raw_labels(table, spec)),
+                                  D.request_index(table, spec), spec.eval.ndcg_k)
+    return out
+
+
+def save_checkpoint(trained: Trained, path: Path) -> None:
+    """Weights plus everything needed to rebuild them (warm starts never rely on today's defaults)."""
+    torch.save({
+        "model_args": trained.args.to_dict(),
+        "state_dict": trained.model.state_dict(),
+        "label_scalers": {k: vars(v) for k, v in trained.prepared.scalers.items()},
+        "vocabularies": {f.name: f.vocab for f in trained.prepared.encoders.categorical},
+    }, path)
+
+
+def export_bundle(trained: Trained, out_dir: Path) -> Path:
+    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last)."""
+    out_dir = Path(out_dir)
+    heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+        work = Path(tmp) / "bundle"
+        work.mkdir()
+        model_path = work / MODEL_FILE
+        export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train)
+        check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows)
+        valid = trained.prepared.valid
+        calibrations = fit_calibrations(trained.spec, predict(heads, valid), valid.raw_labels)
+        raw_holdout = predict(heads, trained.prepared.holdout())
+        tasks = task_infos(trained, calibrations, raw_holdout)
+        manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks), tasks)
+        write_manifest(work, manifest)
+        manifest.metrics["profiles"] = served_ranking(load_bundle(work), trained)
+        # Calibration evidence on the last evaluated split: test with --eval-test, else valid (where it was fit).
+        judged = trained.prepared.test if "test" in trained.metrics else valid
+        raw_judged = raw_holdout if judged is trained.prepared.holdout() else predict(heads, judged)
+        manifest.metrics["calibration"] = {"split": "test" if judged is trained.prepared.test else "valid",
+                                           **calibration_summary(trained.spec, tasks, raw_judged, judged.raw_labels)}
+        write_manifest(work, manifest)
+        save_checkpoint(trained, work / CHECKPOINT_FILE)
+        plot_reliability(work / RELIABILITY_FILE, tasks, raw_judged, judged.raw_labels)
+        write_bundle_report(trained, work, manifest.data_window, manifest.metrics)
+        load_bundle(work)  # the server's own verification
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(work), out_dir)
+    return out_dir

@@ -1,0 +1,251 @@
+"""A human-readable account of one training run, written into the bundle.
+
+report.md            data window, rows per split, requests, warnings, metrics per task, NDCG, gate statistics, timing
+training_curves.png  train / valid loss per epoch, one panel per task
+gate_heatmap.png     mean gate weight per task and expert (MMoE / OMoE only)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from training.fit.train import Trained  # noqa: E402
+from training.spec import RankerSpec  # noqa: E402
+
+REPORT_FILE = "report.md"
+CURVES_FILE = "training_curves.png"
+HEATMAP_FILE = "gate_heatmap.png"
+
+
+def training_summary(trained: Trained) -> dict:
+    """Epochs, best epoch, wall time and throughput of the fit."""
+    h = trained.history
+    epoch_seconds = sum(e["seconds"] for e in h)
+    rows = len(trained.prepared.train)
+    best = min(h, key=lambda e: e["valid_loss"])["epoch"] if h else None
+    return {"epochs": len(h), "best_epoch": best, "train_seconds": round(trained.train_seconds, 2),
+            "samples_per_second": round(rows * len(h) / epoch_seconds, 1) if epoch_seconds else None}
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def evaluated_splits(metrics: dict) -> list[str]:
+    """The splits a run measured, in order: valid, and test only when it was asked for."""
+    return [split for split in ("valid", "test") if split in metrics]
+
+
+def metrics_rows(metrics: dict, spec_tasks: list) -> list[list[str]]:
+    """[task, metric, one value per evaluated split..., observed labels in the last split] per task metric."""
+    splits = evaluated_splits(metrics)
+    rows = []
+    for t in spec_tasks:
+        last = metrics[splits[-1]]["tasks"][t.name]
+        for key in ("auc", "rmse", "rmse_log1p"):
+            if key in last:
+                values = [_fmt(metrics[split]["tasks"][t.name].get(key)) for split in splits]
+                rows.append([t.name, key, *values, f"{last['observed']:,}"])
+    return rows
+
+
+def requests_text(metrics: dict) -> str:
+    """One line about a split's requests: how many, how large, how many NDCG counted."""
+    r = metrics.get("requests")
+    if not r:
+        return "no requests (no data.request_id): ranking metrics n/a"
+    if not r["count"]:
+        return "no requests"
+    size = r["size"]
+    return (f"{r['count']:,} requests, rows per request median {size['median']:g}, p90 {size['p90']:g}, max "
+            f"{size['max']:,}; NDCG over the {r['ndcg_requests']:,} with 2+ rows and a positive gain")
+
+
+def _task_width(spec: RankerSpec) -> int:
+    return max(14, *(len(t.name) + 2 for t in spec.tasks))
+
+
+def metrics_table(metrics: dict, spec: RankerSpec) -> str:
+    """One split's metrics (as `prediction_metrics` returns them) as a fixed-width table."""
+    k, w = spec.eval.ndcg_k, _task_width(spec)
+    lines = [f"{'task':<{w}}{'metric':<12}{'value':>10}{'observed':>11}"]
+    for t in spec.tasks:
+        m = metrics["tasks"][t.name]
+        lines += [f"{t.name:<{w}}{key:<12}{_fmt(m[key]):>10}{m['observed']:>11,}"
+                  for key in ("auc", "rmse", "rmse_log1p") if key in m]
+    lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}{_fmt(metrics.get(f'ndcg@{k}')):>10}{metrics['rows']:>11,}")
+    if metrics.get("profiles"):
+        lines.append("served profiles (eval.weights), ranked as the server ranks:")
+        lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>10}" for name, value in metrics["profiles"].items()]
+    lines.append(requests_text(metrics))
+    return "\n".join(lines)
+
+
+def summary_table(trained: Trained) -> str:
+    """A small fixed-width table of the measured splits' metrics (valid; test with --eval-test), for the terminal."""
+    k, w = trained.spec.eval.ndcg_k, _task_width(trained.spec)
+    m = trained.metrics
+    splits = evaluated_splits(m)
+    lines = [f"{'task':<{w}}{'metric':<12}" + "".join(f"{s:>10}" for s in splits) + f"{'observed':>11}"]
+    lines += [f"{r[0]:<{w}}{r[1]:<12}" + "".join(f"{v:>10}" for v in r[2:-1]) + f"{r[-1]:>11}"
+              for r in metrics_rows(m, trained.spec.tasks)]
+    lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}" + "".join(f"{_fmt(m[s][f'ndcg@{k}']):>10}" for s in splits))
+    lines.append(f"valid: {requests_text(m['valid'])}")
+    s = training_summary(trained)
+    lines.append(f"{s['epochs']} epochs (best {s['best_epoch']}), {s['train_seconds']:.1f} s, "
+                 f"{s['samples_per_second']:,.0f} samples/s")
+    if "test" not in m:
+        lines.append("test metrics: not measured (add --eval-test, or run `ranker evaluate` once the model is chosen)")
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _gate_section(gates: dict[str, dict], split: str) -> list[str]:
+    n_experts = len(next(iter(gates.values()))["mean_weight"])
+    header = ["task", *(f"e{i}" for i in range(n_experts)), "entropy (norm.)", "effective experts",
+              "dead", "polarized"]
+    rows = [[task, *(f"{w:.3f}" for w in g["mean_weight"]), f"{g['normalized_entropy']:.3f}",
+             f"{g['effective_experts']:.2f}", str(g["dead_experts"]), "yes" if g["polarized"] else "no"]
+            for task, g in gates.items()]
+    return [f"## Gate utilization ({split} split, eval mode)", "",
+            "Mean gate weight per expert; entropy 1 = uniform mixing; an expert is dead for a task below "
+            "0.01 mean weight.", "", *_table(header, rows), "", f"![gate heatmap]({HEATMAP_FILE})", ""]
+
+
+def _data_lines(trained: Trained, window: dict) -> list[str]:
+    rows = window.get("rows", {})
+    when = f", {window['start']} to {window['end']}" if window.get("start") else ""
+    source = window.get("source")
+    where = ", ".join(f"{k} `{v}`" for k, v in source.items()) if isinstance(source, dict) else f"`{source}`"
+    lines = [f"- data: {where}{when}",
+             f"- rows: train {rows.get('train', 0):,}, valid {rows.get('valid', 0):,}, test {rows.get('test', 0):,} "
+             f"(split {window.get('split', trained.prepared.splits.method)})"]
+    lines += [f"- requests ({split}): {requests_text(trained.metrics[split])}" for split in evaluated_splits(trained.metrics)]
+    return lines
+
+
+def _warning_lines(trained: Trained) -> list[str]:
+    warnings = trained.warnings()
+    return ["## Warnings", "", *(f"- {w}" for w in warnings), ""] if warnings else []
+
+
+def _profiles_section(ranking: dict) -> list[str]:
+    """NDCG@k per served profile, from the bundle's served heads (training/bundle/export.py `served_ranking`)."""
+    if "error" in ranking:
+        return ["## Served profiles", "", f"Not measured for `{ranking['weights']}`: {ranking['error']}", ""]
+    k = ranking["k"]
+    splits = evaluated_splits(ranking)
+    rows = [[f"`{p}`", *(_fmt(ranking[split][p]) for split in splits)] for p in ranking[splits[-1]]]
+    return ["## Served profiles", "",
+            f"NDCG@{k} per profile of `{ranking['weights']}`, ranked by the server's code over the bundle's "
+            "served (onnxruntime, calibrated) heads; gain as above.", "",
+            *_table(["profile", *(f"{split} NDCG@{k}" for split in splits)], rows), ""]
+
+
+def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = None) -> str:
+    spec, m, s = trained.spec, trained.metrics, training_summary(trained)
+    k = spec.eval.ndcg_k
+    splits = evaluated_splits(m)
+    weights = trained.history[-1]["task_weights"] if trained.history else {}
+    lines = [
+        f"# Training report: {spec.name}", "",
+        *_data_lines(trained, window),
+        f"- model: {trained.args.arch}, {trained.args.num_experts} experts {trained.args.expert_hidden}, "
+        f"towers {trained.args.tower_hidden}, embedding dim {trained.args.embedding_dim}, "
+        f"expert dropout {trained.args.expert_dropout}",
+        f"- training: {s['epochs']} epochs (best {s['best_epoch']}, early stopping on validation loss), "
+        f"{s['train_seconds']:.1f} s, {s['samples_per_second']:,.0f} samples/s; loss balancing "
+        f"{spec.train.loss_balancing}, final task weights "
+        + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
+        *_warning_lines(trained),
+        "## Metrics (observed labels only)", "",
+        *_table(["task", "metric", *splits, f"observed ({splits[-1]})"], metrics_rows(m, spec.tasks)), "",
+    ]
+    if spec.data.request_id is not None:
+        lines += [f"NDCG@{k} per request of the `eval.score_weights` profile {_weights_text(spec.score_weights())} "
+                  f"(gain {_weights_text(spec.gain_weights())}): "
+                  + ", ".join(f"{split} {_fmt(m[split][f'ndcg@{k}'])}" for split in splits), ""]
+    if "test" not in m:
+        lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
+    lines += [f"![training curves]({CURVES_FILE})", ""]
+    if metrics and "profiles" in metrics:
+        lines += _profiles_section(metrics["profiles"])
+    if metrics and "calibration" in metrics:
+        from training.bundle.calibration import render_section
+
+        lines += render_section(metrics["calibration"])
+    if "gates" in m[splits[-1]]:
+        lines += _gate_section(m[splits[-1]]["gates"], splits[-1])
+    return "\n".join(lines)
+
+
+def _weights_text(weights: dict[str, float]) -> str:
+    return " + ".join(f"{w:g}*{t}" for t, w in weights.items())
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    tasks = list(history[0]["train_loss"])
+    epochs = [h["epoch"] for h in history]
+    best = min(history, key=lambda e: e["valid_loss"])["epoch"]
+    cols = min(len(tasks), 4)
+    rows = (len(tasks) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        ax.plot(epochs, [h["train_loss"][task] for h in history], "o-", label="train")
+        ax.plot(epochs, [h["valid_task_loss"][task] for h in history], "s-", label="valid")
+        ax.axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
+        ax.set_title(task)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("masked loss")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Loss per task (regression losses on scaled labels)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_gate_heatmap(gates: dict[str, dict], path: Path) -> None:
+    tasks = list(gates)
+    w = np.array([gates[t]["mean_weight"] for t in tasks])  # (T, E)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * w.shape[1], 1.2 + 0.55 * len(tasks)))
+    im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(0.5, float(w.max())), aspect="auto")
+    for (i, j), v in np.ndenumerate(w):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.35 else "black", fontsize=9)
+    ax.set_xticks(range(w.shape[1]), [f"expert {j}" for j in range(w.shape[1])], rotation=30)
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.set_title("Mean gate weight")
+    fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_bundle_report(trained: Trained, out_dir: Path, window: dict, metrics: dict | None = None) -> list[Path]:
+    """Write report.md and its PNGs into out_dir; returns the files written.
+
+    `metrics`: the manifest's metrics; its "profiles" and "calibration" entries get their own sections.
+    """
+    out_dir = Path(out_dir)
+    written = [out_dir / REPORT_FILE]
+    written[0].write_text(render_bundle_report(trained, window, metrics))
+    if trained.history:
+        plot_curves(trained.history, out_dir / CURVES_FILE)
+        written.append(out_dir / CURVES_FILE)
+    last = evaluated_splits(trained.metrics)[-1]
+    if "gates" in trained.metrics[last]:
+        plot_gate_heatmap(trained.metrics[last]["gates"], out_dir / HEATMAP_FILE)
+        written.append(out_dir / HEATMAP_FILE)
+    return written

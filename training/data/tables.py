@@ -1,0 +1,315 @@
+"""Parquet rows -> validated tables -> encoded arrays.
+
+Encoding goes through `service.contract.features` (the encoders the server uses); this module only reads
+Parquet, checks it against the spec, fits the encoders' statistics on the training split and
+prepares labels. Null labels stay missing: they become mask=False, never 0. Splitting the rows
+is training/data/splits.py; grouping them into requests is training/data/requests.py.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from training.data import requests
+from training.features.join import FeatureTableError, join_keys, join_lookup_tables, joined_columns
+from training.spec import DataConfig, RankerSpec, TaskConfig
+
+
+class DataError(ValueError):
+    """Data that does not fit the spec; the message names the column and the problem."""
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def dataset(path: str) -> ds.Dataset:
+    """A Parquet file, a directory (hive partitions allowed) or a glob pattern."""
+    p = Path(path)
+    if p.is_dir() or p.is_file():
+        return ds.dataset(str(p), format="parquet", partitioning="hive")
+    files = sorted(glob.glob(path, recursive=True))
+    if not files:
+        raise DataError(f"data.path {path!r}: no Parquet file, directory or glob match")
+    return ds.dataset(files, format="parquet")
+
+
+def column_roles(spec: RankerSpec) -> dict[str, str]:
+    """Every column a run reads, and what the spec uses it for (for messages about missing columns)."""
+    roles: dict[str, str] = {}
+    d = spec.data
+    for key in ("timestamp", "request_id", "item_id", "split_column"):
+        if getattr(d, key) is not None and (key != "split_column" or d.train is None):
+            roles.setdefault(getattr(d, key), f"data.{key}")
+    for f in (*spec.features.categorical, *spec.features.numeric):
+        roles.setdefault(f.name, f"feature {f.name!r}")
+    for t in spec.tasks:
+        roles.setdefault(t.column, f"label of task {t.name!r}")
+    return roles
+
+
+def required_columns(spec: RankerSpec) -> list[str]:
+    return list(column_roles(spec))
+
+
+def load_table(spec: RankerSpec, path: str | None = None) -> pa.Table:
+    """Read the spec's columns from `path` (default data.path), restricted to its [start, end) window;
+    validates before returning."""
+    path = path or spec.data.path
+    if path is None:
+        raise DataError("the spec names pre-split files (data.train); read them with training.data.splits")
+    data = dataset(path)
+    names = set(data.schema.names)
+    roles = column_roles(spec)
+    for key in join_keys(spec):
+        roles.setdefault(key, "the id a lookup table is joined on")
+    joined = joined_columns(spec)  # looked-up features a lookup table supplies (training/features/join.py)
+    missing = [c for c in roles if c not in names and c not in joined]
+    if missing:
+        what = ", ".join(f"{c!r} ({roles[c]})" for c in missing)
+        raise DataError(f"{path}: missing column(s) {what}; the data has {sorted(names)}. Rename the spec's "
+                        "key to a column the data has, or leave the key out where it is optional "
+                        "(data.timestamp, data.request_id, data.item_id)")
+    table = data.to_table(columns=[c for c in roles if c in names], filter=_window_filter(data.schema, spec.data))
+    try:
+        table = join_lookup_tables(table, spec)
+    except FeatureTableError as e:
+        raise DataError(str(e)) from e
+    validate(table, spec, path)
+    return table
+
+
+def _window_filter(schema: pa.Schema, cfg: DataConfig) -> ds.Expression | None:
+    if cfg.timestamp is None:
+        if cfg.start or cfg.end:
+            raise DataError("data.start/end select rows by time and need data.timestamp")
+        return None
+    ts_type = schema.field(cfg.timestamp).type
+    if not pa.types.is_timestamp(ts_type):
+        raise DataError(f"column {cfg.timestamp!r}: the timestamp column must be a timestamp, not {ts_type}")
+    expr = None
+    for bound, op in ((cfg.start, "ge"), (cfg.end, "lt")):
+        if bound is None:
+            continue
+        value = pa.scalar(_parse_time(bound, ts_type.tz), type=ts_type)
+        term = ds.field(cfg.timestamp) >= value if op == "ge" else ds.field(cfg.timestamp) < value
+        expr = term if expr is None else expr & term
+    return expr
+
+
+def _parse_time(text: str, tz: str | None) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError as e:
+        raise DataError(f"data window bound {text!r} is not an ISO date/time") from e
+    if tz is not None and t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)  # naive bounds are UTC
+    return t
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+
+def validate(table: pa.Table, spec: RankerSpec, path: str | None = None) -> None:
+    """Raise DataError naming the first column that does not fit the spec."""
+    if table.num_rows == 0:
+        window = f" in [{spec.data.start}, {spec.data.end})" if spec.data.start or spec.data.end else ""
+        raise DataError(f"{path or spec.data.path}: no rows{window}")
+    for f in spec.features.categorical:
+        t = table.schema.field(f.name).type
+        if not _is_categorical(t):
+            raise DataError(f"column {f.name!r}: categorical features must be string, integer or boolean, not {t}")
+    if spec.data.request_id is not None and (nulls := table.column(spec.data.request_id).null_count):
+        raise DataError(f"column {spec.data.request_id!r} (data.request_id): {nulls:,} rows have no request id")
+    for f in spec.features.numeric:
+        col = table.column(f.name)
+        _require_numeric(f.name, col.type, "numeric feature")
+        if pc.sum(pc.is_finite(col.cast(pa.float64()))).as_py() in (None, 0):
+            raise DataError(f"column {f.name!r}: numeric feature has no finite values (all null, NaN or inf)")
+    for task in spec.tasks:
+        _validate_label(table.column(task.column), task)
+
+
+def _is_categorical(t: pa.DataType) -> bool:
+    # binary: bytes columns as pandas often writes them; they are read as UTF-8 text.
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
+            or pa.types.is_dictionary(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
+
+
+def _require_numeric(name: str, t: pa.DataType, what: str) -> None:
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        hint = ""
+        if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_large_string(t):
+            hint = "; if it holds numbers as text, cast it when writing the Parquet (e.g. pandas astype(int))"
+        raise DataError(f"column {name!r}: {what} must be numeric or boolean, not {t}{hint}")
+
+
+def _validate_label(col: pa.ChunkedArray, task: TaskConfig) -> None:
+    _require_numeric(task.column, col.type, f"label of task {task.name!r}")
+    values = col.cast(pa.float64())
+    if values.null_count == len(values):
+        raise DataError(f"column {task.column!r}: task {task.name!r} has no labels at all (every value is null)")
+    if pc.any(pc.invert(pc.is_finite(values))).as_py():
+        raise DataError(f"column {task.column!r}: label of task {task.name!r} has NaN or inf values")
+    if task.type == "binary" and not pc.all(pc.is_in(values.drop_null(), pa.array([0.0, 1.0]))).as_py():
+        raise DataError(f"column {task.column!r}: binary task {task.name!r} has labels other than 0/1")
+    if task.label_transform == "log1p" and pc.any(pc.less(values, 0)).as_py():
+        raise DataError(f"column {task.column!r}: task {task.name!r} uses log1p but has negative labels")
+
+
+# -- encoders and labels ---------------------------------------------------------------------------
+
+
+def fit_encoders(train: pa.Table, spec: RankerSpec) -> FeatureEncoders:
+    """Vocabularies, normalization statistics and clip ranges from the training split only."""
+    categorical = [
+        CategoricalEncoder(name=f.name, source=f.source, on_missing=f.on_missing,
+                           vocab=_vocabulary(train.column(f.name), f.max_vocab, f.min_count))
+        for f in spec.features.categorical
+    ]
+    numeric = [_fit_numeric(train.column(f.name), f.name, f.source, f.transform).model_copy(
+        update={"on_missing": f.on_missing}) for f in spec.features.numeric]
+    return FeatureEncoders(categorical=categorical, numeric=numeric, item_id_feature=item_id_feature(spec))
+
+
+def item_id_feature(spec: RankerSpec) -> str | None:
+    """The categorical item feature that data.item_id names: the server feeds a candidate's item_id into it."""
+    item_id = spec.data.item_id
+    match = [f.name for f in spec.features.categorical if f.name == item_id and f.source == "item"]
+    return match[0] if match else None
+
+
+def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    return col.cast(pa.string())
+
+
+def _vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[str]:
+    counts = pc.value_counts(_as_strings(col).drop_null())
+    values, freq = counts.field("values").to_pylist(), counts.field("counts").to_numpy()
+    # Most frequent first; ties broken by value so the vocabulary is deterministic.
+    order = sorted(range(len(values)), key=lambda i: (-freq[i], values[i]))
+    return [values[i] for i in order[:max_vocab] if freq[i] >= min_count]
+
+
+def _fit_numeric(col: pa.ChunkedArray, name: str, source: str, transform: str) -> NumericEncoder:
+    """Missing -> the median; values clipped to the [min, max] of the finite training values.
+
+    The clip range changes no training row (all lie inside it); at serving it maps a value beyond
+    anything training saw (1e308, a typo in units) to the nearest value it did see, so no finite
+    input yields an extrapolated or non-finite score.
+    """
+    x = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    finite = x[np.isfinite(x)]
+    fill, lo, hi = float(np.median(finite)), float(finite.min()), float(finite.max())
+    probe = NumericEncoder(name=name, source=source, transform=transform, fill_value=fill, clip_min=lo, clip_max=hi)
+    z = probe.apply_transform(np.clip(np.where(np.isnan(x), fill, x), lo, hi))
+    std = float(z.std())
+    return probe.model_copy(update={"mean": float(z.mean()), "std": std if std > 1e-12 else 1.0})
+
+
+@dataclass(frozen=True)
+class LabelScaler:
+    """Regression labels are trained as (f(y) - mean) / std; export inverts this inside the graph."""
+
+    transform: str = "none"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        z = np.log1p(y) if self.transform == "log1p" else y
+        return (z - self.mean) / self.std
+
+    @classmethod
+    def fit(cls, y: np.ndarray, transform: str) -> LabelScaler:
+        z = np.log1p(y) if transform == "log1p" else y
+        z = z[np.isfinite(z)]
+        std = float(z.std()) if z.size else 1.0
+        return cls(transform, float(z.mean()) if z.size else 0.0, std if std > 1e-12 else 1.0)
+
+
+def fit_label_scalers(train: pa.Table, spec: RankerSpec) -> dict[str, LabelScaler]:
+    return {
+        t.name: LabelScaler.fit(_label(train, t), t.label_transform)
+        for t in spec.tasks if t.type == "regression"
+    }
+
+
+def _label(table: pa.Table, task: TaskConfig) -> np.ndarray:
+    return table.column(task.column).cast(pa.float64()).to_numpy(zero_copy_only=False)  # null -> nan
+
+
+# -- encoded arrays --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One split as arrays.
+
+    categorical (N, C) int64; numeric (N, F) float32;
+    labels (N, T) float32, training targets (regression already scaled), 0 where missing;
+    raw_labels (N, T) float64 in label units, NaN where missing; mask (N, T) bool, True = observed;
+    request (N,) int64 dense request index (rows with equal request_id share one, wherever they
+    lie), or None when the spec has no request_id.
+    """
+
+    categorical: np.ndarray
+    numeric: np.ndarray
+    labels: np.ndarray
+    raw_labels: np.ndarray
+    mask: np.ndarray
+    request: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.categorical)
+
+    def head(self, n: int) -> Encoded:
+        """The first n rows (e.g. the rows a parity check runs on)."""
+        return Encoded(**{f.name: None if (a := getattr(self, f.name)) is None else a[:n] for f in fields(self)})
+
+
+def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.ndarray]:
+    """Model inputs for every row of a table, through the serving encoders."""
+    columns = {}
+    for f in encoders.categorical:
+        columns[f.name] = _as_strings(table.column(f.name)).to_numpy(zero_copy_only=False)
+    for f in encoders.numeric:
+        columns[f.name] = table.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return encoders.encode_columns(columns, table.num_rows)
+
+
+def raw_labels(table: pa.Table, spec: RankerSpec) -> np.ndarray:
+    """(N, T) labels in label units, NaN where not observed."""
+    return np.stack([_label(table, t) for t in spec.tasks], axis=1)
+
+
+def request_index(table: pa.Table, spec: RankerSpec) -> np.ndarray | None:
+    """(N,) dense request index, grouping rows by request_id value; None without a request_id."""
+    if spec.data.request_id is None:
+        return None
+    return requests.request_index(table.column(spec.data.request_id))
+
+
+def encode(table: pa.Table, encoders: FeatureEncoders, spec: RankerSpec,
+           scalers: dict[str, LabelScaler]) -> Encoded:
+    inputs = feature_inputs(table, encoders)
+    raw = raw_labels(table, spec)
+    mask = ~np.isnan(raw)
+    targets = raw.copy()
+    for j, t in enumerate(spec.tasks):
+        if t.name in scalers:
+            targets[:, j] = scalers[t.name].forward(raw[:, j])
+    return Encoded(
+        categorical=inputs["categorical"], numeric=inputs["numeric"],
+        labels=np.where(mask, targets, 0.0).astype(np.float32), raw_labels=raw,
+        mask=mask, request=request_index(table, spec),
+    )

@@ -1,0 +1,74 @@
+"""Score a dataset with a published bundle (onnxruntime, the served graph) and measure it.
+
+The retrain gates compare a candidate and the serving model with this, on the same holdout rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from service.contract.bundle import LoadedBundle
+from service.profiles import compile_weights
+from training import data as D
+from training.data import splits as S
+from training.evaluation.metrics import prediction_metrics
+from training.spec import RankerSpec
+from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
+
+CHUNK = 65_536
+
+
+def bundle_predictions(bundle: LoadedBundle, table: pa.Table, task_names: list[str]) -> np.ndarray:
+    """(N, T) natural-unit outputs of the bundle for every row of `table`, columns in task_names order."""
+    inputs = D.feature_inputs(table, bundle.manifest.features)
+    n = table.num_rows
+    parts = []
+    for i in range(0, n, CHUNK):
+        out = bundle.predict({k: v[i:i + CHUNK] for k, v in inputs.items()})
+        parts.append(np.stack([out[t] for t in task_names], axis=1))
+    return np.concatenate(parts) if parts else np.zeros((0, len(task_names)), dtype=np.float32)
+
+
+def check_compatible(bundle: LoadedBundle, spec: RankerSpec) -> None:
+    """Raise DataError unless the spec's data has every bundle feature and the bundle every spec task."""
+    missing = [t for t in spec.task_names() if t not in bundle.manifest.task_names]
+    if missing:
+        raise D.DataError(f"bundle {bundle.path} has no head for task(s) {missing} of spec {spec.name!r}; "
+                          f"it has {bundle.manifest.task_names}")
+    spec_features = {f.name for f in (*spec.features.categorical, *spec.features.numeric)}
+    absent = [f.name for f in bundle.manifest.features.all() if f.name not in spec_features]
+    if absent:
+        raise D.DataError(f"bundle {bundle.path} needs feature column(s) {absent} that spec {spec.name!r} "
+                          "does not list")
+
+
+def load_eval_table(spec: RankerSpec, data: str | None = None) -> pa.Table:
+    """The rows to evaluate on: all of `data` (any file, directory or glob training would accept),
+    or else the spec's test split (its data.test file, or the test part of its split)."""
+    if data is not None:
+        # Rows to score as they are: no split, so no split column is needed.
+        whole = spec.model_copy(update={"data": spec.data.model_copy(update={"split_column": None})})
+        return D.load_table(whole, data)
+    if spec.data.test is not None:
+        return D.load_table(spec, spec.data.test)
+    test = None if spec.data.without_test else S.load_splits(spec).test
+    if test is None:
+        raise D.DataError(f"spec {spec.name!r} has no test split (no data.test file, test_fraction 0, or no "
+                          "'test' rows in its split_column); evaluate on other rows with --data PATH")
+    return test
+
+
+def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec) -> dict:
+    """Metrics of a bundle on `table`, as in the training report (requests grouped by value), plus
+    NDCG@k per profile of the spec's `eval.weights` ("profiles"), ranked as the server ranks."""
+    check_compatible(bundle, spec)
+    preds = bundle_predictions(bundle, table, spec.task_names())
+    labels, request = D.raw_labels(table, spec), D.request_index(table, spec)
+    metrics = prediction_metrics(preds, labels, request, spec)
+    if spec.eval.weights is not None and request is not None:
+        weights, _ = eval_weights(spec)
+        compiled = compile_weights(weights, bundle.manifest.tasks)
+        metrics["profiles"] = profile_ndcg(compiled, heads_of(preds, spec.task_names()), gains(spec, labels),
+                                           request, spec.eval.ndcg_k)
+    return metrics

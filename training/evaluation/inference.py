@@ -1,0 +1,41 @@
+"""The trained torch model as the bundle sees it: natural-unit heads, predictions, gate weights.
+
+Export, the retrain gates and evaluation call these; the training loop does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from training import data as D
+from training.modeling.model import ExportHeads, MMoE
+from training.spec import RankerSpec
+
+EVAL_BATCH = 16_384
+
+
+def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> ExportHeads:
+    scale = [(s.transform, s.mean, s.std) if (s := scalers.get(t.name)) else ("none", 0.0, 1.0)
+             for t in spec.tasks]
+    return ExportHeads(model, [t.type for t in spec.tasks], scale).eval()
+
+
+@torch.no_grad()
+def predict(heads: ExportHeads, e: D.Encoded) -> np.ndarray:
+    """Natural-unit outputs (N, T), exactly the function that is exported."""
+    cat, num = torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)
+    parts = [torch.stack(heads(cat[i:i + EVAL_BATCH], num[i:i + EVAL_BATCH]), dim=1)
+             for i in range(0, len(cat), EVAL_BATCH)]
+    return torch.cat(parts).numpy()
+
+
+@torch.no_grad()
+def gate_weights(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> np.ndarray | None:
+    """(T, N, E) eval-mode gate weights on up to max_rows rows; None for gateless models."""
+    if not isinstance(model, MMoE):
+        return None
+    rows = slice(0, min(len(e), max_rows))
+    _, gates = model(torch.from_numpy(e.categorical[rows]), torch.from_numpy(e.numeric[rows]), return_gates=True)
+    return gates.numpy()

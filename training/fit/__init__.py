@@ -1,0 +1,1 @@
+"""The training loop (train.py) and its progress output (progress.py)."""

@@ -1,0 +1,181 @@
+"""Operations commands: `ranker retrain` (the nightly job) and `ranker registry list|show|promote|rollback`.
+
+The registry root and model name also come from RANKER_REGISTRY_ROOT and RANKER_MODEL_NAME, the
+variables the server reads, so one ConfigMap configures both. Exit codes of `retrain`: 0 promoted,
+3 rejected by a gate, 4 registry busy (locked, or CURRENT moved during the run), 2 any other error.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from service.contract.bundle import MANIFEST_FILE, BundleError, read_manifest
+from service.registry import REPORT_MD, Registry, RegistryError, RegistryLocked
+
+registry_app = typer.Typer(help="List versions, show reports, promote and roll back.", no_args_is_help=True,
+                           pretty_exceptions_enable=False)
+
+RegistryOpt = Annotated[str, typer.Option("--registry", envvar="RANKER_REGISTRY_ROOT",
+                                          help="registry root: a path or s3://bucket/prefix")]
+ModelOpt = Annotated[str | None, typer.Option("--model", envvar="RANKER_MODEL_NAME",
+                                              help="model name (default: the only model under a local root)")]
+EXIT_ERROR = 2
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=code)
+
+
+def open_registry(root: str, model: str | None, keep: int = 5) -> Registry:
+    if model is None:
+        models = Registry.models(root)
+        if len(models) != 1:
+            fail(f"name the model with --model (models under {root}: {models or 'none'})")
+        model = models[0]
+    return Registry(root, model, keep=keep)
+
+
+def retrain_command(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="ranker spec YAML (the same file as `train`)")],
+    registry: RegistryOpt,
+    start: Annotated[str | None, typer.Option(help="window start, ISO time, inclusive (overrides data.start)")] = None,
+    end: Annotated[str | None, typer.Option(help="window end, ISO time, exclusive (overrides data.end)")] = None,
+    last_days: Annotated[int | None, typer.Option(
+        min=1, help="window = the last N complete UTC days (instead of --start/--end); for schedulers")] = None,
+    partition: Annotated[list[str] | None, typer.Option(
+        help="Parquet file or partition directory to train on (repeatable; relative to data.path)")] = None,
+    data: Annotated[str | None, typer.Option(help="override data.path of the spec")] = None,
+    warm_start: Annotated[bool, typer.Option(help="start from CURRENT's checkpoint (rows mapped by vocabulary)")] = False,
+    work_dir: Annotated[Path | None, typer.Option(help="bundle, logs and report of this run",
+                                                  show_default="runs/retrain-<UTC time>")] = None,
+    keep: Annotated[int, typer.Option(min=2, help="versions kept by retention")] = 5,
+    publish_rejected: Annotated[bool, typer.Option(
+        help="publish a rejected candidate as a non-CURRENT version with its report")] = True,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = False,
+    weights: Annotated[Path | None, typer.Option(
+        help="the weights.yaml that will serve: the NDCG and top-k overlap gates run per profile "
+             "(default: the spec's eval.weights, else eval.score_weights as one profile)")] = None,
+) -> None:
+    """Train on a data window, gate against CURRENT, publish; promote only if every gate passes."""
+    from service.profiles import WeightsError
+    from training.data import DataError
+    from training.nightly.retrain import RetrainOptions, last_days_window, retrain
+    from training.spec import SpecError, load_spec
+
+    if last_days is not None:
+        if start or end:
+            fail("give either --last-days or --start/--end, not both")
+        start, end = last_days_window(last_days)
+    work = work_dir or Path("runs") / f"retrain-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    try:
+        spec = load_spec(spec_path, data_path=data)
+        reg = Registry(registry, spec.name, keep=keep)
+        opts = RetrainOptions(work_dir=work, start=start, end=end, partitions=partition or [],
+                              warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
+                              weights=weights)
+        outcome = retrain(spec, reg, opts)
+    except (SpecError, DataError, BundleError, RegistryError, WeightsError) as e:
+        fail(str(e))
+    typer.echo((work / REPORT_MD).read_text())
+    where = f"version {outcome.version}" if outcome.version is not None else "nothing published"
+    typer.echo(f"{outcome.decision}: {where}; report in {work}")
+    raise typer.Exit(code=outcome.exit_code)
+
+
+def version_row(reg: Registry, version: int, current: int | None, served: set[int]) -> dict:
+    """What `list` shows for one version: when, data window end, decision and why."""
+    from training.nightly.gate_report import failure_summary
+
+    report = reg.report(version)
+    if report and "gates" in report:
+        base = report.get("compared_with")
+        why = failure_summary(report, limit=2) + (f" vs v{base}" if base is not None else " (absolute floors)")
+        created, until, decision = report["finished_at"], report["holdout"]["end"] or "", report["decision"]
+    else:
+        manifest = json.loads(reg.read_file(version, MANIFEST_FILE) or b"{}")
+        why, decision = "published without gates (ranker train / publish)", "published"
+        created, until = manifest.get("created_at", ""), manifest.get("data_window", {}).get("end") or ""
+    return {"version": version, "current": version == current, "served": version in served,
+            "decision": decision, "created": str(created)[:19], "window_end": str(until)[:19], "why": why}
+
+
+@registry_app.command("list")
+def list_versions(registry: RegistryOpt, model: ModelOpt = None,
+                  as_json: Annotated[bool, typer.Option("--json", help="one JSON object per version")] = False) -> None:
+    """Versions, which is CURRENT, and why each was or wasn't promoted."""
+    try:
+        reg = open_registry(registry, model)
+        current, history = reg.current(), reg.history()
+        served = {h["version"] for h in history}
+        rows = [version_row(reg, v, current, served) for v in reg.versions()]
+    except RegistryError as e:
+        fail(str(e))
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    typer.echo(f"{reg.location}: CURRENT = {current}")
+    typer.echo(f"{'':2}{'version':>7}  {'decision':<13} {'created (UTC)':<19}  {'data until':<19}  why")
+    for r in rows:
+        mark = "* " if r["current"] else "  "
+        typer.echo(f"{mark}{r['version']:>7}  {r['decision']:<13} {r['created']:<19}  {r['window_end']:<19}  {r['why']}")
+    for h in history[-5:]:
+        typer.echo(f"  history: {h['at'][:19]} CURRENT -> {h['version']} ({h['reason']})")
+
+
+@registry_app.command("show")
+def show(registry: RegistryOpt, version: Annotated[int | None, typer.Argument(help="default: CURRENT")] = None,
+         model: ModelOpt = None) -> None:
+    """Print a version's gate report (or its manifest summary when it has none)."""
+    try:
+        reg = open_registry(registry, model)
+        version = version if version is not None else reg.current()
+        if version is None:
+            fail("the registry has no CURRENT version")
+        text = reg.read_file(version, REPORT_MD)
+        if text is None:
+            manifest = read_manifest(reg.bundle_dir(version))
+            text = (f"version {version}: no gate report (published without gates)\n"
+                    f"created {manifest.created_at.isoformat()}, data window {manifest.data_window}\n").encode()
+    except (RegistryError, BundleError) as e:
+        fail(str(e))
+    typer.echo(text.decode())
+
+
+@registry_app.command("promote")
+def promote(registry: RegistryOpt, version: Annotated[int, typer.Argument(help="version to make CURRENT")],
+            model: ModelOpt = None,
+            force: Annotated[bool, typer.Option(help="promote even a version the gates rejected")] = False,
+            reason: Annotated[str, typer.Option(help="recorded in history.jsonl")] = "promoted by hand") -> None:
+    """Point CURRENT at VERSION; every server follows within its poll interval."""
+    try:
+        reg = open_registry(registry, model)
+        report = reg.report(version) if version in reg.versions() else None
+        if report and report.get("decision") == "rejected" and not force:
+            fail(f"version {version} was rejected by the gates ({report['failed']}); pass --force to promote it anyway")
+        reg.promote(version, reason=reason + (" (forced over gate rejection)" if force and report else ""))
+    except RegistryLocked as e:
+        fail(str(e), code=4)
+    except RegistryError as e:
+        fail(str(e))
+    typer.echo(f"CURRENT = {version}")
+
+
+@registry_app.command("rollback")
+def rollback(registry: RegistryOpt, model: ModelOpt = None) -> None:
+    """Point CURRENT back at the newest older version that has served."""
+    try:
+        reg = open_registry(registry, model)
+        before = reg.current()
+        target = reg.rollback()
+    except RegistryLocked as e:
+        fail(str(e), code=4)
+    except RegistryError as e:
+        fail(str(e))
+    typer.echo(f"CURRENT = {target} (was {before})")

@@ -1,0 +1,203 @@
+"""The nightly job: train on a data window, export, gate against CURRENT, publish, promote or not.
+
+    retrain()      reads top to bottom: window -> CURRENT -> fit -> export -> gates -> publish
+    exit codes     0 promoted, 3 rejected by a gate, 4 registry busy (locked, or CURRENT moved
+                   during the run), 2 bad input or a failed step; CURRENT moves only on 0.
+
+A rejected candidate is still published, as a version that is not CURRENT, with its gate report
+(unless publish_rejected is off), so on-call can see what was trained and why it was refused, and
+can promote it by hand after review. A candidate whose export fails parity has no bundle: its report
+stays in the work directory and the job exits 3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import torch.nn as nn
+
+from service.contract.bundle import BundleError, LoadedBundle, load_bundle
+from service.contract.features import FeatureEncoders
+from service.profiles import Weights
+from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict, RegistryError, RegistryLocked
+from training import data as D
+from training.bundle.calibration import calibrate_columns
+from training.bundle.export import CHECKPOINT_FILE, ExportError, export_bundle
+from training.evaluation.evaluate import bundle_predictions
+from training.evaluation.inference import export_heads, predict
+from training.fit.train import Trained, train
+from training.modeling.model import ModelArgs
+from training.nightly.gate_report import build_report, render_gate_report, write_gate_report
+from training.nightly.gates import GateResult, Scored, check, parity_gate, run_gates
+from training.nightly.warm_start import load_checkpoint, warm_start
+from training.spec import RankerSpec
+from training.weights.served import eval_weights
+
+logger = logging.getLogger(__name__)
+
+EXIT_PROMOTED = 0
+EXIT_ERROR = 2
+EXIT_REJECTED = 3
+EXIT_BUSY = 4
+
+
+@dataclass
+class RetrainOptions:
+    """What varies between nights; everything else comes from the spec."""
+
+    work_dir: Path
+    start: str | None = None  # ISO time, inclusive
+    end: str | None = None  # ISO time, exclusive
+    partitions: list[str] = field(default_factory=list)  # Parquet files or partition directories
+    warm_start: bool = False
+    publish_rejected: bool = True
+    progress: bool = False
+    weights: Path | None = None  # the weights.yaml that will serve (default: the spec's eval.weights)
+
+
+@dataclass
+class RetrainOutcome:
+    decision: str  # promoted | rejected | not published
+    exit_code: int
+    version: int | None
+    report: dict
+    report_dir: Path
+
+
+@dataclass
+class Current:
+    """The serving model the candidate is compared with (absent for the first model)."""
+
+    version: int | None
+    bundle: LoadedBundle | None = None
+    note: str = ""
+
+
+def last_days_window(days: int, now: datetime | None = None) -> tuple[str, str]:
+    """[today - days, today) in UTC as ISO dates: the last `days` complete days before `now`."""
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    return (today - timedelta(days=days)).isoformat(), today.isoformat()
+
+
+def apply_window(spec: RankerSpec, opts: RetrainOptions) -> RankerSpec:
+    """The spec with this run's data window: --start/--end and/or explicit partition paths."""
+    data = spec.data.model_copy(update={k: v for k, v in (("start", opts.start), ("end", opts.end)) if v})
+    if opts.partitions:
+        if data.path is None:
+            raise D.DataError("--partition picks partitions of data.path; this spec names pre-split files")
+        data.path = str(link_partitions(opts.partitions, Path(spec.data.path), opts.work_dir / "partitions"))
+    return spec.model_copy(update={"data": data})
+
+
+def link_partitions(partitions: list[str], data_root: Path, farm: Path) -> Path:
+    """A directory of symlinks to the chosen partitions, read as one dataset (names kept for hive keys).
+
+    A relative partition is looked up under the spec's data directory first, then the working directory.
+    """
+    farm.mkdir(parents=True, exist_ok=True)
+    for old in farm.iterdir():
+        old.unlink()
+    for i, part in enumerate(partitions):
+        path = data_root / part if (data_root / part).exists() else Path(part)
+        if not path.exists():
+            raise D.DataError(f"partition {part!r} not found (looked in {data_root} and {Path.cwd()})")
+        name = path.name if not (farm / path.name).exists() else f"{i:03d}-{path.name}"
+        (farm / name).symlink_to(path.resolve())
+    return farm
+
+
+def load_current(registry: Registry) -> Current:
+    version = registry.current()
+    if version is None:
+        return Current(None, note="no CURRENT: first model, judged by absolute floors")
+    try:
+        return Current(version, load_bundle(registry.bundle_dir(version)))
+    except (BundleError, RegistryError) as e:
+        # A CURRENT that fails verification is no fair baseline. Storage and network errors are not
+        # caught: they fail the job rather than silently weakening the gates.
+        logger.exception("CURRENT version %s cannot be loaded", version)
+        return Current(version, None, f"CURRENT v{version} cannot be loaded ({e}); judged by absolute floors")
+
+
+def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
+                  progress: bool) -> tuple[Trained, dict | None]:
+    """train() as `ranker train` does; with warm, the model starts from CURRENT's checkpoint."""
+    checkpoint = current.bundle.path / CHECKPOINT_FILE if warm and current.bundle else None
+    init = None
+    if checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint)
+
+        def init(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders) -> dict:
+            return {"from_version": current.version, **warm_start(model, args, encoders, state)}
+
+    if spec.data.without_test:
+        raise D.DataError("ranker retrain gates the candidate on the test split, and the spec has none: set "
+                          "data.test_fraction > 0 or name a data.test file")
+    trained = train(spec, out_dir=out_dir, progress=progress, init=init, eval_test=True)
+    return trained, trained.init_summary
+
+
+def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, weights: Weights) -> list[GateResult]:
+    """Score candidate and CURRENT on the candidate's holdout and run every gate (profiles of `weights`)."""
+    spec, holdout = trained.spec, trained.prepared.splits.holdout()
+    cand = Scored(bundle_predictions(candidate, holdout, spec.task_names()), spec.task_names(), candidate.manifest.tasks)
+    rows = trained.prepared.holdout().head(min(spec.gates.parity_rows, holdout.num_rows))
+    torch_out = predict(export_heads(trained.model, spec, trained.prepared.scalers), rows)
+    parity = parity_gate(cand.preds[:len(rows)], calibrate_columns(candidate.manifest.tasks, torch_out))
+    labels, request = D.raw_labels(holdout, spec), D.request_index(holdout, spec)
+    base = None
+    if current.bundle is not None:
+        missing = [f.name for f in current.bundle.manifest.features.all() if f.name not in holdout.column_names]
+        if missing:
+            return [parity, check("comparable", "model", None, "<=", 0.0,
+                                  f"CURRENT reads column(s) {missing} that this spec does not; review and promote by hand")]
+        tasks = current.bundle.manifest.task_names
+        base = Scored(bundle_predictions(current.bundle, holdout, tasks), tasks, current.bundle.manifest.tasks)
+    return run_gates(spec, labels, request, cand, base, parity, weights)
+
+
+def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> RetrainOutcome:
+    """One nightly run; never moves CURRENT unless every gate passed."""
+    started = datetime.now(UTC)
+    opts.work_dir.mkdir(parents=True, exist_ok=True)
+    spec = apply_window(spec, opts)
+    weights, weights_source = eval_weights(spec, opts.weights)  # a bad file stops the job before training
+    current = load_current(registry)
+    trained, warm = fit_candidate(spec, current, opts.warm_start, opts.work_dir, opts.progress)
+    context = {"started_at": started, "spec": spec, "opts": opts, "current": current, "warm_start": warm,
+               "weights": {"source": weights_source, "sha256": weights.sha256, "profiles": weights.profile_names}}
+    bundle_dir = opts.work_dir / "bundle"
+    try:
+        export_bundle(trained, bundle_dir)
+    except ExportError as e:
+        results = [check("parity", "model", None, "<=", 1.0, f"export refused the graph: {e}")]
+        report = build_report(results=results, trained=trained, version=None, **context)
+        return finish(report, EXIT_REJECTED, None, opts.work_dir)
+    results = gate_candidate(trained, load_bundle(bundle_dir), current, weights)
+    promote = all(r.passed for r in results)
+    if not promote and not opts.publish_rejected:
+        report = build_report(results=results, trained=trained, version=None, **context)
+        return finish(report, EXIT_REJECTED, None, opts.work_dir)
+
+    def report_files(version: int) -> dict[str, bytes]:
+        report = build_report(results=results, trained=trained, version=version, **context)
+        return {REPORT_JSON: json.dumps(report, indent=2).encode(), REPORT_MD: render_gate_report(report).encode()}
+
+    try:
+        version = registry.publish(bundle_dir, make_current=promote, expect_current=current.version if promote else "any",
+                                   reason="promoted by gates" if promote else "rejected by gates",
+                                   extra_files=report_files)
+    except (RegistryLocked, RegistryConflict) as e:
+        report = build_report(results=results, trained=trained, version=None, not_published=str(e), **context)
+        return finish(report, EXIT_BUSY, None, opts.work_dir)
+    report = build_report(results=results, trained=trained, version=version, **context)
+    return finish(report, EXIT_PROMOTED if promote else EXIT_REJECTED, version, opts.work_dir)
+
+
+def finish(report: dict, code: int, version: int | None, work_dir: Path) -> RetrainOutcome:
+    write_gate_report(work_dir, report)
+    return RetrainOutcome(report["decision"], code, version, report, work_dir)

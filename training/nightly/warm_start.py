@@ -1,0 +1,85 @@
+"""Warm start: initialize a new model from the CURRENT bundle's checkpoint.pt.
+
+Vocabularies change between nights (new users and items appear, rare ones drop out), so embedding
+rows are copied by *value*: the row of item "i42" goes to wherever "i42" sits in the new vocabulary,
+and rows of unseen values keep their fresh initialization. Towers and gates are matched by task
+name, so a reordered or extended task list still starts from the right heads. Every other tensor is
+copied when its name and shape match, and reported as skipped otherwise (e.g. a wider expert).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from service.contract.features import FeatureEncoders
+from training.modeling.model import ModelArgs
+
+EMBEDDING_SUFFIX = "inputs.embedding.weight"
+PER_TASK = re.compile(r"^(towers|gates|models)\.(\d+)\.")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The checkpoint written by training.bundle.export.save_checkpoint (plain tensors and lists only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def old_name(name: str, task_index: dict[int, int], shared_gate: bool) -> str | None:
+    """Name of the matching tensor in the old model, with per-task modules re-indexed by task name."""
+    m = PER_TASK.match(name)
+    if m is None or (m.group(1) == "gates" and shared_gate):
+        return name
+    old = task_index.get(int(m.group(2)))
+    return None if old is None else f"{m.group(1)}.{old}.{name[m.end():]}"
+
+
+def embedding_rows(new: FeatureEncoders, old_vocab: dict[str, list[str]], old_cards: list[int]
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Row indices (new_rows, old_rows) of the shared embedding table holding the same values.
+
+    The table stacks one block per categorical feature; row 0 of a block is the OOV slot.
+    Returns also, per feature, how many vocabulary rows were carried over.
+    """
+    old_names = list(old_vocab)
+    old_offsets = dict(zip(old_names, np.cumsum([0, *old_cards[:-1]]).tolist(), strict=True))
+    new_rows, old_rows, mapped = [], [], {}
+    offset = 0
+    for f in new.categorical:
+        if f.name in old_vocab:
+            where = {v: i + 1 for i, v in enumerate(old_vocab[f.name])}
+            pairs = [(0, 0)] + [(i + 1, where[v]) for i, v in enumerate(f.vocab) if v in where]
+            new_rows += [offset + a for a, _ in pairs]
+            old_rows += [old_offsets[f.name] + b for _, b in pairs]
+            mapped[f.name] = len(pairs) - 1
+        offset += f.cardinality
+    return np.asarray(new_rows, dtype=np.int64), np.asarray(old_rows, dtype=np.int64), mapped
+
+
+def warm_start(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders, checkpoint: dict) -> dict:
+    """Copy what carries over from `checkpoint` into `model` (in place). Returns a summary for the report."""
+    old_args = ModelArgs(**checkpoint["model_args"])
+    old_state: dict[str, torch.Tensor] = checkpoint["state_dict"]
+    task_index = {i: old_args.tasks.index(t) for i, t in enumerate(args.tasks) if t in old_args.tasks}
+    shared_gate = args.arch == "omoe" and old_args.arch == "omoe"
+    new_rows, old_rows, mapped = embedding_rows(encoders, checkpoint["vocabularies"], old_args.cardinalities)
+    state = model.state_dict()
+    copied, skipped = [], []
+    for name, tensor in state.items():
+        source = old_name(name, task_index, shared_gate)
+        old = old_state.get(source) if source else None
+        if old is not None and name.endswith(EMBEDDING_SUFFIX) and old.shape[1:] == tensor.shape[1:]:
+            tensor[torch.from_numpy(new_rows)] = old[torch.from_numpy(old_rows)]
+            copied.append(name)
+        elif old is not None and old.shape == tensor.shape:
+            state[name] = old.clone()
+            copied.append(name)
+        else:
+            skipped.append(name)
+    model.load_state_dict(state)
+    total_vocab = {f.name: len(f.vocab) for f in encoders.categorical}
+    return {"copied_tensors": len(copied), "skipped_tensors": skipped,
+            "embedding_rows_mapped": {f: f"{n}/{total_vocab[f]}" for f, n in mapped.items()}}

@@ -1,0 +1,324 @@
+"""The ranker spec: one YAML file that maps a user's Parquet columns to features and tasks.
+
+Every field has a default except the data path, the features and the tasks. Unknown keys are
+errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from training.spec.data import SPLIT_NAMES, DataConfig
+from training.spec.errors import format_errors
+
+Source = Literal["user", "context", "item"]
+SOURCE_HELP = "where the server finds the value in a request: `user`, `context` or each candidate (`item`)"
+ON_MISSING_HELP = ("what the server does when a request lacks the value (absent or null): `default` uses "
+                   "the training default and counts it in `ranker_features_defaulted_total`; `error` "
+                   "refuses the request with a 422 naming the field")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class CategoricalFeature(_Strict):
+    """A string, integer or boolean column, embedded; unknown values share the out-of-vocabulary row."""
+
+    name: str = Field(description="the column name, and the field name in requests", examples=["user_id"])
+    source: Source = Field(description=SOURCE_HELP, examples=["user"])
+    max_vocab: int = Field(100_000, ge=1, description="keep the most frequent values; the rest share OOV",
+                           examples=[500_000])
+    min_count: int = Field(1, ge=1, description="values seen fewer times in training map to OOV", examples=[2])
+    on_missing: Literal["default", "error"] = Field("default", description=ON_MISSING_HELP, examples=["error"])
+
+
+class NumericFeature(_Strict):
+    """A number, standardized with training statistics; serving clips it to the training range."""
+
+    name: str = Field(description="the column name, and the field name in requests", examples=["item_age_days"])
+    source: Source = Field(description=SOURCE_HELP, examples=["item"])
+    transform: Literal["none", "log1p"] = Field(
+        "none", description="applied before standardizing; `log1p` for counts, money and durations "
+        "(negative values count as 0)", examples=["log1p"])
+    on_missing: Literal["default", "error"] = Field(
+        "default", description=ON_MISSING_HELP + ". The default is the training median", examples=["error"])
+
+
+class FeaturesConfig(_Strict):
+    """The model's inputs; it needs at least one of each kind."""
+
+    categorical: list[CategoricalFeature] = Field(min_length=1, description="categorical features",
+                                                  examples=[[{"name": "user_id", "source": "user"}]])
+    numeric: list[NumericFeature] = Field(min_length=1, description="numeric features",
+                                          examples=[[{"name": "price", "source": "item", "transform": "log1p"}]])
+
+
+class TaskConfig(_Strict):
+    """One head of the model, trained on one label column. A null label is masked out of that task's loss."""
+
+    name: str = Field(description="the head's name in bundles, responses and weights.yaml", examples=["click"])
+    type: Literal["binary", "regression"] = Field(
+        description="`binary` (0/1 labels, outputs a probability) or `regression` (outputs label units)",
+        examples=["binary"])
+    group: Literal["engagement", "satisfaction"] = Field(
+        description="what the label measures; reports and score profiles group heads by it", examples=["engagement"])
+    column: str | None = Field(None, description="label column; defaults to the task name", examples=["clicked"])
+    label_transform: Literal["none", "log1p"] = Field(
+        "none", description="regression only: train on log1p(label) (heavy-tailed labels such as watch "
+        "time); the head still outputs label units", examples=["log1p"])
+    loss: Literal["bce", "mse", "huber"] | None = Field(
+        None, description="`bce` for binary tasks; `mse` (default) or `huber` for regression", examples=["huber"])
+    weight: float = Field(1.0, ge=0, description="fixed loss weight (loss_balancing: fixed), and the task's "
+                          "weight in the validation loss that early stopping watches", examples=[0.5])
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskConfig:
+        if self.column is None:
+            self.column = self.name
+        if self.loss is None:
+            self.loss = "bce" if self.type == "binary" else "mse"
+        if (self.type == "binary") != (self.loss == "bce"):
+            raise ValueError(f"task {self.name!r}: loss {self.loss!r} does not fit a {self.type} task")
+        if self.type == "binary" and self.label_transform != "none":
+            raise ValueError(f"task {self.name!r}: binary tasks take no label_transform")
+        return self
+
+
+class ModelConfig(_Strict):
+    """The network: embeddings -> shared part (experts or a bottom) -> one tower per task."""
+
+    arch: Literal["mmoe", "omoe", "shared_bottom", "single_task"] = Field(
+        "mmoe", description="`mmoe`: experts with one softmax gate per task (Ma et al., KDD 2018); `omoe`: "
+        "experts with one gate shared by all tasks; `shared_bottom`: one MLP shared by all tasks; "
+        "`single_task`: an independent bottom and tower per task (no sharing), to check whether "
+        "multi-task learning helps", examples=["shared_bottom"])
+    num_experts: int = Field(4, ge=1, description="experts of `mmoe`/`omoe`; unused by the other archs",
+                             examples=[8])
+    expert_hidden: list[int] = Field(
+        default_factory=lambda: [128, 64], min_length=1,
+        description="hidden layer widths of the shared part: of each expert (`mmoe`, `omoe`), of the shared "
+        "bottom (`shared_bottom`), of each task's own bottom (`single_task`)", examples=[[256, 128]])
+    tower_hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths of each "
+                                    "task's tower, on top of the shared part ([] = a linear head)", examples=[[32]])
+    embedding_dim: int = Field(16, ge=1, description="embedding width of every categorical feature", examples=[32])
+    expert_dropout: float = Field(
+        0.1, ge=0, lt=1, description="`mmoe`/`omoe`: while training, each gate weight is zeroed with this "
+        "probability and the gate renormalized, against gate polarization (Zhao et al., RecSys 2019)",
+        examples=[0.0])
+    dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
+                           examples=[0.1])
+
+
+class TrainConfig(_Strict):
+    """The optimizer and the training loop."""
+
+    epochs: int = Field(10, ge=1, description="maximum passes over the training rows", examples=[20])
+    batch_size: int = Field(1024, ge=1, description="rows per optimizer step", examples=[4096])
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate", examples=[0.002])
+    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay on the model's weights; never on "
+                                "the loss-balancing weights", examples=[1e-5])
+    loss_balancing: Literal["fixed", "uncertainty", "gradnorm"] = Field(
+        "fixed", description="how task losses are summed: `fixed` task weights, `uncertainty` (learned, "
+        "Kendall et al. 2018) or `gradnorm` (Chen et al. 2018; needs a shared layer)", examples=["uncertainty"])
+    gradnorm_alpha: float = Field(1.5, ge=0, description="GradNorm's restoring strength (loss_balancing: "
+                                  "gradnorm)", examples=[1.0])
+    early_stopping_patience: int = Field(
+        2, ge=0, description="stop after this many epochs without a lower validation loss (task-weighted "
+        "sum); the best epoch's weights are kept", examples=[3])
+    seed: int = Field(0, description="seed of initialization and batch order", examples=[1])
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default all cores. On a "
+                                "busy shared machine, 1 is often faster", examples=[1])
+    parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
+                             examples=[2000])
+
+
+class EvalConfig(_Strict):
+    """Offline ranking metrics: NDCG@k per request, per profile of the weights file that will serve."""
+
+    ndcg_k: int = Field(10, ge=1, description="k of NDCG@k", examples=[5])
+    weights: str | None = Field(
+        None, description="the weights.yaml that will serve (relative to this spec); report.md's NDCG and the "
+        "retrain gates' NDCG and top-k overlap run per profile of it", examples=["weights.yaml"])
+    score_weights: dict[str, float] | None = Field(
+        None, description="without `weights`: task -> weight of the one ranking profile, named 'score_weights' "
+        "(identity transforms); default 1.0 for each binary task", examples=[{"click": 1.0, "like": 0.5}])
+    gain_weights: dict[str, float] | None = Field(
+        None, description="task -> weight of its label in the NDCG gain (null labels count 0); default 1.0 "
+        "for each binary task", examples=[{"click": 1.0, "like": 2.0}])
+
+
+class GatesConfig(_Strict):
+    """Promotion gates of `ranker retrain` (training/nightly/gates.py): a candidate must pass all of them.
+
+    Comparisons are against the CURRENT model scored on the same holdout rows; the first model of
+    a registry is held to the absolute floors instead.
+    """
+
+    parity_rows: int = Field(2000, ge=1, description="holdout rows re-scored torch vs onnxruntime", examples=[5000])
+    auc_tolerance: float = Field(0.01, ge=0, description="allowed AUC drop vs CURRENT (absolute)", examples=[0.005])
+    rmse_tolerance: float = Field(0.05, ge=0, description="allowed RMSE rise vs CURRENT (relative, 0.05 = 5%)", examples=[0.02])
+    min_auc: float = Field(0.55, ge=0, le=1, description="first model: AUC floor of every binary task", examples=[0.6])
+    max_rmse_ratio: float = Field(1.0, gt=0, description="first model: RMSE / RMSE of predicting the mean", examples=[0.95])
+    max_mean_shift: float = Field(0.25, ge=0, description="|mean shift| of a head vs CURRENT, in label std", examples=[0.5])
+    max_quantile_shift: float = Field(0.5, ge=0, description="largest p05..p95 shift of a head vs CURRENT, in label std", examples=[1.0])
+    topk: int = Field(5, ge=1, description="k of the top-k overlap with CURRENT", examples=[10])
+    min_topk_overlap: float = Field(0.5, ge=0, le=1, description="mean |top-k(candidate) & top-k(CURRENT)| / k", examples=[0.3])
+    topk_requests: int = Field(500, ge=1, description="holdout requests sampled for the overlap", examples=[1000])
+    ndcg_tolerance: float = Field(0.02, ge=0, description="allowed NDCG@eval.ndcg_k drop vs CURRENT, per served "
+                                  "profile", examples=[0.01])
+
+
+class CalibrationConfig(_Strict):
+    """Post-hoc calibration fitted on the validation split, stored in the manifest, applied by the server."""
+
+    binary: Literal["none", "platt", "isotonic"] = Field(
+        "none", description="binary heads with at least 1,000 observed validation labels: none, Platt scaling or "
+        "isotonic regression", examples=["platt"])
+    smearing: bool = Field(True, description="log1p regression heads: scale the graph's expm1 (a median) so the "
+                           "served value estimates the mean", examples=[False])
+
+
+class LookupEntity(_Strict):
+    """Features the server looks up by one entity's id (`item_id` or `user_id`) when a request omits them."""
+
+    features: list[str] = Field(min_length=1, description="features of this source the feature store fills "
+                                "by id (a request's own value still wins)", examples=[["item_popularity"]])
+    table: str | None = Field(None, description="training on id-only logs: a Parquet table (the key column "
+                              "and these features) joined onto the logs by id", examples=["features/items.parquet"])
+    timestamp: str | None = Field(
+        None, description="the table's time column: the table is a feature history, and each impression gets "
+        "the newest row at or before its own time (point in time), never a later one", examples=["valid_from"])
+
+
+class LookupConfig(_Strict):
+    """Which features a feature store fills, per entity."""
+
+    item: LookupEntity | None = Field(None, description="item features, found by the candidate's `item_id`",
+                                      examples=[{"features": ["item_popularity", "item_category"]}])
+    user: LookupEntity | None = Field(None, description="user features, found by the user's `user_id`",
+                                      examples=[{"features": ["user_activity"]}])
+
+    def entities(self) -> dict[str, LookupEntity]:
+        return {name: e for name, e in (("item", self.item), ("user", self.user)) if e is not None}
+
+
+class RankerSpec(_Strict):
+    """One YAML file: a model's name, its data, features and tasks, and how to train and gate it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the model's name in the registry "
+                      "(letters, digits, `_`, `.`, `-`)", examples=["my_ranker"])
+    data: DataConfig = Field(description="where the rows are and how they are split", examples=[{"path": "data/"}])
+    features: FeaturesConfig = Field(description="the model's inputs", examples=[{
+        "categorical": [{"name": "user_id", "source": "user"}], "numeric": [{"name": "price", "source": "item"}]}])
+    tasks: list[TaskConfig] = Field(min_length=1, description="the model's heads, one per label",
+                                    examples=[[{"name": "click", "type": "binary", "group": "engagement"}]])
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the network's shape",
+                               examples=[{"arch": "mmoe", "num_experts": 4}])
+    train: TrainConfig = Field(default_factory=TrainConfig, description="the optimizer and the training loop",
+                               examples=[{"epochs": 10, "lr": 0.002}])
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="offline ranking metrics",
+                             examples=[{"ndcg_k": 10}])
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="post-hoc calibration of "
+                                           "the heads", examples=[{"binary": "platt"}])
+    gates: GatesConfig = Field(default_factory=GatesConfig, description="promotion gates of `ranker retrain`",
+                               examples=[{"auc_tolerance": 0.01}])
+    lookup: LookupConfig = Field(
+        default_factory=LookupConfig, description="features the server looks up by id when a request "
+        "leaves them out (the feature store), and the tables training joins onto id-only logs",
+        examples=[{"item": {"features": ["price"]}}])
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RankerSpec:
+        features = [f.name for f in (*self.features.categorical, *self.features.numeric)]
+        _no_repeats("feature", features)
+        tasks = [t.name for t in self.tasks]
+        _no_repeats("task", tasks)
+        if self.train.loss_balancing == "gradnorm" and self.model.arch == "single_task":
+            raise ValueError("train.loss_balancing: gradnorm needs a shared layer, and model.arch "
+                             "single_task has none; use fixed or uncertainty")
+        for field, weights in (("eval.score_weights", self.eval.score_weights),
+                               ("eval.gain_weights", self.eval.gain_weights)):
+            unknown = sorted(set(weights or {}) - set(tasks))
+            if unknown:
+                raise ValueError(f"{field}: unknown task(s) {unknown}; tasks are {tasks}")
+        _check_lookup(self)
+        return self
+
+    def lookups(self) -> dict[str, list[str]]:
+        """Entity -> looked-up features, as the manifest records them."""
+        return {entity: list(e.features) for entity, e in self.lookup.entities().items()}
+
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def score_weights(self) -> dict[str, float]:
+        return self.eval.score_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+
+    def gain_weights(self) -> dict[str, float]:
+        return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+
+
+def _check_lookup(spec: RankerSpec) -> None:
+    from service.contract.lookups import ENTITY_KEY
+
+    sources = {f.name: f.source for f in (*spec.features.categorical, *spec.features.numeric)}
+    for entity, cfg in spec.lookup.entities().items():
+        for name in cfg.features:
+            if sources.get(name) != entity:
+                raise ValueError(f"lookup.{entity}.features: {name!r} is not a feature with source {entity}")
+            if name == ENTITY_KEY[entity]:
+                raise ValueError(f"lookup.{entity}.features: {name!r} is the lookup key; it comes from the request")
+        _no_repeats(f"lookup.{entity}.features", cfg.features)
+        if cfg.timestamp is not None and cfg.table is None:
+            raise ValueError(f"lookup.{entity}.timestamp: needs lookup.{entity}.table")
+
+
+def _no_repeats(what: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} names must be unique, repeated: {repeated}")
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names the file and the key."""
+
+
+def load_spec(path: str | Path, data_path: str | None = None) -> RankerSpec:
+    """Read and validate a spec. Relative data paths are resolved against the spec's folder.
+
+    data_path replaces the spec's data (data.path, or data.train/valid/test) with one dataset,
+    split as the spec says.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise SpecError(f"{path}: no such spec file") from e
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level")
+    if data_path is not None:
+        data = raw.setdefault("data", {})
+        if isinstance(data, dict):
+            for name in SPLIT_NAMES:
+                data.pop(name, None)
+            data["path"] = data_path
+    try:
+        spec = RankerSpec.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(f"{path}: {format_errors(e, RankerSpec)}") from e
+    for key, value in spec.data.sources().items():
+        if not Path(value).is_absolute() and data_path is None:
+            setattr(spec.data, key, str((path.parent / value).resolve()))
+    for cfg in spec.lookup.entities().values():
+        if cfg.table is not None and not Path(cfg.table).is_absolute():
+            cfg.table = str((path.parent / cfg.table).resolve())
+    if spec.eval.weights is not None and not Path(spec.eval.weights).is_absolute():
+        spec.eval.weights = str((path.parent / spec.eval.weights).resolve())
+    return spec
