@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 
 from training import data as D
-from training.modeling.model import ExportHeads, MMoE
+from training.evaluation.metrics import gate_stats
+from training.modeling.model import ExportHeads
 from training.spec import RankerSpec
 
 EVAL_BATCH = 16_384
@@ -32,10 +33,23 @@ def predict(heads: ExportHeads, e: D.Encoded) -> np.ndarray:
 
 
 @torch.no_grad()
-def gate_weights(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> np.ndarray | None:
-    """(T, N, E) eval-mode gate weights on up to max_rows rows; None for gateless models."""
-    if not isinstance(model, MMoE):
+def gate_levels(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> list[np.ndarray] | None:
+    """Eval-mode task-gate weights on up to max_rows rows, one (T, N, E) array per extraction level
+    (one level for MMoE / OMoE, one per level for PLE); None for gateless models."""
+    if not hasattr(model, "gate_levels"):
         return None
     rows = slice(0, min(len(e), max_rows))
-    _, gates = model(torch.from_numpy(e.categorical[rows]), torch.from_numpy(e.numeric[rows]), return_gates=True)
-    return gates.numpy()
+    levels = model.gate_levels(torch.from_numpy(e.categorical[rows]), torch.from_numpy(e.numeric[rows]))
+    return [g.numpy() for g in levels]
+
+
+def gate_report(model: nn.Module, e: D.Encoded, task_names: list[str]) -> dict:
+    """{"gates": stats of the top level's task gates} (+ "gates_by_level" for PLE); {} without gates."""
+    levels = gate_levels(model, e)
+    if levels is None:
+        return {}
+    slots = model.shared_slots()
+    out = {"gates": gate_stats(levels[-1], task_names, slots)}
+    if len(levels) > 1:
+        out["gates_by_level"] = [gate_stats(g, task_names, slots) for g in levels]
+    return out

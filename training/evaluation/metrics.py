@@ -60,14 +60,17 @@ def ndcg_at_k(request: np.ndarray, scores: np.ndarray, gains: np.ndarray, k: int
     return float(np.mean(actual[counted] / ideal[counted]))
 
 
-def gate_stats(gates: np.ndarray, task_names: list[str]) -> dict[str, dict]:
+def gate_stats(gates: np.ndarray, task_names: list[str], shared_slots: list[bool] | None = None) -> dict[str, dict]:
     """Gate utilization per task from eval-mode gate weights.
 
     Args:
         gates: (T, N, E) softmax weights per task, row and expert.
+        shared_slots: (E,) whether each slot is an expert every task shares (CGC / PLE have both
+            kinds; in an MMoE every expert is shared).
     Returns:
         task -> mean_weight (E,), normalized_entropy (mean per-row entropy / log E, 1 = uniform),
-        effective_experts (exp of the entropy of the mean weights), dead_experts, polarized.
+        effective_experts (exp of the entropy of the mean weights), dead_experts, polarized, and
+        with both kinds of slot, shared_weight (mean total weight on the shared experts).
     """
     n_experts = gates.shape[-1]
     out = {}
@@ -84,6 +87,8 @@ def gate_stats(gates: np.ndarray, task_names: list[str]) -> dict[str, dict]:
             "dead_experts": int((mean_w < DEAD_EXPERT_WEIGHT).sum()),
             "polarized": bool(mean_w.max() > POLARIZED_TOP_WEIGHT or effective < EFFECTIVE_EXPERTS_FLOOR),
         }
+        if shared_slots is not None and 0 < sum(shared_slots) < len(shared_slots):
+            out[name]["shared_weight"] = float(mean_w[np.asarray(shared_slots, dtype=bool)].sum())
     return out
 
 

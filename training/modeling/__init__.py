@@ -1,1 +1,9 @@
-"""The torch model (model.py: MMoE and its baselines) and what trains it (losses.py: masked losses, balancing)."""
+"""The torch model and what trains it.
+
+    modules.py        building blocks: FeatureInput, MLP, Tower, Gate (expert dropout)
+    model.py          MMoE / OMoE / shared-bottom / single-task; which parameters belong to one task
+    ple.py            CGC and PLE (task-specific and shared experts, per level)
+    losses.py         masked per-task losses; fixed, uncertainty and GradNorm balancing
+    grad_conflict.py  PCGrad and MGDA-UB
+    bias_tower.py     the training-only position-bias tower and its inputs (never exported)
+"""

@@ -1,8 +1,13 @@
-"""Multi-task rankers: MMoE (Ma et al., KDD 2018) and the baselines it is compared with.
+"""Multi-task rankers: MMoE (Ma et al., KDD 2018), CGC / PLE (training/modeling/ple.py) and the baselines.
 
 Every model maps (categorical (B, C) int64, numeric (B, F) float32) to raw head outputs (B, T):
 logits for binary tasks, scaled labels for regression tasks. Losses live in training/modeling/losses.py and
 natural-unit outputs in `ExportHeads`, so the exported graph is only the pure model.
+
+Every model also says which of its parameters belong to one task only (`task_parts`: per-task early
+stopping combines those from each head's best epoch; PCGrad treats the rest as shared) and, where
+tasks share something, which layer GradNorm measures (`shared_layer`) and which outputs MGDA-UB
+differentiates (`representation`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
+from training.modeling.modules import MLP, FeatureInput, Gate, Tower, last_linear
+from training.modeling.ple import PLE
+
+__all__ = ["MLP", "FeatureInput", "Gate", "Tower", "last_linear"]  # the blocks, re-exported
+
 
 @dataclass
 class ModelArgs:
@@ -20,90 +30,20 @@ class ModelArgs:
     cardinalities: list[int]  # embedding rows per categorical feature (incl. the OOV slot)
     n_numeric: int
     tasks: list[str]
-    arch: str = "mmoe"  # mmoe | omoe | shared_bottom | single_task
-    num_experts: int = 4
+    arch: str = "mmoe"  # mmoe | omoe | cgc | ple | shared_bottom | single_task
+    # None where a key means nothing for the arch (the spec refuses such keys; see spec.ARCH_KEYS).
+    num_experts: int | None = 4  # mmoe / omoe
     expert_hidden: list[int] = field(default_factory=lambda: [128, 64])
     tower_hidden: list[int] = field(default_factory=lambda: [64])
     embedding_dim: int = 16
-    expert_dropout: float = 0.1  # probability of zeroing each gate weight while training
+    expert_dropout: float | None = 0.1  # gated archs: probability of zeroing each gate weight while training
     dropout: float = 0.0
+    shared_experts: int | None = 2  # cgc / ple: shared experts per level
+    task_experts: int | None = 1  # cgc / ple: experts of each task per level
+    levels: int | None = 2  # ple: extraction levels (cgc is one level)
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class FeatureInput(nn.Module):
-    """Embeds every categorical feature (one table, offset per feature) and appends the numerics."""
-
-    def __init__(self, cardinalities: list[int], n_numeric: int, dim: int) -> None:
-        super().__init__()
-        offsets = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
-        self.register_buffer("offsets", offsets, persistent=False)
-        # With no categorical features (dense-only inputs, e.g. the synthetic benchmark) there is no table.
-        self.embedding = nn.Embedding(sum(cardinalities), dim) if cardinalities else None
-        if self.embedding is not None:
-            nn.init.normal_(self.embedding.weight, std=0.05)
-        self.out_dim = len(cardinalities) * dim + n_numeric
-
-    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        if self.embedding is None:
-            return numeric  # (B, F)
-        emb = self.embedding(categorical + self.offsets)  # (B, C, D)
-        return torch.cat([emb.flatten(1), numeric], dim=1)  # (B, C*D + F)
-
-
-class MLP(nn.Sequential):
-    """Linear -> ReLU (-> Dropout) for each hidden size."""
-
-    def __init__(self, in_dim: int, hidden: list[int], dropout: float = 0.0) -> None:
-        layers: list[nn.Module] = []
-        for h in hidden:
-            layers += [nn.Linear(in_dim, h), nn.ReLU()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            in_dim = h
-        super().__init__(*layers)
-        self.out_dim = in_dim
-
-
-def last_linear(mlp: nn.Sequential) -> nn.Linear:
-    """The last Linear layer of an MLP (GradNorm measures gradients there)."""
-    return [m for m in mlp if isinstance(m, nn.Linear)][-1]
-
-
-class Tower(nn.Module):
-    """A task's head: MLP then one output unit. (B, H) -> (B,)"""
-
-    def __init__(self, in_dim: int, hidden: list[int], dropout: float = 0.0) -> None:
-        super().__init__()
-        self.mlp = MLP(in_dim, hidden, dropout)
-        self.out = nn.Linear(self.mlp.out_dim, 1)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(self.mlp(h)).squeeze(-1)
-
-
-class Gate(nn.Module):
-    """Softmax over experts, with expert dropout while training (Zhao et al., RecSys 2019).
-
-    In training each gate weight is zeroed with probability p and the rest renormalized, so a task
-    cannot lean on one expert alone ("gating polarization"). A row whose every weight was dropped
-    keeps them all, so there is never a division by zero. In eval the gate is a plain softmax.
-    """
-
-    def __init__(self, in_dim: int, num_experts: int, expert_dropout: float) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, num_experts)
-        self.p = expert_dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = torch.softmax(self.linear(x), dim=-1)  # (B, E)
-        if self.training and self.p > 0:
-            keep = torch.rand_like(w) >= self.p
-            keep = keep | ~keep.any(dim=-1, keepdim=True)
-            w = w * keep
-            w = w / w.sum(dim=-1, keepdim=True).clamp_min(1e-12)
-        return w
 
 
 class MMoE(nn.Module):
@@ -123,19 +63,33 @@ class MMoE(nn.Module):
         """The last layer every task shares: each expert's last Linear weight."""
         return [last_linear(e).weight for e in self.experts]
 
+    def representation(self) -> list[nn.Module]:
+        """Modules whose outputs are the representation every task reads (MGDA-UB's Z): the experts."""
+        return list(self.experts)
+
+    def task_parts(self, t: int) -> list[str]:
+        """state_dict prefixes that only task t's output depends on."""
+        return [f"towers.{t}."] + ([f"gates.{t}."] if len(self.gates) > 1 else [])
+
+    def shared_slots(self) -> list[bool]:
+        """Per gate slot: is that expert shared by every task? (all of them, in an MMoE)"""
+        return [True] * len(self.experts)
+
     def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (T, B, E); with one shared gate the same weights serve every task."""
         w = torch.stack([g(x) for g in self.gates])  # (G, B, E)
         return w.expand(len(self.towers), -1, -1) if len(self.gates) == 1 else w
 
-    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor,
-                return_gates: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def gate_levels(self, categorical: torch.Tensor, numeric: torch.Tensor) -> list[torch.Tensor]:
+        """The task gates' weights, one (T, B, E) tensor per level (an MMoE has one level)."""
+        return [self.gate_weights(self.inputs(categorical, numeric))]
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         x = self.inputs(categorical, numeric)  # (B, D)
         experts = torch.stack([e(x) for e in self.experts], dim=1)  # (B, E, H)
         gates = self.gate_weights(x)  # (T, B, E)
         mixed = torch.einsum("tbe,beh->tbh", gates, experts)  # (T, B, H)
-        out = torch.stack([tower(mixed[t]) for t, tower in enumerate(self.towers)], dim=1)  # (B, T)
-        return (out, gates) if return_gates else out
+        return torch.stack([tower(mixed[t]) for t, tower in enumerate(self.towers)], dim=1)  # (B, T)
 
 
 class SharedBottom(nn.Module):
@@ -151,6 +105,12 @@ class SharedBottom(nn.Module):
         """The last layer every task shares: the bottom MLP's last Linear weight."""
         return [last_linear(self.bottom).weight]
 
+    def representation(self) -> list[nn.Module]:
+        return [self.bottom]
+
+    def task_parts(self, t: int) -> list[str]:
+        return [f"towers.{t}."]
+
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         h = self.bottom(self.inputs(categorical, numeric))  # (B, H)
         return torch.stack([tower(h) for tower in self.towers], dim=1)  # (B, T)
@@ -160,7 +120,8 @@ class SingleTask(nn.Module):
     """Independent per-task models (own embeddings, bottom and tower) trained side by side.
 
     Parameters are disjoint, so summing their losses trains each exactly as if alone; the single
-    module keeps export and serving identical to the multi-task models.
+    module keeps export and serving identical to the multi-task models. Nothing is shared, so it
+    has no shared_layer or representation (gradient-based balancers refuse it).
     """
 
     def __init__(self, args: ModelArgs) -> None:
@@ -168,18 +129,39 @@ class SingleTask(nn.Module):
         one = ModelArgs(**{**args.to_dict(), "tasks": ["task"], "arch": "shared_bottom"})
         self.models = nn.ModuleList(SharedBottom(one) for _ in args.tasks)
 
+    def task_parts(self, t: int) -> list[str]:
+        return [f"models.{t}."]
+
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         return torch.cat([m(categorical, numeric) for m in self.models], dim=1)  # (B, T)
+
+
+ARCHS = ("mmoe", "omoe", "cgc", "ple", "shared_bottom", "single_task")
+GATED_ARCHS = ("mmoe", "omoe", "cgc", "ple")
 
 
 def build_model(args: ModelArgs) -> nn.Module:
     if args.arch in ("mmoe", "omoe"):
         return MMoE(args)
+    if args.arch in ("cgc", "ple"):
+        return PLE(args)
     if args.arch == "shared_bottom":
         return SharedBottom(args)
     if args.arch == "single_task":
         return SingleTask(args)
-    raise ValueError(f"unknown arch {args.arch!r}; expected mmoe, omoe, shared_bottom or single_task")
+    raise ValueError(f"unknown arch {args.arch!r}; expected one of {', '.join(ARCHS)}")
+
+
+def task_parameters(model: nn.Module, t: int) -> dict[str, nn.Parameter]:
+    """Parameters (by state_dict name) that only task t's head depends on."""
+    prefixes = tuple(model.task_parts(t))
+    return {n: p for n, p in model.named_parameters() if n.startswith(prefixes)}
+
+
+def shared_parameters(model: nn.Module, n_tasks: int) -> dict[str, nn.Parameter]:
+    """Parameters more than one task depends on: everything outside every task's own parts."""
+    own = {n for t in range(n_tasks) for n in task_parameters(model, t)}
+    return {n: p for n, p in model.named_parameters() if n not in own}
 
 
 class ExportHeads(nn.Module):

@@ -66,6 +66,7 @@ def retrain_command(
     from service.profiles import WeightsError
     from training.data import DataError
     from training.nightly.retrain import RetrainOptions, last_days_window, retrain
+    from training.nightly.warm_start import WarmStartError
     from training.spec import SpecError, load_spec
 
     if last_days is not None:
@@ -80,7 +81,7 @@ def retrain_command(
                               warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
                               weights=weights)
         outcome = retrain(spec, reg, opts)
-    except (SpecError, DataError, BundleError, RegistryError, WeightsError) as e:
+    except (SpecError, DataError, BundleError, RegistryError, WeightsError, WarmStartError) as e:
         fail(str(e))
     typer.echo((work / REPORT_MD).read_text())
     where = f"version {outcome.version}" if outcome.version is not None else "nothing published"

@@ -2,8 +2,10 @@
 
 Vocabularies change between nights (new users and items appear, rare ones drop out), so embedding
 rows are copied by *value*: the row of item "i42" goes to wherever "i42" sits in the new vocabulary,
-and rows of unseen values keep their fresh initialization. Towers and gates are matched by task
-name, so a reordered or extended task list still starts from the right heads. Every other tensor is
+and rows of unseen values keep their fresh initialization. Towers, gates and (CGC / PLE) each task's
+own experts are matched by task name, so a reordered or extended task list still starts from the
+right heads; a PLE shared gate's rows (one per expert) are re-ordered the same way. A checkpoint
+of another arch is refused (WarmStartError). Every other tensor is
 copied when its name and shape match, and reported as skipped otherwise (e.g. a wider expert).
 """
 
@@ -20,7 +22,14 @@ from service.contract.features import FeatureEncoders
 from training.modeling.model import ModelArgs
 
 EMBEDDING_SUFFIX = "inputs.embedding.weight"
-PER_TASK = re.compile(r"^(towers|gates|models)\.(\d+)\.")
+# Modules indexed by task: towers.T, gates.T (MMoE), models.T (single-task), and PLE/CGC's
+# levels.L.task_experts.T / levels.L.task_gates.T.
+PER_TASK = re.compile(r"^((?:levels\.\d+\.)?(?:towers|gates|models|task_experts|task_gates))\.(\d+)\.")
+SHARED_GATE = re.compile(r"^levels\.\d+\.shared_gate\.linear\.(weight|bias)$")
+
+
+class WarmStartError(ValueError):
+    """A checkpoint that cannot initialize this model; the message says why and what to do."""
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -59,12 +68,34 @@ def embedding_rows(new: FeatureEncoders, old_vocab: dict[str, list[str]], old_ca
     return np.asarray(new_rows, dtype=np.int64), np.asarray(old_rows, dtype=np.int64), mapped
 
 
+def shared_gate_rows(args: ModelArgs, old_args: ModelArgs, task_index: dict[int, int]) -> tuple[list[int], list[int]]:
+    """(new slots, old slots) of a PLE shared gate holding the same expert: task t's own experts sit
+    in slots t*K..t*K+K-1 (in task order), the shared experts after every task's."""
+    k, old_k = args.task_experts, old_args.task_experts
+    new, old = [], []
+    for t, o in task_index.items():
+        for j in range(min(k, old_k)):
+            new.append(t * k + j)
+            old.append(o * old_k + j)
+    for j in range(min(args.shared_experts, old_args.shared_experts)):
+        new.append(len(args.tasks) * k + j)
+        old.append(len(old_args.tasks) * old_k + j)
+    return new, old
+
+
 def warm_start(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders, checkpoint: dict) -> dict:
-    """Copy what carries over from `checkpoint` into `model` (in place). Returns a summary for the report."""
+    """Copy what carries over from `checkpoint` into `model` (in place). Returns a summary for the report.
+
+    Raises WarmStartError when the checkpoint's arch differs: its experts and gates mean something
+    else in another arch, so copying by name would start from a model that never existed.
+    """
     old_args = ModelArgs(**checkpoint["model_args"])
+    if old_args.arch != args.arch:
+        raise WarmStartError(f"warm start: CURRENT was trained as model.arch {old_args.arch!r} and the spec asks for "
+                             f"{args.arch!r}; a warm start needs the same arch. Retrain once without --warm-start.")
     old_state: dict[str, torch.Tensor] = checkpoint["state_dict"]
     task_index = {i: old_args.tasks.index(t) for i, t in enumerate(args.tasks) if t in old_args.tasks}
-    shared_gate = args.arch == "omoe" and old_args.arch == "omoe"
+    shared_gate = args.arch == "omoe"
     new_rows, old_rows, mapped = embedding_rows(encoders, checkpoint["vocabularies"], old_args.cardinalities)
     state = model.state_dict()
     copied, skipped = [], []
@@ -73,6 +104,10 @@ def warm_start(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders, che
         old = old_state.get(source) if source else None
         if old is not None and name.endswith(EMBEDDING_SUFFIX) and old.shape[1:] == tensor.shape[1:]:
             tensor[torch.from_numpy(new_rows)] = old[torch.from_numpy(old_rows)]
+            copied.append(name)
+        elif old is not None and SHARED_GATE.match(name) and old.shape[1:] == tensor.shape[1:]:
+            new_slots, old_slots = shared_gate_rows(args, old_args, task_index)
+            tensor[new_slots] = old[old_slots]  # rows = slots, re-ordered by task name
             copied.append(name)
         elif old is not None and old.shape == tensor.shape:
             state[name] = old.clone()

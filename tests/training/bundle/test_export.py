@@ -19,9 +19,10 @@ from service.contract.bundle import (
     read_manifest,
 )
 from service.contract.features import OOV_INDEX
+from tests.training.conftest import as_arch
 from training import data as D
 from training.bundle.calibration import calibrate_columns
-from training.bundle.export import ExportError, check_parity, export_onnx
+from training.bundle.export import ExportError, check_parity, export_bundle, export_onnx
 from training.evaluation.inference import export_heads
 
 
@@ -126,3 +127,18 @@ def test_tampered_bundle_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="parity check failed on 'click'"):
         load_bundle(copy)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, keys", [("cgc", {"shared_experts": 2, "task_experts": 1}),
+                                        ("ple", {"shared_experts": 1, "task_experts": 1, "levels": 2})])
+def test_cgc_and_ple_export_to_the_same_bundle_contract_with_parity(trained, tmp_path: Path, arch: str,
+                                                                    keys: dict) -> None:
+    model = as_arch(trained, arch, expert_dropout=0.1, **keys)
+    out = export_bundle(model, tmp_path / arch)
+    bundle = load_bundle(out)  # sha256, io names and the parity sample, as the server checks them
+    assert bundle.manifest.model_args["arch"] == arch
+    assert bundle.manifest.task_names == trained.spec.task_names()
+    heads = export_heads(model.model, model.spec, model.prepared.scalers)
+    inputs = D.feature_inputs(model.prepared.splits.test, bundle.manifest.features)
+    assert_parity(bundle, heads, inputs)

@@ -1,11 +1,23 @@
-"""Expert dropout: renormalized gate weights in training, a plain softmax in eval."""
+"""Expert dropout: renormalized gate weights in training, a plain softmax in eval. Every arch maps
+inputs to one head per task, and says truthfully which parameters belong to one task only."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from training.modeling.model import Gate, MMoE, ModelArgs, SharedBottom, SingleTask, build_model
+from training.modeling.model import (
+    ARCHS,
+    PLE,
+    Gate,
+    MMoE,
+    ModelArgs,
+    SharedBottom,
+    SingleTask,
+    build_model,
+    shared_parameters,
+    task_parameters,
+)
 
 
 def gate_and_input(p: float, rows: int = 4096, experts: int = 8) -> tuple[Gate, torch.Tensor]:
@@ -53,13 +65,14 @@ def test_eval_gate_is_deterministic_and_a_plain_softmax() -> None:
     assert (a > 0).all()
 
 
-def args(arch: str) -> ModelArgs:
-    return ModelArgs(cardinalities=[5, 7], n_numeric=3, tasks=["a", "b"], arch=arch, num_experts=3,
-                     expert_hidden=[16, 8], tower_hidden=[8], embedding_dim=4, expert_dropout=0.5)
+def args(arch: str, tasks: tuple[str, ...] = ("a", "b"), levels: int = 2) -> ModelArgs:
+    return ModelArgs(cardinalities=[5, 7], n_numeric=3, tasks=list(tasks), arch=arch, num_experts=3,
+                     expert_hidden=[16, 8], tower_hidden=[8], embedding_dim=4, expert_dropout=0.5,
+                     shared_experts=2, task_experts=2, levels=levels)
 
 
-@pytest.mark.parametrize("arch, cls", [("mmoe", MMoE), ("omoe", MMoE), ("shared_bottom", SharedBottom),
-                                       ("single_task", SingleTask)])
+@pytest.mark.parametrize("arch, cls", [("mmoe", MMoE), ("omoe", MMoE), ("cgc", PLE), ("ple", PLE),
+                                       ("shared_bottom", SharedBottom), ("single_task", SingleTask)])
 def test_every_arch_maps_inputs_to_one_raw_head_per_task(arch: str, cls: type) -> None:
     model = build_model(args(arch)).eval()
     assert isinstance(model, cls)
@@ -81,3 +94,58 @@ def test_shared_layer_is_the_experts_last_linear() -> None:
     model = MMoE(args("mmoe"))
     shared = model.shared_layer()
     assert len(shared) == 3 and all(p.shape == (8, 16) for p in shared)
+
+
+def heads_depending_on(model: torch.nn.Module, n_tasks: int) -> dict[str, set[int]]:
+    """Parameter name -> the tasks whose output gets a non-zero gradient in it (found by backprop)."""
+    torch.manual_seed(1)
+    cat, num = torch.randint(0, 5, (32, 2)), torch.randn(32, 3)
+    deps: dict[str, set[int]] = {n: set() for n, _ in model.named_parameters()}
+    for t in range(n_tasks):
+        model.zero_grad()
+        model(cat, num)[:, t].sum().backward()
+        for n, p in model.named_parameters():
+            if p.grad is not None and p.grad.abs().sum() > 0:
+                deps[n].add(t)
+    return deps
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("levels", [1, 3])
+def test_task_parts_are_exactly_the_parameters_only_that_task_depends_on(arch: str, levels: int) -> None:
+    tasks = ("a", "b", "c")
+    model = build_model(args(arch, tasks, levels)).eval()
+    deps = heads_depending_on(model, len(tasks))
+    for t in range(len(tasks)):
+        own = set(task_parameters(model, t))
+        assert own == {n for n, ts in deps.items() if ts == {t}}, (arch, t)
+    shared = set(shared_parameters(model, len(tasks)))
+    assert shared == {n for n, ts in deps.items() if len(ts) > 1}
+    if arch == "single_task":
+        assert not shared
+
+
+def test_cgc_is_one_level_and_ple_stacks_levels_with_a_shared_gate_below_the_top() -> None:
+    cgc, ple = PLE(args("cgc")), PLE(args("ple", levels=3))
+    assert len(cgc.levels) == 1 and cgc.levels[0].shared_gate is None
+    assert len(ple.levels) == 3
+    assert [lvl.shared_gate is None for lvl in ple.levels] == [False, False, True]
+    # A task gate mixes its 2 own experts and the 2 shared ones; the shared gate every expert.
+    assert ple.levels[0].task_gates[0].linear.out_features == 4
+    assert ple.levels[0].shared_gate.linear.out_features == 2 * 2 + 2
+    assert ple.shared_slots() == [False, False, True, True]
+
+
+@pytest.mark.parametrize("arch", ["cgc", "ple"])
+def test_expert_dropout_applies_to_cgc_and_ple_gates_in_training_only(arch: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(args(arch))
+    cat, num = torch.randint(0, 5, (512, 2)), torch.randn(512, 3)
+    train_levels = model.train().gate_levels(cat, num)
+    eval_levels = model.eval().gate_levels(cat, num)
+    for g in train_levels:  # (T, B, K+S), p = 0.5
+        assert 0.3 < (g == 0).float().mean().item() < 0.5
+        torch.testing.assert_close(g.sum(-1), torch.ones(g.shape[:2]))
+    for g in eval_levels:
+        assert (g > 0).all()
+    assert len(eval_levels) == (1 if arch == "cgc" else 2)

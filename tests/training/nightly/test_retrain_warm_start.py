@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training.modeling.model import ModelArgs, build_model
-from training.nightly.warm_start import warm_start
+from training.nightly.warm_start import WarmStartError, warm_start
 
 
 def encoders(vocab: dict[str, list[str]]) -> FeatureEncoders:
@@ -62,3 +63,34 @@ def test_tensors_that_do_not_fit_are_skipped_and_reported() -> None:
     assert "experts.0.0.weight" in summary["skipped_tensors"]
     assert "towers.1.out.weight" in summary["skipped_tensors"]  # rating: a task the old model lacks
     assert torch.equal(new.inputs.embedding.weight, old.inputs.embedding.weight)
+
+
+def test_cgc_and_ple_own_experts_gates_and_towers_follow_their_task_names() -> None:
+    torch.manual_seed(0)
+    enc = encoders({"item": ["a", "b"]})
+    old_args = args_for(enc, ["click", "like", "rating"], arch="ple", task_experts=2, shared_experts=1)
+    old = build_model(old_args)
+    new_args = args_for(enc, ["rating", "click", "like"], arch="ple", task_experts=2, shared_experts=1)
+    new = build_model(new_args)
+    summary = warm_start(new, new_args, enc, checkpoint(old, old_args, enc))
+    assert summary["skipped_tensors"] == []
+    for new_t, old_t in [(0, 2), (1, 0), (2, 1)]:
+        for level in (0, 1):
+            assert torch.equal(new.levels[level].task_experts[new_t][1][0].weight,
+                               old.levels[level].task_experts[old_t][1][0].weight)
+            assert torch.equal(new.levels[level].task_gates[new_t].linear.weight,
+                               old.levels[level].task_gates[old_t].linear.weight)
+        assert torch.equal(new.towers[new_t].out.weight, old.towers[old_t].out.weight)
+    # The level-1 shared gate has one row per expert: task blocks of 2, then the shared expert.
+    new_gate, old_gate = new.levels[0].shared_gate.linear.weight, old.levels[0].shared_gate.linear.weight
+    for new_row, old_row in [(0, 4), (1, 5), (2, 0), (3, 1), (4, 2), (5, 3), (6, 6)]:
+        assert torch.equal(new_gate[new_row], old_gate[old_row]), (new_row, old_row)
+    assert torch.equal(new.levels[1].shared_experts[0][0].weight, old.levels[1].shared_experts[0][0].weight)
+
+
+def test_a_checkpoint_of_another_arch_is_refused_with_what_to_do() -> None:
+    enc = encoders({"item": ["a", "b"]})
+    old_args = args_for(enc, ["click"])
+    new_args = args_for(enc, ["click"], arch="cgc")
+    with pytest.raises(WarmStartError, match="mmoe.*cgc.*without --warm-start"):
+        warm_start(build_model(new_args), new_args, enc, checkpoint(build_model(old_args), old_args, enc))
