@@ -2,6 +2,7 @@
 
     schema.py   RankerSpec and its sections (features, tasks, model, train, eval, gates, ...)
     data.py     the `data:` section: where the logs are and how they are split
+    model.py    the `model:` and `train:` sections; which arch keys mean something for which arch
     errors.py   validation errors that name the key and suggest the nearest valid one
     doc.py      docs/SPEC.md, generated from the schema
 """

@@ -29,7 +29,8 @@ not listed here is an error (the message suggests the nearest valid key), and so
 wrong type or out of range. Start from [`configs/demo.yaml`](../configs/demo.yaml); a walkthrough
 on a public dataset is in [OWN_DATA.md](OWN_DATA.md).
 
-This page is generated from the schema (`training/spec/schema.py`, `training/spec/data.py`) by
+This page is generated from the schema (`training/spec/schema.py`, `training/spec/data.py`,
+`training/spec/model.py`) by
 `.venv/bin/python -m training.spec.doc > docs/SPEC.md`; a test fails when it is stale.
 """
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from training.spec.data import SPLIT_NAMES, DataConfig
 from training.spec.errors import format_errors
+from training.spec.model import NEEDS_SHARING, ModelConfig, TrainConfig
 
 Source = Literal["user", "context", "item"]
 SOURCE_HELP = "where the server finds the value in a request: `user`, `context` or each candidate (`item`)"
@@ -87,54 +88,6 @@ class TaskConfig(_Strict):
         if self.type == "binary" and self.label_transform != "none":
             raise ValueError(f"task {self.name!r}: binary tasks take no label_transform")
         return self
-
-
-class ModelConfig(_Strict):
-    """The network: embeddings -> shared part (experts or a bottom) -> one tower per task."""
-
-    arch: Literal["mmoe", "omoe", "shared_bottom", "single_task"] = Field(
-        "mmoe", description="`mmoe`: experts with one softmax gate per task (Ma et al., KDD 2018); `omoe`: "
-        "experts with one gate shared by all tasks; `shared_bottom`: one MLP shared by all tasks; "
-        "`single_task`: an independent bottom and tower per task (no sharing), to check whether "
-        "multi-task learning helps", examples=["shared_bottom"])
-    num_experts: int = Field(4, ge=1, description="experts of `mmoe`/`omoe`; unused by the other archs",
-                             examples=[8])
-    expert_hidden: list[int] = Field(
-        default_factory=lambda: [128, 64], min_length=1,
-        description="hidden layer widths of the shared part: of each expert (`mmoe`, `omoe`), of the shared "
-        "bottom (`shared_bottom`), of each task's own bottom (`single_task`)", examples=[[256, 128]])
-    tower_hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths of each "
-                                    "task's tower, on top of the shared part ([] = a linear head)", examples=[[32]])
-    embedding_dim: int = Field(16, ge=1, description="embedding width of every categorical feature", examples=[32])
-    expert_dropout: float = Field(
-        0.1, ge=0, lt=1, description="`mmoe`/`omoe`: while training, each gate weight is zeroed with this "
-        "probability and the gate renormalized, against gate polarization (Zhao et al., RecSys 2019)",
-        examples=[0.0])
-    dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
-                           examples=[0.1])
-
-
-class TrainConfig(_Strict):
-    """The optimizer and the training loop."""
-
-    epochs: int = Field(10, ge=1, description="maximum passes over the training rows", examples=[20])
-    batch_size: int = Field(1024, ge=1, description="rows per optimizer step", examples=[4096])
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate", examples=[0.002])
-    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay on the model's weights; never on "
-                                "the loss-balancing weights", examples=[1e-5])
-    loss_balancing: Literal["fixed", "uncertainty", "gradnorm"] = Field(
-        "fixed", description="how task losses are summed: `fixed` task weights, `uncertainty` (learned, "
-        "Kendall et al. 2018) or `gradnorm` (Chen et al. 2018; needs a shared layer)", examples=["uncertainty"])
-    gradnorm_alpha: float = Field(1.5, ge=0, description="GradNorm's restoring strength (loss_balancing: "
-                                  "gradnorm)", examples=[1.0])
-    early_stopping_patience: int = Field(
-        2, ge=0, description="stop after this many epochs without a lower validation loss (task-weighted "
-        "sum); the best epoch's weights are kept", examples=[3])
-    seed: int = Field(0, description="seed of initialization and batch order", examples=[1])
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default all cores. On a "
-                                "busy shared machine, 1 is often faster", examples=[1])
-    parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
-                             examples=[2000])
 
 
 class EvalConfig(_Strict):
@@ -238,9 +191,13 @@ class RankerSpec(_Strict):
         _no_repeats("feature", features)
         tasks = [t.name for t in self.tasks]
         _no_repeats("task", tasks)
-        if self.train.loss_balancing == "gradnorm" and self.model.arch == "single_task":
-            raise ValueError("train.loss_balancing: gradnorm needs a shared layer, and model.arch "
-                             "single_task has none; use fixed or uncertainty")
+        if self.train.loss_balancing in NEEDS_SHARING and self.model.arch == "single_task":
+            raise ValueError(f"train.loss_balancing: {self.train.loss_balancing} works on what the tasks "
+                             "share, and model.arch single_task shares nothing; use fixed or uncertainty")
+        metric = self.train.early_stopping_metric
+        if metric not in ("loss", "ndcg", *tasks):
+            raise ValueError(f"train.early_stopping_metric: {metric!r} is not loss, ndcg or a task {tasks}")
+        _check_bias_tower(self)
         for field, weights in (("eval.score_weights", self.eval.score_weights),
                                ("eval.gain_weights", self.eval.gain_weights)):
             unknown = sorted(set(weights or {}) - set(tasks))
@@ -261,6 +218,16 @@ class RankerSpec(_Strict):
 
     def gain_weights(self) -> dict[str, float]:
         return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+
+
+def _check_bias_tower(spec: RankerSpec) -> None:
+    cfg = spec.model.bias_tower
+    if cfg is None:
+        return
+    binary = [t.name for t in spec.tasks if t.type == "binary"]
+    wrong = [t for t in cfg.tasks if t not in binary]
+    if wrong:
+        raise ValueError(f"model.bias_tower.tasks: {wrong} are not binary tasks; binary tasks are {binary}")
 
 
 def _check_lookup(spec: RankerSpec) -> None:

@@ -28,13 +28,33 @@ BAD_SPECS = {
     "bce on a regression task": (lambda r: r["tasks"][1].update(loss="bce"), "watch_time"),
     "unknown balancing": (lambda r: r["train"].update(loss_balancing="magic"), "train.loss_balancing"),
     "gradnorm without a shared layer": (
-        lambda r: (r["train"].update(loss_balancing="gradnorm"), r["model"].update(arch="single_task")),
+        lambda r: (r["train"].update(loss_balancing="gradnorm"), r["model"].update(arch="single_task"),
+                   r["model"].pop("num_experts"), r["model"].pop("expert_dropout")),
         "train.loss_balancing"),
     "score weight of an unknown task": (lambda r: r["eval"].update(score_weights={"share": 1.0}),
                                         "eval.score_weights"),
     "repeated feature": (lambda r: r["features"]["numeric"].append({"name": "hour", "source": "context"}),
                          "hour"),
     "expert dropout of 1": (lambda r: r["model"].update(expert_dropout=1.0), "model.expert_dropout"),
+    "experts for a shared bottom": (lambda r: (r["model"].update(arch="shared_bottom"), r["model"].pop("num_experts")),
+                                    "model.expert_dropout"),
+    "experts for single-task": (lambda r: (r["model"].update(arch="single_task"), r["model"].pop("expert_dropout")),
+                                "model.num_experts"),
+    "levels for cgc": (lambda r: (r["model"].update(arch="cgc", levels=3), r["model"].pop("num_experts")),
+                       "model.levels"),
+    "mmoe experts for ple": (lambda r: r["model"].update(arch="ple"), "model.num_experts"),
+    "shared experts for mmoe": (lambda r: r["model"].update(shared_experts=2), "model.shared_experts"),
+    "pcgrad without sharing": (
+        lambda r: (r["train"].update(loss_balancing="pcgrad"), r["model"].update(arch="single_task"),
+                   r["model"].pop("num_experts"), r["model"].pop("expert_dropout")),
+        "train.loss_balancing"),
+    "unknown early stopping metric": (lambda r: r["train"].update(early_stopping_metric="clicks"),
+                                      "train.early_stopping_metric"),
+    "bias tower on a regression head": (
+        lambda r: r["model"].update(bias_tower={"categorical": ["position"], "tasks": ["rating"]}),
+        "model.bias_tower.tasks"),
+    "bias tower without features": (lambda r: r["model"].update(bias_tower={"tasks": ["click"]}),
+                                    "model.bias_tower"),
 }
 
 
@@ -89,3 +109,31 @@ def test_an_unknown_key_with_no_near_match_lists_the_valid_keys(tmp_path: Path) 
     with pytest.raises(SpecError) as err:
         load_spec(write_spec(tmp_path, lambda r: r["eval"].update(zzz=1)))
     assert "eval.zzz: unknown key (valid keys here: ndcg_k, weights, score_weights, gain_weights)" in str(err.value)
+
+
+@pytest.mark.parametrize("arch, present, absent", [
+    ("mmoe", {"num_experts": 4, "expert_dropout": 0.1}, ["shared_experts", "task_experts", "levels"]),
+    ("cgc", {"shared_experts": 2, "task_experts": 1, "expert_dropout": 0.1}, ["num_experts", "levels"]),
+    ("ple", {"shared_experts": 2, "task_experts": 1, "levels": 2, "expert_dropout": 0.1}, ["num_experts"]),
+    ("shared_bottom", {}, ["num_experts", "shared_experts", "task_experts", "levels", "expert_dropout"]),
+    ("single_task", {}, ["num_experts", "shared_experts", "task_experts", "levels", "expert_dropout"]),
+])
+def test_each_arch_gets_the_defaults_of_its_own_keys_only(tmp_path: Path, arch: str, present: dict,
+                                                         absent: list[str]) -> None:
+    def edit(raw: dict) -> None:
+        raw["model"] = {"arch": arch}
+
+    spec = load_spec(write_spec(tmp_path, edit))
+    for key, value in present.items():
+        assert getattr(spec.model, key) == value
+    for key in absent:
+        assert getattr(spec.model, key) is None
+    # A dumped spec loads again (retrain writes specs back out).
+    again = type(spec).model_validate(spec.model_dump(mode="json"))
+    assert again.model == spec.model
+
+
+def test_early_stopping_metric_may_be_loss_ndcg_or_a_task(tmp_path: Path) -> None:
+    for metric in ("loss", "ndcg", "like", "rating"):
+        spec = load_spec(write_spec(tmp_path, lambda r, m=metric: r["train"].update(early_stopping_metric=m)))
+        assert spec.train.early_stopping_metric == metric

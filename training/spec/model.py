@@ -1,0 +1,151 @@
+"""The spec's `model:` and `train:` sections: the network's shape and how it is trained.
+
+Architecture keys mean something only for some archs (`ARCH_KEYS`): such a key set for another
+arch is an error, since the model would silently ignore it; for its own archs it gets its default.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+Arch = Literal["mmoe", "omoe", "cgc", "ple", "shared_bottom", "single_task"]
+GATED = ("mmoe", "omoe", "cgc", "ple")
+# key -> (the archs it means something for, its default there)
+ARCH_KEYS: dict[str, tuple[tuple[str, ...], object]] = {
+    "num_experts": (("mmoe", "omoe"), 4),
+    "shared_experts": (("cgc", "ple"), 2),
+    "task_experts": (("cgc", "ple"), 1),
+    "levels": (("ple",), 2),
+    "expert_dropout": (GATED, 0.1),
+}
+NEEDS_SHARING = ("gradnorm", "pcgrad", "mgda")  # balancers that work on what the tasks share
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class BiasTowerConfig(_Strict):
+    """A shallow tower over bias columns (e.g. the logged position); its logit joins chosen binary heads in training only."""
+
+    # Zhao et al., RecSys 2019. It is not exported: the served model has no bias input.
+
+    categorical: list[str] = Field(default_factory=list, description="bias columns embedded per value",
+                                   examples=[["position"]])
+    numeric: list[str] = Field(default_factory=list, description="bias columns used as standardized numbers",
+                               examples=[["position"]])
+    tasks: list[str] = Field(min_length=1, description="binary tasks whose training logit gets the bias logit",
+                             examples=[["click"]])
+    hidden: list[int] = Field(default_factory=lambda: [16], description="the tower's hidden layer widths",
+                              examples=[[8]])
+    embedding_dim: int = Field(4, ge=1, description="embedding width of each categorical bias column", examples=[8])
+    max_vocab: int = Field(1000, ge=1, description="values kept per categorical bias column; the rest share OOV",
+                           examples=[50])
+
+    @model_validator(mode="after")
+    def _some_feature(self) -> BiasTowerConfig:
+        columns = self.columns()
+        if not columns:
+            raise ValueError("bias_tower needs at least one categorical or numeric bias column")
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ValueError(f"bias feature names must be unique, repeated: {repeated}")
+        return self
+
+    def columns(self) -> list[str]:
+        return [*self.categorical, *self.numeric]
+
+
+class ModelConfig(_Strict):
+    """The network: embeddings -> shared part (experts or a bottom) -> one tower per task."""
+
+    arch: Arch = Field(
+        "mmoe", description="`mmoe`: experts with one softmax gate per task (Ma et al., KDD 2018); `omoe`: "
+        "experts with one gate shared by all tasks; `cgc`: each task's own experts beside shared ones, one "
+        "gate per task over both; `ple`: `levels` stacked CGC levels (Tang et al., RecSys 2020); "
+        "`shared_bottom`: one MLP shared by all tasks; `single_task`: an independent bottom and tower per "
+        "task (no sharing), to check whether multi-task learning helps", examples=["ple"])
+    num_experts: int | None = Field(
+        None, ge=1, description="`mmoe`/`omoe`: experts shared by every task (default 4); an error for "
+        "the other archs", examples=[8])
+    shared_experts: int | None = Field(
+        None, ge=1, description="`cgc`/`ple`: shared experts per level (default 2); an error for the other archs",
+        examples=[4])
+    task_experts: int | None = Field(
+        None, ge=1, description="`cgc`/`ple`: experts of each task per level (default 1); an error for the "
+        "other archs", examples=[2])
+    levels: int | None = Field(
+        None, ge=1, description="`ple`: extraction levels (default 2); an error for the other archs", examples=[3])
+    expert_hidden: list[int] = Field(
+        default_factory=lambda: [128, 64], min_length=1,
+        description="hidden layer widths of the shared part: of each expert (`mmoe`, `omoe`; `cgc`, `ple`: "
+        "every expert of every level), of the shared bottom (`shared_bottom`), of each task's own bottom "
+        "(`single_task`)", examples=[[256, 128]])
+    tower_hidden: list[int] = Field(default_factory=lambda: [64], description="hidden layer widths of each "
+                                    "task's tower, on top of the shared part ([] = a linear head)", examples=[[32]])
+    embedding_dim: int = Field(16, ge=1, description="embedding width of every categorical feature", examples=[32])
+    expert_dropout: float | None = Field(
+        None, ge=0, lt=1, description="`mmoe`/`omoe`/`cgc`/`ple`: while training, each gate weight is zeroed "
+        "with this probability and the gate renormalized, against gate polarization (Zhao et al., RecSys "
+        "2019); default 0.1; an error for `shared_bottom`/`single_task`", examples=[0.0])
+    dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
+                           examples=[0.1])
+    bias_tower: BiasTowerConfig | None = Field(
+        None, description="a training-only tower over bias columns such as the logged position; not exported",
+        examples=[{"categorical": ["position"], "tasks": ["click"]}])
+
+    @field_validator(*ARCH_KEYS)
+    @classmethod
+    def _means_something(cls, value: object, info: ValidationInfo) -> object:
+        """A key set for an arch it means nothing for is an error (it would be silently ignored)."""
+        archs, _ = ARCH_KEYS[info.field_name]
+        arch = info.data.get("arch")
+        if value is not None and arch is not None and arch not in archs:
+            raise ValueError(f"means nothing for arch {arch!r} (it applies to {', '.join(archs)}); remove it")
+        return value
+
+    @model_validator(mode="after")
+    def _arch_defaults(self) -> ModelConfig:
+        for key, (archs, default) in ARCH_KEYS.items():
+            if self.arch in archs and getattr(self, key) is None:
+                setattr(self, key, default)
+        return self
+
+
+class TrainConfig(_Strict):
+    """The optimizer and the training loop."""
+
+    epochs: int = Field(10, ge=1, description="maximum passes over the training rows", examples=[20])
+    batch_size: int = Field(1024, ge=1, description="rows per optimizer step", examples=[4096])
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate", examples=[0.002])
+    weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay on the model's weights; never on "
+                                "the loss-balancing weights", examples=[1e-5])
+    loss_balancing: Literal["fixed", "uncertainty", "gradnorm", "pcgrad", "mgda"] = Field(
+        "fixed", description="how task losses are combined: `fixed` task weights, `uncertainty` (learned, "
+        "Kendall et al. 2018), `gradnorm` (Chen et al. 2018), `pcgrad` (conflicting gradients projected "
+        "apart, Yu et al. 2020) or `mgda` (MGDA-UB, Sener & Koltun 2018); the last three need shared "
+        "parameters and cost up to one backward pass per task", examples=["uncertainty"])
+    gradnorm_alpha: float = Field(1.5, ge=0, description="GradNorm's restoring strength (loss_balancing: "
+                                  "gradnorm)", examples=[1.0])
+    mgda_normalization: Literal["none", "l2", "loss", "loss+"] = Field(
+        "loss+", description="how MGDA-UB scales each task's gradient before its min-norm solve (`loss+`: "
+        "by loss times gradient norm, as in the authors' code)", examples=["l2"])
+    early_stopping_patience: int = Field(
+        2, ge=0, description="stop after this many epochs without a better early-stopping metric; the "
+        "best epoch's weights are kept", examples=[3])
+    early_stopping_metric: str = Field(
+        "loss", description="what early stopping watches on the validation split: `loss` (task-weighted sum "
+        "of masked losses), `ndcg` (NDCG@k of the eval score) or a task name (its AUC, or its RMSE; log1p "
+        "labels in log1p space)", examples=["like"])
+    per_task_stopping: Literal["off", "combine"] = Field(
+        "off", description="`combine`: each head's own parts (tower, gate, own experts) from its own best "
+        "validation epoch over the shared parts of the best epoch, kept only where that head's validation "
+        "metric improves; `off`: every head from the best epoch (the report still lists each head's best "
+        "epoch)", examples=["combine"])
+    seed: int = Field(0, description="seed of initialization and batch order", examples=[1])
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads; default all cores. On a "
+                                "busy shared machine, 1 is often faster", examples=[1])
+    parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
+                             examples=[2000])
