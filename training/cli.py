@@ -35,6 +35,9 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="random seed (same seed, same data)")] = 0,
     days: Annotated[int, typer.Option(min=1, help="days of traffic")] = 14,
     drift: Annotated[float, typer.Option(min=0.0, help="shift of tastes and catalogue vs. drift 0")] = 0.0,
+    position_bias: Annotated[float, typer.Option(
+        min=0.0, help="eta: an item shown at position p is examined with probability (1+p)^-eta; 0 = no bias; "
+                      "true_click_prob keeps the unbiased click probability")] = 0.0,
     ceiling: Annotated[bool, typer.Option(help="print the metrics of the true probabilities (best possible)")] = True,
     features_out: Annotated[Path | None, typer.Option(
         help="also write the item and user feature snapshots here", show_default="OUT-features")] = None,
@@ -43,7 +46,7 @@ def demo_data(
     from training.data.demo import DemoConfig, generate, write_feature_snapshots, write_partitioned
     from training.data.demo import ceiling as true_ceiling
 
-    cfg = DemoConfig(rows=rows, seed=seed, days=days, drift=drift)
+    cfg = DemoConfig(rows=rows, seed=seed, days=days, drift=drift, position_bias=position_bias)
     logs = generate(cfg)
     files = write_partitioned(logs, out)
     typer.echo(f"wrote {rows:,} rows in {len(files)} files under {out}")

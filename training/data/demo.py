@@ -9,6 +9,13 @@ but not identical:
 Noisy observable proxies (`title_caps_ratio` for clickbait, `user_segment` for taste) let a model
 generalize beyond the ids it has seen.
 
+Position bias (`position_bias` = eta > 0): an old ranker orders each request's candidates mostly by
+popularity (log popularity plus noise), `position` is the rank it showed an item at (0 = top), and
+an item is examined with probability (1 + position)^-eta; only an examined item can be clicked. So
+clicks overstate what the old ranker put on top. `true_click_prob` keeps the click probability
+without the bias (the relevance to evaluate a served ranking against). With eta = 0 (the default)
+every item is examined and the labels are exactly those of the unbiased world.
+
 Labels: `click` (every row); `watch_time` seconds, heavy-tailed (log-normal), observed only on
 clicked rows; `like` and `rating` (1-5) observed only on a fraction of clicked rows. Unobserved
 labels are null. `ceiling()` gives the metrics of the true probabilities / expectations, the best
@@ -46,6 +53,7 @@ class DemoConfig:
     like_observed: float = 0.5  # fraction of clicked rows with a like label
     rating_observed: float = 0.4  # fraction of clicked rows with a rating
     drift: float = 0.0  # 0 = the world of day 1; >0 shifts tastes and the item catalogue
+    position_bias: float = 0.0  # eta: P(examined | position p) = (1 + p)^-eta; 0 = no position bias
 
     def users(self) -> int:
         return self.n_users or int(np.clip(self.rows // 200, 100, 100_000))
@@ -129,13 +137,29 @@ def _truth(w: dict[str, np.ndarray], imp: _Impressions) -> dict[str, np.ndarray]
     }
 
 
+def _positions(cfg: DemoConfig, w: dict[str, np.ndarray], imp: _Impressions) -> tuple[np.ndarray, np.ndarray]:
+    """(position shown, probability of being examined) per row, from a popularity-driven old ranker.
+
+    Its own random stream, so the other labels of a seed do not change with the bias strength.
+    """
+    rng = np.random.default_rng([cfg.seed, 2])
+    pop = np.log1p(w["popularity"][imp.item])
+    old_score = (pop - pop.mean()) / pop.std() + rng.normal(0, 1, len(pop))
+    k = cfg.candidates_per_request
+    ranks = np.argsort(np.argsort(-old_score.reshape(-1, k), axis=1), axis=1).reshape(-1)  # 0 = top
+    return ranks, (1.0 + ranks) ** -cfg.position_bias
+
+
 def _simulate(cfg: DemoConfig) -> tuple[pa.Table, dict[str, np.ndarray]]:
     w = _world(cfg)
     rng = np.random.default_rng([cfg.seed, 1])
     imp = _impressions(cfg, w, rng)
     truth = _truth(w, imp)
     n = len(imp.t)
-    click = rng.random(n) < truth["p_click"]
+    position, examined_p = _positions(cfg, w, imp)
+    examined = np.random.default_rng([cfg.seed, 3]).random(n) < examined_p
+    click = (rng.random(n) < truth["p_click"]) & examined
+    truth["p_click_logged"] = truth["p_click"] * examined_p
     watch_time = np.exp(truth["watch_mu"] + rng.normal(0, WATCH_SIGMA, n))
     like = rng.random(n) < truth["p_like"]
     rating = np.clip(np.rint(truth["rating_mu"] + rng.normal(0, RATING_SIGMA, n)), 1, 5)
@@ -157,6 +181,8 @@ def _simulate(cfg: DemoConfig) -> tuple[pa.Table, dict[str, np.ndarray]]:
         "item_popularity": pa.array(w["popularity"][imp.item]),
         "item_age_days": pa.array(w["age_days"][imp.item]),
         "title_caps_ratio": pa.array(caps[imp.item]),
+        "position": pa.array(position.astype(np.int64)),
+        "true_click_prob": pa.array(truth["p_click"]),
         "click": pa.array(click.astype(np.int8)),
         "watch_time": pa.array(watch_time, mask=~click),
         "like": pa.array(like.astype(np.int8), mask=~like_seen),
@@ -207,7 +233,7 @@ def ceiling(cfg: DemoConfig, test_fraction: float = 0.1) -> dict[str, dict[str, 
              for name in ("click", "watch_time", "like", "rating")}
     mu, log_wt = truth["watch_mu"], np.log1p(label["watch_time"])
     out: dict[str, dict[str, float | None]] = {
-        "click": {"auc": auc(label["click"][test], truth["p_click"][test])},
+        "click": {"auc": auc(label["click"][test], truth["p_click_logged"][test])},
         "like": {"auc": auc(label["like"][test], truth["p_like"][test])},
         "watch_time": {
             "rmse": rmse(label["watch_time"][test], np.exp(mu[test] + WATCH_SIGMA**2 / 2)),

@@ -53,6 +53,9 @@ def column_roles(spec: RankerSpec) -> dict[str, str]:
         roles.setdefault(f.name, f"feature {f.name!r}")
     for t in spec.tasks:
         roles.setdefault(t.column, f"label of task {t.name!r}")
+    if spec.model.bias_tower is not None:  # training-only inputs (training/modeling/bias_tower.py)
+        for c in spec.model.bias_tower.columns():
+            roles.setdefault(c, "bias feature (model.bias_tower)")
     return roles
 
 

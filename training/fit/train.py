@@ -1,7 +1,8 @@
 """Fit a multi-task ranker from a spec. Reads top to bottom:
 
     prepare()   Parquet -> validated, split tables -> encoders fitted on train -> arrays
-    fit()       Adam over shuffled contiguous batches, early stopping on validation loss
+    fit()       Adam over shuffled contiguous batches, early stopping on a validation criterion
+                (per head too: training/fit/early_stopping.py); an optional bias tower in training only
     evaluate()  AUC / RMSE on observed labels, NDCG@k per request, gate statistics
     train()     all three, returning everything export needs (test metrics only when asked)
 """
@@ -24,10 +25,13 @@ import torch.nn as nn
 from service.contract.features import FeatureEncoders
 from training import data as D
 from training.data import splits as S
-from training.evaluation.inference import EVAL_BATCH, export_heads, gate_weights, predict
-from training.evaluation.metrics import gate_stats, prediction_metrics
+from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
+from training.evaluation.metrics import prediction_metrics
+from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
 from training.fit.progress import EpochBar, epoch_progress
 from training.fit.progress import write as progress_write
+from training.modeling.bias_tower import BiasData, prepare_bias, training_graph
+from training.modeling.grad_conflict import MGDAUB, PCGrad
 from training.modeling.losses import (
     Balancer,
     FixedWeighting,
@@ -35,8 +39,9 @@ from training.modeling.losses import (
     MaskedTaskLosses,
     UncertaintyWeighting,
 )
-from training.modeling.model import ModelArgs, build_model
+from training.modeling.model import ModelArgs, build_model, shared_parameters
 from training.spec import RankerSpec
+from training.spec.model import NEEDS_SHARING
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Prepared:
     train: D.Encoded
     valid: D.Encoded
     test: D.Encoded | None
+    bias: BiasData | None = None  # training-only bias-tower inputs (model.bias_tower)
 
     def holdout(self) -> D.Encoded:
         """The rows a finished model is judged on: test, or valid without a test split."""
@@ -68,6 +74,7 @@ class Trained:
     metrics: dict = field(default_factory=dict)  # {"valid": {...}} (+ "test" when asked for)
     train_seconds: float = 0.0
     init_summary: dict | None = None  # what a ModelInit (e.g. warm start) reported
+    stopping: dict = field(default_factory=dict)  # fit_epochs' outcome: best epoch, per-head epochs
 
     def warnings(self) -> list[str]:
         """What looked wrong in the data: requests spanning splits, one-row requests, ..."""
@@ -87,60 +94,83 @@ def prepare(spec: RankerSpec) -> Prepared:
     scalers = D.fit_label_scalers(splits.train, spec)
     enc = {name: None if (t := getattr(splits, name)) is None else D.encode(t, encoders, spec, scalers)
            for name in ("train", "valid", "test")}
-    return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc)
+    bias = prepare_bias(splits, spec.model.bias_tower) if spec.model.bias_tower else None
+    return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc, bias=bias)
 
 
 def model_args(spec: RankerSpec, encoders: FeatureEncoders) -> ModelArgs:
+    """The model's shape from the spec; keys that mean nothing for the arch are stored as None."""
     m = spec.model
     return ModelArgs(
         cardinalities=[f.cardinality for f in encoders.categorical], n_numeric=len(encoders.numeric),
         tasks=[t.name for t in spec.tasks], arch=m.arch, num_experts=m.num_experts,
         expert_hidden=list(m.expert_hidden), tower_hidden=list(m.tower_hidden),
         embedding_dim=m.embedding_dim, expert_dropout=m.expert_dropout, dropout=m.dropout,
+        shared_experts=m.shared_experts, task_experts=m.task_experts, levels=m.levels,
     )
 
 
-def make_balancer(spec: RankerSpec, model: nn.Module) -> Balancer:
-    cfg = spec.train
-    if cfg.loss_balancing == "uncertainty":
+def make_balancer(spec: RankerSpec, model: nn.Module, graph: nn.Module) -> Balancer:
+    """`model` is the pure model (what the tasks share); `graph` what is trained (model + bias tower)."""
+    cfg, kind = spec.train, spec.train.loss_balancing
+    weights = [t.weight for t in spec.tasks]
+    if kind in NEEDS_SHARING and not hasattr(model, "shared_layer"):
+        raise ValueError(f"loss_balancing {kind} needs what the tasks share; model.arch {spec.model.arch!r} shares nothing")
+    if kind == "uncertainty":
         return UncertaintyWeighting([t.type for t in spec.tasks])
-    if cfg.loss_balancing == "gradnorm":
-        if not hasattr(model, "shared_layer"):
-            raise ValueError(f"loss_balancing gradnorm needs a shared layer; model.arch {spec.model.arch!r} has none")
+    if kind == "gradnorm":
         return GradNorm(len(spec.tasks), model.shared_layer(), alpha=cfg.gradnorm_alpha)
-    return FixedWeighting([t.weight for t in spec.tasks])
+    if kind == "pcgrad":
+        shared = {name for name, _ in shared_parameters(model, len(spec.tasks)).items()}
+        prefix = "model." if graph is not model else ""
+        return PCGrad(weights, dict(graph.named_parameters()), {prefix + n for n in shared}, seed=cfg.seed)
+    if kind == "mgda":
+        return MGDAUB(len(spec.tasks), model.representation(), cfg.mgda_normalization)
+    return FixedWeighting(weights)
 
 
-def make_optimizer(spec: RankerSpec, model: nn.Module, balancer: Balancer) -> torch.optim.Optimizer:
-    """Adam; weight decay applies to the model only, never to the loss-balancing weights."""
-    groups = [{"params": list(model.parameters()), "weight_decay": spec.train.weight_decay}]
+def make_optimizer(spec: RankerSpec, graph: nn.Module, balancer: Balancer) -> torch.optim.Optimizer:
+    """Adam; weight decay applies to the network only, never to the loss-balancing weights."""
+    groups = [{"params": list(graph.parameters()), "weight_decay": spec.train.weight_decay}]
     if extra := list(balancer.parameters()):
         groups.append({"params": extra, "weight_decay": 0.0})
     return torch.optim.Adam(groups, lr=spec.train.lr)
 
 
-def as_tensors(e: D.Encoded) -> tuple[torch.Tensor, ...]:
-    return (torch.from_numpy(e.categorical), torch.from_numpy(e.numeric),
-            torch.from_numpy(e.labels), torch.from_numpy(e.mask))
+@dataclass(frozen=True)
+class SplitTensors:
+    """One split as the training graph reads it: inputs (categorical, numeric[, bias ...]), labels, mask."""
+
+    inputs: tuple[torch.Tensor, ...]
+    labels: torch.Tensor
+    mask: torch.Tensor
+
+    @classmethod
+    def of(cls, prep: Prepared, split: str, with_bias: bool) -> SplitTensors:
+        e = getattr(prep, split)
+        inputs = [torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)]
+        if with_bias:
+            inputs += [torch.from_numpy(a) for a in prep.bias.splits[split]]
+        return cls(tuple(inputs), torch.from_numpy(e.labels), torch.from_numpy(e.mask))
 
 
-def train_epoch(model: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
-                data: tuple[torch.Tensor, ...], perm: torch.Tensor, batch_size: int, bar: EpochBar) -> torch.Tensor:
+def train_epoch(graph: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
+                data: SplitTensors, perm: torch.Tensor, batch_size: int, bar: EpochBar) -> torch.Tensor:
     """One pass over the rows in `perm` order; returns the (T,) mean training loss per task.
 
     The hot loop does no per-row Python and no per-step host sync beyond the (cheap) progress bar.
     """
-    model.train()
-    cat, num, labels, mask = (x[perm] for x in data)  # one gather per epoch, then zero-copy slices
+    graph.train()
+    inputs = [x[perm] for x in data.inputs]  # one gather per epoch, then zero-copy slices
+    labels, mask = data.labels[perm], data.mask[perm]
     steps = (len(perm) + batch_size - 1) // batch_size
     sums, seen = torch.zeros(labels.shape[1]), torch.zeros(labels.shape[1])
     for step in range(steps):
         sl = slice(step * batch_size, (step + 1) * batch_size)
-        per_task, counts = losses(model(cat[sl], num[sl]), labels[sl], mask[sl])
+        per_task, counts = losses(graph(*(x[sl] for x in inputs)), labels[sl], mask[sl])
         loss = balancer(per_task, counts)
         opt.zero_grad(set_to_none=True)
-        balancer.before_backward(per_task, counts)
-        loss.backward()
+        balancer.backward(loss, per_task, counts)
         opt.step()
         balancer.after_step()
         with torch.no_grad():
@@ -153,53 +183,102 @@ def train_epoch(model: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, 
 
 
 def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
-        progress: bool = True) -> list[dict]:
-    """Train in place; restores the weights of the best validation epoch. Returns per-epoch logs."""
-    return list(fit_epochs(spec, prep, model, log_path, progress))
+        progress: bool = True, outcome: dict | None = None) -> list[dict]:
+    """Train in place; restores the best validation epoch (per head, with per_task_stopping: combine).
+
+    Returns per-epoch logs; `outcome`, when given, receives the stopping summary (see fit_epochs).
+    """
+    return list(fit_epochs(spec, prep, model, log_path, progress, outcome))
+
+
+@dataclass
+class FitParts:
+    """What one fit trains and measures with: the graph (model [+ bias tower]), losses, balancer, optimizer, data."""
+
+    graph: nn.Module
+    losses: MaskedTaskLosses
+    balancer: Balancer
+    opt: torch.optim.Optimizer
+    train: SplitTensors
+    valid: SplitTensors
+    generator: torch.Generator
+
+    @classmethod
+    def build(cls, spec: RankerSpec, prep: Prepared, model: nn.Module) -> FitParts:
+        graph = training_graph(model, spec, prep.bias)
+        balancer = make_balancer(spec, model, graph)
+        biased = graph is not model
+        return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer,
+                   make_optimizer(spec, graph, balancer), SplitTensors.of(prep, "train", biased),
+                   SplitTensors.of(prep, "valid", biased), torch.Generator().manual_seed(spec.train.seed))
+
+
+def run_epoch(spec: RankerSpec, prep: Prepared, model: nn.Module, parts: FitParts, epoch: int,
+              progress: bool) -> tuple[dict, dict]:
+    """Train one epoch, then measure on validation; returns (the epoch's log, validation metrics)."""
+    cfg, names, n = spec.train, spec.task_names(), len(parts.train.labels)
+    with epoch_progress((n + cfg.batch_size - 1) // cfg.batch_size, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
+        t0 = time.perf_counter()
+        train_loss = train_epoch(parts.graph, parts.losses, parts.balancer, parts.opt, parts.train,
+                                 torch.randperm(n, generator=parts.generator), cfg.batch_size, bar)
+        seconds, t0 = time.perf_counter() - t0, time.perf_counter()
+        valid_total, valid_tasks = validation_loss(parts.graph, parts.valid, parts.losses, spec)
+        metrics = validation_metrics(model, prep, spec)
+        bar.set_postfix({"valid": metrics_text(spec, metrics)}, refresh=True)
+    log = {"epoch": epoch, "seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
+           "valid_seconds": round(time.perf_counter() - t0, 3),
+           "train_loss": dict(zip(names, train_loss.tolist(), strict=True)),
+           "valid_loss": valid_total, "valid_task_loss": valid_tasks,
+           "valid_metrics": {t: {k: v for k, v in m.items() if k != "observed"} for t, m in metrics["tasks"].items()},
+           "valid_ndcg": metrics.get(f"ndcg@{spec.eval.ndcg_k}"),
+           "task_weights": dict(zip(names, parts.balancer.task_weights().tolist(), strict=True))}
+    if progress:
+        progress_write(f"epoch {epoch}: valid loss {valid_total:.5f}, {metrics_text(spec, metrics)} "
+                   f"({n / seconds:,.0f} samples/s)")
+    return log, metrics
 
 
 def fit_epochs(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
-               progress: bool = True) -> Iterator[dict]:
+               progress: bool = True, outcome: dict | None = None) -> Iterator[dict]:
     """`fit`, one epoch at a time: yields each epoch's log (also appended to log_path).
 
-    Stops after spec.train.epochs or when validation loss has not improved for more than
-    early_stopping_patience epochs; then restores the best epoch's weights and sets eval mode.
+    Stops after spec.train.epochs or when the early-stopping criterion (train.early_stopping_metric)
+    has not improved for more than early_stopping_patience epochs; then restores the best epoch's
+    weights, combines heads if asked, and sets eval mode. `outcome` gets {"best_epoch", "metric",
+    "heads": each head's best epoch and metrics, "combined": per-head swap results or None}.
     """
-    cfg, names = spec.train, spec.task_names()
-    losses = MaskedTaskLosses([t.loss for t in spec.tasks])
-    balancer = make_balancer(spec, model)
-    opt = make_optimizer(spec, model, balancer)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    data = as_tensors(prep.train)
-    n = len(data[0])
-    steps = (n + cfg.batch_size - 1) // cfg.batch_size
-    best, best_state, stale = float("inf"), None, 0
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        with epoch_progress(steps, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
-            train_loss = train_epoch(model, losses, balancer, opt, data, torch.randperm(n, generator=generator),
-                                     cfg.batch_size, bar)
-        seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        valid_total, valid_tasks = validation_loss(model, prep.valid, losses, spec)
-        log = {"epoch": epoch, "seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
-               "valid_seconds": round(time.perf_counter() - t0, 3),
-               "train_loss": dict(zip(names, train_loss.tolist(), strict=True)),
-               "valid_loss": valid_total, "valid_task_loss": valid_tasks,
-               "task_weights": dict(zip(names, balancer.task_weights().tolist(), strict=True))}
-        _append_jsonl(log_path, log)
-        if progress:
-            progress_write(f"epoch {epoch}: valid loss {valid_total:.5f} ({n / seconds:,.0f} samples/s)")
-        improved = valid_total < best - 1e-6
-        if improved:
-            best, best_state, stale = valid_total, copy.deepcopy(model.state_dict()), 0
-        yield log
-        stale = 0 if improved else stale + 1
-        if stale > cfg.early_stopping_patience:
-            break
+    parts = FitParts.build(spec, prep, model)
+    stopper, heads, best_state = Stopper(spec), HeadTracker(spec, model), None
+    try:
+        for epoch in range(1, spec.train.epochs + 1):
+            log, metrics = run_epoch(spec, prep, model, parts, epoch, progress)
+            _append_jsonl(log_path, log)
+            if stopper.update(epoch, log["valid_loss"], metrics):
+                best_state = copy.deepcopy(model.state_dict())
+            heads.update(epoch, metrics)
+            yield log
+            if stopper.should_stop():
+                break
+    finally:
+        parts.balancer.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    combined = None
+    if spec.train.per_task_stopping == "combine" and stopper.best_epoch is not None:
+        combined = combine_heads(model, heads, stopper.best_epoch, lambda: validation_metrics(model, prep, spec))
+    if outcome is not None:
+        outcome.update(best_epoch=stopper.best_epoch, metric=spec.train.early_stopping_metric,
+                       heads=per_head_report(heads, stopper.best_epoch), combined=combined)
+
+
+def metrics_text(spec: RankerSpec, metrics: dict) -> str:
+    """'click auc 0.7912, watch_time rmse_log1p 0.8123, ...': each head's validation metric."""
+    parts = []
+    for t in spec.tasks:
+        name, value, _ = head_metric(metrics["tasks"][t.name], t.label_transform)
+        parts.append(f"{t.name} {name} {'n/a' if value is None else f'{value:.4f}'}")
+    return ", ".join(parts)
 
 
 def _append_jsonl(path: Path | None, record: dict) -> None:
@@ -209,29 +288,33 @@ def _append_jsonl(path: Path | None, record: dict) -> None:
 
 
 @torch.no_grad()
-def validation_loss(model: nn.Module, e: D.Encoded, losses: MaskedTaskLosses,
+def validation_loss(graph: nn.Module, data: SplitTensors, losses: MaskedTaskLosses,
                     spec: RankerSpec) -> tuple[float, dict[str, float]]:
     """Fixed-weight sum over tasks of masked losses on a split (comparable across epochs and
-    balancers), and the per-task losses."""
-    model.eval()
+    balancers), and the per-task losses. With a bias tower the loss includes its logit: the labels
+    carry the bias, and this is the loss that was trained."""
+    graph.eval()
     weights = torch.tensor([t.weight for t in spec.tasks])
-    cat, num, labels, mask = as_tensors(e)
     totals, counts = torch.zeros(len(weights)), torch.zeros(len(weights))
-    for i in range(0, len(cat), EVAL_BATCH):
+    for i in range(0, len(data.labels), EVAL_BATCH):
         sl = slice(i, i + EVAL_BATCH)
-        per_task, c = losses(model(cat[sl], num[sl]), labels[sl], mask[sl])
+        per_task, c = losses(graph(*(x[sl] for x in data.inputs)), data.labels[sl], data.mask[sl])
         totals += per_task * c
         counts += c
     per_task = totals / counts.clamp_min(1)
     return float((weights * per_task).sum()), dict(zip(spec.task_names(), per_task.tolist(), strict=True))
 
 
+def validation_metrics(model: nn.Module, prep: Prepared, spec: RankerSpec) -> dict:
+    """Per-task AUC / RMSE and NDCG@k of the served heads (no bias tower) on the validation split."""
+    e = prep.valid
+    return prediction_metrics(predict(export_heads(model, spec, prep.scalers), e), e.raw_labels, e.request, spec)
+
+
 def evaluate(model: nn.Module, e: D.Encoded, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> dict:
+    """Task metrics and NDCG of the served heads on one split, plus gate statistics of gated models."""
     out = prediction_metrics(predict(export_heads(model, spec, scalers), e), e.raw_labels, e.request, spec)
-    gates = gate_weights(model, e)
-    if gates is not None:
-        out["gates"] = gate_stats(gates, spec.task_names())
-    return out
+    return {**out, **gate_report(model, e, spec.task_names())}
 
 
 # Called with (model, args, encoders) before fitting, e.g. a warm start; returns a summary for reports.
@@ -256,9 +339,10 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
         log_path = Path(out_dir) / "train_log.jsonl"
         log_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    history = fit(spec, prep, model, log_path, progress)
+    stopping: dict = {}
+    history = fit(spec, prep, model, log_path, progress, stopping)
     seconds = time.perf_counter() - t0
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in evaluated}
     return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
-                   train_seconds=seconds, init_summary=init_summary)
+                   train_seconds=seconds, init_summary=init_summary, stopping=stopping)

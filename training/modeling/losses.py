@@ -43,15 +43,24 @@ class MaskedTaskLosses(nn.Module):
 class Balancer(nn.Module):
     """Combines per-task losses into the one loss the network is trained on.
 
-    The trainer calls, per step: `forward` (the total loss), `before_backward` (after zero_grad,
-    before the network's backward: balancers that learn their weights from something other than the
-    total loss set their own .grad here) and `after_step` (after the optimizer step).
+    The trainer calls, per step: `forward` (the total loss), `backward` (after zero_grad: fills
+    every parameter's .grad) and `after_step` (after the optimizer step); `close` once training
+    ends. The default backward runs `before_backward` (balancers that learn their weights from
+    something other than the total loss set their own .grad there) and then the total loss's
+    backward; gradient-surgery balancers (training/modeling/grad_conflict.py) replace it.
     """
 
     def before_backward(self, per_task: torch.Tensor, counts: torch.Tensor) -> None:
         return None
 
+    def backward(self, loss: torch.Tensor, per_task: torch.Tensor, counts: torch.Tensor) -> None:
+        self.before_backward(per_task, counts)
+        loss.backward()
+
     def after_step(self) -> None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def task_weights(self) -> torch.Tensor:
