@@ -1,8 +1,9 @@
 """A human-readable account of one training run, written into the bundle.
 
-report.md            data window, rows per split, requests, warnings, metrics per task, NDCG, gate statistics, timing
+report.md            data window, rows per split, requests, warnings, the architecture trained, metrics per
+                     task, NDCG, each head's best epoch, gate statistics (shared vs own experts), timing
 training_curves.png  train / valid loss per epoch, one panel per task
-gate_heatmap.png     mean gate weight per task and expert (MMoE / OMoE only)
+gate_heatmap.png     mean gate weight per task and expert (gated archs: MMoE, OMoE, CGC, PLE)
 """
 
 from __future__ import annotations
@@ -24,13 +25,39 @@ HEATMAP_FILE = "gate_heatmap.png"
 
 
 def training_summary(trained: Trained) -> dict:
-    """Epochs, best epoch, wall time and throughput of the fit."""
+    """Epochs, best epoch, wall time and throughput of the fit, and each head's best epoch."""
     h = trained.history
     epoch_seconds = sum(e["seconds"] for e in h)
     rows = len(trained.prepared.train)
-    best = min(h, key=lambda e: e["valid_loss"])["epoch"] if h else None
-    return {"epochs": len(h), "best_epoch": best, "train_seconds": round(trained.train_seconds, 2),
-            "samples_per_second": round(rows * len(h) / epoch_seconds, 1) if epoch_seconds else None}
+    best = trained.stopping.get("best_epoch") or (min(h, key=lambda e: e["valid_loss"])["epoch"] if h else None)
+    out = {"epochs": len(h), "best_epoch": best, "train_seconds": round(trained.train_seconds, 2),
+           "samples_per_second": round(rows * len(h) / epoch_seconds, 1) if epoch_seconds else None}
+    if trained.stopping.get("heads"):
+        out["per_task_stopping"] = {"mode": trained.spec.train.per_task_stopping,
+                                    "heads": trained.stopping["heads"], "combined": trained.stopping.get("combined")}
+    return out
+
+
+def architecture_text(trained: Trained) -> str:
+    """The architecture actually trained, in words (only the keys that mean something for it)."""
+    a, spec = trained.args, trained.spec
+    shape = f"({', '.join(map(str, a.expert_hidden))})"
+    text = {
+        "mmoe": f"MMoE: {a.num_experts} shared experts {shape}, one gate per task",
+        "omoe": f"OMoE: {a.num_experts} shared experts {shape}, one gate for every task",
+        "cgc": f"CGC: {a.task_experts} expert(s) per task + {a.shared_experts} shared experts {shape}, one gate per task",
+        "ple": f"PLE: {a.levels} levels of {a.task_experts} expert(s) per task + {a.shared_experts} shared experts "
+               f"{shape}, gates per task and level",
+        "shared_bottom": f"shared-bottom: one shared MLP {shape}",
+        "single_task": f"single-task: one independent model per task (MLP {shape})",
+    }[a.arch]
+    if a.expert_dropout is not None:
+        text += f", expert dropout {a.expert_dropout:g}"
+    text += f"; towers ({', '.join(map(str, a.tower_hidden))}), embedding dim {a.embedding_dim}"
+    if (bias := spec.model.bias_tower) is not None:
+        text += (f"; bias tower over {bias.columns()} added to {bias.tasks} in training only "
+                 "(not exported: the served model has no bias input)")
+    return text
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -110,16 +137,56 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def _gate_section(gates: dict[str, dict], split: str) -> list[str]:
-    n_experts = len(next(iter(gates.values()))["mean_weight"])
-    header = ["task", *(f"e{i}" for i in range(n_experts)), "entropy (norm.)", "effective experts",
-              "dead", "polarized"]
-    rows = [[task, *(f"{w:.3f}" for w in g["mean_weight"]), f"{g['normalized_entropy']:.3f}",
-             f"{g['effective_experts']:.2f}", str(g["dead_experts"]), "yes" if g["polarized"] else "no"]
-            for task, g in gates.items()]
-    return [f"## Gate utilization ({split} split, eval mode)", "",
-            "Mean gate weight per expert; entropy 1 = uniform mixing; an expert is dead for a task below "
-            "0.01 mean weight.", "", *_table(header, rows), "", f"![gate heatmap]({HEATMAP_FILE})", ""]
+def expert_labels(model: object, n_experts: int) -> list[str]:
+    """Column names of a task gate's slots: e0.. for MMoE, own0.. / shared0.. for CGC and PLE."""
+    slots = model.shared_slots() if hasattr(model, "shared_slots") else [True] * n_experts
+    if all(slots):
+        return [f"e{i}" for i in range(n_experts)]
+    own = sum(not x for x in slots)
+    return [f"own{i}" for i in range(own)] + [f"shared{i}" for i in range(n_experts - own)]
+
+
+def _gate_section(metrics: dict, split: str, model: object) -> list[str]:
+    gates, by_level = metrics["gates"], metrics.get("gates_by_level")
+    labels = expert_labels(model, len(next(iter(gates.values()))["mean_weight"]))
+    shared = "shared_weight" in next(iter(gates.values()))
+    header = ["task", *labels, *(["on shared experts"] if shared else []), "entropy (norm.)",
+              "effective experts", "dead", "polarized"]
+    rows = [[task, *(f"{w:.3f}" for w in g["mean_weight"]), *([f"{g['shared_weight']:.3f}"] if shared else []),
+             f"{g['normalized_entropy']:.3f}", f"{g['effective_experts']:.2f}", str(g["dead_experts"]),
+             "yes" if g["polarized"] else "no"] for task, g in gates.items()]
+    lines = [f"## Gate utilization ({split} split, eval mode)", "",
+             "Mean gate weight per expert; entropy 1 = uniform mixing; an expert is dead for a task below "
+             "0.01 mean weight." + (" Each task's gate mixes its own experts (own*) and the experts every task "
+                                    "shares (shared*); *on shared experts* is their total weight." if shared else ""),
+             "", *_table(header, rows), ""]
+    if by_level:
+        lines += ["Weight on the shared experts per extraction level (the top level feeds the towers):", "",
+                  *_table(["task", *(f"level {i + 1}" for i in range(len(by_level)))],
+                          [[t, *(f"{lvl[t]['shared_weight']:.3f}" for lvl in by_level)] for t in gates]), ""]
+    return [*lines, f"![gate heatmap]({HEATMAP_FILE})", ""]
+
+
+def _stopping_section(trained: Trained) -> list[str]:
+    heads = trained.stopping.get("heads")
+    if not heads:
+        return []
+    combined = trained.stopping.get("combined") or {}
+    rows = [[task, h["metric"], str(h["best_epoch"]), _fmt(h["at_joint"]), _fmt(h["at_best"]),
+             "n/a" if h["gain"] is None else f"{h['gain']:+.4f}",
+             ("yes" if combined[task]["swapped"] else "no") if task in combined else "-"]
+            for task, h in heads.items()]
+    mode = trained.spec.train.per_task_stopping
+    note = ("`per_task_stopping: combine`: a head whose own best epoch improves its validation metric keeps its own "
+            "parts (tower, gate, own experts) from that epoch over the shared parts of the best epoch."
+            if mode == "combine" else
+            "`per_task_stopping: off`: every head comes from the best epoch; the gain column is what stopping "
+            "each head at its own best epoch would have given (`combine` exports part of it).")
+    return ["## Per-task early stopping (validation split)", "",
+            f"Best epoch overall: {trained.stopping.get('best_epoch')}. Gain: the head's metric at its own best "
+            "epoch minus at the best overall epoch (positive = better; RMSE gains are reductions). " + note, "",
+            *_table(["task", "metric", "best epoch", "at best overall", "at own best", "gain", "own parts used"],
+                    rows), ""]
 
 
 def _data_lines(trained: Trained, window: dict) -> list[str]:
@@ -160,10 +227,9 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
     lines = [
         f"# Training report: {spec.name}", "",
         *_data_lines(trained, window),
-        f"- model: {trained.args.arch}, {trained.args.num_experts} experts {trained.args.expert_hidden}, "
-        f"towers {trained.args.tower_hidden}, embedding dim {trained.args.embedding_dim}, "
-        f"expert dropout {trained.args.expert_dropout}",
-        f"- training: {s['epochs']} epochs (best {s['best_epoch']}, early stopping on validation loss), "
+        f"- model: {architecture_text(trained)}",
+        f"- training: {s['epochs']} epochs (best {s['best_epoch']}, early stopping on validation "
+        f"{spec.train.early_stopping_metric}, per-task stopping {spec.train.per_task_stopping}), "
         f"{s['train_seconds']:.1f} s, {s['samples_per_second']:,.0f} samples/s; loss balancing "
         f"{spec.train.loss_balancing}, final task weights "
         + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
@@ -178,6 +244,7 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
     if "test" not in m:
         lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
     lines += [f"![training curves]({CURVES_FILE})", ""]
+    lines += _stopping_section(trained)
     if metrics and "profiles" in metrics:
         lines += _profiles_section(metrics["profiles"])
     if metrics and "calibration" in metrics:
@@ -185,7 +252,7 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
 
         lines += render_section(metrics["calibration"])
     if "gates" in m[splits[-1]]:
-        lines += _gate_section(m[splits[-1]]["gates"], splits[-1])
+        lines += _gate_section(m[splits[-1]], splits[-1], trained.model)
     return "\n".join(lines)
 
 
@@ -193,10 +260,10 @@ def _weights_text(weights: dict[str, float]) -> str:
     return " + ".join(f"{w:g}*{t}" for t, w in weights.items())
 
 
-def plot_curves(history: list[dict], path: Path) -> None:
+def plot_curves(history: list[dict], path: Path, best: int | None = None) -> None:
     tasks = list(history[0]["train_loss"])
     epochs = [h["epoch"] for h in history]
-    best = min(history, key=lambda e: e["valid_loss"])["epoch"]
+    best = best or min(history, key=lambda e: e["valid_loss"])["epoch"]
     cols = min(len(tasks), 4)
     rows = (len(tasks) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
@@ -217,14 +284,14 @@ def plot_curves(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_gate_heatmap(gates: dict[str, dict], path: Path) -> None:
+def plot_gate_heatmap(gates: dict[str, dict], path: Path, labels: list[str] | None = None) -> None:
     tasks = list(gates)
     w = np.array([gates[t]["mean_weight"] for t in tasks])  # (T, E)
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * w.shape[1], 1.2 + 0.55 * len(tasks)))
     im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(0.5, float(w.max())), aspect="auto")
     for (i, j), v in np.ndenumerate(w):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.35 else "black", fontsize=9)
-    ax.set_xticks(range(w.shape[1]), [f"expert {j}" for j in range(w.shape[1])], rotation=30)
+    ax.set_xticks(range(w.shape[1]), labels or [f"expert {j}" for j in range(w.shape[1])], rotation=30)
     ax.set_yticks(range(len(tasks)), tasks)
     ax.set_title("Mean gate weight")
     fig.colorbar(im, ax=ax, fraction=0.05)
@@ -242,10 +309,12 @@ def write_bundle_report(trained: Trained, out_dir: Path, window: dict, metrics: 
     written = [out_dir / REPORT_FILE]
     written[0].write_text(render_bundle_report(trained, window, metrics))
     if trained.history:
-        plot_curves(trained.history, out_dir / CURVES_FILE)
+        plot_curves(trained.history, out_dir / CURVES_FILE, trained.stopping.get("best_epoch"))
         written.append(out_dir / CURVES_FILE)
     last = evaluated_splits(trained.metrics)[-1]
     if "gates" in trained.metrics[last]:
-        plot_gate_heatmap(trained.metrics[last]["gates"], out_dir / HEATMAP_FILE)
+        gates = trained.metrics[last]["gates"]
+        labels = expert_labels(trained.model, len(next(iter(gates.values()))["mean_weight"]))
+        plot_gate_heatmap(gates, out_dir / HEATMAP_FILE, labels)
         written.append(out_dir / HEATMAP_FILE)
     return written

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib import image
 
-from training.bundle.report import CURVES_FILE, HEATMAP_FILE, REPORT_FILE, summary_table, training_summary
+from tests.training.conftest import as_arch
+from training.bundle.report import (
+    CURVES_FILE,
+    HEATMAP_FILE,
+    REPORT_FILE,
+    render_bundle_report,
+    summary_table,
+    training_summary,
+)
 
 
 def test_report_names_data_metrics_gates_and_timing(bundle_dir: Path, trained) -> None:
@@ -39,3 +47,26 @@ def test_summary_table_lists_every_task_metric(trained) -> None:
     s = training_summary(trained)
     assert s["epochs"] == len(trained.history) and s["samples_per_second"] > 0
     assert 1 <= s["best_epoch"] <= s["epochs"]
+
+
+def model_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("- model:"))
+
+
+def test_report_describes_the_architecture_actually_trained(trained) -> None:
+    ple = render_bundle_report(as_arch(trained, "ple", shared_experts=2, task_experts=1, levels=2), {})
+    assert "PLE: 2 levels of 1 expert(s) per task + 2 shared experts (128, 64)" in model_line(ple)
+    assert "| task | own0 | shared0 | shared1 | on shared experts |" in ple
+    assert "| level 1 | level 2 |" in ple  # shared-expert use per extraction level
+    bottom = render_bundle_report(as_arch(trained, "shared_bottom"), {})
+    assert "shared-bottom: one shared MLP (128, 64)" in model_line(bottom)
+    assert "expert" not in model_line(bottom) and "Gate utilization" not in bottom
+    mmoe = render_bundle_report(trained, {})
+    assert "MMoE: 4 shared experts (128, 64), one gate per task, expert dropout 0.1" in model_line(mmoe)
+
+
+def test_report_states_each_heads_best_epoch(trained) -> None:
+    text = render_bundle_report(trained, {})
+    assert "## Per-task early stopping" in text
+    for task, head in trained.stopping["heads"].items():
+        assert f"| {task} | {head['metric']} | {head['best_epoch']} |" in text
