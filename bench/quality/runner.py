@@ -23,6 +23,7 @@ from training.evaluation import inference
 from training.evaluation.metrics import ndcg_at_k
 from training.fit import train as T
 from training.spec import RankerSpec, load_spec
+from training.spec.model import ARCH_KEYS
 
 _PREPARED: dict[str, T.Prepared] = {}  # per worker process: data key -> prepared splits
 J, R = TypeVar("J"), TypeVar("R")
@@ -34,13 +35,22 @@ class Job:
     data_path: str | None = None
     overrides: dict = field(default_factory=dict)
     label: str = ""
-    kind: str = "ours"  # "ours" (training.fit.train) or "deepctr" (bench.quality.deepctr_mmoe)
+    kind: str = "ours"  # "ours" (training.fit.train), "curves" (bench.quality.mtl_eval) or "deepctr"
     group_column: str | None = None  # also report NDCG@k per value of this column (e.g. user_id)
+    options: dict = field(default_factory=dict)  # kind "curves": see bench/quality/mtl_eval.py
 
 
 def with_overrides(spec: RankerSpec, overrides: dict) -> RankerSpec:
-    """A validated copy of the spec with dotted keys replaced, e.g. {"model.expert_dropout": 0.3}."""
+    """A validated copy of the spec with dotted keys replaced, e.g. {"model.expert_dropout": 0.3}.
+
+    Overriding model.arch also drops the spec's architecture keys that mean nothing for the new
+    arch (e.g. num_experts for shared_bottom), unless they are overridden too.
+    """
     raw = spec.model_dump()
+    if "model.arch" in overrides:
+        for key, (archs, _) in ARCH_KEYS.items():
+            if overrides["model.arch"] not in archs and f"model.{key}" not in overrides:
+                raw["model"][key] = None
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -57,8 +67,9 @@ def job_spec(job: Job) -> RankerSpec:
 
 
 def prepared(spec: RankerSpec) -> T.Prepared:
-    """Prepared data, cached per (data, features, tasks): model and train settings do not change it."""
-    key = json.dumps([spec.data.model_dump(), spec.features.model_dump(), [t.model_dump() for t in spec.tasks]])
+    """Prepared data, cached per (data, features, tasks, bias tower): other settings do not change it."""
+    bias = spec.model.bias_tower.model_dump() if spec.model.bias_tower else None
+    key = json.dumps([spec.data.model_dump(), spec.features.model_dump(), [t.model_dump() for t in spec.tasks], bias])
     if key not in _PREPARED:
         _PREPARED.clear()  # one dataset per worker at a time keeps memory flat
         _PREPARED[key] = T.prepare(spec)
@@ -93,17 +104,22 @@ def run_job(job: Job) -> dict:
     spec = job_spec(job)
     prep = prepared(spec)
     t0 = time.perf_counter()
+    extra: dict = {}
     if job.kind == "deepctr":
         from bench.quality.deepctr_mmoe import run_deepctr
 
         metrics, history, preds = run_deepctr(spec, prep)
+    elif job.kind == "curves":
+        from bench.quality.mtl_eval import run_curves
+
+        metrics, history, preds, extra = run_curves(spec, prep, {"group_column": job.group_column, **job.options})
     else:
         metrics, history, preds = run_ours(spec, prep)
     record = {"label": job.label, "overrides": job.overrides, "kind": job.kind, "metrics": metrics,
               "epochs": len(history), "epoch_seconds": [h["seconds"] for h in history],
               "best_epoch": int(np.argmin([h["valid_loss"] for h in history])) + 1,
               "task_weights": history[-1].get("task_weights"),  # balancer weights after the last epoch
-              "train_seconds": time.perf_counter() - t0}
+              "train_seconds": time.perf_counter() - t0, **extra}
     if job.group_column:
         record[f"ndcg@{spec.eval.ndcg_k}_per_{job.group_column}"] = group_ndcg(spec, prep, preds, job.group_column)
     return record
