@@ -101,10 +101,10 @@ gradient on the shared parameters (embeddings, experts) loses its component alon
 conflicts with, then they are summed; towers and gates get their plain gradient. **mgda**: MGDA-UB, Sener & Koltun
 2018, task weights from the min-norm point of the task gradients w.r.t. the experts' outputs (normalized `loss+`, as
 in their code), solved exactly per batch. A task without labels in a batch is left out of that batch's GradNorm
-update, PCGrad projection and MGDA solve (`training/modeling/losses.py`, `training/modeling/grad_conflict.py`). Early stopping always
-uses the same fixed-weight validation loss, so all are selected by the same criterion. *s / epoch*: fastest
-training epoch per balancer in a separate pass in one process and one thread, balancers interleaved
-(2 rounds × 2 epochs), so the ratios compare like with like on the same machine state.
+update, PCGrad projection and MGDA solve (`training/modeling/losses.py`, `training/modeling/grad_conflict.py`).
+Early stopping always uses the same fixed-weight validation loss, so all are selected by the same criterion.
+*s / epoch*: fastest training epoch per balancer in a separate pass in one process and one thread, balancers
+interleaved (2 rounds × 2 epochs), so the ratios compare like with like on the same machine state.
 """]
     for ds, recs, seconds in results.values():
         parts.append(f"### {ds.name} ({ds.rows:,} rows)\n\n{table(ds, recs, seconds)}\n")

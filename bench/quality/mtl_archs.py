@@ -199,7 +199,7 @@ ties it on click: the satisfaction labels exist on clicked rows only, and sharin
 click rows' representation. On MovieLens the differences are of the order of the seed noise, and only the MMoE
 is ahead of single-task beyond it (on rating). CGC and PLE do not beat the MMoE on either dataset, although their
 gates do use the task-specific experts (their tasks put 26-71 % of their weight on the shared experts, where an
-MMoE gate has only shared experts); at 1.4× and 2.4-2.9× the MMoE's time per epoch they are not the default.
+MMoE gate has only shared experts); at 1.3-1.4× and 2.4-2.7× the MMoE's time per epoch they are not the default.
 The seesaw the issue saw on MovieLens (single-task ahead on per-user NDCG of p(watch) + p(like)) does not appear
 in these runs with the committed spec: the MMoE's eval-score NDCG is at or above single-task's, joint or
 combined. Other remedies the literature offers were measured too: per-task early stopping (below) and PCGrad /
