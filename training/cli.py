@@ -105,10 +105,11 @@ def evaluate(
     """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
     from service.contract.bundle import load_bundle
     from training.bundle.report import metrics_table
+    from training.data.columns import expand_numeric_patterns
     from training.evaluation.evaluate import evaluate_bundle, load_eval_table
 
     try:
-        spec = load_spec(spec_path)
+        spec, _ = expand_numeric_patterns(load_spec(spec_path))
         bundle = load_bundle(bundle_path)
         metrics = evaluate_bundle(bundle, load_eval_table(spec, data), spec)
     except USER_ERRORS as e:

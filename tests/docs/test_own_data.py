@@ -39,7 +39,7 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     out = run.stdout
     assert run.returncode == 0, f"{out[-3000:]}\n{run.stderr[-3000:]}"
     assert "data/train.parquet: 322 rows" in out and "data/test.parquet: 323 rows" in out
-    assert "\n258\n" in out  # numeric features appended to the spec
+    assert "features.numeric '*': 258 numeric columns (audio-ssd1, " in run.stderr  # the pattern's columns
     assert "test metrics: not measured" in out and "bundle written to runs/birds" in out
     assert "on the test split of" in out and out.count("323") >= 5  # evaluate: every task on 323 test rows
     assert '"profile":"wren"' in out and '"item_id":"rec-9"' in out

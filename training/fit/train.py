@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import torch.nn as nn
 from service.contract.features import FeatureEncoders
 from training import data as D
 from training.data import splits as S
+from training.data.columns import expand_numeric_patterns
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
 from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
@@ -326,7 +328,11 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     """Prepare data, fit, evaluate on valid (and on test with eval_test). Logs go to out_dir/train_log.jsonl.
 
     Test metrics are opt-in, so that choosing a model by its reported numbers never tunes on test.
+    Numeric feature patterns (`name: "*"`) become the columns they match; Trained.spec lists them.
     """
+    spec, notes = expand_numeric_patterns(spec)
+    for note in notes:
+        progress_write(note, file=sys.stderr)
     set_seed(spec.train.seed)
     torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
     prep = prepare(spec)

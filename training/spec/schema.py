@@ -38,16 +38,32 @@ class CategoricalFeature(_Strict):
     on_missing: Literal["default", "error"] = Field("default", description=ON_MISSING_HELP, examples=["error"])
 
 
+def is_pattern(name: str) -> bool:
+    """A numeric feature name with glob characters stands for every matching column (training/data/columns.py)."""
+    return any(c in name for c in "*?[")
+
+
 class NumericFeature(_Strict):
     """A number, standardized with training statistics; serving clips it to the training range."""
 
-    name: str = Field(description="the column name, and the field name in requests", examples=["item_age_days"])
+    name: str = Field(description="the column name, and the field name in requests. A glob pattern (`*`, "
+                      "`mfcc_*`) stands for every numeric column of the training data that it matches and no "
+                      "other key of the spec uses, each with this entry's other keys; string columns it "
+                      "matches are left out and listed when training starts", examples=["item_age_days", "*"])
     source: Source = Field(description=SOURCE_HELP, examples=["item"])
     transform: Literal["none", "log1p"] = Field(
         "none", description="applied before standardizing; `log1p` for counts, money and durations "
         "(negative values count as 0)", examples=["log1p"])
     on_missing: Literal["default", "error"] = Field(
         "default", description=ON_MISSING_HELP + ". The default is the training median", examples=["error"])
+    exclude: list[str] = Field([], description="with a pattern `name`: columns it must not take",
+                               examples=[["row_id", "hasSegments"]])
+
+    @model_validator(mode="after")
+    def _exclude_needs_a_pattern(self) -> NumericFeature:
+        if self.exclude and not is_pattern(self.name):
+            raise ValueError(f"exclude: only a pattern name (with *, ? or [) takes columns to exclude, not {self.name!r}")
+        return self
 
 
 class FeaturesConfig(_Strict):
