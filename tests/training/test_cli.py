@@ -116,7 +116,7 @@ def test_train_with_eval_test_prints_and_stores_test_metrics(tmp_path: Path, tin
     result = runner.invoke(app, ["train", str(spec), "--data", str(tiny_dir), "--out", str(tmp_path / "b"),
                                  "--no-progress", "--eval-test"])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0].split()[2:4] == ["valid", "test"]
+    assert result.stdout.splitlines()[0].split()[2:4] == ["valid", "test"]
     assert "test" in load_bundle(tmp_path / "b").manifest.metrics
 
 

@@ -14,6 +14,10 @@ from training.weights.served import score_weights_profile
 POLARIZED_TOP_WEIGHT = 0.9
 EFFECTIVE_EXPERTS_FLOOR = 1.5
 DEAD_EXPERT_WEIGHT = 0.01  # an expert whose mean gate weight is below this is "dead" for the task
+# A split too small to compare models on: an AUC this uncertain (one standard error), or an RMSE
+# over fewer labels, gets a warning in the CLI and report.md.
+AUC_SE_WARN = 0.02
+MIN_OBSERVED_RMSE = 100
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -122,12 +126,39 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
     for t, w in spec.gain_weights().items():
         gain += w * np.nan_to_num(raw_labels[:, names.index(t)])
     k = spec.eval.ndcg_k
+    small = sample_warnings(tasks, raw_labels, spec)
     if request is None:
-        return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": None, "requests": None, "warnings": []}
+        return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": None, "requests": None, "warnings": small}
     stats = request_stats(request)
     stats["ndcg_requests"] = ndcg_requests(request, gain)
     return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": ndcg_at_k(request, score, gain, k),
-            "requests": stats, "warnings": size_warnings(stats, spec.data.request_id)}
+            "requests": stats, "warnings": [*small, *size_warnings(stats, spec.data.request_id)]}
+
+
+def auc_standard_error(auc_value: float, positives: int, negatives: int) -> float:
+    """Hanley & McNeil (1982): the standard error of an AUC measured on this many positives and negatives."""
+    a = auc_value
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) / (positives * negatives)
+    return float(np.sqrt(max(var, 0.0)))
+
+
+def sample_warnings(tasks: dict[str, dict], raw_labels: np.ndarray, spec: RankerSpec) -> list[str]:
+    """Tasks whose metric rests on too few labels to compare models by: an AUC whose standard error
+    exceeds AUC_SE_WARN, or an RMSE over fewer than MIN_OBSERVED_RMSE labels."""
+    out = []
+    for j, t in enumerate(spec.tasks):
+        m = tasks[t.name]
+        y = raw_labels[:, j][~np.isnan(raw_labels[:, j])]
+        if t.type == "binary" and m["auc"] is not None:
+            pos = int((y > 0.5).sum())
+            se = auc_standard_error(m["auc"], pos, len(y) - pos)
+            if se > AUC_SE_WARN:
+                out.append(f"{t.name}: AUC on {len(y)} labels ({pos} positive) has a standard error of about "
+                           f"{se:.3f}; differences below {2 * se:.2f} are noise (a larger split steadies it)")
+        elif t.type == "regression" and 0 < len(y) < MIN_OBSERVED_RMSE:
+            out.append(f"{t.name}: RMSE on only {len(y)} labels; a larger split steadies it")
+    return out
 
 
 def ndcg_requests(request: np.ndarray, gains: np.ndarray) -> int:

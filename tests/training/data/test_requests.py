@@ -94,7 +94,7 @@ def test_metrics_report_request_count_sizes_and_warn_on_degenerate_groups(log_pa
     assert good["requests"]["count"] == USERS
     assert good["requests"]["size"]["median"] == ITEMS_PER_USER
     assert good["requests"]["size"]["max"] == ITEMS_PER_USER
-    assert not good["warnings"]
+    assert not [w for w in good["warnings"] if "request" in w]  # (48 labels: the AUC warning is expected)
     singles = prediction_metrics(preds, labels, np.arange(n), spec)
     assert singles["ndcg@10"] is None
     assert singles["requests"]["size"]["median"] == 1

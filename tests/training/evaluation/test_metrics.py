@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from training.evaluation.metrics import auc, gate_stats, ndcg_at_k, rmse
+from training.evaluation.metrics import (
+    auc,
+    auc_standard_error,
+    gate_stats,
+    ndcg_at_k,
+    prediction_metrics,
+    rmse,
+)
+from training.spec import RankerSpec
 
 
 @st.composite
@@ -64,3 +72,27 @@ def test_gate_stats_spot_uniform_and_polarized_gates() -> None:
     assert not s["u"]["polarized"] and s["u"]["dead_experts"] == 0
     assert s["p"]["polarized"] and s["p"]["dead_experts"] == 3
     assert s["p"]["effective_experts"] == pytest.approx(1.0)
+
+
+def test_auc_standard_error_matches_hanley_mcneil_and_shrinks_with_more_labels() -> None:
+    # AUC 0.5 with n positives and n negatives: var = (1/4 + (n - 1) / 6) / n^2
+    assert auc_standard_error(0.5, 100, 100) == pytest.approx(np.sqrt((0.25 + 99 / 6) / 100**2))
+    assert auc_standard_error(0.8, 4, 29) > 0.05 > auc_standard_error(0.8, 2_000, 8_000)
+
+
+def test_a_split_too_small_to_compare_models_on_is_named_in_the_warnings() -> None:
+    spec = RankerSpec.model_validate({
+        "name": "s", "data": {"path": "x"},
+        "features": {"categorical": [{"name": "u", "source": "user"}], "numeric": [{"name": "x", "source": "item"}]},
+        "tasks": [{"name": "wren", "type": "binary", "group": "engagement"},
+                  {"name": "stars", "type": "regression", "group": "satisfaction"}]})
+    rng = np.random.default_rng(0)
+
+    def warnings(rows: int) -> list[str]:
+        labels = np.stack([rng.integers(0, 2, rows).astype(float), rng.normal(size=rows)], axis=1)
+        return prediction_metrics(labels + rng.normal(size=labels.shape), labels, None, spec)["warnings"]
+
+    small = warnings(33)  # the birds walkthrough's validation split
+    assert any(w.startswith("wren: AUC on 33 labels") and "standard error" in w for w in small)
+    assert any(w.startswith("stars: RMSE on only 33 labels") for w in small)
+    assert warnings(20_000) == []
