@@ -90,6 +90,15 @@ def bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def full_bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`bundle_dir`'s model exported unsplit (one input row per candidate, manifest format 2): a bundle as
+    servers from before format 3 knew them, which still loads."""
+    from training.bundle.export import export_bundle
+
+    return export_bundle(trained, tmp_path_factory.mktemp("bundles") / "demo-full", split=False)
+
+
+@pytest.fixture(scope="session")
 def quality_bundle_dir(quality_trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The converged demo model's bundle: a CURRENT that a retrained candidate is compared against."""
     from training.bundle.export import export_bundle

@@ -18,8 +18,9 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.contract.calibration import Calibration, calibrate
-from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
+from service.contract.features import CATEGORICAL_INPUT, FeatureEncoders
 from service.contract.files import atomic_write_bytes, sha256_file
+from service.contract.layout import Layout, input_names, split_rows
 from service.contract.lookups import Lookups, check_lookups
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 
@@ -27,6 +28,9 @@ FORMAT_VERSION = 1
 # Format 2 adds calibrated heads. A bundle with a calibration is written as format 2, so a server
 # from before calibration refuses it instead of serving uncalibrated heads; format 1 still loads.
 CALIBRATED_FORMAT_VERSION = 2
+# Format 3 is the split graph (service/contract/layout.py): user/context inputs once per request. A
+# server from before it refuses such a bundle (its inputs changed); formats 1 and 2 load unchanged.
+SPLIT_FORMAT_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 
@@ -78,13 +82,14 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(protected_namespaces=())
 
-    format_version: Literal[1, 2] = FORMAT_VERSION
+    format_version: Literal[1, 2, 3] = FORMAT_VERSION
     model_name: str
     model_version: int | None = None  # assigned by the registry at publish
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     model_file: str = MODEL_FILE
     model_sha256: str
     features: FeatureEncoders
+    input_layout: Layout = "full"  # split: user/context inputs once per request (format 3)
     lookups: Lookups = Field(default_factory=dict)  # entity -> features a feature store fills by id
     tasks: list[TaskInfo]
     model_args: dict[str, Any] = Field(default_factory=dict)  # architecture, to rebuild the torch model
@@ -102,7 +107,16 @@ class Manifest(BaseModel):
         if calibrated and self.format_version < CALIBRATED_FORMAT_VERSION:
             raise ValueError(f"tasks {calibrated} are calibrated, which needs format_version "
                              f"{CALIBRATED_FORMAT_VERSION}, not {self.format_version}")
+        if (self.input_layout == "split") != (self.format_version >= SPLIT_FORMAT_VERSION):
+            raise ValueError(f"input_layout {self.input_layout!r} goes with format_version "
+                             f"{SPLIT_FORMAT_VERSION if self.input_layout == 'split' else '1 or 2'}, "
+                             f"not {self.format_version}")
         return self
+
+    @property
+    def input_names(self) -> list[str]:
+        """The ONNX graph's inputs (service/contract/layout.py)."""
+        return input_names(self.input_layout, self.features)
 
     @property
     def task_names(self) -> list[str]:
@@ -161,11 +175,25 @@ class LoadedBundle:
         return [t.output for t in self.manifest.tasks]
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Model inputs -> {task name: (B,) float32 head output}, all heads in one session.run, each
-        then calibrated as the manifest says (unchanged for heads without a calibration)."""
+        """Model inputs (the bundle's layout) -> {task name: (B,) float32 head output}, all heads in one
+        session.run, each then calibrated as the manifest says (unchanged for heads without a calibration)."""
         outputs = self.session.run(self.output_names, inputs)
-        return {t.name: calibrate(t.calibration, np.asarray(o).reshape(-1))
-                for t, o in zip(self.manifest.tasks, outputs, strict=True)}
+        return self._calibrated([np.asarray(o).reshape(-1) for o in outputs])
+
+    def predict_rows(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """`predict` for full-layout rows (categorical (N, C), numeric (N, F)) of any number of requests,
+        whatever the bundle's layout: a split graph runs once per distinct user/context row."""
+        if self.manifest.input_layout == "full":
+            return self.predict(inputs)
+        n = len(inputs[CATEGORICAL_INPUT])
+        raw = [np.empty(n, dtype=np.float32) for _ in self.output_names]
+        for rows, split in split_rows(self.manifest.features, inputs):
+            for column, out in zip(raw, self.session.run(self.output_names, split), strict=True):
+                column[rows] = np.asarray(out).reshape(-1)
+        return self._calibrated(raw)
+
+    def _calibrated(self, raw: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {t.name: calibrate(t.calibration, o) for t, o in zip(self.manifest.tasks, raw, strict=True)}
 
 
 def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None) -> LoadedBundle:
@@ -193,8 +221,9 @@ def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None) -
 
 def _check_io_names(session: ort.InferenceSession, manifest: Manifest) -> None:
     inputs = {i.name for i in session.get_inputs()}
-    if inputs != {CATEGORICAL_INPUT, NUMERIC_INPUT}:
-        raise BundleError(f"model inputs {sorted(inputs)} != {[CATEGORICAL_INPUT, NUMERIC_INPUT]}")
+    if inputs != set(manifest.input_names):
+        raise BundleError(f"model inputs {sorted(inputs)} != {sorted(manifest.input_names)} "
+                          f"(input_layout {manifest.input_layout!r})")
     outputs = {o.name for o in session.get_outputs()}
     missing = [t.output for t in manifest.tasks if t.output not in outputs]
     if missing:
@@ -209,7 +238,7 @@ def check_parity(bundle: LoadedBundle) -> float:
     names = [f.name for f in bundle.manifest.features.all()]
     columns = {n: [row.get(n) for row in sample.rows] for n in names}
     inputs = bundle.manifest.features.encode_columns(columns, len(sample.rows))
-    got = bundle.predict(inputs)
+    got = bundle.predict_rows(inputs)
     worst = 0.0
     for task in bundle.manifest.tasks:
         expected = np.asarray(sample.outputs.get(task.output, []), dtype=np.float64)

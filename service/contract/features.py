@@ -166,10 +166,10 @@ class FeatureEncoders(BaseModel):
         """
         cat = np.empty((n_rows, len(self.categorical)), dtype=np.int64)
         for j, enc in enumerate(self.categorical):
-            cat[:, j] = _encode_column(enc, columns.get(enc.name), n_rows)
+            cat[:, j] = encode_column(enc, columns.get(enc.name), n_rows)
         num = np.empty((n_rows, len(self.numeric)), dtype=np.float32)
         for j, enc in enumerate(self.numeric):
-            num[:, j] = _encode_column(enc, columns.get(enc.name), n_rows)
+            num[:, j] = encode_column(enc, columns.get(enc.name), n_rows)
         return {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num}
 
     def encode_request(
@@ -218,9 +218,8 @@ class _Scalar:
         self.value = value
 
 
-def _encode_column(
-    encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int
-) -> np.ndarray:
+def encode_column(encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int) -> np.ndarray:
+    """(n_rows,) encoded values of one feature: a list of values, or one shared value (_Scalar or None)."""
     if values is None:
         values = _Scalar(None)
     if isinstance(values, _Scalar):

@@ -16,6 +16,7 @@ import numpy as np
 
 from service.contract.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
 from service.contract.features import missing_values
+from service.contract.layout import encode_split, one_request
 from service.contract.lookups import ENTITY_KEY
 from service.contract.missing import check_defaulted
 from service.contract.request import RankRequest, RequestParser
@@ -82,6 +83,8 @@ class OnnxRankingModel:
         item_columns = filled.item_columns if filled is not None else None
         columns = features.request_columns(user, request.context, request.candidates, item_columns)
         request.defaulted.update(check_defaulted(features, missing_values(columns), request.candidates))
+        if self.manifest.input_layout == "split":  # user and context encoded once, one row
+            return encode_split(features, columns, len(request.candidates))
         return features.encode_columns(columns, len(request.candidates))
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -95,7 +98,9 @@ class OnnxRankingModel:
         for size in batch_sizes:
             tiled = [rows[i % len(rows)] for i in range(size)]
             columns: dict[str, Any] = {n: [r.get(n) for r in tiled] for n in names}
-            self.predict(self.manifest.features.encode_columns(columns, size))
+            inputs = self.manifest.features.encode_columns(columns, size)
+            self.predict(one_request(self.manifest.features, inputs) if self.manifest.input_layout == "split"
+                         else inputs)
 
 
 def load_model(bundle_dir: Path, version: int, session_config: SessionConfig, max_candidates: int) -> OnnxRankingModel:

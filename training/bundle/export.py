@@ -23,6 +23,7 @@ from service.contract.bundle import (
     CALIBRATED_FORMAT_VERSION,
     FORMAT_VERSION,
     MODEL_FILE,
+    SPLIT_FORMAT_VERSION,
     LoadedBundle,
     Manifest,
     ParitySample,
@@ -31,8 +32,9 @@ from service.contract.bundle import (
     load_bundle,
     write_manifest,
 )
-from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT
+from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
 from service.contract.files import sha256_file
+from service.contract.layout import Layout, split_columns, split_rows
 from service.contract.parity import compare
 from service.profiles import WeightsError, compile_weights
 from training import data as D
@@ -45,6 +47,7 @@ from training.bundle.calibration import (
     plot_reliability,
 )
 from training.bundle.report import training_summary, write_bundle_report
+from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
 from training.evaluation.evaluate import bundle_predictions
 from training.evaluation.inference import export_heads, predict
@@ -56,48 +59,86 @@ from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
 CHECKPOINT_FILE = "checkpoint.pt"
 PARITY_SAMPLE_ROWS = 32
 OPSET = 18
+# The split graph against the unsplit PyTorch model: 1e-5 on probabilities, relative 1e-5 on seconds/stars.
+SPLIT_PARITY_ATOL = 1e-5
+SPLIT_PARITY_RTOL = 1e-5
+log = logging.getLogger(__name__)
 
 
 class ExportError(Exception):
     """The exported graph does not reproduce the PyTorch model."""
 
 
-def export_onnx(heads: ExportHeads, path: Path, task_names: list[str], example: Encoded) -> None:
-    """Write model.onnx: inputs (batch, C) int64 and (batch, F) float32, one (batch,) output per task."""
+def export_onnx(heads: ExportHeads, path: Path, task_names: list[str], example: Encoded,
+                features: FeatureEncoders | None = None) -> Layout:
+    """Write model.onnx with one (batch,) output per task; returns the input layout it has.
+
+    With `features`, the split graph (training/bundle/split.py: user/context inputs once per request)
+    when the model allows it, else (and without `features`) the full one: categorical (batch, C) int64
+    and numeric (batch, F) float32.
+    """
     cat = torch.from_numpy(example.categorical[:8])
     num = torch.from_numpy(example.numeric[:8])
     batch = torch.export.Dim("batch")
+    module: torch.nn.Module = heads
+    args: tuple[torch.Tensor, ...] = (cat, num)
+    names, dynamic = [CATEGORICAL_INPUT, NUMERIC_INPUT], {"categorical": {0: batch}, "numeric": {0: batch}}
+    layout: Layout = "full"
+    if features is not None:
+        try:
+            module = split_heads(heads, features, (cat, num))
+        except SplitUnsupported as e:
+            log.warning("exporting the unsplit graph: %s", e)
+        else:
+            c, layout = split_columns(features), "split"
+            args = (cat[:1, c.request_cat], num[:1, c.request_num], cat[:, c.item_cat], num[:, c.item_num])
+            args = tuple(a for a, cols in zip(args, (c.request_cat, c.request_num, c.item_cat, c.item_num),
+                                              strict=True) if cols)
+            names = c.input_names()
+            dynamic = {"inputs": tuple({0: batch} if n.startswith("item") else {} for n in names)}
     # The exporter reports its progress through logging and warnings; none of it is actionable here.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            heads, (cat, num), str(path), input_names=[CATEGORICAL_INPUT, NUMERIC_INPUT],
-            output_names=task_names, dynamic_shapes={"categorical": {0: batch}, "numeric": {0: batch}},
+            module, args, str(path), input_names=names, output_names=task_names, dynamic_shapes=dynamic,
             dynamo=True, opset_version=OPSET, verbose=False,
             external_data=False,  # one self-contained file, so the manifest sha256 covers the weights
         )
+    return layout
 
 
-def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray) -> np.ndarray:
+def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray, features: FeatureEncoders | None = None,
+                 layout: Layout = "full") -> np.ndarray:
+    """(N, T) outputs of the graph at `path` for full-layout rows (a split graph runs per user/context row)."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    outs = session.run(None, {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num})
-    return np.stack([np.asarray(o).reshape(-1) for o in outs], axis=1)
+    names = [o.name for o in session.get_outputs()]
+    if layout == "full":
+        return np.stack([np.asarray(o).reshape(-1) for o in session.run(names, {CATEGORICAL_INPUT: cat,
+                                                                                NUMERIC_INPUT: num})], axis=1)
+    out = np.empty((len(cat), len(names)), dtype=np.float32)
+    for rows, split in split_rows(features, {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num}):
+        out[rows] = np.stack([np.asarray(o).reshape(-1) for o in session.run(names, split)], axis=1)
+    return out
 
 
-def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int) -> float:
+def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int, features: FeatureEncoders | None = None,
+                 layout: Layout = "full") -> float:
     """Max |onnxruntime - torch| over the first `rows` rows of a real split.
 
-    Raises ExportError where any output is outside the parity tolerance (service.contract.parity).
+    Raises ExportError where any output is outside the parity tolerance (service.contract.parity); a
+    split graph is held to 1e-5 (+ 1e-5 relative) of the unsplit PyTorch model.
     """
     sample = e.head(min(rows, len(e)))
-    result = compare(onnx_outputs(path, sample.categorical, sample.numeric), predict(heads, sample))
+    got = onnx_outputs(path, sample.categorical, sample.numeric, features, layout)
+    tolerance = (SPLIT_PARITY_ATOL, SPLIT_PARITY_RTOL) if layout == "split" else ()
+    result = compare(got, predict(heads, sample), *tolerance)
     if not result.ok:
-        raise ExportError(f"ONNX output differs from PyTorch: {result.describe()}")
+        raise ExportError(f"ONNX output ({layout} graph) differs from PyTorch: {result.describe(*tolerance)}")
     return result.max_abs_diff
 
 
-def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo]) -> ParitySample:
+def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo], layout: Layout) -> ParitySample:
     """Raw feature values of real holdout rows (test, else valid) and what the bundle serves for them
     (the graph's outputs, calibrated as `tasks` say)."""
     table = trained.prepared.splits.holdout()
@@ -108,7 +149,8 @@ def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo]) -> 
         if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             sample = sample.set_column(i, names[i], column.cast(pa.string()))
     e = trained.prepared.holdout()
-    outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical[:n], e.numeric[:n]))
+    outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical[:n], e.numeric[:n], trained.prepared.encoders,
+                                                 layout))
     return ParitySample(rows=sample.to_pylist(),
                         outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
 
@@ -136,12 +178,13 @@ def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: n
     return [t.model_copy(update={"score_stats": ScoreStats(**score_stats(served[:, j]))}) for j, t in enumerate(tasks)]
 
 
-def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tasks: list[TaskInfo]) -> Manifest:
+def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tasks: list[TaskInfo],
+                   layout: Layout) -> Manifest:
     calibrated = any(t.calibration is not None for t in tasks)
+    version = SPLIT_FORMAT_VERSION if layout == "split" else CALIBRATED_FORMAT_VERSION if calibrated else FORMAT_VERSION
     return Manifest(
-        format_version=CALIBRATED_FORMAT_VERSION if calibrated else FORMAT_VERSION,
-        model_name=trained.spec.name, model_sha256=sha256_file(model_path),
-        features=trained.prepared.encoders, lookups=trained.spec.lookups(), tasks=tasks,
+        format_version=version, model_name=trained.spec.name, model_sha256=sha256_file(model_path),
+        features=trained.prepared.encoders, input_layout=layout, lookups=trained.spec.lookups(), tasks=tasks,
         model_args=trained.args.to_dict(),
         data_window=data_window(trained), parity_sample=parity,
         metrics={**trained.metrics, **training_summary(trained)},
@@ -178,21 +221,27 @@ def save_checkpoint(trained: Trained, path: Path) -> None:
     }, path)
 
 
-def export_bundle(trained: Trained, out_dir: Path) -> Path:
-    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last)."""
+def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
+    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last).
+
+    split=False writes the unsplit graph (manifest format 1 or 2), as bundles were before format 3.
+    """
     out_dir = Path(out_dir)
     heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
     with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
         work = Path(tmp) / "bundle"
         work.mkdir()
         model_path = work / MODEL_FILE
-        export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train)
-        check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows)
+        encoders = trained.prepared.encoders
+        layout = export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train,
+                             encoders if split else None)
+        check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows, encoders, layout)
         valid = trained.prepared.valid
         calibrations = fit_calibrations(trained.spec, predict(heads, valid), valid.raw_labels)
         raw_holdout = predict(heads, trained.prepared.holdout())
         tasks = task_infos(trained, calibrations, raw_holdout)
-        manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks), tasks)
+        parity = build_parity_sample(trained, model_path, tasks, layout)
+        manifest = build_manifest(trained, model_path, parity, tasks, layout)
         write_manifest(work, manifest)
         manifest.metrics["profiles"] = served_ranking(load_bundle(work), trained)
         # Calibration evidence on the last evaluated split: test with --eval-test, else valid (where it was fit).

@@ -25,7 +25,7 @@ def bundle_predictions(bundle: LoadedBundle, table: pa.Table, task_names: list[s
     n = table.num_rows
     parts = []
     for i in range(0, n, CHUNK):
-        out = bundle.predict({k: v[i:i + CHUNK] for k, v in inputs.items()})
+        out = bundle.predict_rows({k: v[i:i + CHUNK] for k, v in inputs.items()})
         parts.append(np.stack([out[t] for t in task_names], axis=1))
     return np.concatenate(parts) if parts else np.zeros((0, len(task_names)), dtype=np.float32)
 

@@ -29,6 +29,32 @@ class FeatureInput(nn.Module):
         emb = self.embedding(categorical + self.offsets)  # (B, C, D)
         return torch.cat([emb.flatten(1), numeric], dim=1)  # (B, C*D + F)
 
+    # Per-feature blocks. Each input feature owns one contiguous slice of forward's output and that
+    # slice depends on that feature alone; the export splits first layers by these slices
+    # (training/bundle/split.py). A new encoding must keep both methods true to forward.
+
+    def feature_slices(self) -> list[slice]:
+        """The output columns of each feature: categorical features first, then numeric, in input order."""
+        n_cat = len(self.offsets)
+        dim = self.embedding.embedding_dim if self.embedding is not None else 0
+        cats = [slice(j * dim, (j + 1) * dim) for j in range(n_cat)]
+        return cats + [slice(n_cat * dim + f, n_cat * dim + f + 1) for f in range(self.out_dim - n_cat * dim)]
+
+    def embed(self, categorical: torch.Tensor, numeric: torch.Tensor, cat_cols: list[int],
+              num_cols: list[int]) -> torch.Tensor:
+        """forward's blocks of some features only, from their own columns.
+
+        (B, len(cat_cols)) int64, (B, len(num_cols)) float32 -> (B, their widths summed), the blocks in
+        the order categorical cat_cols, then numeric num_cols (as forward lays them out).
+        """
+        parts = []
+        if cat_cols:
+            offsets = self.offsets[torch.tensor(cat_cols, dtype=torch.long)]
+            parts.append(self.embedding(categorical + offsets).flatten(1))  # (B, c*D)
+        if num_cols:
+            parts.append(numeric)  # (B, f)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
 
 class MLP(nn.Sequential):
     """Linear -> ReLU (-> Dropout) for each hidden size."""

@@ -37,16 +37,17 @@ def test_bad_calibrations_are_refused(bad):
                                  "calibration": bad})
 
 
-def test_a_calibrated_manifest_must_say_format_2(bundle_dir):
-    data = json.loads((bundle_dir / "manifest.json").read_text())
+def test_a_calibrated_manifest_must_say_format_2(full_bundle_dir):
+    data = json.loads((full_bundle_dir / "manifest.json").read_text())
     assert data["format_version"] == 2 and any(t["calibration"] for t in data["tasks"])
     data["format_version"] = 1  # what a server from before calibration would accept
     with pytest.raises(ValidationError, match="needs format_version 2"):
         Manifest.model_validate(data)
 
 
-def test_a_bundle_from_before_calibration_still_loads_and_serves_raw_heads(bundle_dir, tmp_path):
+def test_a_bundle_from_before_calibration_still_loads_and_serves_raw_heads(full_bundle_dir, tmp_path):
     """Format 1, no `calibration` keys at all: the server loads it and serves the graph's outputs."""
+    bundle_dir = full_bundle_dir
     old = tmp_path / "old"
     shutil.copytree(bundle_dir, old)
     data = json.loads((old / "manifest.json").read_text())

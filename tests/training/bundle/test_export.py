@@ -22,7 +22,7 @@ from service.contract.features import OOV_INDEX
 from tests.training.conftest import as_arch
 from training import data as D
 from training.bundle.calibration import calibrate_columns
-from training.bundle.export import ExportError, check_parity, export_bundle, export_onnx
+from training.bundle.export import ExportError, check_parity, export_bundle, export_onnx, onnx_outputs
 from training.evaluation.inference import export_heads
 
 
@@ -39,9 +39,9 @@ def torch_outputs(heads, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
 def assert_parity(bundle, heads, inputs: dict[str, np.ndarray]) -> None:
     """The graph reproduces torch, and the served heads are torch's calibrated as the manifest says."""
-    names = bundle.manifest.task_names
-    graph = np.stack([np.asarray(o).reshape(-1) for o in bundle.session.run(names, inputs)], axis=1)
-    got = bundle.predict(inputs)
+    names, m = bundle.manifest.task_names, bundle.manifest
+    graph = onnx_outputs(bundle.path / MODEL_FILE, inputs["categorical"], inputs["numeric"], m.features, m.input_layout)
+    got = bundle.predict_rows(inputs)
     served = np.stack([got[t] for t in names], axis=1)
     expected = torch_outputs(heads, inputs)
     assert np.isfinite(served).all()
@@ -77,7 +77,7 @@ def test_bundle_matches_torch_on_unknown_categories_and_missing_numerics(bundle_
     assert (inputs["categorical"][:, 1] == OOV_INDEX).all()
     assert np.isfinite(inputs["numeric"]).all()
     assert_parity(bundle, heads, inputs)
-    outs = bundle.predict(inputs)
+    outs = bundle.predict_rows(inputs)
     assert ((outs["click"] > 0) & (outs["click"] < 1)).all()
     assert (outs["watch_time"] >= 0).all()
 
@@ -85,8 +85,12 @@ def test_bundle_matches_torch_on_unknown_categories_and_missing_numerics(bundle_
 def test_onnx_has_a_dynamic_batch_and_one_named_output_per_task(bundle_dir: Path, trained) -> None:
     model = onnx.load(str(bundle_dir / MODEL_FILE))
     assert [o.name for o in model.graph.output] == trained.spec.task_names()
-    batch_dim = model.graph.input[0].type.tensor_type.shape.dim[0]
-    assert batch_dim.dim_param and not batch_dim.dim_value
+    dims = {i.name: i.type.tensor_type.shape.dim[0] for i in model.graph.input}
+    assert sorted(dims) == ["item_categorical", "item_numeric", "request_categorical", "request_numeric"]
+    for name in ("item_categorical", "item_numeric"):  # one row per candidate
+        assert dims[name].dim_param and not dims[name].dim_value
+    for name in ("request_categorical", "request_numeric"):  # one row per request
+        assert dims[name].dim_value == 1
     assert sorted(p.name for p in bundle_dir.iterdir()) == sorted(
         ["checkpoint.pt", "gate_heatmap.png", "manifest.json", MODEL_FILE, "reliability.png", "report.md",
          "training_curves.png"])
@@ -105,7 +109,7 @@ def test_manifest_describes_the_model(bundle_dir: Path, trained) -> None:
 
 def test_export_check_catches_a_graph_that_differs(trained, heads, tmp_path: Path) -> None:
     path = tmp_path / MODEL_FILE
-    export_onnx(heads, path, trained.spec.task_names(), trained.prepared.train)
+    export_onnx(heads, path, trained.spec.task_names(), trained.prepared.train)  # the unsplit graph
     assert check_parity(heads, path, trained.prepared.test, 1000) <= PARITY_ATOL * 10
     with torch.no_grad():
         heads.model.towers[0].out.bias += 0.5  # the torch side moves, the ONNX file does not
