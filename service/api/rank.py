@@ -23,7 +23,8 @@ class RankedItem(BaseModel):
     item_id: str | int
     score: float
     rank: int
-    scores: dict[str, float] = Field(description="each task head's output in natural units")
+    scores: dict[str, float] | None = Field(None, description=(
+        "each task head's output in natural units; left out with `\"scores\": false`"))
     contributions: dict[str, float] | None = Field(None, description=(
         "only with `\"explain\": true`: per task of the profile, weight x transform(head) plus the "
         "transform's offset; they add up to `score`"))

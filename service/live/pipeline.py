@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import orjson
 
-from service.contract.request import ITEM_ID, check_header_request_id
+from service.contract.request import check_header_request_id
 from service.errors import InvalidRequest, ModelOutputError
+from service.live.response import response_body, top_k_order
 from service.live.state import Serving
 from service.metrics import RankerMetrics
 
@@ -62,7 +62,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
               "weights_generation": weights.generation}
     if filled is not None:
         header["lookup"] = filled.summary
-    body = response_body(header, request.candidates, scores, heads, order, parts)
+    body = response_body(header, request.candidates, scores, heads, order, parts, request.scores)
     if metrics is not None:
         metrics.inference_duration.observe(inference)
         metrics.candidates.observe(len(request.candidates))
@@ -82,29 +82,4 @@ def require_finite(scores: np.ndarray, heads: dict[str, np.ndarray]) -> None:
                            f"{int((~np.isfinite(scores)).sum())} of {len(scores)} candidates")
 
 
-def top_k_order(scores: np.ndarray, k: int | None) -> np.ndarray:
-    """Indices of the k best scores, best first; ties keep request order. (B,) -> (min(k, B),)"""
-    # A full stable sort of a few hundred floats is ~20 µs; a partition would make ties at the cut arbitrary.
-    return np.argsort(-scores, kind="stable")[:k]
-
-
-def response_body(header: dict, candidates: list[dict], scores: np.ndarray, heads: dict[str, np.ndarray],
-                  order: np.ndarray, contributions: dict[str, np.ndarray] | None = None) -> bytes:
-    """The JSON response: `header` fields plus one item per index of `order`, best first.
-
-    With `contributions` ({task: (B,)}), each item also carries them under "contributions".
-    """
-    # Plain Python values with one tolist() per array, then one small dict per returned item.
-    task_names = list(heads)
-    ids = [candidates[i][ITEM_ID] for i in order.tolist()]
-    per_task = np.stack([heads[t][order] for t in task_names], axis=1).tolist()  # (K, T)
-    items = [
-        {ITEM_ID: item_id, "score": score, "rank": rank, "scores": dict(zip(task_names, values, strict=False))}
-        for rank, (item_id, score, values) in enumerate(zip(ids, scores[order].tolist(), per_task, strict=True), 1)
-    ]
-    if contributions is not None:
-        names = list(contributions)
-        parts = np.stack([contributions[t][order] for t in names], axis=1).tolist()  # (K, terms)
-        for item, values in zip(items, parts, strict=True):
-            item["contributions"] = dict(zip(names, values, strict=True))
-    return orjson.dumps({**header, "items": items})
+__all__ = ["Ranked", "rank", "require_finite", "response_body", "top_k_order"]

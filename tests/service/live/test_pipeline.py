@@ -160,3 +160,17 @@ def test_experiment_arm_picks_the_profile_and_is_reported(bundle_dir, manifest):
         named = orjson.loads(rank(serving, orjson.dumps({**body, "profile": "r"})).body)
         assert (named["profile"], named["arm"]) == ("r", None)  # an explicit profile bypasses the split
     assert set(seen) == {"r", "control"}
+
+
+def test_scores_false_leaves_per_task_scores_out_and_ranks_the_same(serving, manifest):
+    request = example_request(manifest, 40, seed=9, request_id="r", top_k=7)
+    full = orjson.loads(rank(serving, orjson.dumps(request)).body)
+    bare = orjson.loads(rank(serving, orjson.dumps({**request, "scores": False})).body)
+    assert all("scores" in i for i in full["items"]) and all("scores" not in i for i in bare["items"])
+    assert len(bare["items"]) == 7
+    assert [(i["item_id"], i["score"]) for i in bare["items"]] == [(i["item_id"], i["score"]) for i in full["items"]]
+
+
+def test_scores_must_be_a_boolean(serving, manifest):
+    with pytest.raises(InvalidRequest, match="scores"):
+        rank(serving, orjson.dumps(example_request(manifest, 2, scores="no")))
