@@ -5,15 +5,17 @@ requests and seconds:
   (a) this server (`python -m service.cli`, uvicorn, one process) over HTTP
   (b) raw `session.run` on the same request pre-encoded: the floor no server can beat
   (c) bench/naive_server.py: FastAPI + one pydantic model per candidate + a Python encoding loop +
-      torch eager, over HTTP
-with client-side p50/p99 latency (one request at a time), peak throughput (closed loop) and p50/p99
-at ~70% of the peak (open loop, Poisson arrivals). Then it times each stage of this server's request
-path in-process for 500 candidates, and measures id-only requests (bench/serve_id_only.py: features
-from the embedded store and from a Redis on 127.0.0.1, against the same candidates sent with every
-feature inline), and writes the tables into docs/BENCHMARKS.md between
+      torch eager, over HTTP (at 500 candidates only: the throughput floor's size)
+with client-side p50/p99 latency from the Python client (one request at a time), peak throughput
+(closed loop) and p50/p99 at ~70% of the peak (open loop, Poisson arrivals); at 500 candidates also
+with `wrk` (bench/wrk_load.py; apt-get installs it when missing) at 1, 2 and 4 connections. Then it
+times each stage of this server's request path in-process for 500 candidates, the response's cost
+(bench/response_cost.py), the split graph against the unsplit one (bench/split_cost.py: FLOPs and
+session.run time for the demo, user-heavy and large shapes), id-only requests (bench/serve_id_only.py),
+computes each floor's verdict and writes the tables into docs/BENCHMARKS.md between
 `<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`.
 
-    python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~3 min)
+    python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~8 min)
     python bench/serve_latency.py --bundle B --sizes 20 --requests 20 --duration 0.5 --no-doc   # smoke
 """
 
@@ -27,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -41,6 +43,10 @@ from serve_id_only import measure as measure_id_only
 from serve_id_only import render as render_id_only
 from serve_processes import ServerProcess
 from serve_stages import gc_pauses, load_serving, raw_session_run, stage_breakdown
+from wrk_load import WrkResult, run_wrk
+
+import response_cost
+import split_cost
 
 from service.contract.bundle import read_manifest
 from service.examples import example_request
@@ -50,6 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECTION = "serve-latency"
 SECTION_ID_ONLY = "serve-latency-id-only"
 DISTINCT_BODIES = 8
+FLOOR_SIZE = 500  # candidates per request of the floors
 
 
 @dataclass
@@ -66,15 +73,16 @@ class SizeRow:
     raw: LoadResult
     raw70: LoadResult  # raw session.run evenly paced at 70% of its peak: the machine's jitter
     ours: ServerRun
-    naive: ServerRun
+    naive: ServerRun | None  # measured at 500 candidates only
     workers2: ServerRun | None
+    wrk: dict[str, list[WrkResult]] = field(default_factory=dict)  # server -> one result per connection count
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", type=Path, default=REPO / "runs" / "demo-bundle", help="bundle directory to serve")
     p.add_argument("--weights", type=Path, default=REPO / "configs" / "weights.yaml")
-    p.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 1000], help="candidates per request")
+    p.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 1000, 5000], help="candidates per request")
     p.add_argument("--requests", type=int, default=400, help="most requests per latency measurement")
     p.add_argument("--duration", type=float, default=8.0, help="most seconds per measurement phase")
     p.add_argument("--concurrency", type=int, default=4, help="connections of the closed-loop (peak) phase")
@@ -87,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="items.parquet and users.parquet for the id-only rows (written by `ranker demo-data`)")
     p.add_argument("--id-only-size", type=int, default=500, help="candidates per id-only request")
     p.add_argument("--no-id-only", action="store_true", help="skip the id-only rows (and Redis)")
+    p.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4], help="wrk connection counts at 500")
+    p.add_argument("--no-split", action="store_true", help="skip the split vs unsplit graph tables")
     return p.parse_args(argv)
 
 
@@ -151,11 +161,15 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
                 bodies = [orjson.dumps(example_request(manifest, size, seed=s)) for s in range(DISTINCT_BODIES)]
                 raw, raw70 = raw_session_run(serving, bodies[0], args.requests, args.duration)
                 ours = measure_server(servers["ours"].port, bodies, args)
-                naive = measure_server(servers["naive"].port, bodies, args)
+                naive = measure_server(servers["naive"].port, bodies, args) if size == FLOOR_SIZE else None
                 workers = measure_server(servers["workers"].port, bodies, args) if "workers" in servers else None
-                rows.append(SizeRow(size, raw, raw70, ours, naive, workers))
-                same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
-                args.same_order.append(same)
+                row = SizeRow(size, raw, raw70, ours, naive, workers)
+                if size == FLOOR_SIZE:
+                    row.wrk = {name: [run_wrk(servers[name].port, bodies[0], n, args.duration) for n in args.connections]
+                               for name in ("ours", "naive")}
+                    same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
+                    args.same_order.append(same)
+                rows.append(row)
                 print(f"measured {size} candidates", file=sys.stderr)
             if args.id_only:
                 id_only = run_id_only(args, manifest, servers, Path(tmp))
@@ -164,11 +178,14 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
                 s.stop()
             if args.id_only:
                 args.redis.stop()
-        stage_size = 500 if 500 in args.sizes else args.sizes[0]
+        stage_size = FLOOR_SIZE if FLOOR_SIZE in args.sizes else args.sizes[0]
         stage_request = example_request(manifest, stage_size, seed=0)
         stages = stage_breakdown(serving, stage_request, args.requests, args.profile)
         stages["size"] = stage_size
         stages["gc"] = gc_pauses(serving, stage_request, args.requests)
+    stages["response"] = response_cost.measure(serving, [s for s in (FLOOR_SIZE, 5000) if s in args.sizes]
+                                               or args.sizes[:1], max_seconds=args.duration)
+    stages["split"] = [] if args.no_split else split_cost.measure(args.sizes, args.requests, args.duration)
     return rows, stages, id_only
 
 

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     ort_intra_op_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads (1 was fastest on 2 cores)")
     ort_inter_op_threads: int = Field(1, ge=1, description="onnxruntime inter-op threads")
     ort_allow_spinning: bool = Field(True, description="let onnxruntime threads spin between runs")
-    max_candidates: int = Field(1000, ge=1, description="most candidates one request may carry (413 above)")
+    max_candidates: int = Field(5000, ge=1, description=(
+        "most candidates one request may carry (413 above); 5,000 with every feature inline is ~0.8 MB"))
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest request body in bytes (413 above)")
     max_in_flight: int = Field(64, ge=1, description="requests admitted at once; more are shed with 503 + Retry-After")
     scoring_threads: int = Field(2, ge=1, description="threads that parse, encode and score requests")

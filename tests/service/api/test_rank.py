@@ -7,6 +7,7 @@ from server_helpers import wait_ready
 
 from service.app import create_app
 from service.examples import example_request
+from service.settings import Settings
 
 
 def test_ranks_sorted_with_scores_from_the_default_profile(client, manifest):
@@ -138,3 +139,13 @@ def test_experiment_arm_in_response_access_log_and_metrics(client, manifest, wei
     text = client.get("/metrics").text
     assert 'ranker_profile_requests_total{arm="control",profile="default"}' in text
     assert 'ranker_profile_requests_total{arm="satisfaction_first",profile="satisfaction_first"}' in text
+
+
+def test_5000_candidates_with_every_feature_inline_fit_the_default_limits(client, manifest):
+    body = orjson.dumps(example_request(manifest, 5000, seed=3, scores=False))
+    assert len(body) < Settings().max_body_bytes
+    r = client.post("/v1/rank", content=body)
+    assert r.status_code == 200, r.text[:300]
+    items = r.json()["items"]
+    assert len(items) == 5000 and "scores" not in items[0]
+    assert [i["rank"] for i in items[:3]] == [1, 2, 3]
