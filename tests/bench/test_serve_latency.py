@@ -1,4 +1,4 @@
-"""Smoke run of bench/serve_latency.py: tiny sizes and durations, all three systems, doc section."""
+"""Smoke run of bench/serve_latency.py: tiny sizes and durations, all three systems, wrk, floors, doc section."""
 
 from __future__ import annotations
 
@@ -16,13 +16,21 @@ def test_smoke_run_measures_all_three_and_writes_its_section(bundle_dir, feature
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
     cmd = [sys.executable, str(REPO / "bench" / "serve_latency.py"), "--bundle", str(bundle_dir), "--sizes", "20",
-           "--requests", "10", "--duration", "0.3", "--doc", str(doc),
+           "500", "--requests", "10", "--duration", "0.3", "--doc", str(doc), "--connections", "1", "--no-split",
            "--features", str(feature_files["item"].parent), "--id-only-size", "50"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
-    for system in ("(a) this server", "(b) raw session.run", "(c) naive server"):
-        assert f"| 20 | {system} |" in out.stdout
+    for system in ("(a) this server", "(b) raw session.run"):
+        assert f"| 20 | {system} |" in out.stdout and f"| 500 | {system} |" in out.stdout
+    assert "| 500 | (c) naive server |" in out.stdout and "| 20 | (c) naive server |" not in out.stdout
     assert "in-process total" in out.stdout
+    floors = [line for line in out.stdout.splitlines() if line.startswith("- ") and line.endswith(("PASS", "FAIL"))]
+    assert [f.split(":")[0] for f in floors[:4]] == [  # then the id-only section's
+        "- in-process rank() over raw session.run <= 0.50 ms", "- HTTP p50 (wrk, 1 connection) <= raw session.run + 1.00 ms",
+        "- throughput >= 8x the naive server (wrk, 1 connection)",
+        "- p99 <= 3x p50 at 70% of peak (evenly spaced arrivals, Python client)"]
+    assert "| (a) this server | 1 |" in out.stdout and "| (c) naive server | 1 |" in out.stdout  # wrk
+    assert '| 500 | all items, `"scores": false` |' in out.stdout
     for row in ("| ids only | embedded store |", "| ids only | Redis |", "| full | embedded server |"):
         assert row in out.stdout
     assert "request bytes per candidate drop" in out.stdout and "Redis lookup adds" in out.stdout

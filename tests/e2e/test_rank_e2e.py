@@ -102,7 +102,7 @@ BAD_INPUTS = [
     ("malformed JSON", b'{"user": {}, "candidates": [', 422, "body"),
     ("missing candidates", b'{"user": {}}', 422, "candidates"),
     ("empty candidates", b'{"user": {}, "candidates": []}', 422, "candidates"),
-    ("too many candidates", orjson.dumps({"user": {}, "candidates": _candidates(1001)}), 413, "candidates"),
+    ("too many candidates", orjson.dumps({"user": {}, "candidates": _candidates(5001)}), 413, "candidates"),  # default 5,000
     ("duplicate item ids", b'{"user": {}, "candidates": [{"item_id": "a"}, {"item_id": "b"}, {"item_id": "a"}]}',
      422, "candidates[2].item_id"),
     ("wrong type (list)", b'{"user": {}, "candidates": {"item_id": "a"}}', 422, "candidates"),
