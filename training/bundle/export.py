@@ -46,6 +46,7 @@ from training.bundle.calibration import (
     fit_calibrations,
     plot_reliability,
 )
+from training.bundle.quantize import serve_int8_if_gated
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
@@ -240,8 +241,15 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         calibrations = fit_calibrations(trained.spec, predict(heads, valid), valid.raw_labels)
         raw_holdout = predict(heads, trained.prepared.holdout())
         tasks = task_infos(trained, calibrations, raw_holdout)
+        int8 = None
+        if trained.spec.train.quantize == "dynamic":  # the int8 graph replaces model.onnx only past its gate
+            h = trained.prepared.holdout()
+            int8 = serve_int8_if_gated(model_path, lambda p: calibrate_columns(
+                tasks, onnx_outputs(p, h.categorical, h.numeric, encoders, layout)), h, tasks, trained.spec)
         parity = build_parity_sample(trained, model_path, tasks, layout)
         manifest = build_manifest(trained, model_path, parity, tasks, layout)
+        if int8 is not None:
+            manifest.metrics["int8"] = int8
         write_manifest(work, manifest)
         manifest.metrics["profiles"] = served_ranking(load_bundle(work), trained)
         # Calibration evidence on the last evaluated split: test with --eval-test, else valid (where it was fit).
