@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
                 row = SizeRow(size, raw, raw70, ours, naive, workers)
                 if size == FLOOR_SIZE:
                     row.wrk = {name: [run_wrk(servers[name].port, bodies[0], n, args.duration) for n in args.connections]
-                               for name in ("ours", "naive")}
+                               for name in ("ours", "workers", "naive") if name in servers}
                     same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
                     args.same_order.append(same)
                 rows.append(row)
