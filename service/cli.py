@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -12,6 +15,7 @@ from pydantic_settings import SettingsError as PydanticSettingsError
 
 from service.app import create_app
 from service.logging import configure_logging
+from service.metrics import MULTIPROC_ENV
 from service.settings import Settings, SettingsError, with_config_file
 
 log = logging.getLogger(__name__)
@@ -25,12 +29,25 @@ def app(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"ranker-serve: invalid settings: {e}\n")
         raise SystemExit(2) from None
     configure_logging(settings.log_level)
-    # One process per server: the model is ~1 ms of a request, onnxruntime releases the GIL, and
-    # Prometheus counters stay exact. Scale out with replicas (see docs/BENCHMARKS.md).
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        log_level=settings.log_level, access_log=False, timeout_graceful_shutdown=10,
-    )
+    options = dict(host=settings.host, port=settings.port, log_config=None, log_level=settings.log_level,
+                   access_log=False, timeout_graceful_shutdown=10)
+    if settings.workers == 1:  # the default: docs/BENCHMARKS.md ("Serving latency") has 1 vs 2 processes
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Each worker is a fresh process that builds its app from RANKER_* and finds the metrics directory
+    # in its environment before it imports prometheus_client (service.metrics).
+    os.environ.update(settings.to_env())
+    os.environ[MULTIPROC_ENV] = metrics_dir(os.environ.get(MULTIPROC_ENV))
+    uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **options)
+
+
+def metrics_dir(given: str | None) -> str:
+    """An empty directory for the workers' metric files: values left by an earlier run would be added in."""
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="ranker-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return str(path)
 
 
 if __name__ == "__main__":

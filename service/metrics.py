@@ -3,15 +3,20 @@
 Each app gets its own CollectorRegistry, so several apps (tests) never collide. Head scores are
 observed a whole batch at a time: one `Histogram.observe` per candidate would cost ~1 µs each, more
 than the model itself for 500 candidates.
+
+Several server processes (`ranker-serve --workers N`) run prometheus-client's multiprocess mode: with
+PROMETHEUS_MULTIPROC_DIR set before prometheus_client is imported, every metric value lives in files
+of that directory and /metrics adds up every process's files (MultiProcessCollector).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -21,6 +26,12 @@ CANDIDATE_BUCKETS = (1, 10, 25, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000)
 # One set of edges for every head: probabilities (0-1), ratings (1-5), seconds of watch time.
 HEAD_SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
                       2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_mode() -> bool:
+    """True when this process shares its metrics with sibling server processes through files."""
+    return bool(os.environ.get(MULTIPROC_ENV))
 
 
 class HeadScoreHistogram(Collector):
@@ -33,6 +44,9 @@ class HeadScoreHistogram(Collector):
         self._lock = threading.Lock()
         self._counts: dict[str, np.ndarray] = {}  # task -> per-bucket counts, last = +Inf
         self._sums: dict[str, float] = {}
+        # Multiprocess mode: the counts go to a Histogram's per-bucket values, which live in the shared files.
+        self._shared = Histogram(self.name, "Distribution of each task head's output", ["task"], buckets=buckets,
+                                 registry=None) if multiprocess_mode() else None
 
     def observe(self, heads: Mapping[str, np.ndarray]) -> None:
         for task, values in heads.items():
@@ -40,12 +54,23 @@ class HeadScoreHistogram(Collector):
             idx = np.searchsorted(self._edges, values, side="left")
             counts = np.bincount(idx, minlength=len(self._edges) + 1)
             total = float(np.sum(values, dtype=np.float64))
+            if self._shared is not None:
+                self._add_shared(task, counts, total)
+                continue
             with self._lock:
                 if task not in self._counts:
                     self._counts[task] = np.zeros(len(self._edges) + 1, dtype=np.int64)
                     self._sums[task] = 0.0
                 self._counts[task] += counts
                 self._sums[task] += total
+
+    def _add_shared(self, task: str, counts: np.ndarray, total: float) -> None:
+        """Per-bucket (not cumulative) counts into the Histogram's values, as its observe() would leave them."""
+        child = self._shared.labels(task=task)
+        for bucket, n in zip(child._buckets, counts.tolist(), strict=True):  # private, but stable since 0.4
+            if n:
+                bucket.inc(n)
+        child._sum.inc(total)
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self.name, "Distribution of each task head's output", labels=["task"])
@@ -80,7 +105,9 @@ class RankerMetrics:
         # arm "none": the request named its profile, or there is no experiment (weights.yaml `experiments`).
         self.profile_requests = Counter("ranker_profile_requests", "Answered /v1/rank requests by profile and "
                                         "experiment arm", ["profile", "arm"], registry=r)
-        self.model_info = Gauge("ranker_model_info", "1 for the model version being served", ["version"], registry=r)
+        self.model_info = Gauge("ranker_model_info", "1 for the model version being served", ["version"], registry=r,
+                                multiprocess_mode="livemax")  # any live process serving it
+        self._versions: set[str] = set()
         self.model_loads = Counter("ranker_model_loads", "Model load attempts by result", ["result"], registry=r)
         self.weights_reloads = Counter(
             "ranker_weights_reloads", "weights.yaml load attempts by result", ["result"], registry=r)
@@ -91,7 +118,12 @@ class RankerMetrics:
         r.register(self.head_score)
 
     def set_model_version(self, version: int) -> None:
-        self.model_info.clear()
+        if multiprocess_mode():  # clear() would leave the old version's value in this process's file
+            for old in self._versions:
+                self.model_info.labels(version=old).set(0)
+        else:
+            self.model_info.clear()
+        self._versions.add(str(version))
         self.model_info.labels(version=str(version)).set(1)
 
     def observe_request(self, profile: str, status: int, seconds: float, arm: str | None = None) -> None:
@@ -106,4 +138,8 @@ class RankerMetrics:
             self.features_defaulted.labels(feature=feature).inc(n)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not multiprocess_mode():
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # every process's files, summed (gauges by their mode)
+        return generate_latest(merged)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     redis_retry_interval: float = Field(1.0, gt=0, description="seconds reads fail fast after a Redis failure")
     feature_cache_ttl: float = Field(0.0, ge=0, description="seconds Redis features stay in an in-process cache (0 = off)")
     feature_cache_size: int = Field(100_000, ge=1, description="most ids the in-process feature cache holds")
+    workers: int = Field(1, ge=1, description=(
+        "server processes sharing the port (uvicorn workers); above 1, /metrics adds up every process "
+        "(prometheus-client multiprocess mode, files in $PROMETHEUS_MULTIPROC_DIR or a fresh temp dir)"))
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")

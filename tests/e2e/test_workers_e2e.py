@@ -1,0 +1,59 @@
+"""`ranker-serve --workers 2`: two processes on one port, and /metrics adds up both."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from prometheus_client.mmap_dict import MmapedDict
+
+from service.examples import example_request
+
+REQUESTS = 60
+CANDIDATES = 20
+
+
+def requests_per_process(metrics_dir: Path) -> dict[str, float]:
+    """pid -> answered /v1/rank requests (status 200), read from each process's own counter file."""
+    out = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        values = MmapedDict.read_all_values_from_file(str(path))
+        out[path.stem.split("_")[-1]] = sum(
+            v for key, v, *_ in values if '"ranker_requests_total"' in key and '"200"' in key)
+    return out
+
+
+def metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
+    assert found, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_port_and_metrics_add_up(deploy, manifest, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    d = deploy(RANKER_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    body = orjson.dumps(example_request(manifest, CANDIDATES, seed=1))
+
+    def post(_: int) -> int:  # a new connection each time, so either process may accept it
+        with httpx.Client(base_url=d.server.url, timeout=10.0) as c:
+            return c.post("/v1/rank", content=body, headers={"content-type": "application/json"}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(post, range(REQUESTS)))
+    ok = statuses.count(200)
+    assert ok >= REQUESTS - 5, statuses  # a process still warming up may shed a few with 503
+    per_process = requests_per_process(metrics_dir)
+    assert sum(per_process.values()) == ok
+    assert sum(1 for n in per_process.values() if n) == 2, per_process  # both processes answered
+    for _ in range(6):  # whichever process answers /metrics reports both processes' requests
+        with httpx.Client(base_url=d.server.url, timeout=10.0) as c:
+            text = c.get("/metrics").text
+        assert metric(text, 'ranker_requests_total{status="200"}') == ok
+        assert metric(text, 'ranker_head_score_count{task="click"}') == ok * CANDIDATES
+        assert metric(text, 'ranker_candidates_per_request_sum') == ok * CANDIDATES
+        assert metric(text, 'ranker_model_info{version="1"}') == 1
