@@ -63,7 +63,7 @@ def render_wrk(rows: list) -> list[str]:
     out = [f"Load from `wrk` (compiled; one request body of {FLOOR_SIZE} candidates, keep-alive connections, as many "
            "requests as the server answers), ms:", "",
            "| server | connections | p50 | p99 | req/s | errors |", "|---|---:|---:|---:|---:|---:|"]
-    names = {"ours": "(a) this server", "workers": "(a') this server, uvicorn workers", "naive": "(c) naive server"}
+    names = {"ours": "(a) this server", "workers": "(a') this server, `--workers` processes", "naive": "(c) naive server"}
     for server, results in row.wrk.items():
         for w in results:
             out.append(f"| {names[server]} | {w.connections} | {ms(w.p50)} | {ms(w.p99)} | {w.throughput:.0f} "

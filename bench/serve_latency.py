@@ -15,7 +15,7 @@ session.run time for the demo, user-heavy and large shapes), id-only requests (b
 computes each floor's verdict and writes the tables into docs/BENCHMARKS.md between
 `<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`.
 
-    python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~8 min)
+    python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~10 min)
     python bench/serve_latency.py --bundle B --sizes 20 --requests 20 --duration 0.5 --no-doc   # smoke
 """
 
@@ -85,8 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=400, help="most requests per latency measurement")
     p.add_argument("--duration", type=float, default=8.0, help="most seconds per measurement phase")
     p.add_argument("--concurrency", type=int, default=4, help="connections of the closed-loop (peak) phase")
-    p.add_argument("--workers-variant", type=int, default=0,
-                   help="also measure `uvicorn --workers N` (0 = skip)")
+    p.add_argument("--workers-variant", type=int, default=2,
+                   help="also measure `ranker-serve --workers N` (1 vs N processes; 0 = skip)")
     p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section into")
     p.add_argument("--no-doc", action="store_true", help="print the tables only")
     p.add_argument("--profile", action="store_true", help="print a pyinstrument profile of the in-process path")
@@ -134,10 +134,11 @@ def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProces
         "naive": ServerProcess([sys.executable, str(REPO / "bench" / "naive_server.py"), "--bundle", str(args.bundle),
                                 "--weights", str(args.weights)], env, tmp / "naive.log", "/health", port_flag=True),
     }
-    if args.workers_variant:
-        cmd = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--workers", str(args.workers_variant), "--no-access-log", "--log-level", "warning"]
-        servers["workers"] = ServerProcess(cmd, env, tmp / "workers.log", "/v2/health/ready", port_flag=True)
+    if args.workers_variant:  # ranker-serve --workers N: uvicorn workers, metrics in multiprocess mode
+        workers_env = {**env, "RANKER_WORKERS": str(args.workers_variant),
+                       "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
+        servers["workers"] = ServerProcess([sys.executable, "-m", "service.cli"], workers_env, tmp / "workers.log",
+                                           "/v2/health/ready")
     if args.id_only:
         redis_env = {**env, "RANKER_FEATURE_STORE": "redis", "RANKER_REDIS_URL": args.redis.url,
                      "RANKER_REDIS_TIMEOUT": "0.5"}
@@ -230,7 +231,7 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
                      f"| {ms(r.raw70.percentile(99))} | |")
         variants = [("(a) this server", r.ours)] + ([("(c) naive server", r.naive)] if r.naive else [])
         if r.workers2 is not None:
-            variants.insert(1, (f"(a') this server, {args.workers_variant} uvicorn workers", r.workers2))
+            variants.insert(1, (f"(a') this server, {args.workers_variant} processes", r.workers2))
         for name, s in variants:
             lines.append(f"| {r.size} | {name} | {ms(s.sequential.percentile(50))} | {ms(s.sequential.percentile(99))} "
                          f"| {s.peak.throughput:.0f} | {s.peak.throughput * r.size:,.0f} "

@@ -17,7 +17,7 @@ def test_smoke_run_measures_all_three_and_writes_its_section(bundle_dir, feature
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
     cmd = [sys.executable, str(REPO / "bench" / "serve_latency.py"), "--bundle", str(bundle_dir), "--sizes", "20",
            "500", "--requests", "10", "--duration", "0.3", "--doc", str(doc), "--connections", "1", "--no-split",
-           "--features", str(feature_files["item"].parent), "--id-only-size", "50"]
+           "--features", str(feature_files["item"].parent), "--id-only-size", "50", "--workers-variant", "0"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     for system in ("(a) this server", "(b) raw session.run"):
