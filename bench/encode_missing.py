@@ -3,7 +3,7 @@
 Three ways to encode the same 500-candidate request, interleaved round by round so that a busy
 machine slows them alike; the best round of each is reported, as a ratio to plain encoding:
 
-    plain      FeatureEncoders.encode_request: no counting (the server before issue 9)
+    plain      FeatureEncoders.encode_request (encode_split for a split bundle): no counting
     counted    OnnxRankingModel.encode: counts from the lists the encoder gathers (what serves)
     separate   a counting pass over the candidates, then plain encoding
 
@@ -23,6 +23,7 @@ import orjson
 
 from bench.doc_sections import write_section
 from service.contract.bundle import SessionConfig, load_bundle
+from service.contract.layout import encode_split
 from service.contract.missing import defaulted_features
 from service.contract.request import RequestParser
 from service.examples import example_request
@@ -36,6 +37,9 @@ def contenders(bundle: Path, candidates: int) -> dict[str, Callable[[], object]]
     features = loaded.manifest.features
 
     def plain() -> object:
+        if loaded.manifest.input_layout == "split":  # the inputs the served graph takes (user/context once)
+            columns = features.request_columns(request.user, request.context, request.candidates)
+            return encode_split(features, columns, len(request.candidates))
         return features.encode_request(request.user, request.context, request.candidates)
 
     def separate() -> object:
