@@ -114,3 +114,14 @@ def test_feature_blocks_match_the_concatenated_input(trained) -> None:
     n_cat = cat.shape[1]
     want = torch.cat([x[:, slices[j]] for j in cat_cols] + [x[:, slices[n_cat + f]] for f in num_cols], dim=1)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_each_split_first_layer_is_one_gemm_with_the_request_row_as_its_bias(bundle_dir: Path, trained) -> None:
+    """u·W_u + b enters the Gemm over the items as its broadcast C input: no separate Add, so onnxruntime
+    fuses the ReLU after it as it does in the unsplit graph."""
+    from service.contract.bundle import MODEL_FILE
+
+    graph = onnx.load(str(bundle_dir / MODEL_FILE)).graph
+    weights = {i.name for i in graph.initializer}
+    computed_bias = [n for n in graph.node if n.op_type == "Gemm" and len(n.input) == 3 and n.input[2] not in weights]
+    assert len(computed_bias) == len(trained.model.experts) + len(trained.model.gates)
