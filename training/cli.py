@@ -101,6 +101,9 @@ def evaluate(
     data: Annotated[str | None, typer.Option(help="evaluate on all of this data (file, directory or glob) "
                                              "instead of the spec's test split")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
+    baseline: Annotated[bool | None, typer.Option(
+        "--baseline/--no-baseline", help="also fit the GBDT baseline on the spec's train split and show it "
+        "beside the model; default: as the spec's eval.baseline says")] = None,
 ) -> None:
     """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
     from service.contract.bundle import load_bundle
@@ -111,7 +114,7 @@ def evaluate(
     try:
         spec, _ = expand_numeric_patterns(load_spec(spec_path))
         bundle = load_bundle(bundle_path)
-        metrics = evaluate_bundle(bundle, load_eval_table(spec, data), spec)
+        metrics = evaluate_bundle(bundle, load_eval_table(spec, data), spec, baseline)
     except USER_ERRORS as e:
         fail(str(e))
     if as_json:

@@ -16,6 +16,7 @@ from training.data.demo import DemoConfig, write_demo
 
 DEMO_SPEC = REPO / "configs" / "demo.yaml"
 ML_SPEC = REPO / "bench" / "quality" / "specs" / "movielens.yaml"
+CENSUS_SPEC = REPO / "bench" / "quality" / "specs" / "census.yaml"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,21 @@ def movielens(smoke: bool = False) -> Dataset:
     path = smoke_data() if smoke else write_dataset(0)
     return Dataset("MovieLens-100k", str(ML_SPEC), str(path), pq.read_metadata(path).num_rows, "user_id",
                    "NDCG@10 per user", {"train.epochs": 1})
+
+
+def census(smoke: bool = False) -> Dataset:
+    """bench/quality/specs/census.yaml on UCI Adult (bench/quality/census_data.py); 3,000 rows for smoke runs."""
+    import pyarrow.parquet as pq
+
+    from bench.quality.census_data import write_dataset
+
+    path = write_dataset()
+    if smoke:
+        small = Path(tempfile.mkdtemp(prefix="mtl-bench-census-")) / "adult_small.parquet"
+        pq.write_table(pq.read_table(path).slice(0, 3_000), small)
+        path = small
+    return Dataset("census (UCI Adult)", str(CENSUS_SPEC), str(path), pq.read_metadata(path).num_rows, None,
+                   "NDCG (n/a: no requests)", {"train.epochs": 1})
 
 
 def describe(ds: Dataset) -> dict:

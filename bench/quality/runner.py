@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from training.evaluation import inference
-from training.evaluation.metrics import ndcg_at_k
+from training.evaluation.metrics import ndcg_at_k, prediction_metrics
 from training.fit import train as T
 from training.spec import RankerSpec, load_spec
 from training.spec.model import ARCH_KEYS
@@ -35,7 +35,7 @@ class Job:
     data_path: str | None = None
     overrides: dict = field(default_factory=dict)
     label: str = ""
-    kind: str = "ours"  # "ours" (training.fit.train), "curves" (bench.quality.mtl_eval) or "deepctr"
+    kind: str = "ours"  # "ours" (training.fit.train), "curves" (bench.quality.mtl_eval), "deepctr", "rechub", "gbdt"
     group_column: str | None = None  # also report NDCG@k per value of this column (e.g. user_id)
     options: dict = field(default_factory=dict)  # kind "curves": see bench/quality/mtl_eval.py
 
@@ -91,11 +91,24 @@ def group_ndcg(spec: RankerSpec, prep: T.Prepared, preds: np.ndarray, column: st
 def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray]:
     """What training.fit.train.train() does after prepare(): (metrics, history, test predictions)."""
     T.set_seed(spec.train.seed)
-    model = T.build_model(T.model_args(spec, prep.encoders))
+    model = T.build_model(T.model_args(spec, prep.encoders, prep.train.numeric))
     history = T.fit(spec, prep, model, None, progress=False)
     metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
     preds = inference.predict(inference.export_heads(model, spec, prep.scalers), prep.test)
     return metrics, history, preds
+
+
+def run_gbdt(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray]:
+    """The GBDT baseline as training measures it (training/evaluation/baseline.py): (metrics, [], test predictions)."""
+    from training.evaluation import baseline as B
+
+    model = B.fit_gbdt(prep.train, prep.valid, spec, spec.train.seed)
+    metrics = {}
+    for split in ("valid", "test"):
+        e = getattr(prep, split)
+        preds = model.predict(e, spec, prep.scalers)
+        metrics[split] = prediction_metrics(preds, e.raw_labels, e.request, spec)
+    return metrics, [], preds
 
 
 def run_job(job: Job) -> dict:
@@ -109,6 +122,12 @@ def run_job(job: Job) -> dict:
         from bench.quality.deepctr_mmoe import run_deepctr
 
         metrics, history, preds = run_deepctr(spec, prep)
+    elif job.kind == "rechub":
+        from bench.quality.rechub_mmoe import run_rechub
+
+        metrics, history, preds = run_rechub(spec, prep)
+    elif job.kind == "gbdt":
+        metrics, history, preds = run_gbdt(spec, prep)
     elif job.kind == "curves":
         from bench.quality.mtl_eval import run_curves
 
@@ -117,8 +136,8 @@ def run_job(job: Job) -> dict:
         metrics, history, preds = run_ours(spec, prep)
     record = {"label": job.label, "overrides": job.overrides, "kind": job.kind, "metrics": metrics,
               "epochs": len(history), "epoch_seconds": [h["seconds"] for h in history],
-              "best_epoch": int(np.argmin([h["valid_loss"] for h in history])) + 1,
-              "task_weights": history[-1].get("task_weights"),  # balancer weights after the last epoch
+              "best_epoch": int(np.argmin([h["valid_loss"] for h in history])) + 1 if history else None,
+              "task_weights": history[-1].get("task_weights") if history else None,  # balancer weights, last epoch
               "train_seconds": time.perf_counter() - t0, **extra}
     if job.group_column:
         record[f"ndcg@{spec.eval.ndcg_k}_per_{job.group_column}"] = group_ndcg(spec, prep, preds, job.group_column)

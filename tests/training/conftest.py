@@ -15,7 +15,7 @@ def as_arch(trained: Trained, arch: str, **keys: object) -> Trained:
     spec = trained.spec.model_copy(deep=True)
     spec.model = ModelConfig.model_validate({**spec.model.model_dump(), "arch": arch, "num_experts": None,
                                              "expert_dropout": None, **keys})
-    args = model_args(spec, trained.prepared.encoders)
+    args = model_args(spec, trained.prepared.encoders, trained.prepared.train.numeric)
     model = build_model(args).eval()
     metrics = {s: evaluate(model, getattr(trained.prepared, s), spec, trained.prepared.scalers)
                for s in ("valid", "test")}

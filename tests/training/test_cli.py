@@ -69,6 +69,11 @@ def test_evaluate_a_bundle_on_the_test_split_and_on_given_data(bundle_dir: Path,
     text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data", str(tiny_dir)])
     assert text.exit_code == 0 and "click" in text.output and "ndcg@10" in text.output
     assert "served profiles" in text.output and "satisfaction_first" in text.output
+    # The spec's own data is not there, so the GBDT (auto) cannot be fitted: said, not silently left out.
+    assert "GBDT baseline (eval.baseline): not measured" in text.output
+    forced = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(DEMO_SPEC), "--data", str(tiny_dir),
+                                 "--baseline"])
+    assert forced.exit_code == 2 and "--baseline fits the GBDT on the spec's train split" in forced.stderr
 
 
 def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Path, trained, tmp_path: Path) -> None:
@@ -88,6 +93,14 @@ def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Pat
     assert got["rows"] == want["rows"]
     assert got["tasks"]["click"]["auc"] == pytest.approx(want["tasks"]["click"]["auc"], abs=1e-4)
     assert got["tasks"]["rating"]["rmse"] == pytest.approx(want["tasks"]["rating"]["rmse"], rel=1e-4)
+    # The GBDT baseline (eval.baseline auto, 8k training rows): refitted on the same train split with the
+    # bundle's encoders, it scores the test rows exactly as the one measured at training time did.
+    assert got["baseline"]["tasks"]["click"]["auc"] == pytest.approx(trained.baseline["test"]["tasks"]["click"]["auc"])
+    assert got["baseline"]["tasks"]["rating"]["rmse"] == pytest.approx(trained.baseline["test"]["tasks"]["rating"]["rmse"])
+    text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec)])
+    assert "GBDT" in text.output and "lead" in text.output
+    skipped = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--json", "--no-baseline"])
+    assert "baseline" not in json.loads(skipped.output)
 
 
 def test_evaluate_errors_name_the_problem(bundle_dir: Path, demo_dir: Path, tmp_path: Path) -> None:

@@ -188,7 +188,8 @@ def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tas
         features=trained.prepared.encoders, input_layout=layout, lookups=trained.spec.lookups(), tasks=tasks,
         model_args=trained.args.to_dict(),
         data_window=data_window(trained), parity_sample=parity,
-        metrics={**trained.metrics, **training_summary(trained)},
+        metrics={**trained.metrics, **training_summary(trained),
+                 **({"baseline": trained.baseline} if trained.baseline else {})},
     )
 
 

@@ -16,6 +16,7 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from training.bundle.baseline_report import report_section, text_table  # noqa: E402
 from training.fit.train import Trained  # noqa: E402
 from training.spec import RankerSpec  # noqa: E402
 
@@ -54,6 +55,12 @@ def architecture_text(trained: Trained) -> str:
     if a.expert_dropout is not None:
         text += f", expert dropout {a.expert_dropout:g}"
     text += f"; towers ({', '.join(map(str, a.tower_hidden))}), embedding dim {a.embedding_dim}"
+    if a.cross_layers:
+        text += f"; {a.cross_layers} DCN-v2 cross layer(s) at the bottom of each expert"
+    if a.numeric_embedding == "ple":
+        text += f"; numeric features piecewise-linear encoded over up to {max(map(len, a.numeric_edges)) - 1} quantile bins"
+    elif a.numeric_embedding == "periodic":
+        text += "; numeric features embedded by periodic (sin/cos) functions"
     if (bias := spec.model.bias_tower) is not None:
         text += (f"; bias tower over {bias.columns()} added to {bias.tasks} in training only "
                  "(not exported: the served model has no bias input)")
@@ -111,6 +118,11 @@ def metrics_table(metrics: dict, spec: RankerSpec) -> str:
         lines.append("served profiles (eval.weights), ranked as the server ranks:")
         lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>10}" for name, value in metrics["profiles"].items()]
     lines.append(requests_text(metrics))
+    if metrics.get("baseline", {}).get("error"):
+        lines.append(f"GBDT baseline (eval.baseline): {metrics['baseline']['error']}")
+    elif metrics.get("baseline"):
+        lines.append("beside a GBDT baseline fitted on the spec's train split (eval.baseline; lead + = the model is better):")
+        lines.append(text_table(metrics, metrics["baseline"], spec, w))
     return "\n".join(lines)
 
 
@@ -129,6 +141,10 @@ def summary_table(trained: Trained) -> str:
                  f"{s['samples_per_second']:,.0f} samples/s")
     if "test" not in m:
         lines.append("test metrics: not measured (add --eval-test, or run `ranker evaluate` once the model is chosen)")
+    if trained.baseline:
+        split = splits[-1]
+        lines.append(f"beside a GBDT baseline ({split} split, eval.baseline; lead + = the model is better):")
+        lines.append(text_table(m[split], trained.baseline[split], trained.spec, w))
     return "\n".join(lines)
 
 
@@ -231,7 +247,7 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
         f"- training: {s['epochs']} epochs (best {s['best_epoch']}, early stopping on validation "
         f"{spec.train.early_stopping_metric}, per-task stopping {spec.train.per_task_stopping}), "
         f"{s['train_seconds']:.1f} s, {s['samples_per_second']:,.0f} samples/s; loss balancing "
-        f"{spec.train.loss_balancing}, final task weights "
+        f"{spec.train.loss_balancing}, lr {spec.train.lr:g} ({spec.train.lr_schedule}), final task weights "
         + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
         *_warning_lines(trained),
         "## Metrics (observed labels only)", "",
@@ -243,6 +259,8 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
                   + ", ".join(f"{split} {_fmt(m[split][f'ndcg@{k}'])}" for split in splits), ""]
     if "test" not in m:
         lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
+    if trained.baseline:
+        lines += report_section(m, trained.baseline, spec)
     lines += [f"![training curves]({CURVES_FILE})", ""]
     lines += _stopping_section(trained)
     if metrics and "profiles" in metrics:

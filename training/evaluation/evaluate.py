@@ -12,6 +12,7 @@ from service.contract.bundle import LoadedBundle
 from service.profiles import compile_weights
 from training import data as D
 from training.data import splits as S
+from training.evaluation import baseline as B
 from training.evaluation.metrics import prediction_metrics
 from training.spec import RankerSpec
 from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
@@ -59,9 +60,29 @@ def load_eval_table(spec: RankerSpec, data: str | None = None) -> pa.Table:
     return test
 
 
-def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec) -> dict:
+def gbdt_beside(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, force: bool | None = None) -> dict | None:
+    """The GBDT baseline's metrics on `table`: fitted on the spec's train split (early-stopped on its
+    valid split) with the bundle's encoders, as in training. None when neither `force` nor the
+    spec's eval.baseline asks for it; {"error": ...} when the spec asks (auto) but its data is not there."""
+    if force is False or (force is None and spec.eval.baseline == "none"):
+        return None
+    try:
+        splits = S.load_splits(spec)
+    except D.DataError as e:
+        if force:
+            raise D.DataError(f"--baseline fits the GBDT on the spec's train split: {e}") from e
+        return {"error": f"not measured: the spec's training data cannot be read ({e})"}
+    if force is None and not B.wanted(spec, splits.train.num_rows):
+        return None
+    scalers = D.fit_label_scalers(splits.train, spec)
+    train, valid, rows = (D.encode(t, bundle.manifest.features, spec, scalers) for t in (splits.train, splits.valid, table))
+    return B.measure(spec, train, valid, {"rows": rows}, scalers)["rows"]
+
+
+def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, baseline: bool | None = None) -> dict:
     """Metrics of a bundle on `table`, as in the training report (requests grouped by value), plus
-    NDCG@k per profile of the spec's `eval.weights` ("profiles"), ranked as the server ranks."""
+    NDCG@k per profile of the spec's `eval.weights` ("profiles"), ranked as the server ranks, and the
+    GBDT baseline's metrics on the same rows ("baseline"; `baseline` None = as the spec says)."""
     check_compatible(bundle, spec)
     preds = bundle_predictions(bundle, table, spec.task_names())
     labels, request = D.raw_labels(table, spec), D.request_index(table, spec)
@@ -71,4 +92,6 @@ def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec) -> 
         compiled = compile_weights(weights, bundle.manifest.tasks)
         metrics["profiles"] = profile_ndcg(compiled, heads_of(preds, spec.task_names()), gains(spec, labels),
                                            request, spec.eval.ndcg_k)
+    if (gbdt := gbdt_beside(bundle, table, spec, baseline)) is not None:
+        metrics["baseline"] = gbdt
     return metrics

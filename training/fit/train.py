@@ -27,11 +27,13 @@ from service.contract.features import FeatureEncoders
 from training import data as D
 from training.data import splits as S
 from training.data.columns import expand_numeric_patterns
+from training.evaluation import baseline as B
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
 from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
 from training.fit.progress import EpochBar, epoch_progress
 from training.fit.progress import write as progress_write
+from training.fit.schedule import make_scheduler
 from training.modeling.bias_tower import BiasData, prepare_bias, training_graph
 from training.modeling.grad_conflict import MGDAUB, PCGrad
 from training.modeling.losses import (
@@ -42,6 +44,7 @@ from training.modeling.losses import (
     UncertaintyWeighting,
 )
 from training.modeling.model import ModelArgs, build_model, shared_parameters
+from training.modeling.numeric import quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING
 
@@ -77,6 +80,7 @@ class Trained:
     train_seconds: float = 0.0
     init_summary: dict | None = None  # what a ModelInit (e.g. warm start) reported
     stopping: dict = field(default_factory=dict)  # fit_epochs' outcome: best epoch, per-head epochs
+    baseline: dict | None = None  # eval.baseline: the GBDT's metrics on the same splits (evaluation/baseline.py)
 
     def warnings(self) -> list[str]:
         """What looked wrong in the data: requests spanning splits, one-row requests, ..."""
@@ -100,15 +104,24 @@ def prepare(spec: RankerSpec) -> Prepared:
     return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc, bias=bias)
 
 
-def model_args(spec: RankerSpec, encoders: FeatureEncoders) -> ModelArgs:
-    """The model's shape from the spec; keys that mean nothing for the arch are stored as None."""
+def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.ndarray | None = None) -> ModelArgs:
+    """The model's shape from the spec; keys that mean nothing for the arch are stored as None.
+
+    `numeric_embedding: ple` fits its bin edges on train_numeric, the (N, F) encoded training numerics.
+    """
     m = spec.model
+    edges = None
+    if m.numeric_embedding == "ple":
+        if train_numeric is None:
+            raise ValueError("model.numeric_embedding ple: the bin edges need the training split's numerics")
+        edges = quantile_edges(train_numeric, m.numeric_bins)
     return ModelArgs(
         cardinalities=[f.cardinality for f in encoders.categorical], n_numeric=len(encoders.numeric),
         tasks=[t.name for t in spec.tasks], arch=m.arch, num_experts=m.num_experts,
         expert_hidden=list(m.expert_hidden), tower_hidden=list(m.tower_hidden),
         embedding_dim=m.embedding_dim, expert_dropout=m.expert_dropout, dropout=m.dropout,
         shared_experts=m.shared_experts, task_experts=m.task_experts, levels=m.levels,
+        numeric_embedding=m.numeric_embedding, numeric_edges=edges, cross_layers=m.cross_layers,
     )
 
 
@@ -157,7 +170,8 @@ class SplitTensors:
 
 
 def train_epoch(graph: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
-                data: SplitTensors, perm: torch.Tensor, batch_size: int, bar: EpochBar) -> torch.Tensor:
+                data: SplitTensors, perm: torch.Tensor, batch_size: int, bar: EpochBar,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> torch.Tensor:
     """One pass over the rows in `perm` order; returns the (T,) mean training loss per task.
 
     The hot loop does no per-row Python and no per-step host sync beyond the (cheap) progress bar.
@@ -174,6 +188,8 @@ def train_epoch(graph: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, 
         opt.zero_grad(set_to_none=True)
         balancer.backward(loss, per_task, counts)
         opt.step()
+        if scheduler is not None:
+            scheduler.step()
         balancer.after_step()
         with torch.no_grad():
             sums += per_task * counts
@@ -204,15 +220,18 @@ class FitParts:
     train: SplitTensors
     valid: SplitTensors
     generator: torch.Generator
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
 
     @classmethod
     def build(cls, spec: RankerSpec, prep: Prepared, model: nn.Module) -> FitParts:
         graph = training_graph(model, spec, prep.bias)
         balancer = make_balancer(spec, model, graph)
         biased = graph is not model
-        return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer,
-                   make_optimizer(spec, graph, balancer), SplitTensors.of(prep, "train", biased),
-                   SplitTensors.of(prep, "valid", biased), torch.Generator().manual_seed(spec.train.seed))
+        opt = make_optimizer(spec, graph, balancer)
+        steps = (len(prep.train) + spec.train.batch_size - 1) // spec.train.batch_size
+        return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer, opt,
+                   SplitTensors.of(prep, "train", biased), SplitTensors.of(prep, "valid", biased),
+                   torch.Generator().manual_seed(spec.train.seed), make_scheduler(spec.train, opt, steps))
 
 
 def run_epoch(spec: RankerSpec, prep: Prepared, model: nn.Module, parts: FitParts, epoch: int,
@@ -222,7 +241,7 @@ def run_epoch(spec: RankerSpec, prep: Prepared, model: nn.Module, parts: FitPart
     with epoch_progress((n + cfg.batch_size - 1) // cfg.batch_size, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
         t0 = time.perf_counter()
         train_loss = train_epoch(parts.graph, parts.losses, parts.balancer, parts.opt, parts.train,
-                                 torch.randperm(n, generator=parts.generator), cfg.batch_size, bar)
+                                 torch.randperm(n, generator=parts.generator), cfg.batch_size, bar, parts.scheduler)
         seconds, t0 = time.perf_counter() - t0, time.perf_counter()
         valid_total, valid_tasks = validation_loss(parts.graph, parts.valid, parts.losses, spec)
         metrics = validation_metrics(model, prep, spec)
@@ -336,7 +355,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     set_seed(spec.train.seed)
     torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
     prep = prepare(spec)
-    args = model_args(spec, prep.encoders)
+    args = model_args(spec, prep.encoders, prep.train.numeric)
     model = build_model(args)
     init_summary = init(model, args, prep.encoders) if init else None
     log_path = None
@@ -350,5 +369,8 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     seconds = time.perf_counter() - t0
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in evaluated}
+    baseline = None
+    if B.wanted(spec, len(prep.train)):
+        baseline = B.measure(spec, prep.train, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
     return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
-                   train_seconds=seconds, init_summary=init_summary, stopping=stopping)
+                   train_seconds=seconds, init_summary=init_summary, stopping=stopping, baseline=baseline)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
-from training.modeling.modules import MLP, FeatureInput, Gate, Tower, last_linear
+from training.modeling.modules import MLP, FeatureInput, Gate, Tower, expert, feature_input, last_linear
 from training.modeling.ple import PLE
 
 __all__ = ["MLP", "FeatureInput", "Gate", "Tower", "last_linear"]  # the blocks, re-exported
@@ -41,6 +41,10 @@ class ModelArgs:
     shared_experts: int | None = 2  # cgc / ple: shared experts per level
     task_experts: int | None = 1  # cgc / ple: experts of each task per level
     levels: int | None = 2  # ple: extraction levels (cgc is one level)
+    # Numeric features as scaled numbers ("none") or embedded per feature ("ple", "periodic"; modeling/numeric.py).
+    numeric_embedding: str = "none"
+    numeric_edges: list[list[float]] | None = None  # ple: bin edges per numeric feature (standardized units)
+    cross_layers: int = 0  # DCN-v2 cross layers at the bottom of every expert (or shared / per-task bottom)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,9 +55,9 @@ class MMoE(nn.Module):
 
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        self.inputs = FeatureInput(args.cardinalities, args.n_numeric, args.embedding_dim)
+        self.inputs = feature_input(args)
         d = self.inputs.out_dim
-        self.experts = nn.ModuleList(MLP(d, args.expert_hidden, args.dropout) for _ in range(args.num_experts))
+        self.experts = nn.ModuleList(expert(d, args) for _ in range(args.num_experts))
         n_gates = 1 if args.arch == "omoe" else len(args.tasks)
         self.gates = nn.ModuleList(Gate(d, args.num_experts, args.expert_dropout) for _ in range(n_gates))
         h = args.expert_hidden[-1]
@@ -97,8 +101,8 @@ class SharedBottom(nn.Module):
 
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        self.inputs = FeatureInput(args.cardinalities, args.n_numeric, args.embedding_dim)
-        self.bottom = MLP(self.inputs.out_dim, args.expert_hidden, args.dropout)
+        self.inputs = feature_input(args)
+        self.bottom = expert(self.inputs.out_dim, args)
         self.towers = nn.ModuleList(Tower(self.bottom.out_dim, args.tower_hidden, args.dropout) for _ in args.tasks)
 
     def shared_layer(self) -> list[nn.Parameter]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
-from training.modeling.modules import MLP, FeatureInput, Gate, Tower, last_linear, mix
+from training.modeling.modules import Gate, Tower, expert, feature_input, last_linear, mix
 
 if TYPE_CHECKING:
     from training.modeling.model import ModelArgs
@@ -34,7 +34,7 @@ class ExtractionLevel(nn.Module):
         k, s, p = args.task_experts, args.shared_experts, args.expert_dropout
 
         def experts(n: int) -> nn.ModuleList:
-            return nn.ModuleList(MLP(in_dim, args.expert_hidden, args.dropout) for _ in range(n))
+            return nn.ModuleList(expert(in_dim, args) for _ in range(n))
 
         self.task_experts = nn.ModuleList(experts(k) for _ in range(n_tasks))
         self.shared_experts = experts(s)
@@ -63,7 +63,7 @@ class PLE(nn.Module):
         super().__init__()
         n_levels = 1 if args.arch == "cgc" else args.levels
         self.n_tasks = len(args.tasks)
-        self.inputs = FeatureInput(args.cardinalities, args.n_numeric, args.embedding_dim)
+        self.inputs = feature_input(args)
         levels, d = [], self.inputs.out_dim
         for i in range(n_levels):
             levels.append(ExtractionLevel(d, self.n_tasks, args, last=i == n_levels - 1))

@@ -92,6 +92,18 @@ class ModelConfig(_Strict):
         "2019); default 0.1; an error for `shared_bottom`/`single_task`", examples=[0.0])
     dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
                            examples=[0.1])
+    numeric_embedding: Literal["none", "ple", "periodic"] = Field(
+        "none", description="how numeric features enter the model: `none` as one standardized number each; "
+        "`ple` piecewise-linear encoding over quantile bins of the training split (a value holding many "
+        "rows, such as the zeros of a money column, leaves its bins to the other values), `periodic` sin/cos of "
+        "learned frequencies, each followed by a per-feature Linear + ReLU to `embedding_dim` (Gorishniy et "
+        "al., NeurIPS 2022). Both live inside the exported graph", examples=["ple"])
+    numeric_bins: int | None = Field(
+        None, ge=2, le=256, description="`numeric_embedding: ple`: quantile bins per numeric feature (default "
+        "16; fewer where a feature has fewer distinct quantiles); an error otherwise", examples=[32])
+    cross_layers: int = Field(
+        0, ge=0, le=8, description="DCN-v2 cross layers (Wang et al., WWW 2021) at the bottom of every expert "
+        "(`shared_bottom`, `single_task`: of the bottom); 0 = none", examples=[2])
     bias_tower: BiasTowerConfig | None = Field(
         None, description="a training-only tower over bias columns such as the logged position; not exported",
         examples=[{"categorical": ["position"], "tasks": ["click"]}])
@@ -111,6 +123,10 @@ class ModelConfig(_Strict):
         for key, (archs, default) in ARCH_KEYS.items():
             if self.arch in archs and getattr(self, key) is None:
                 setattr(self, key, default)
+        if self.numeric_embedding == "ple" and self.numeric_bins is None:
+            self.numeric_bins = 16
+        elif self.numeric_embedding != "ple" and self.numeric_bins is not None:
+            raise ValueError("model.numeric_bins: means something only with numeric_embedding: ple; remove it")
         return self
 
 
@@ -119,7 +135,14 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(10, ge=1, description="maximum passes over the training rows", examples=[20])
     batch_size: int = Field(1024, ge=1, description="rows per optimizer step", examples=[4096])
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate", examples=[0.002])
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate (the peak, with a schedule)", examples=[0.002])
+    lr_schedule: Literal["constant", "warmup", "warmup_cosine"] = Field(
+        "constant", description="`constant`; `warmup`: linear from 0 to `lr` over `warmup_epochs`, then "
+        "constant; `warmup_cosine`: the same warmup, then cosine decay to 0 at the last of `epochs`",
+        examples=["warmup_cosine"])
+    warmup_epochs: float | None = Field(
+        None, gt=0, description="`warmup` / `warmup_cosine`: epochs of linear warmup (default 1; fractions "
+        "allowed); an error with `constant`", examples=[0.5])
     weight_decay: float = Field(0.0, ge=0, description="Adam (L2) weight decay on the model's weights; never on "
                                 "the loss-balancing weights", examples=[1e-5])
     loss_balancing: Literal["fixed", "uncertainty", "gradnorm", "pcgrad", "mgda"] = Field(
@@ -154,3 +177,12 @@ class TrainConfig(_Strict):
         "quantization) and serve it if a holdout gate passes (AUC drop <= 0.002 per binary head, RMSE rise "
         "<= 1% per regression head, top-10 overlap >= 0.95 per served profile); else the fp32 graph is served",
         examples=["dynamic"])
+
+    @model_validator(mode="after")
+    def _warmup(self) -> TrainConfig:
+        if self.lr_schedule == "constant" and self.warmup_epochs is not None:
+            raise ValueError("train.warmup_epochs: means something only with lr_schedule warmup or "
+                             "warmup_cosine; remove it")
+        if self.lr_schedule != "constant" and self.warmup_epochs is None:
+            self.warmup_epochs = 1.0
+        return self

@@ -146,3 +146,24 @@ def test_cgc_and_ple_export_to_the_same_bundle_contract_with_parity(trained, tmp
     heads = export_heads(model.model, model.spec, model.prepared.scalers)
     inputs = D.feature_inputs(model.prepared.splits.test, bundle.manifest.features)
     assert_parity(bundle, heads, inputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("keys", [{"numeric_embedding": "ple", "numeric_bins": 8}, {"numeric_embedding": "periodic"},
+                                  {"cross_layers": 2}])
+def test_numeric_embeddings_and_cross_layers_export_with_parity(trained, tmp_path: Path, keys: dict) -> None:
+    """The bins, frequencies and cross layers are inside the graph: the served model equals torch's,
+    on real rows and on values far outside the training range (clipped by the shared encoder)."""
+    model = as_arch(trained, "mmoe", num_experts=2, expert_dropout=0.1, **keys)
+    bundle = load_bundle(export_bundle(model, tmp_path / "b"))
+    assert bundle.manifest.model_args["numeric_embedding"] == keys.get("numeric_embedding", "none")
+    # Numeric embeddings keep per-feature blocks, so the graph still splits by input source; a cross
+    # layer multiplies the whole input elementwise, so that export falls back to the unsplit graph.
+    assert bundle.manifest.input_layout == ("full" if "cross_layers" in keys else "split")
+    heads = export_heads(model.model, model.spec, model.prepared.scalers)
+    rows = model.prepared.splits.test.slice(0, 50).to_pylist()
+    extreme = [{**r, **{f.name: 1e30 * (-1) ** i for i, f in enumerate(bundle.manifest.features.numeric)}}
+               for r in rows]
+    assert_parity(bundle, heads, D.feature_inputs(model.prepared.splits.test, bundle.manifest.features))
+    columns = {f.name: [r[f.name] for r in extreme] for f in bundle.manifest.features.all()}
+    assert_parity(bundle, heads, bundle.manifest.features.encode_columns(columns, len(extreme)))

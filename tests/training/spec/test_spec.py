@@ -108,7 +108,7 @@ def test_an_unknown_key_suggests_the_nearest_valid_key(tmp_path: Path, edit, whe
 def test_an_unknown_key_with_no_near_match_lists_the_valid_keys(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as err:
         load_spec(write_spec(tmp_path, lambda r: r["eval"].update(zzz=1)))
-    assert "eval.zzz: unknown key (valid keys here: ndcg_k, weights, score_weights, gain_weights)" in str(err.value)
+    assert "eval.zzz: unknown key (valid keys here: ndcg_k, weights, score_weights, gain_weights, baseline)" in str(err.value)
 
 
 @pytest.mark.parametrize("arch, present, absent", [

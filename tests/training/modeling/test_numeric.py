@@ -1,0 +1,116 @@
+"""Numeric-feature embeddings and cross layers (issue 9, item 10): per-feature blocks, bins, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.modeling.model import ModelArgs, build_model
+from training.modeling.modules import CrossNet, FeatureInput
+from training.modeling.numeric import PiecewiseLinear, quantile_edges
+
+
+def test_quantile_edges_are_distinct_and_a_constant_feature_gets_one_empty_bin() -> None:
+    x = np.stack([np.arange(100, dtype=np.float32), np.zeros(100, np.float32),
+                  (np.arange(100) % 2).astype(np.float32)], axis=1)
+    edges = quantile_edges(x, 4)
+    assert edges[0] == pytest.approx([0.0, 24.75, 49.5, 74.25, 99.0])
+    assert edges[1] == [0.0, 0.0]
+    assert all(np.diff(e).min() > 0 for e in (edges[0], edges[2]))
+
+
+def test_a_value_holding_most_rows_does_not_swallow_the_bins() -> None:
+    """A money column that is 92 % zeros: the mass quantiles give one bin; the others go to the non-zeros."""
+    rng = np.random.default_rng(0)
+    money = np.where(rng.random(5_000) < 0.92, 0.0, rng.lognormal(8, 1, 5_000))
+    edges = quantile_edges(money[:, None].astype(np.float32), 16)[0]
+    assert len(edges) == 17 and edges[0] == 0.0 and edges[-1] == pytest.approx(money.max(), rel=1e-6)
+    assert np.diff(edges).min() > 0
+    nonzero = money[money > 0]
+    counts = np.histogram(nonzero, bins=edges[1:])[0]  # the non-zeros spread over the other bins
+    assert counts.min() > 0 and counts.max() < 2 * len(nonzero) / 15
+    flags = (rng.random(1_000) < 0.1).astype(np.float32)  # a 0/1 flag: one bin, nothing between
+    assert quantile_edges(flags[:, None], 16)[0] == [0.0, 1.0]
+
+
+def test_piecewise_linear_encoding_fills_the_bins_below_the_value() -> None:
+    ple = PiecewiseLinear([[0.0, 1.0, 2.0, 4.0]], dim=3)
+    x = torch.tensor([[-1.0], [0.5], [3.0], [9.0]])
+    bins = ((x.unsqueeze(-1) - ple.left) / ple.width).clamp(0, 1)[:, 0]
+    assert bins.tolist() == [[0, 0, 0], [0.5, 0, 0], [1, 1, 0.5], [1, 1, 1]]
+    assert ple(x).shape == (4, 3)
+
+
+@pytest.mark.parametrize("kind", ["ple", "periodic"])
+def test_each_numeric_feature_is_its_own_contiguous_block(kind: str) -> None:
+    """Changing numeric feature j changes only its own slice of the input (the first-layer split needs it)."""
+    torch.manual_seed(0)
+    edges = quantile_edges(np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32), 8)
+    inputs = FeatureInput([4, 5], 3, dim=6, numeric=kind, edges=edges)
+    cat, num = torch.tensor([[1, 2]]), torch.zeros(1, 3)
+    base = inputs(cat, num)
+    assert base.shape == (1, 2 * 6 + 3 * 6)
+    bumped = num.clone()
+    bumped[0, 1] = 1.5
+    changed = (inputs(cat, bumped) != base)[0].nonzero().flatten().tolist()
+    assert changed and set(changed) <= set(range(12 + 6, 12 + 12))
+
+
+@pytest.mark.parametrize("kind", ["none", "ple", "periodic"])
+def test_feature_slices_tile_the_input_and_locate_every_feature(kind: str) -> None:
+    """feature_slices() is what a first-layer split by feature needs: disjoint, in order, covering out_dim,
+    and changing feature k's value changes only columns inside feature_slices()[k]."""
+    torch.manual_seed(0)
+    edges = quantile_edges(np.random.default_rng(0).normal(size=(500, 2)).astype(np.float32), 8)
+    inputs = FeatureInput([4, 5], 2, dim=3, numeric=kind, edges=edges)
+    slices = inputs.feature_slices()
+    assert [s.start for s in slices[1:]] == [s.stop for s in slices[:-1]]
+    assert slices[0].start == 0 and slices[-1].stop == inputs.out_dim
+    cat, num = torch.tensor([[1, 2]]), torch.zeros(1, 2)
+    base = inputs(cat, num)
+    for k in range(4):
+        cat2, num2 = cat.clone(), num.clone()
+        if k < 2:
+            cat2[0, k] = 3
+        else:
+            num2[0, k - 2] = 1.7
+        changed = set((inputs(cat2, num2) != base)[0].nonzero().flatten().tolist())
+        assert changed and changed <= set(range(slices[k].start, slices[k].stop))
+
+
+def test_cross_layers_start_as_the_identity_plus_a_cross_term() -> None:
+    net = CrossNet(4, layers=1)
+    with torch.no_grad():
+        net.layers[0].weight.zero_()
+    x = torch.randn(3, 4)
+    assert torch.equal(net(x), x)  # W = 0, b = 0: x0 * 0 + x
+
+
+def test_ple_edges_live_in_model_args_not_in_the_state_dict() -> None:
+    edges = quantile_edges(np.random.default_rng(1).normal(size=(200, 2)).astype(np.float32), 4)
+    args = ModelArgs(cardinalities=[3], n_numeric=2, tasks=["a"], numeric_embedding="ple", numeric_edges=edges)
+    model = build_model(args)
+    assert not any(k.endswith((".left", ".width")) for k in model.state_dict())
+    rebuilt = build_model(ModelArgs(**args.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())
+    cat, num = torch.zeros(5, 1, dtype=torch.long), torch.randn(5, 2)
+    assert torch.equal(model.eval()(cat, num), rebuilt.eval()(cat, num))
+
+
+def test_ple_without_edges_is_refused() -> None:
+    with pytest.raises(ValueError, match="bin edges"):
+        build_model(ModelArgs(cardinalities=[3], n_numeric=2, tasks=["a"], numeric_embedding="ple"))
+
+
+@pytest.mark.parametrize("kind", ["none", "ple", "periodic"])
+def test_embed_of_a_subset_equals_those_features_blocks_of_forward(kind: str) -> None:
+    """The split graph embeds user and item features apart (FeatureInput.embed): same numbers as forward."""
+    torch.manual_seed(0)
+    edges = quantile_edges(np.random.default_rng(0).normal(size=(500, 3)).astype(np.float32), 8)
+    inputs = FeatureInput([4, 5], 3, dim=3, numeric=kind, edges=edges)
+    cat, num = torch.tensor([[1, 2], [3, 0]]), torch.randn(2, 3)
+    full, slices = inputs(cat, num), inputs.feature_slices()
+    cols = [k for s in (slices[1], slices[2 + 0], slices[2 + 2]) for k in range(s.start, s.stop)]
+    part = inputs.embed(cat[:, [1]], num[:, [0, 2]], [1], [0, 2])
+    assert torch.allclose(part, full[:, cols])
