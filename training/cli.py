@@ -41,16 +41,25 @@ def demo_data(
     ceiling: Annotated[bool, typer.Option(help="print the metrics of the true probabilities (best possible)")] = True,
     features_out: Annotated[Path | None, typer.Option(
         help="also write the item and user feature snapshots here", show_default="OUT-features")] = None,
+    shard_rows: Annotated[int, typer.Option(
+        min=1000, help="above this many rows, generate and write shard by shard (memory: one shard; "
+                       "many files per day; no ceiling)")] = 2_000_000,
 ) -> None:
     """Write a deterministic synthetic impression log (click, watch_time, like, rating) and its feature snapshots."""
     from training.data.demo import DemoConfig, generate, write_feature_snapshots, write_partitioned
     from training.data.demo import ceiling as true_ceiling
+    from training.data.demo_shards import write_sharded
 
     cfg = DemoConfig(rows=rows, seed=seed, days=days, drift=drift, position_bias=position_bias)
-    logs = generate(cfg)
-    files = write_partitioned(logs, out)
+    snapshot_dir = features_out or out.parent / f"{out.name}-features"
+    if rows > shard_rows:
+        files, snapshots = write_sharded(cfg, out, shard_rows, snapshot_dir)
+        ceiling = False  # the ceiling needs every row in memory
+    else:
+        logs = generate(cfg)
+        files = write_partitioned(logs, out)
+        snapshots = write_feature_snapshots(logs, snapshot_dir)
     typer.echo(f"wrote {rows:,} rows in {len(files)} files under {out}")
-    snapshots = write_feature_snapshots(logs, features_out or out.parent / f"{out.name}-features")
     typer.echo("feature snapshots (for `ranker features publish`): " + ", ".join(map(str, snapshots.values())))
     if ceiling:
         typer.echo("best possible test metrics (true probabilities / expectations, newest 10% of rows):")

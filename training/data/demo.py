@@ -103,19 +103,22 @@ class _Impressions:
     hour: np.ndarray
 
 
-def _impressions(cfg: DemoConfig, w: dict[str, np.ndarray], rng: np.random.Generator) -> _Impressions:
+def _impressions(cfg: DemoConfig, w: dict[str, np.ndarray], rng: np.random.Generator,
+                 part: tuple[int, int, float, float] | None = None) -> _Impressions:
+    """Requests and their candidates. `part` = (first request, requests, t0, t1) draws one shard's
+    requests in [t0, t1) seconds; None draws all of cfg's requests over cfg.days."""
     k = cfg.candidates_per_request
-    n_req = max(1, cfg.rows // k)
+    first, n_req, t0, t1 = part or (0, max(1, cfg.rows // k), 0.0, cfg.days * 86_400.0)
     # Active users come back more often.
     user_p = w["user_activity"] / w["user_activity"].sum()
     req_user = rng.choice(len(user_p), size=n_req, p=user_p)
-    req_time = np.sort(rng.uniform(0, cfg.days * 86_400, n_req))
+    req_time = np.sort(rng.uniform(t0, t1, n_req))
     req_device = rng.integers(0, len(DEVICES), n_req)
     # Popular items are shown more often.
     item_p = (w["popularity"] + 0.05) / (w["popularity"] + 0.05).sum()
     t = np.repeat(req_time, k)
     return _Impressions(
-        request=np.repeat(np.arange(n_req, dtype=np.int64) + cfg.seed * 10**9, k), t=t,
+        request=np.repeat(np.arange(first, first + n_req, dtype=np.int64) + cfg.seed * 10**9, k), t=t,
         user=np.repeat(req_user, k), item=rng.choice(len(item_p), size=n_req * k, p=item_p),
         device=np.repeat(req_device, k), hour=((t % 86_400) // 3600).astype(np.int64),
     )
@@ -137,12 +140,12 @@ def _truth(w: dict[str, np.ndarray], imp: _Impressions) -> dict[str, np.ndarray]
     }
 
 
-def _positions(cfg: DemoConfig, w: dict[str, np.ndarray], imp: _Impressions) -> tuple[np.ndarray, np.ndarray]:
+def _positions(cfg: DemoConfig, w: dict[str, np.ndarray], imp: _Impressions,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(position shown, probability of being examined) per row, from a popularity-driven old ranker.
 
-    Its own random stream, so the other labels of a seed do not change with the bias strength.
+    `rng` is its own random stream, so the other labels of a seed do not change with the bias strength.
     """
-    rng = np.random.default_rng([cfg.seed, 2])
     pop = np.log1p(w["popularity"][imp.item])
     old_score = (pop - pop.mean()) / pop.std() + rng.normal(0, 1, len(pop))
     k = cfg.candidates_per_request
@@ -154,10 +157,17 @@ def _simulate(cfg: DemoConfig) -> tuple[pa.Table, dict[str, np.ndarray]]:
     w = _world(cfg)
     rng = np.random.default_rng([cfg.seed, 1])
     imp = _impressions(cfg, w, rng)
+    return _simulate_rows(cfg, w, imp, rng, np.random.default_rng([cfg.seed, 2]), np.random.default_rng([cfg.seed, 3]))
+
+
+def _simulate_rows(cfg: DemoConfig, w: dict[str, np.ndarray], imp: _Impressions, rng: np.random.Generator,
+                   position_rng: np.random.Generator, examine_rng: np.random.Generator,
+                   caps: np.ndarray | None = None) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    """Labels and the table of the impressions `imp`; `caps` (per item) is drawn from `rng` when None."""
     truth = _truth(w, imp)
     n = len(imp.t)
-    position, examined_p = _positions(cfg, w, imp)
-    examined = np.random.default_rng([cfg.seed, 3]).random(n) < examined_p
+    position, examined_p = _positions(cfg, w, imp, position_rng)
+    examined = examine_rng.random(n) < examined_p
     click = (rng.random(n) < truth["p_click"]) & examined
     truth["p_click_logged"] = truth["p_click"] * examined_p
     watch_time = np.exp(truth["watch_mu"] + rng.normal(0, WATCH_SIGMA, n))
@@ -166,7 +176,8 @@ def _simulate(cfg: DemoConfig) -> tuple[pa.Table, dict[str, np.ndarray]]:
     like_seen = click & (rng.random(n) < cfg.like_observed)
     rating_seen = click & (rng.random(n) < cfg.rating_observed)
 
-    caps = np.clip(0.1 + 0.2 * w["clickbait"] + rng.normal(0, 0.08, cfg.items()), 0, 1)
+    if caps is None:
+        caps = _title_caps(cfg, w, rng)
     ts = np.datetime64(cfg.start.replace(tzinfo=None), "ms") + (imp.t * 1000).astype("timedelta64[ms]")
     table = pa.table({
         "request_id": pa.array(imp.request),
@@ -189,6 +200,11 @@ def _simulate(cfg: DemoConfig) -> tuple[pa.Table, dict[str, np.ndarray]]:
         "rating": pa.array(rating, mask=~rating_seen),
     })
     return table, {**truth, "click": click}
+
+
+def _title_caps(cfg: DemoConfig, w: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """(items,) the observable clickbait proxy."""
+    return np.clip(0.1 + 0.2 * w["clickbait"] + rng.normal(0, 0.08, cfg.items()), 0, 1)
 
 
 def _labels(prefix: str, codes: np.ndarray, n: int) -> pa.Array:
@@ -268,13 +284,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def write_partitioned(table: pa.Table, out_dir: Path) -> list[Path]:
-    """One Parquet file per UTC day: out_dir/date=YYYY-MM-DD/part-0.parquet. Returns the files."""
+def write_partitioned(table: pa.Table, out_dir: Path, name: str = "part-0.parquet") -> list[Path]:
+    """One Parquet file per UTC day: out_dir/date=YYYY-MM-DD/<name>. Returns the files."""
     out_dir = Path(out_dir)
     days = table.column("ts").cast(pa.timestamp("ms")).to_numpy().astype("datetime64[D]")
     files = []
     for day in np.unique(days):
-        part = out_dir / f"date={day}" / "part-0.parquet"
+        part = out_dir / f"date={day}" / name
         part.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table.filter(pa.array(days == day)), part, row_group_size=256_000)
         files.append(part)
