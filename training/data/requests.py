@@ -68,9 +68,14 @@ def spanning_warning(parts: dict[str, pa.Table], column: str) -> str | None:
     # Each split's distinct values once, all together: a value counted twice lies in two splits.
     counts = pc.value_counts(pa.concat_arrays([u.cast(uniques[0].type) for u in uniques])).field("counts")
     spanning, total = int(pc.sum(pc.greater(counts, 1)).as_py() or 0), len(counts)
+    return spanning_message(spanning, total, "requests", column, names)
+
+
+def spanning_message(spanning: int, total: int, what: str, column: str, names: list[str]) -> str | None:
+    """The warning for `spanning` of `total` requests (described as `what`) found in more than one split."""
     if not spanning:
         return None
-    return (f"{spanning:,} of {total:,} requests ({spanning / total:.0%}) by {column!r} span more than one split "
+    return (f"{spanning:,} of {total:,} {what} ({spanning / total:.0%}) by {column!r} span more than one split "
             f"({', '.join(names)}), so ranking metrics mix rows the model trained on. A request_id should "
             "name one ranking request; if it names a user, use a split that keeps requests whole "
             "(split: random, or split_column)")

@@ -9,6 +9,7 @@ is training/data/splits.py; grouping them into requests is training/data/request
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,10 @@ class DataError(ValueError):
 
 
 def dataset(path: str) -> ds.Dataset:
-    """A Parquet file, a directory (hive partitions allowed) or a glob pattern."""
+    """A Parquet file, a directory (hive partitions allowed) or a glob pattern; `s3://...` (any fsspec
+    URL) through fsspec."""
+    if "://" in path:
+        return _url_dataset(path)
     p = Path(path)
     if p.is_dir() or p.is_file():
         return ds.dataset(str(p), format="parquet", partitioning="hive")
@@ -40,6 +44,20 @@ def dataset(path: str) -> ds.Dataset:
     if not files:
         raise DataError(f"data.path {path!r}: no Parquet file, directory or glob match")
     return ds.dataset(files, format="parquet")
+
+
+def _url_dataset(url: str) -> ds.Dataset:
+    import fsspec
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, root = fsspec.core.url_to_fs(url)
+    arrow_fs = PyFileSystem(FSSpecHandler(fs))
+    if fs.isdir(root) or fs.isfile(root):
+        return ds.dataset(root, format="parquet", partitioning="hive", filesystem=arrow_fs)
+    files = sorted(fs.glob(root))
+    if not files:
+        raise DataError(f"data.path {url!r}: no Parquet file, directory or glob match")
+    return ds.dataset(files, format="parquet", filesystem=arrow_fs)
 
 
 def column_roles(spec: RankerSpec) -> dict[str, str]:
@@ -70,6 +88,17 @@ def load_table(spec: RankerSpec, path: str | None = None) -> pa.Table:
     if path is None:
         raise DataError("the spec names pre-split files (data.train); read them with training.data.splits")
     data = dataset(path)
+    table = data.to_table(columns=read_columns(data, spec, path), filter=window_filter(data.schema, spec.data))
+    try:
+        table = join_lookup_tables(table, spec)
+    except FeatureTableError as e:
+        raise DataError(str(e)) from e
+    validate(table, spec, path)
+    return table
+
+
+def read_columns(data: ds.Dataset, spec: RankerSpec, path: str) -> list[str]:
+    """The columns of `data` a run reads; raises DataError naming each column the spec needs and it lacks."""
     names = set(data.schema.names)
     roles = column_roles(spec)
     for key in join_keys(spec):
@@ -81,16 +110,11 @@ def load_table(spec: RankerSpec, path: str | None = None) -> pa.Table:
         raise DataError(f"{path}: missing column(s) {what}; the data has {sorted(names)}. Rename the spec's "
                         "key to a column the data has, or leave the key out where it is optional "
                         "(data.timestamp, data.request_id, data.item_id)")
-    table = data.to_table(columns=[c for c in roles if c in names], filter=_window_filter(data.schema, spec.data))
-    try:
-        table = join_lookup_tables(table, spec)
-    except FeatureTableError as e:
-        raise DataError(str(e)) from e
-    validate(table, spec, path)
-    return table
+    return [c for c in roles if c in names]
 
 
-def _window_filter(schema: pa.Schema, cfg: DataConfig) -> ds.Expression | None:
+def window_filter(schema: pa.Schema, cfg: DataConfig) -> ds.Expression | None:
+    """The [data.start, data.end) window as a dataset filter (None without bounds)."""
     if cfg.timestamp is None:
         if cfg.start or cfg.end:
             raise DataError("data.start/end select rows by time and need data.timestamp")
@@ -124,8 +148,18 @@ def _parse_time(text: str, tz: str | None) -> datetime:
 def validate(table: pa.Table, spec: RankerSpec, path: str | None = None) -> None:
     """Raise DataError naming the first column that does not fit the spec."""
     if table.num_rows == 0:
-        window = f" in [{spec.data.start}, {spec.data.end})" if spec.data.start or spec.data.end else ""
-        raise DataError(f"{path or spec.data.path}: no rows{window}")
+        no_rows(spec, path)
+    validate_values(table, spec)
+    for f in spec.features.numeric:
+        no_finite_values(f.name, pc.sum(pc.is_finite(table.column(f.name).cast(pa.float64()))).as_py() or 0)
+    for task in spec.tasks:
+        no_labels(task, len(table) - table.column(task.column).null_count)
+
+
+def validate_values(table: pa.Table, spec: RankerSpec) -> None:
+    """The checks that hold row by row (types, null request ids, label values), so a stream of record
+    batches is checked batch by batch; `validate` adds the ones over every row (no rows, no finite
+    value, no label at all)."""
     for f in spec.features.categorical:
         t = table.schema.field(f.name).type
         if not _is_categorical(t):
@@ -133,12 +167,24 @@ def validate(table: pa.Table, spec: RankerSpec, path: str | None = None) -> None
     if spec.data.request_id is not None and (nulls := table.column(spec.data.request_id).null_count):
         raise DataError(f"column {spec.data.request_id!r} (data.request_id): {nulls:,} rows have no request id")
     for f in spec.features.numeric:
-        col = table.column(f.name)
-        _require_numeric(f.name, col.type, "numeric feature")
-        if pc.sum(pc.is_finite(col.cast(pa.float64()))).as_py() in (None, 0):
-            raise DataError(f"column {f.name!r}: numeric feature has no finite values (all null, NaN or inf)")
+        _require_numeric(f.name, table.column(f.name).type, "numeric feature")
     for task in spec.tasks:
         _validate_label(table.column(task.column), task)
+
+
+def no_rows(spec: RankerSpec, path: str | None) -> None:
+    window = f" in [{spec.data.start}, {spec.data.end})" if spec.data.start or spec.data.end else ""
+    raise DataError(f"{path or spec.data.path}: no rows{window}")
+
+
+def no_finite_values(name: str, finite: int) -> None:
+    if not finite:
+        raise DataError(f"column {name!r}: numeric feature has no finite values (all null, NaN or inf)")
+
+
+def no_labels(task: TaskConfig, observed: int) -> None:
+    if not observed:
+        raise DataError(f"column {task.column!r}: task {task.name!r} has no labels at all (every value is null)")
 
 
 def _is_categorical(t: pa.DataType) -> bool:
@@ -159,7 +205,7 @@ def _validate_label(col: pa.ChunkedArray, task: TaskConfig) -> None:
     _require_numeric(task.column, col.type, f"label of task {task.name!r}")
     values = col.cast(pa.float64())
     if values.null_count == len(values):
-        raise DataError(f"column {task.column!r}: task {task.name!r} has no labels at all (every value is null)")
+        return  # nothing observed here; a task with no label anywhere is refused by `validate` (no_labels)
     if pc.any(pc.invert(pc.is_finite(values))).as_py():
         raise DataError(f"column {task.column!r}: label of task {task.name!r} has NaN or inf values")
     if task.type == "binary" and not pc.all(pc.is_in(values.drop_null(), pa.array([0.0, 1.0]))).as_py():
@@ -198,7 +244,11 @@ def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[str]:
     counts = pc.value_counts(_as_strings(col).drop_null())
-    values, freq = counts.field("values").to_pylist(), counts.field("counts").to_numpy()
+    return vocabulary(counts.field("values").to_pylist(), counts.field("counts").to_numpy(), max_vocab, min_count)
+
+
+def vocabulary(values: list[str], freq: np.ndarray, max_vocab: int, min_count: int) -> list[str]:
+    """The max_vocab most frequent values seen at least min_count times, from (value, count) pairs."""
     # Most frequent first; ties broken by value so the vocabulary is deterministic.
     order = sorted(range(len(values)), key=lambda i: (-freq[i], values[i]))
     return [values[i] for i in order[:max_vocab] if freq[i] >= min_count]
@@ -216,8 +266,13 @@ def _fit_numeric(col: pa.ChunkedArray, name: str, source: str, transform: str) -
     fill, lo, hi = float(np.median(finite)), float(finite.min()), float(finite.max())
     probe = NumericEncoder(name=name, source=source, transform=transform, fill_value=fill, clip_min=lo, clip_max=hi)
     z = probe.apply_transform(np.clip(np.where(np.isnan(x), fill, x), lo, hi))
-    std = float(z.std())
-    return probe.model_copy(update={"mean": float(z.mean()), "std": std if std > 1e-12 else 1.0})
+    return with_moments(probe, float(z.mean()), float(z.std()))
+
+
+def with_moments(probe: NumericEncoder, mean: float, std: float) -> NumericEncoder:
+    """The encoder standardizing by (mean, std) of its transformed training values; a constant column
+    (std ~ 0) keeps std 1."""
+    return probe.model_copy(update={"mean": mean, "std": std if std > 1e-12 else 1.0})
 
 
 @dataclass(frozen=True)
@@ -234,10 +289,20 @@ class LabelScaler:
 
     @classmethod
     def fit(cls, y: np.ndarray, transform: str) -> LabelScaler:
-        z = np.log1p(y) if transform == "log1p" else y
+        z = cls.transformed(y, transform)
         z = z[np.isfinite(z)]
-        std = float(z.std()) if z.size else 1.0
-        return cls(transform, float(z.mean()) if z.size else 0.0, std if std > 1e-12 else 1.0)
+        return cls.of(transform, z.size, float(z.mean()) if z.size else 0.0, float(z.std()) if z.size else 1.0)
+
+    @staticmethod
+    def transformed(y: np.ndarray, transform: str) -> np.ndarray:
+        return np.log1p(y) if transform == "log1p" else y
+
+    @classmethod
+    def of(cls, transform: str, count: int, mean: float, std: float) -> LabelScaler:
+        """From the moments of the transformed finite labels (count 0 = no labels: identity)."""
+        if not count:
+            return cls(transform, 0.0, 1.0)
+        return cls(transform, mean, std if std > 1e-12 else 1.0)
 
 
 def fit_label_scalers(train: pa.Table, spec: RankerSpec) -> dict[str, LabelScaler]:
@@ -277,7 +342,20 @@ class Encoded:
 
     def head(self, n: int) -> Encoded:
         """The first n rows (e.g. the rows a parity check runs on)."""
-        return Encoded(**{f.name: None if (a := getattr(self, f.name)) is None else a[:n] for f in fields(self)})
+        return self.rows(slice(0, n))
+
+    def rows(self, sl: slice) -> Encoded:
+        return Encoded(**{f.name: None if (a := getattr(self, f.name)) is None else a[sl] for f in fields(self)})
+
+    def chunks(self, size: int) -> Iterator[Encoded]:
+        """Consecutive slices of at most `size` rows (zero-copy), as a streamed split yields them."""
+        for i in range(0, len(self), size):
+            yield self.rows(slice(i, i + size))
+
+    def shard(self, rank: int, world: int) -> tuple[np.ndarray, Encoded]:
+        """Rank's contiguous share of the rows: (their positions in this split (n,), the rows)."""
+        lo, hi = len(self) * rank // world, len(self) * (rank + 1) // world
+        return np.arange(lo, hi), self.rows(slice(lo, hi))
 
 
 def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.ndarray]:
@@ -303,7 +381,9 @@ def request_index(table: pa.Table, spec: RankerSpec) -> np.ndarray | None:
 
 
 def encode(table: pa.Table, encoders: FeatureEncoders, spec: RankerSpec,
-           scalers: dict[str, LabelScaler]) -> Encoded:
+           scalers: dict[str, LabelScaler], requests: bool = True) -> Encoded:
+    """A table's rows as model inputs and targets; requests=False skips the request index (a
+    streamed chunk's request index would be local to the chunk)."""
     inputs = feature_inputs(table, encoders)
     raw = raw_labels(table, spec)
     mask = ~np.isnan(raw)
@@ -314,5 +394,5 @@ def encode(table: pa.Table, encoders: FeatureEncoders, spec: RankerSpec,
     return Encoded(
         categorical=inputs["categorical"], numeric=inputs["numeric"],
         labels=np.where(mask, targets, 0.0).astype(np.float32), raw_labels=raw,
-        mask=mask, request=request_index(table, spec),
+        mask=mask, request=request_index(table, spec) if requests else None,
     )

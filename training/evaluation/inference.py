@@ -25,11 +25,11 @@ def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelS
 
 @torch.no_grad()
 def predict(heads: ExportHeads, e: D.Encoded) -> np.ndarray:
-    """Natural-unit outputs (N, T), exactly the function that is exported."""
-    cat, num = torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)
-    parts = [torch.stack(heads(cat[i:i + EVAL_BATCH], num[i:i + EVAL_BATCH]), dim=1)
-             for i in range(0, len(cat), EVAL_BATCH)]
-    return torch.cat(parts).numpy()
+    """Natural-unit outputs (N, T), exactly the function that is exported. `e` is any split that yields
+    its rows as Encoded chunks (in memory, or streamed: training/streaming/splits.py)."""
+    parts = [torch.stack(heads(torch.from_numpy(c.categorical), torch.from_numpy(c.numeric)), dim=1)
+             for c in e.chunks(EVAL_BATCH)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, len(heads.binary)), dtype=np.float32)
 
 
 @torch.no_grad()
@@ -38,8 +38,8 @@ def gate_levels(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> list[
     (one level for MMoE / OMoE, one per level for PLE); None for gateless models."""
     if not hasattr(model, "gate_levels"):
         return None
-    rows = slice(0, min(len(e), max_rows))
-    levels = model.gate_levels(torch.from_numpy(e.categorical[rows]), torch.from_numpy(e.numeric[rows]))
+    rows = e.head(min(len(e), max_rows))
+    levels = model.gate_levels(torch.from_numpy(rows.categorical), torch.from_numpy(rows.numeric))
     return [g.numpy() for g in levels]
 
 

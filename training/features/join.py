@@ -49,12 +49,21 @@ def join_keys(spec: RankerSpec) -> list[str]:
     return [logs_key(spec, entity) for entity, e in spec.lookup.entities().items() if e.table]
 
 
-def join_lookup_tables(logs: pa.Table, spec: RankerSpec) -> pa.Table:
-    """Each entity's table joined onto the logs (point in time for a history). Raises FeatureTableError."""
+def join_lookup_tables(logs: pa.Table, spec: RankerSpec, tables: dict[str, pa.Table] | None = None) -> pa.Table:
+    """Each entity's table joined onto the logs (point in time for a history). Raises FeatureTableError.
+
+    `tables` (from read_lookup_tables) saves re-reading them when the logs come a batch at a time.
+    """
+    tables = read_lookup_tables(spec) if tables is None else tables
     for entity, cfg in spec.lookup.entities().items():
         if cfg.table:
-            logs = _join(logs, _read_table(cfg, entity), spec, entity, cfg)
+            logs = _join(logs, tables[entity], spec, entity, cfg)
     return logs
+
+
+def read_lookup_tables(spec: RankerSpec) -> dict[str, pa.Table]:
+    """entity -> its validated feature table, for the entities whose spec names one."""
+    return {entity: _read_table(cfg, entity) for entity, cfg in spec.lookup.entities().items() if cfg.table}
 
 
 def _read_table(cfg: LookupEntity, entity: str) -> pa.Table:

@@ -1,16 +1,21 @@
 """Fit a multi-task ranker from a spec. Reads top to bottom:
 
-    prepare()   Parquet -> validated, split tables -> encoders fitted on train -> arrays
-    fit()       Adam over shuffled contiguous batches, early stopping on a validation criterion
-                (per head too: training/fit/early_stopping.py); an optional bias tower in training only
+    prepare()   Parquet -> validated, split tables -> encoders fitted on train -> arrays (in memory);
+                prepare_data() picks it or the streamed path (training/streaming/: two passes, record
+                batches, a shuffle buffer) by data.streaming
+    fit()       Adam over shuffled batches (training/streaming/feed.py), early stopping on a validation
+                criterion (per head too: training/fit/early_stopping.py); an optional bias tower in
+                training only. Under torchrun every rank trains on its own rows, gradients are averaged
+                (training/distributed/), validation covers the whole split and rank 0's decisions hold
     evaluate()  AUC / RMSE on observed labels, NDCG@k per request, gate statistics
-    train()     all three, returning everything export needs (test metrics only when asked)
+    train()     all three, returning everything export needs (test metrics only when asked; rank 0 only)
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import random
 import sys
@@ -28,6 +33,8 @@ from training import data as D
 from training.data import splits as S
 from training.data.columns import expand_numeric_patterns
 from training.evaluation import baseline as B
+from training.distributed.context import Dist
+from training.distributed.grad_sync import GradSync
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
 from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
@@ -47,6 +54,11 @@ from training.modeling.model import ModelArgs, build_model, shared_parameters
 from training.modeling.numeric import quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING
+from training.streaming.feed import Batch, EvalFeed, MemoryFeed, SplitTensors, StreamFeed
+from training.streaming.prepare import Streamed, choose_loading, prepare_stream
+from training.streaming.splits import StreamedSplit
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +75,7 @@ class Prepared:
     valid: D.Encoded
     test: D.Encoded | None
     bias: BiasData | None = None  # training-only bias-tower inputs (model.bias_tower)
+    loading: str = "in memory"  # which data path ran, and why (prepare_data)
 
     def holdout(self) -> D.Encoded:
         """The rows a finished model is judged on: test, or valid without a test split."""
@@ -72,7 +85,7 @@ class Prepared:
 @dataclass
 class Trained:
     spec: RankerSpec
-    prepared: Prepared
+    prepared: Prepared | Streamed
     args: ModelArgs
     model: nn.Module
     history: list[dict] = field(default_factory=list)
@@ -102,6 +115,18 @@ def prepare(spec: RankerSpec) -> Prepared:
            for name in ("train", "valid", "test")}
     bias = prepare_bias(splits, spec.model.bias_tower) if spec.model.bias_tower else None
     return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc, bias=bias)
+
+
+def prepare_data(spec: RankerSpec, progress: bool = True) -> Prepared | Streamed:
+    """In memory (`prepare`) or streamed, as data.streaming says; logs which ran and why."""
+    mode, why = choose_loading(spec)
+    prep = prepare_stream(spec, why) if mode == "stream" else prepare(spec)
+    if mode == "memory":
+        prep.loading = f"in memory ({why})"
+    logger.info("data: %s", prep.loading)
+    if progress:
+        progress_write(f"data: {prep.loading}")
+    return prep
 
 
 def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.ndarray | None = None) -> ModelArgs:
@@ -152,99 +177,108 @@ def make_optimizer(spec: RankerSpec, graph: nn.Module, balancer: Balancer) -> to
     return torch.optim.Adam(groups, lr=spec.train.lr)
 
 
-@dataclass(frozen=True)
-class SplitTensors:
-    """One split as the training graph reads it: inputs (categorical, numeric[, bias ...]), labels, mask."""
-
-    inputs: tuple[torch.Tensor, ...]
-    labels: torch.Tensor
-    mask: torch.Tensor
-
-    @classmethod
-    def of(cls, prep: Prepared, split: str, with_bias: bool) -> SplitTensors:
-        e = getattr(prep, split)
-        inputs = [torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)]
-        if with_bias:
-            inputs += [torch.from_numpy(a) for a in prep.bias.splits[split]]
-        return cls(tuple(inputs), torch.from_numpy(e.labels), torch.from_numpy(e.mask))
-
-
-def train_epoch(graph: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
-                data: SplitTensors, perm: torch.Tensor, batch_size: int, bar: EpochBar,
-                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> torch.Tensor:
-    """One pass over the rows in `perm` order; returns the (T,) mean training loss per task.
+def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: EpochBar) -> tuple[torch.Tensor, int]:
+    """`steps` optimizer steps over `batches`; returns (the (T,) mean training loss per task over every
+    rank, the rows this rank trained on).
 
     The hot loop does no per-row Python and no per-step host sync beyond the (cheap) progress bar.
+    Under torchrun every rank takes the same number of steps (the smallest share), and the gradients
+    are averaged between backward and the optimizer step.
     """
+    graph, losses, balancer, opt = parts.graph, parts.losses, parts.balancer, parts.opt
     graph.train()
-    inputs = [x[perm] for x in data.inputs]  # one gather per epoch, then zero-copy slices
-    labels, mask = data.labels[perm], data.mask[perm]
-    steps = (len(perm) + batch_size - 1) // batch_size
-    sums, seen = torch.zeros(labels.shape[1]), torch.zeros(labels.shape[1])
-    for step in range(steps):
-        sl = slice(step * batch_size, (step + 1) * batch_size)
-        per_task, counts = losses(graph(*(x[sl] for x in inputs)), labels[sl], mask[sl])
+    n_tasks = len(parts.losses.is_bce)
+    sums, seen, rows = torch.zeros(n_tasks), torch.zeros(n_tasks), 0
+    for step, batch in zip(range(steps), batches, strict=False):  # never pulls a batch beyond `steps`
+        per_task, counts = losses(graph(*batch.inputs), batch.labels, batch.mask)
         loss = balancer(per_task, counts)
         opt.zero_grad(set_to_none=True)
         balancer.backward(loss, per_task, counts)
+        if parts.sync is not None:
+            parts.sync()
         opt.step()
-        if scheduler is not None:
-            scheduler.step()
+        if parts.scheduler is not None:
+            parts.scheduler.step()
         balancer.after_step()
+        rows += len(batch.labels)
+        if parts.trace is not None:
+            parts.trace.append(batch.rows)
         with torch.no_grad():
             sums += per_task * counts
             seen += counts
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         bar.update(1)
-    return sums / seen.clamp_min(1)
+    parts.dist.all_sum(sums), parts.dist.all_sum(seen)
+    return sums / seen.clamp_min(1), rows
 
 
-def fit(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
-        progress: bool = True, outcome: dict | None = None) -> list[dict]:
+def fit(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
+        progress: bool = True, outcome: dict | None = None, dist: Dist | None = None) -> list[dict]:
     """Train in place; restores the best validation epoch (per head, with per_task_stopping: combine).
 
     Returns per-epoch logs; `outcome`, when given, receives the stopping summary (see fit_epochs).
     """
-    return list(fit_epochs(spec, prep, model, log_path, progress, outcome))
+    return list(fit_epochs(spec, prep, model, log_path, progress, outcome, dist))
 
 
 @dataclass
 class FitParts:
-    """What one fit trains and measures with: the graph (model [+ bias tower]), losses, balancer, optimizer, data."""
+    """What one fit trains and measures with: the graph (model [+ bias tower]), losses, balancer, optimizer,
+    the training feed and validation rows, and (under torchrun) the gradient averaging."""
 
     graph: nn.Module
     losses: MaskedTaskLosses
     balancer: Balancer
     opt: torch.optim.Optimizer
-    train: SplitTensors
-    valid: SplitTensors
-    generator: torch.Generator
+    feed: MemoryFeed | StreamFeed
+    valid: EvalFeed
+    dist: Dist
+    sync: GradSync | None = None
+    trace: list | None = None  # when a list: every batch's row positions are appended (tests)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
 
     @classmethod
-    def build(cls, spec: RankerSpec, prep: Prepared, model: nn.Module) -> FitParts:
+    def build(cls, spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, dist: Dist) -> FitParts:
         graph = training_graph(model, spec, prep.bias)
         balancer = make_balancer(spec, model, graph)
-        biased = graph is not model
+        bias = prep.bias if graph is not model else None
+        if isinstance(prep, Streamed):
+            enc = bias.encoders if bias else None
+            feed = StreamFeed(prep.plan, enc, spec.train.batch_size, spec.train.seed)
+            valid = EvalFeed(prep.valid, enc, spec.data.streaming.read_batch_rows)
+        else:
+            generator = torch.Generator().manual_seed(spec.train.seed)
+            feed = MemoryFeed(SplitTensors.of(prep.train, bias.splits["train"] if bias else None),
+                              spec.train.batch_size, generator)
+            valid = EvalFeed(SplitTensors.of(prep.valid, bias.splits["valid"] if bias else None), None, EVAL_BATCH)
+        sync = GradSync(graph, list(balancer.parameters()), dist, spec.train.embedding_grads) if dist.active else None
         opt = make_optimizer(spec, graph, balancer)
-        steps = (len(prep.train) + spec.train.batch_size - 1) // spec.train.batch_size
-        return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer, opt,
-                   SplitTensors.of(prep, "train", biased), SplitTensors.of(prep, "valid", biased),
-                   torch.Generator().manual_seed(spec.train.seed), make_scheduler(spec.train, opt, steps))
+        steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
+        return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer, opt, feed, valid, dist, sync,
+                   scheduler=make_scheduler(spec.train, opt, steps))
 
 
-def run_epoch(spec: RankerSpec, prep: Prepared, model: nn.Module, parts: FitParts, epoch: int,
+def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, parts: FitParts, epoch: int,
               progress: bool) -> tuple[dict, dict]:
     """Train one epoch, then measure on validation; returns (the epoch's log, validation metrics)."""
-    cfg, names, n = spec.train, spec.task_names(), len(parts.train.labels)
-    with epoch_progress((n + cfg.batch_size - 1) // cfg.batch_size, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
+    cfg, names, dist = spec.train, spec.task_names(), parts.dist
+    mine = parts.feed.rows_for(epoch, dist.rank, dist.world)
+    steps = dist.min_int((mine + cfg.batch_size - 1) // cfg.batch_size)
+    with epoch_progress(steps, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
         t0 = time.perf_counter()
-        train_loss = train_epoch(parts.graph, parts.losses, parts.balancer, parts.opt, parts.train,
-                                 torch.randperm(n, generator=parts.generator), cfg.batch_size, bar, parts.scheduler)
+        batches = parts.feed.batches(epoch, dist.rank, dist.world)
+        try:
+            train_loss, rows = train_epoch(parts, batches, steps, bar)
+        finally:
+            batches.close()  # stops a stream's reader thread when a rank stops early
         seconds, t0 = time.perf_counter() - t0, time.perf_counter()
-        valid_total, valid_tasks = validation_loss(parts.graph, parts.valid, parts.losses, spec)
-        metrics = validation_metrics(model, prep, spec)
+        n = int(dist.all_sum(torch.tensor([rows], dtype=torch.int64)).item())
+        valid_total, valid_tasks = validation_loss(parts.graph, parts.valid, parts.losses, spec, dist)
+        metrics = validation_metrics(model, prep, spec, dist)
+        # Every rank computed the same numbers from the gathered predictions; rank 0's are the ones that
+        # decide (early stopping, per-head epochs), so no rounding difference can split the ranks.
+        valid_total, valid_tasks, metrics = dist.broadcast((valid_total, valid_tasks, metrics))
         bar.set_postfix({"valid": metrics_text(spec, metrics)}, refresh=True)
     log = {"epoch": epoch, "seconds": round(seconds, 3), "samples_per_second": round(n / seconds, 1),
            "valid_seconds": round(time.perf_counter() - t0, 3),
@@ -253,22 +287,30 @@ def run_epoch(spec: RankerSpec, prep: Prepared, model: nn.Module, parts: FitPart
            "valid_metrics": {t: {k: v for k, v in m.items() if k != "observed"} for t, m in metrics["tasks"].items()},
            "valid_ndcg": metrics.get(f"ndcg@{spec.eval.ndcg_k}"),
            "task_weights": dict(zip(names, parts.balancer.task_weights().tolist(), strict=True))}
+    if dist.active:
+        log["ranks"] = dist.world
+        log["sync_bytes_per_step"] = parts.sync.counted.per_step()
     if progress:
         progress_write(f"epoch {epoch}: valid loss {valid_total:.5f}, {metrics_text(spec, metrics)} "
                    f"({n / seconds:,.0f} samples/s)")
     return log, metrics
 
 
-def fit_epochs(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Path | None = None,
-               progress: bool = True, outcome: dict | None = None) -> Iterator[dict]:
+def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
+               progress: bool = True, outcome: dict | None = None, dist: Dist | None = None,
+               trace: list | None = None) -> Iterator[dict]:
     """`fit`, one epoch at a time: yields each epoch's log (also appended to log_path).
 
     Stops after spec.train.epochs or when the early-stopping criterion (train.early_stopping_metric)
     has not improved for more than early_stopping_patience epochs; then restores the best epoch's
     weights, combines heads if asked, and sets eval mode. `outcome` gets {"best_epoch", "metric",
     "heads": each head's best epoch and metrics, "combined": per-head swap results or None}.
+    Under torchrun (`dist`), every rank runs this; validation gathers every rank's predictions and
+    every decision follows rank 0's numbers. `trace` (a list) receives each batch's row positions.
     """
-    parts = FitParts.build(spec, prep, model)
+    dist = dist or Dist()
+    parts = FitParts.build(spec, prep, model, dist)
+    parts.trace = trace
     stopper, heads, best_state = Stopper(spec), HeadTracker(spec, model), None
     try:
         for epoch in range(1, spec.train.epochs + 1):
@@ -282,12 +324,15 @@ def fit_epochs(spec: RankerSpec, prep: Prepared, model: nn.Module, log_path: Pat
                 break
     finally:
         parts.balancer.close()
+        if parts.sync is not None:
+            parts.sync.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     combined = None
     if spec.train.per_task_stopping == "combine" and stopper.best_epoch is not None:
-        combined = combine_heads(model, heads, stopper.best_epoch, lambda: validation_metrics(model, prep, spec))
+        combined = combine_heads(model, heads, stopper.best_epoch,
+                                 lambda: dist.broadcast(validation_metrics(model, prep, spec, dist)))
     if outcome is not None:
         outcome.update(best_epoch=stopper.best_epoch, metric=spec.train.early_stopping_metric,
                        heads=per_head_report(heads, stopper.best_epoch), combined=combined)
@@ -309,30 +354,34 @@ def _append_jsonl(path: Path | None, record: dict) -> None:
 
 
 @torch.no_grad()
-def validation_loss(graph: nn.Module, data: SplitTensors, losses: MaskedTaskLosses,
-                    spec: RankerSpec) -> tuple[float, dict[str, float]]:
+def validation_loss(graph: nn.Module, data: EvalFeed, losses: MaskedTaskLosses,
+                    spec: RankerSpec, dist: Dist | None = None) -> tuple[float, dict[str, float]]:
     """Fixed-weight sum over tasks of masked losses on a split (comparable across epochs and
     balancers), and the per-task losses. With a bias tower the loss includes its logit: the labels
-    carry the bias, and this is the loss that was trained."""
+    carry the bias, and this is the loss that was trained. Under torchrun each rank sums its shard."""
+    dist = dist or Dist()
     graph.eval()
     weights = torch.tensor([t.weight for t in spec.tasks])
     totals, counts = torch.zeros(len(weights)), torch.zeros(len(weights))
-    for i in range(0, len(data.labels), EVAL_BATCH):
-        sl = slice(i, i + EVAL_BATCH)
-        per_task, c = losses(graph(*(x[sl] for x in data.inputs)), data.labels[sl], data.mask[sl])
+    for batch in data.batches(dist.rank, dist.world):
+        per_task, c = losses(graph(*batch.inputs), batch.labels, batch.mask)
         totals += per_task * c
         counts += c
+    dist.all_sum(totals), dist.all_sum(counts)
     per_task = totals / counts.clamp_min(1)
     return float((weights * per_task).sum()), dict(zip(spec.task_names(), per_task.tolist(), strict=True))
 
 
-def validation_metrics(model: nn.Module, prep: Prepared, spec: RankerSpec) -> dict:
-    """Per-task AUC / RMSE and NDCG@k of the served heads (no bias tower) on the validation split."""
-    e = prep.valid
-    return prediction_metrics(predict(export_heads(model, spec, prep.scalers), e), e.raw_labels, e.request, spec)
+def validation_metrics(model: nn.Module, prep: Prepared | Streamed, spec: RankerSpec, dist: Dist | None = None) -> dict:
+    """Per-task AUC / RMSE and NDCG@k of the served heads (no bias tower) on the whole validation split;
+    under torchrun each rank predicts its shard and every rank gathers all predictions."""
+    dist, e = dist or Dist(), prep.valid
+    positions, shard = e.shard(dist.rank, dist.world)
+    preds = dist.gather_rows(positions, predict(export_heads(model, spec, prep.scalers), shard), len(e))
+    return prediction_metrics(preds, e.raw_labels, e.request, spec)
 
 
-def evaluate(model: nn.Module, e: D.Encoded, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> dict:
+def evaluate(model: nn.Module, e: D.Encoded | StreamedSplit, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> dict:
     """Task metrics and NDCG of the served heads on one split, plus gate statistics of gated models."""
     out = prediction_metrics(predict(export_heads(model, spec, scalers), e), e.raw_labels, e.request, spec)
     return {**out, **gate_report(model, e, spec.task_names())}
@@ -343,34 +392,44 @@ ModelInit = Callable[[nn.Module, ModelArgs, FeatureEncoders], dict]
 
 
 def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
-          init: ModelInit | None = None, eval_test: bool = False) -> Trained:
+          init: ModelInit | None = None, eval_test: bool = False, dist: Dist | None = None,
+          trace: list | None = None) -> Trained:
     """Prepare data, fit, evaluate on valid (and on test with eval_test). Logs go to out_dir/train_log.jsonl.
 
     Test metrics are opt-in, so that choosing a model by its reported numbers never tunes on test.
     Numeric feature patterns (`name: "*"`) become the columns they match; Trained.spec lists them.
+    Under torchrun (`dist`) every rank fits; only rank 0 evaluates afterwards (the others return a
+    Trained without metrics: rank 0 alone exports and publishes).
     """
+    dist = dist or Dist()
     spec, notes = expand_numeric_patterns(spec)
-    for note in notes:
+    for note in notes if dist.is_leader else []:
         progress_write(note, file=sys.stderr)
     set_seed(spec.train.seed)
     torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
-    prep = prepare(spec)
-    args = model_args(spec, prep.encoders, prep.train.numeric)
+    prep = prepare_data(spec, progress and dist.is_leader)
+    args = model_args(spec, prep.encoders, prep.train.numeric if isinstance(prep, Prepared) else None)
     model = build_model(args)
     init_summary = init(model, args, prep.encoders) if init else None
+    dist.broadcast_parameters(model)
+    if dist.active:
+        torch.manual_seed(spec.train.seed + dist.rank)  # dropout masks differ between ranks
     log_path = None
-    if out_dir is not None:
+    if out_dir is not None and dist.is_leader:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         log_path = Path(out_dir) / "train_log.jsonl"
         log_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     stopping: dict = {}
-    history = fit(spec, prep, model, log_path, progress, stopping)
+    history = list(fit_epochs(spec, prep, model, log_path, progress and dist.is_leader, stopping, dist, trace))
     seconds = time.perf_counter() - t0
+    if not dist.is_leader:
+        return Trained(spec=spec, prepared=prep, args=args, model=model, history=history,
+                       train_seconds=seconds, init_summary=init_summary, stopping=stopping)
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in evaluated}
     baseline = None
-    if B.wanted(spec, len(prep.train)):
+    if isinstance(prep, Prepared) and B.wanted(spec, len(prep.train)):  # the GBDT needs the training arrays
         baseline = B.measure(spec, prep.train, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
     return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
                    train_seconds=seconds, init_summary=init_summary, stopping=stopping, baseline=baseline)

@@ -18,6 +18,26 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SPLIT_NAMES = ("train", "valid", "test")
 
 
+class StreamingConfig(BaseModel):
+    """How the rows reach the trainer: read into memory, or streamed a record batch at a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="`memory` reads every split into memory (fastest for data that fits); `stream` "
+        "reads Parquet record batches in two passes (statistics, then training through a shuffle buffer), so "
+        "memory is bounded by the buffer, not the data; `auto` streams above `max_memory_rows`",
+        examples=["stream"])
+    max_memory_rows: int = Field(
+        5_000_000, ge=1, description="`auto`: stream when the data has more rows than this (from the Parquet "
+        "metadata, before the start/end window)", examples=[20_000_000])
+    shuffle_buffer: int = Field(
+        1_000_000, ge=1, description="streaming: encoded training rows mixed in memory; row groups are also "
+        "read in a new random order every epoch", examples=[250_000])
+    read_batch_rows: int = Field(65_536, ge=1, description="streaming: rows per record batch read from Parquet",
+                                 examples=[131_072])
+
+
 class DataConfig(BaseModel):
     """Where the rows are, which columns play which role, and how the rows are split."""
 
@@ -62,6 +82,9 @@ class DataConfig(BaseModel):
                                  "`path`; 0 = no test split", examples=[0.0])
     seed: int = Field(0, description="seed of the random split; separate from `train.seed`, so runs with "
                       "different training seeds see the same split", examples=[7])
+    streaming: StreamingConfig = Field(
+        default_factory=StreamingConfig, description="in memory or streamed (and the stream's shuffle buffer)",
+        examples=[{"mode": "stream", "shuffle_buffer": 500_000}])
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:

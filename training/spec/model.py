@@ -177,6 +177,10 @@ class TrainConfig(_Strict):
         "quantization) and serve it if a holdout gate passes (AUC drop <= 0.002 per binary head, RMSE rise "
         "<= 1% per regression head, top-10 overlap >= 0.95 per served profile); else the fp32 graph is served",
         examples=["dynamic"])
+    embedding_grads: Literal["rows", "dense"] = Field(
+        "rows", description="distributed training (`--nproc`, torchrun): `rows` exchanges only the embedding "
+        "rows a step's batches looked up, so the bytes per step scale with the batch, not the vocabulary; "
+        "`dense` all-reduces whole embedding tables with the other gradients", examples=["dense"])
 
     @model_validator(mode="after")
     def _warmup(self) -> TrainConfig:

@@ -1,0 +1,98 @@
+"""Everything the bundle fits on the training rows, accumulated batch by batch (pass 1) and finished
+after one more read of the numeric columns (the exact medians).
+
+The results are built by the same rules as the in-memory fit (training/data/tables.py): the
+vocabulary from merged counts through `vocabulary`, numeric encoders through `with_moments`, label
+scalers through `LabelScaler.of`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from training.data.tables import (
+    LabelScaler,
+    _as_strings,
+    _require_numeric,
+    item_id_feature,
+    vocabulary,
+    with_moments,
+)
+from training.modeling.bias_tower import BiasEncoders
+from training.spec import RankerSpec
+from training.streaming.stats import Moments, NumericStats, ValueCounts
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)  # null -> nan
+
+
+class TrainStats:
+    """Vocabulary counts, numeric statistics, label moments and bias-tower statistics of training rows."""
+
+    def __init__(self, spec: RankerSpec) -> None:
+        self.spec = spec
+        self.counts = {f.name: ValueCounts() for f in spec.features.categorical}
+        self.numeric = {f.name: NumericStats(f.transform) for f in spec.features.numeric}
+        self.labels = {t.name: Moments() for t in spec.tasks if t.type == "regression"}
+        bias = spec.model.bias_tower
+        self.bias_counts = {c: ValueCounts() for c in (bias.categorical if bias else [])}
+        self.bias_moments = {c: Moments() for c in (bias.numeric if bias else [])}
+        self._probes = {f.name: NumericEncoder(name=f.name, source=f.source, transform=f.transform)
+                        for f in spec.features.numeric}
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Training rows of one batch (every column the spec reads)."""
+        self.rows += table.num_rows
+        for name, counts in self.counts.items():
+            counts.add(_as_strings(table.column(name)))
+        for name, stats in self.numeric.items():
+            stats.add(_floats(table, name), self._probes[name].apply_transform)
+        for t in self.spec.tasks:
+            if t.name in self.labels:
+                z = LabelScaler.transformed(_floats(table, t.column), t.label_transform)
+                self.labels[t.name].add(z[np.isfinite(z)])
+        for name, counts in self.bias_counts.items():
+            counts.add(_as_strings(table.column(name)))
+        for name, moments in self.bias_moments.items():
+            _require_numeric(name, table.schema.field(name).type, "numeric bias feature (model.bias_tower.numeric)")
+            x = _floats(table, name)
+            moments.add(x[np.isfinite(x)])
+
+    def refine(self, table: pa.Table) -> None:
+        """The numeric columns of the same training rows, read again: the values around each median."""
+        for name, stats in self.numeric.items():
+            stats.refine(_floats(table, name))
+
+    def encoders(self) -> FeatureEncoders:
+        spec = self.spec
+        categorical = []
+        for f in spec.features.categorical:
+            values, freq = self.counts[f.name].result()
+            categorical.append(CategoricalEncoder(name=f.name, source=f.source, on_missing=f.on_missing,
+                                                  vocab=vocabulary(values, freq, f.max_vocab, f.min_count)))
+        numeric = []
+        for f in spec.features.numeric:
+            probe = self._probes[f.name]
+            fill, lo, hi, mean, std = self.numeric[f.name].finish(probe.apply_transform)
+            fitted = probe.model_copy(update={"fill_value": fill, "clip_min": lo, "clip_max": hi,
+                                              "on_missing": f.on_missing})
+            numeric.append(with_moments(fitted, mean, std))
+        return FeatureEncoders(categorical=categorical, numeric=numeric, item_id_feature=item_id_feature(spec))
+
+    def scalers(self) -> dict[str, LabelScaler]:
+        return {t.name: LabelScaler.of(t.label_transform, m.count, m.mean, m.std)
+                for t in self.spec.tasks if (m := self.labels.get(t.name)) is not None}
+
+    def bias_encoders(self) -> BiasEncoders | None:
+        """As training/modeling/bias_tower.py fit_bias_encoders fits them on a training table."""
+        cfg = self.spec.model.bias_tower
+        if cfg is None:
+            return None
+        vocab = {name: vocabulary(*c.result(), cfg.max_vocab, 1) for name, c in self.bias_counts.items()}
+        stats = {name: (m.mean, m.std if m.std > 1e-12 else 1.0) if m.count else (0.0, 1.0)
+                 for name, m in self.bias_moments.items()}
+        return BiasEncoders(vocab, stats)
