@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from service.contract.bundle import (
@@ -37,7 +36,6 @@ from service.contract.files import sha256_file
 from service.contract.layout import Layout, split_columns, split_rows
 from service.contract.parity import compare
 from service.profiles import WeightsError, compile_weights
-from training import data as D
 from training.bundle.calibration import (
     RELIABILITY_FILE,
     Fitted,
@@ -50,7 +48,7 @@ from training.bundle.quantize import serve_int8_if_gated
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
-from training.evaluation.evaluate import bundle_predictions
+from training.evaluation.evaluate import holdout_predictions
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
 from training.fit.train import Trained
@@ -123,6 +121,13 @@ def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray, features: Feature
     return out
 
 
+def holdout_outputs(path: Path, e: Encoded, features: FeatureEncoders, layout: Layout) -> np.ndarray:
+    """onnx_outputs over a whole split: at once in memory, a record batch at a time when streamed."""
+    if isinstance(e, Encoded):
+        return onnx_outputs(path, e.categorical, e.numeric, features, layout)
+    return np.concatenate([onnx_outputs(path, c.categorical, c.numeric, features, layout) for c in e.chunks()])
+
+
 def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int, features: FeatureEncoders | None = None,
                  layout: Layout = "full") -> float:
     """Max |onnxruntime - torch| over the first `rows` rows of a real split.
@@ -142,16 +147,15 @@ def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int, features
 def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo], layout: Layout) -> ParitySample:
     """Raw feature values of real holdout rows (test, else valid) and what the bundle serves for them
     (the graph's outputs, calibrated as `tasks` say)."""
-    table = trained.prepared.splits.holdout()
-    n = min(PARITY_SAMPLE_ROWS, table.num_rows)
+    splits = trained.prepared.splits
+    n = min(PARITY_SAMPLE_ROWS, splits.rows(splits.holdout_name()))
     names = [f.name for f in trained.prepared.encoders.all()]
-    sample = table.select(names).slice(0, n)
+    sample = splits.first_rows(splits.holdout_name(), n).select(names)
     for i, column in enumerate(sample.columns):  # bytes columns are text in JSON, as in requests
         if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             sample = sample.set_column(i, names[i], column.cast(pa.string()))
-    e = trained.prepared.holdout()
-    outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical[:n], e.numeric[:n], trained.prepared.encoders,
-                                                 layout))
+    e = trained.prepared.holdout().head(n)
+    outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical, e.numeric, trained.prepared.encoders, layout))
     return ParitySample(rows=sample.to_pylist(),
                         outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
 
@@ -161,13 +165,12 @@ def data_window(trained: Trained) -> dict:
     cfg, splits = trained.spec.data, trained.prepared.splits
     start = end = None
     if cfg.timestamp is not None:
-        ranges = [pc.min_max(t.column(cfg.timestamp)) for t in splits.named().values()]
-        start = min(r["min"].as_py() for r in ranges).isoformat()
-        end = max(r["max"].as_py() for r in ranges).isoformat()
+        ranges = [splits.time_range(name, cfg.timestamp) for name in splits.names()]
+        start = min(lo for lo, _ in ranges).isoformat()
+        end = max(hi for _, hi in ranges).isoformat()
     return {"start": start, "end": end,
-            "rows": {name: t.num_rows if t is not None else 0 for name, t in
-                     (("train", splits.train), ("valid", splits.valid), ("test", splits.test))},
-            "split": splits.method, "warnings": trained.warnings(),
+            "rows": {name: splits.rows(name) for name in ("train", "valid", "test")},
+            "split": splits.method, "loading": trained.prepared.loading, "warnings": trained.warnings(),
             "source": cfg.path if cfg.path is not None else cfg.sources()}
 
 
@@ -206,10 +209,10 @@ def served_ranking(bundle: LoadedBundle, trained: Trained) -> dict:
     if spec.data.request_id is None:
         return {**out, "error": "no data.request_id: there are no requests to rank"}
     for split in [s for s in ("valid", "test") if s in trained.metrics]:  # test only with --eval-test
-        table = getattr(trained.prepared.splits, split)
-        heads = heads_of(bundle_predictions(bundle, table, spec.task_names()), spec.task_names())
-        out[split] = profile_ndcg(compiled, heads, gains(spec, D.raw_labels(table, spec)),
-                                  D.request_index(table, spec), spec.eval.ndcg_k)
+        e = getattr(trained.prepared, split)  # its labels and request index, row-aligned with its tables
+        preds = holdout_predictions(bundle, trained.prepared.splits.tables(split), spec.task_names())
+        heads = heads_of(preds, spec.task_names())
+        out[split] = profile_ndcg(compiled, heads, gains(spec, e.raw_labels), e.request, spec.eval.ndcg_k)
     return out
 
 
@@ -235,7 +238,7 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         work.mkdir()
         model_path = work / MODEL_FILE
         encoders = trained.prepared.encoders
-        layout = export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train,
+        layout = export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train.head(8),
                              encoders if split else None)
         check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows, encoders, layout)
         valid = trained.prepared.valid
@@ -246,7 +249,7 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         if trained.spec.train.quantize == "dynamic":  # the int8 graph replaces model.onnx only past its gate
             h = trained.prepared.holdout()
             int8 = serve_int8_if_gated(model_path, lambda p: calibrate_columns(
-                tasks, onnx_outputs(p, h.categorical, h.numeric, encoders, layout)), h, tasks, trained.spec)
+                tasks, holdout_outputs(p, h, encoders, layout)), h, tasks, trained.spec)
         parity = build_parity_sample(trained, model_path, tasks, layout)
         manifest = build_manifest(trained, model_path, parity, tasks, layout)
         if int8 is not None:

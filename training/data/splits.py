@@ -11,6 +11,7 @@ the spec like the training rows are, and a request whose rows fall in two splits
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,34 @@ class Splits:
     def holdout(self) -> pa.Table:
         """The rows a finished model is judged on: test, or valid when there is no test split."""
         return self.test if self.test is not None else self.valid
+
+    # The interface export and the reports read, which the streamed splits (training/streaming/splits.py
+    # StreamSplits) share: sizes, time ranges and rows a table at a time, never the whole split at once.
+    def names(self) -> list[str]:
+        return list(self.named())
+
+    def holdout_name(self) -> str:
+        return "test" if self.test is not None else "valid"
+
+    def rows(self, split: str) -> int:
+        t = getattr(self, split)
+        return t.num_rows if t is not None else 0
+
+    def time_range(self, split: str, column: str) -> tuple | None:
+        """(min, max) of `column` over the split's rows."""
+        mm = pc.min_max(getattr(self, split).column(column))
+        return mm["min"].as_py(), mm["max"].as_py()
+
+    def tables(self, split: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        t = getattr(self, split)
+        yield t if columns is None else t.select(columns)
+
+    def first_rows(self, split: str, n: int) -> pa.Table:
+        return getattr(self, split).slice(0, n)
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.train.column_names
 
 
 def load_splits(spec: RankerSpec) -> Splits:

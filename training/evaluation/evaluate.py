@@ -5,6 +5,8 @@ The retrain gates compare a candidate and the serving model with this, on the sa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pyarrow as pa
 
@@ -28,6 +30,12 @@ def bundle_predictions(bundle: LoadedBundle, table: pa.Table, task_names: list[s
     for i in range(0, n, CHUNK):
         out = bundle.predict_rows({k: v[i:i + CHUNK] for k, v in inputs.items()})
         parts.append(np.stack([out[t] for t in task_names], axis=1))
+    return np.concatenate(parts) if parts else np.zeros((0, len(task_names)), dtype=np.float32)
+
+
+def holdout_predictions(bundle: LoadedBundle, tables: Iterable[pa.Table], task_names: list[str]) -> np.ndarray:
+    """bundle_predictions over a split read a table at a time (one table in memory, many streamed), (N, T)."""
+    parts = [bundle_predictions(bundle, t, task_names) for t in tables]
     return np.concatenate(parts) if parts else np.zeros((0, len(task_names)), dtype=np.float32)
 
 

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
-
 from service.registry import REPORT_JSON, REPORT_MD
 from training.fit.train import Trained
 from training.nightly.gates import GateResult
@@ -31,9 +29,9 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
     """A JSON-ready account of the run (see docs/OPERATIONS.md for the fields)."""
     finished = datetime.now(UTC)
     splits = trained.prepared.splits
-    holdout = splits.holdout()
+    holdout = splits.holdout_name()
     ts = spec.data.timestamp
-    holdout_range = pc.min_max(holdout.column(ts)) if ts else None
+    holdout_range = splits.time_range(holdout, ts) if ts else None
     test_metrics = {k: v for k, v in trained.metrics.get("test", {}).items() if k != "gates"}
     return {
         "format": 1,
@@ -48,10 +46,10 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
         "seconds": round((finished - started_at).total_seconds(), 1),
         "window": {"start": spec.data.start, "end": spec.data.end, "partitions": list(opts.partitions),
                    "data": spec.data.path},
-        "rows": {s: t.num_rows if (t := getattr(splits, s)) is not None else 0 for s in ("train", "valid", "test")},
-        "holdout": {"rows": holdout.num_rows,
-                    "start": holdout_range["min"].as_py().isoformat() if holdout_range else None,
-                    "end": holdout_range["max"].as_py().isoformat() if holdout_range else None},
+        "rows": {s: splits.rows(s) for s in ("train", "valid", "test")},
+        "holdout": {"rows": splits.rows(holdout),
+                    "start": holdout_range[0].isoformat() if holdout_range else None,
+                    "end": holdout_range[1].isoformat() if holdout_range else None},
         "warm_start": warm_start,
         "weights": weights,  # the weights file the profile gates ranked by: source, sha256, profiles
         "gates": [r.to_dict() for r in results],

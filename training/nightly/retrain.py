@@ -16,6 +16,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import torch.nn as nn
@@ -27,7 +28,7 @@ from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict,
 from training import data as D
 from training.bundle.calibration import calibrate_columns
 from training.bundle.export import CHECKPOINT_FILE, ExportError, export_bundle
-from training.evaluation.evaluate import bundle_predictions
+from training.evaluation.evaluate import holdout_predictions
 from training.evaluation.inference import export_heads, predict
 from training.fit.train import Trained, train
 from training.modeling.model import ModelArgs
@@ -143,20 +144,22 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
 
 def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, weights: Weights) -> list[GateResult]:
     """Score candidate and CURRENT on the candidate's holdout and run every gate (profiles of `weights`)."""
-    spec, holdout = trained.spec, trained.prepared.splits.holdout()
-    cand = Scored(bundle_predictions(candidate, holdout, spec.task_names()), spec.task_names(), candidate.manifest.tasks)
-    rows = trained.prepared.holdout().head(min(spec.gates.parity_rows, holdout.num_rows))
+    spec, splits, e = trained.spec, trained.prepared.splits, trained.prepared.holdout()
+    tables = partial(splits.tables, splits.holdout_name())  # streamed splits are read again, a table at a time
+    cand = Scored(holdout_predictions(candidate, tables(), spec.task_names()), spec.task_names(),
+                  candidate.manifest.tasks)
+    rows = e.head(min(spec.gates.parity_rows, len(e)))
     torch_out = predict(export_heads(trained.model, spec, trained.prepared.scalers), rows)
     parity = parity_gate(cand.preds[:len(rows)], calibrate_columns(candidate.manifest.tasks, torch_out))
-    labels, request = D.raw_labels(holdout, spec), D.request_index(holdout, spec)
+    labels, request = e.raw_labels, e.request
     base = None
     if current.bundle is not None:
-        missing = [f.name for f in current.bundle.manifest.features.all() if f.name not in holdout.column_names]
+        missing = [f.name for f in current.bundle.manifest.features.all() if f.name not in splits.column_names]
         if missing:
             return [parity, check("comparable", "model", None, "<=", 0.0,
                                   f"CURRENT reads column(s) {missing} that this spec does not; review and promote by hand")]
         tasks = current.bundle.manifest.task_names
-        base = Scored(bundle_predictions(current.bundle, holdout, tasks), tasks, current.bundle.manifest.tasks)
+        base = Scored(holdout_predictions(current.bundle, tables(), tasks), tasks, current.bundle.manifest.tasks)
     return run_gates(spec, labels, request, cand, base, parity, weights)
 
 

@@ -67,7 +67,8 @@ class StreamSplits:
     def holdout_name(self) -> str:
         return "test" if "test" in self.names() else "valid"
 
-    def time_range(self, split: str) -> tuple | None:
+    def time_range(self, split: str, column: str | None = None) -> tuple | None:
+        """(min, max) timestamp of the split, collected in pass 1 (`column` is data.timestamp)."""
         return self.plan.train_range if split == "train" else self.plan.evals[split].time_range
 
     def tables(self, split: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
