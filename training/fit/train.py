@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -35,6 +34,7 @@ from training.data.columns import expand_numeric_patterns
 from training.evaluation import baseline as B
 from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
+from training.distributed.launch import local_threads
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
 from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
@@ -406,7 +406,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     for note in notes if dist.is_leader else []:
         progress_write(note, file=sys.stderr)
     set_seed(spec.train.seed)
-    torch.set_num_threads(spec.train.threads or os.cpu_count() or 1)
+    torch.set_num_threads(local_threads(spec.train.threads))
     prep = prepare_data(spec, progress and dist.is_leader)
     args = model_args(spec, prep.encoders, prep.train.numeric if isinstance(prep, Prepared) else None)
     model = build_model(args)
