@@ -9,9 +9,13 @@ group (training/distributed/context.py). Several machines use torchrun directly,
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+from service.registry import REPORT_JSON
 
 
 def under_torchrun() -> bool:
@@ -43,6 +47,18 @@ def relaunch(nproc: int, argv: list[str] | None = None) -> int:
     returns torchrun's exit code (non-zero when any process failed)."""
     args = without_option(sys.argv[1:] if argv is None else argv, "--nproc")
     return subprocess.run(torchrun_command(nproc, args), check=False).returncode
+
+
+def relaunch_retrain(nproc: int, work_dir: Path, add_work_dir: bool) -> int:
+    """`ranker retrain --nproc N`: torchrun, then rank 0's own exit code (0 promoted, 3 rejected, 4 busy),
+    which it records in the run's report (torchrun itself exits 1 for any non-zero process); 2 when a
+    process failed before there was a report."""
+    argv = sys.argv[1:] + (["--work-dir", str(work_dir)] if add_work_dir else [])
+    code = relaunch(nproc, argv)
+    report = work_dir / REPORT_JSON
+    if code and report.is_file():
+        return int(json.loads(report.read_text()).get("exit_code", 2))
+    return 2 if code else 0
 
 
 def local_threads(configured: int | None) -> int:

@@ -61,10 +61,14 @@ def retrain_command(
     weights: Annotated[Path | None, typer.Option(
         help="the weights.yaml that will serve: the NDCG and top-k overlap gates run per profile "
              "(default: the spec's eval.weights, else eval.score_weights as one profile)")] = None,
+    nproc: Annotated[int, typer.Option(min=1, help="train in N processes on this machine (torchrun); process 0 "
+                                       "exports, gates and publishes; the exit codes are the same")] = 1,
 ) -> None:
     """Train on a data window, gate against CURRENT, publish; promote only if every gate passes."""
     from service.profiles import WeightsError
     from training.data import DataError
+    from training.distributed.context import Dist
+    from training.distributed.launch import relaunch_retrain, under_torchrun
     from training.nightly.retrain import RetrainOptions, last_days_window, retrain
     from training.nightly.warm_start import WarmStartError
     from training.spec import SpecError, load_spec
@@ -74,15 +78,22 @@ def retrain_command(
             fail("give either --last-days or --start/--end, not both")
         start, end = last_days_window(last_days)
     work = work_dir or Path("runs") / f"retrain-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    if nproc > 1 and not under_torchrun():
+        raise typer.Exit(code=relaunch_retrain(nproc, work, work_dir is None))
+    dist = Dist.from_env()
     try:
         spec = load_spec(spec_path, data_path=data)
         reg = Registry(registry, spec.name, keep=keep)
         opts = RetrainOptions(work_dir=work, start=start, end=end, partitions=partition or [],
                               warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
                               weights=weights)
-        outcome = retrain(spec, reg, opts)
+        outcome = retrain(spec, reg, opts, dist)
     except (SpecError, DataError, BundleError, RegistryError, WeightsError, WarmStartError) as e:
         fail(str(e))
+    finally:
+        dist.close()
+    if not dist.is_leader:
+        return
     typer.echo((work / REPORT_MD).read_text())
     where = f"version {outcome.version}" if outcome.version is not None else "nothing published"
     typer.echo(f"{outcome.decision}: {where}; report in {work}")

@@ -28,6 +28,7 @@ from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict,
 from training import data as D
 from training.bundle.calibration import calibrate_columns
 from training.bundle.export import CHECKPOINT_FILE, ExportError, export_bundle
+from training.distributed.context import Dist
 from training.evaluation.evaluate import holdout_predictions
 from training.evaluation.inference import export_heads, predict
 from training.fit.train import Trained, train
@@ -125,8 +126,9 @@ def load_current(registry: Registry) -> Current:
 
 
 def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
-                  progress: bool) -> tuple[Trained, dict | None]:
-    """train() as `ranker train` does; with warm, the model starts from CURRENT's checkpoint."""
+                  progress: bool, dist: Dist | None = None) -> tuple[Trained, dict | None]:
+    """train() as `ranker train` does; with warm, the model starts from CURRENT's checkpoint (every rank
+    loads it; rank 0's start is broadcast anyway)."""
     checkpoint = current.bundle.path / CHECKPOINT_FILE if warm and current.bundle else None
     init = None
     if checkpoint is not None and checkpoint.is_file():
@@ -138,7 +140,7 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
     if spec.data.without_test:
         raise D.DataError("ranker retrain gates the candidate on the test split, and the spec has none: set "
                           "data.test_fraction > 0 or name a data.test file")
-    trained = train(spec, out_dir=out_dir, progress=progress, init=init, eval_test=True)
+    trained = train(spec, out_dir=out_dir, progress=progress, init=init, eval_test=True, dist=dist)
     return trained, trained.init_summary
 
 
@@ -163,14 +165,18 @@ def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, 
     return run_gates(spec, labels, request, cand, base, parity, weights)
 
 
-def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> RetrainOutcome:
-    """One nightly run; never moves CURRENT unless every gate passed."""
+def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions, dist: Dist | None = None) -> RetrainOutcome:
+    """One nightly run; never moves CURRENT unless every gate passed. Under torchrun (`dist`) every rank
+    trains; rank 0 alone exports, gates and publishes (the others return "trained", exit code 0)."""
+    dist = dist or Dist()
     started = datetime.now(UTC)
     opts.work_dir.mkdir(parents=True, exist_ok=True)
     spec = apply_window(spec, opts)
     weights, weights_source = eval_weights(spec, opts.weights)  # a bad file stops the job before training
     current = load_current(registry)
-    trained, warm = fit_candidate(spec, current, opts.warm_start, opts.work_dir, opts.progress)
+    trained, warm = fit_candidate(spec, current, opts.warm_start, opts.work_dir, opts.progress, dist)
+    if not dist.is_leader:
+        return RetrainOutcome("trained", EXIT_PROMOTED, None, {}, opts.work_dir)
     context = {"started_at": started, "spec": spec, "opts": opts, "current": current, "warm_start": warm,
                "weights": {"source": weights_source, "sha256": weights.sha256, "profiles": weights.profile_names}}
     bundle_dir = opts.work_dir / "bundle"
@@ -202,5 +208,6 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions) -> Retra
 
 
 def finish(report: dict, code: int, version: int | None, work_dir: Path) -> RetrainOutcome:
+    report["exit_code"] = code  # what `ranker retrain --nproc N` exits with (torchrun's own code is 0 or 1)
     write_gate_report(work_dir, report)
     return RetrainOutcome(report["decision"], code, version, report, work_dir)
