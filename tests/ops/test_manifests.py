@@ -159,3 +159,74 @@ def test_the_redis_feature_store_is_wired_in_kubernetes_and_compose() -> None:
     from service.settings import Settings
 
     Settings(**{k.removeprefix("RANKER_").lower(): v for k, v in config.items()})  # every value is valid
+
+
+# Multi-node training (deploy/k8s/distributed): a Kubeflow PyTorchJob and the CronJob that creates it.
+DISTRIBUTED = K8S / "distributed"
+
+
+def pytorchjob() -> dict:
+    return yaml.safe_load((DISTRIBUTED / "pytorchjob.yaml").read_text())
+
+
+def test_pytorchjob_matches_the_operator_types() -> None:
+    from kubeflow_schema import validate_pytorchjob
+
+    validate_pytorchjob(pytorchjob())
+
+
+def test_the_pytorchjob_check_rejects_broken_jobs() -> None:
+    from kubeflow_schema import SchemaError, validate_pytorchjob
+
+    typo = pytorchjob()
+    typo["spec"]["pytorchReplicaSpecs"]["Worker"]["replica"] = 3
+    with pytest.raises(SchemaError, match="replica"):
+        validate_pytorchjob(typo)
+    wrong_type = pytorchjob()
+    wrong_type["spec"]["runPolicy"]["backoffLimit"] = "none"
+    with pytest.raises(SchemaError, match="backoffLimit"):
+        validate_pytorchjob(wrong_type)
+    bad_pod = pytorchjob()
+    bad_pod["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["comand"] = ["x"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_pytorchjob(bad_pod)
+
+
+def test_pytorchjob_runs_torchrun_with_c10d_and_a_valid_retrain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.distributed.run import get_args_parser
+
+    replicas = pytorchjob()["spec"]["pytorchReplicaSpecs"]
+    assert replicas["Master"]["replicas"] == 1 and replicas["Worker"]["replicas"] >= 1
+    assert {r["restartPolicy"] for r in replicas.values()} == {"Never"}
+    for replica in replicas.values():
+        container = replica["template"]["spec"]["containers"][0]
+        assert container["name"] == "pytorch"  # the operator injects its env into this container
+        assert container["command"] == ["python", "-m", "torch.distributed.run"]
+        run = get_args_parser().parse_args(container["args"])
+        assert run.rdzv_backend == "c10d" and run.rdzv_endpoint == "$(MASTER_ADDR):$(MASTER_PORT)"
+        assert run.module and run.training_script == "training.cli"
+        args = run.training_script_args
+        assert args[0] == "retrain"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        monkeypatch.setenv("RANKER_REGISTRY_ROOT", env["RANKER_REGISTRY_ROOT"])  # the pod's registry
+        ctx = get_command(app).make_context("ranker", list(args), resilient_parsing=False, obj=None)
+        sub = ctx.command.get_command(ctx, "retrain").make_context("retrain", list(args[1:]))
+        assert sub.params["registry"].startswith("s3://") and sub.params["data"].startswith("s3://")
+        assert {"secretRef": {"name": "ranker-s3"}} in container["envFrom"]
+
+
+def test_nightly_cronjob_creates_the_pytorchjob_with_least_privilege() -> None:
+    docs = [d for d in yaml.safe_load_all((DISTRIBUTED / "nightly.yaml").read_text()) if d]
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    kinds = {d["kind"]: d for d in docs}
+    assert kinds["Role"]["rules"] == [{"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"],
+                                       "verbs": ["create", "get", "list"]}]
+    pod = kinds["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == kinds["ServiceAccount"]["metadata"]["name"]
+    assert pod["containers"][0]["args"] == ["create", "-f", "/etc/ranker-pytorchjob/pytorchjob.yaml"]
+    kustomization = yaml.safe_load((DISTRIBUTED / "kustomization.yaml").read_text())
+    generated = kustomization["configMapGenerator"][0]
+    assert generated["name"] == pod["volumes"][0]["configMap"]["name"] and generated["files"] == ["pytorchjob.yaml"]
+    assert "generateName" in pytorchjob()["metadata"]  # `kubectl create` each night gives a new name
+    assert by_kind("CronJob")["metadata"]["name"] != kinds["CronJob"]["metadata"]["name"]
