@@ -1,0 +1,180 @@
+"""Training beyond memory and beyond one process: streaming vs in-memory, processes vs threads, peak RSS.
+
+    throughput   on --rows demo rows, in interleaved rounds, each run a fresh child process of the real
+                 `training.fit.train.train()` (1 epoch): in memory x 2 threads, streamed x 2 threads,
+                 and 2 processes x 1 thread (torchrun, gloo on 127.0.0.1, each its half of the rows).
+                 samples/s = the epoch's training rows / its training seconds (data prep apart).
+    memory       peak RSS (max RSS of the child, from the kernel: independent of machine load) of one
+                 streamed epoch, from Parquet to validation metrics, at each of --memory-rows.
+
+The demo data is generated once into --cache (outside the repository) and reused.
+
+    .venv/bin/python -m bench.train_scale throughput --rows 1000000 --rounds 2
+    .venv/bin/python -m bench.train_scale memory --memory-rows 5000000 20000000
+    .venv/bin/python -m bench.train_scale throughput --rows 20000 --rounds 1 --no-write-doc   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.doc_sections import write_section
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "train_scale.json"
+CACHE = Path(os.environ.get("RANKER_BENCH_CACHE", "/tmp/ranker-bench-data"))
+GIB = 1 << 30
+
+
+def demo_data(rows: int, cache: Path) -> Path:
+    """The demo data of `rows` rows under cache (generated once; sharded above 2M rows)."""
+    out, done = cache / f"demo-{rows}", cache / f"demo-{rows}.complete"
+    if not done.exists():
+        subprocess.run([sys.executable, "-m", "training.cli", "demo-data", str(out), "--rows", str(rows)],
+                       check=True, stdout=subprocess.DEVNULL)
+        done.touch()
+    return out
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measured run (in its own process; under torchrun, one rank): prints a JSON line on rank 0."""
+    from training.distributed.context import Dist
+    from training.fit.train import train
+    from training.spec import load_spec
+
+    dist = Dist.from_env()
+    spec = load_spec(REPO / "configs" / "demo.yaml", data_path=args.data)
+    spec.train.epochs, spec.train.threads, spec.train.early_stopping_patience = 1, args.threads, 1
+    spec.data.streaming.mode = args.mode
+    t0 = time.perf_counter()
+    trained = train(spec, progress=False, dist=dist)
+    total = time.perf_counter() - t0
+    epoch = trained.history[0]
+    if dist.is_leader:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        print(json.dumps({"samples_per_second": epoch["samples_per_second"], "epoch_seconds": epoch["seconds"],
+                          "total_seconds": round(total, 1), "peak_rss_bytes": rss,
+                          "loading": trained.prepared.loading, "train_rows": len(trained.prepared.train),
+                          "sync": epoch.get("sync_bytes_per_step")}))
+    dist.close()
+
+
+def run_child(data: Path, mode: str, threads: int, nproc: int = 1) -> dict:
+    cmd = ["-m", "bench.train_scale", "child", "--data", str(data), "--mode", mode, "--threads", str(threads)]
+    if nproc > 1:
+        cmd = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *cmd]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, check=False, env=env, cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+RUNS = {"memory x 2 threads": ("memory", 2, 1), "streamed x 2 threads": ("stream", 2, 1),
+        "in memory, 2 processes x 1 thread": ("memory", 1, 2)}
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    data = demo_data(args.rows, args.cache)
+    results: dict[str, list[dict]] = {name: [] for name in RUNS}
+    for r in range(args.rounds):
+        for name, (mode, threads, nproc) in RUNS.items():
+            results[name].append(run_child(data, mode, threads, nproc))
+            print(f"round {r + 1} {name}: {results[name][-1]['samples_per_second']:,.0f} samples/s "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    return {"rows": args.rows, "rounds": args.rounds, "runs": results, "load": os.getloadavg()}
+
+
+def memory(args: argparse.Namespace) -> dict:
+    out = {}
+    for rows in args.memory_rows:
+        data = demo_data(rows, args.cache)
+        t0 = time.perf_counter()
+        got = run_child(data, "stream", 1)
+        out[str(rows)] = {**got, "wall_seconds": round(time.perf_counter() - t0, 1), "load": os.getloadavg()}
+        print(f"{rows:,} rows: peak RSS {got['peak_rss_bytes'] / GIB:.2f} GiB, {out[str(rows)]['wall_seconds']} s",
+              flush=True)
+    return out
+
+
+def best(runs: list[dict]) -> float:
+    return max(r["samples_per_second"] for r in runs)
+
+
+def render(saved: dict) -> str:
+    lines = ["## Training at scale: streaming, processes, memory (`bench/train_scale.py`)", ""]
+    if t := saved.get("throughput"):
+        m = t["meta"]
+        runs = t["runs"]
+        mem = best(runs["memory x 2 threads"])
+        lines += [f"Command: `{m['command']}` on {m['date']} at {m['commit']}; {m['machine']}; shared with other "
+                  f"engineers' jobs (load average {t['load'][0]:.1f} at the end). {t['rows']:,} demo rows (80% "
+                  "train), batch 1024 per process, demo model (MMoE, 4 experts). Each run is a fresh process "
+                  "training 1 epoch; samples/s = training rows / training seconds of the epoch (data preparation "
+                  f"apart); runs interleaved over {t['rounds']} round(s); cells: best round (all rounds).", "",
+                  "| run | samples/s | vs in memory x 2 threads | data prep + epoch + validation (s) | peak RSS |",
+                  "|---|---|---|---|---|"]
+        for name, rs in runs.items():
+            each = ", ".join(f"{r['samples_per_second']:,.0f}" for r in rs)
+            lines.append(f"| {name} | {best(rs):,.0f} ({each}) "
+                         f"| **{best(rs) / mem:.2f}** | {min(r['total_seconds'] for r in rs)} "
+                         f"| {max(r['peak_rss_bytes'] for r in rs) / GIB:.2f} GiB |")
+        lines += ["", "The 2-process run: every step all-reduces the dense gradients and all-gathers the embedding "
+                  f"rows its batch touched; bytes per step and rank: {runs['in memory, 2 processes x 1 thread'][0]['sync']}."]
+    if mem_runs := saved.get("memory"):
+        m = mem_runs.pop("meta")
+        lines += ["", f"Peak RSS of one streamed epoch (`{m['command']}` on {m['date']} at {m['commit']}; 1 thread; "
+                  "default shuffle buffer 1,000,000 rows, record batches of 65,536 rows; from Parquet to validation "
+                  "metrics). Peak RSS does not depend on machine load; the wall times do.", "",
+                  "| rows | peak RSS | wall (s) | load average |", "|---|---|---|---|"]
+        for rows, r in sorted(mem_runs.items(), key=lambda kv: int(kv[0])):
+            lines.append(f"| {int(rows):,} | **{r['peak_rss_bytes'] / GIB:.2f} GiB** | {r['wall_seconds']} | "
+                         f"{r['load'][0]:.1f} |")
+        mem_runs["meta"] = m
+    return "\n".join(lines)
+
+
+def meta(argv: list[str]) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    import torch
+
+    return {"command": ".venv/bin/python -m bench.train_scale " + " ".join(argv), "commit": commit,
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["throughput", "memory", "child"])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--memory-rows", type=int, nargs="+", default=[5_000_000, 20_000_000])
+    p.add_argument("--cache", type=Path, default=CACHE)
+    p.add_argument("--write-doc", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--data"), p.add_argument("--mode"), p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.what == "child":
+        return child(args)
+    result = throughput(args) if args.what == "throughput" else memory(args)
+    result["meta"] = meta(argv)
+    if not args.write_doc:
+        print(json.dumps(result, indent=1))
+        return
+    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    saved[args.what] = result
+    RESULTS.write_text(json.dumps(saved, indent=1))
+    write_section("train-scale", render(saved))
+
+
+if __name__ == "__main__":
+    main()
