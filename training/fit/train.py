@@ -202,7 +202,7 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
         balancer.after_step()
         rows += len(batch.labels)
         if parts.trace is not None:
-            parts.trace.append(batch.rows)
+            parts.trace[-1].append(batch.rows)
         with torch.no_grad():
             sums += per_task * counts
             seen += counts
@@ -235,7 +235,7 @@ class FitParts:
     valid: EvalFeed
     dist: Dist
     sync: GradSync | None = None
-    trace: list | None = None  # when a list: every batch's row positions are appended (tests)
+    trace: list | None = None  # when a list: per epoch, a list of every batch's row positions (tests)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
 
     @classmethod
@@ -268,6 +268,8 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
     with epoch_progress(steps, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
         t0 = time.perf_counter()
         batches = parts.feed.batches(epoch, dist.rank, dist.world)
+        if parts.trace is not None:
+            parts.trace.append([])
         try:
             train_loss, rows = train_epoch(parts, batches, steps, bar)
         finally:
@@ -306,7 +308,7 @@ def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, lo
     weights, combines heads if asked, and sets eval mode. `outcome` gets {"best_epoch", "metric",
     "heads": each head's best epoch and metrics, "combined": per-head swap results or None}.
     Under torchrun (`dist`), every rank runs this; validation gathers every rank's predictions and
-    every decision follows rank 0's numbers. `trace` (a list) receives each batch's row positions.
+    every decision follows rank 0's numbers. `trace` (a list) receives, per epoch, its batches' row positions.
     """
     dist = dist or Dist()
     parts = FitParts.build(spec, prep, model, dist)

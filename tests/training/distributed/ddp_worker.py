@@ -1,9 +1,9 @@
 """One rank of the 2-process tests (tests/training/distributed/test_ddp.py), started by torchrun.
 
-    python -m torch.distributed.run ... ddp_worker.py SPEC DATA OUT
+    python -m torch.distributed.run ... ddp_worker.py SPEC DATA OUT MODE   (MODE: memory | stream)
 
 Trains the tiny demo run (2 epochs, 1 thread) as `ranker train` does, and writes what the test
-checks: OUT/rows_<rank>.npy (the training rows the rank saw, positions in the training split),
+checks: OUT/rows_<rank>.npz (per epoch, the training rows the rank saw: positions in the training split),
 OUT/state_<rank>.pt (its final parameters), OUT/history_<rank>.json, and on rank 0 alone the
 bundle, published to OUT/registry, and OUT/metrics.json. Also one gradient averaged both ways
 (embedding rows vs dense all-reduce) on rank-specific batches: OUT/sync_<rank>.json.
@@ -45,15 +45,17 @@ def sync_both_ways(dist: Dist) -> dict:
     return out
 
 
-def main(spec_path: str, data: str, out: Path) -> None:
+def main(spec_path: str, data: str, out: Path, mode: str) -> None:
     dist = Dist.from_env()
     spec = load_spec(spec_path, data_path=data)
+    spec.data.streaming.mode = mode
+    spec.data.streaming.shuffle_buffer = 2_000
     spec.train.epochs, spec.train.threads = 2, 1
     spec.train.batch_size //= dist.world  # per rank: the global batch is the single process's batch
     trace: list = []
     trained = train(spec, progress=False, eval_test=True, dist=dist, trace=trace)
     r = dist.rank
-    np.save(out / f"rows_{r}.npy", np.concatenate(trace))
+    np.savez(out / f"rows_{r}.npz", *[np.concatenate(epoch) for epoch in trace])
     torch.save(trained.model.state_dict(), out / f"state_{r}.pt")
     (out / f"history_{r}.json").write_text(json.dumps(trained.history))
     (out / f"sync_{r}.json").write_text(json.dumps(sync_both_ways(dist)))
@@ -66,4 +68,4 @@ def main(spec_path: str, data: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4])
