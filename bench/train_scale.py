@@ -79,8 +79,10 @@ def run_child(data: Path, mode: str, threads: int, nproc: int = 1) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-RUNS = {"memory x 2 threads": ("memory", 2, 1), "streamed x 2 threads": ("stream", 2, 1),
-        "in memory, 2 processes x 1 thread": ("memory", 1, 2)}
+RUNS = {"in memory, 1 process x 2 threads": ("memory", 2, 1), "streamed, 1 process x 2 threads": ("stream", 2, 1),
+        "in memory, 2 processes x 1 thread": ("memory", 1, 2),
+        "in memory, 1 process x 1 thread": ("memory", 1, 1), "streamed, 1 process x 1 thread": ("stream", 1, 1)}
+BASE = "in memory, 1 process x 2 threads"
 
 
 def throughput(args: argparse.Namespace) -> dict:
@@ -94,16 +96,28 @@ def throughput(args: argparse.Namespace) -> dict:
     return {"rows": args.rows, "rounds": args.rounds, "runs": results, "load": os.getloadavg()}
 
 
-def memory(args: argparse.Namespace) -> dict:
-    out = {}
+def memory(args: argparse.Namespace, argv: list[str]) -> None:
+    """Each size in turn, saved and written to the docs as soon as it is measured (kept with earlier sizes)."""
     for rows in args.memory_rows:
-        data = demo_data(rows, args.cache)
         t0 = time.perf_counter()
+        data = demo_data(rows, args.cache)
+        generated, t0 = round(time.perf_counter() - t0, 1), time.perf_counter()
         got = run_child(data, "stream", 1)
-        out[str(rows)] = {**got, "wall_seconds": round(time.perf_counter() - t0, 1), "load": os.getloadavg()}
-        print(f"{rows:,} rows: peak RSS {got['peak_rss_bytes'] / GIB:.2f} GiB, {out[str(rows)]['wall_seconds']} s",
-              flush=True)
-    return out
+        run = {**got, "wall_seconds": round(time.perf_counter() - t0, 1), "load": os.getloadavg(), "meta": meta(argv)}
+        print(f"{rows:,} rows: peak RSS {got['peak_rss_bytes'] / GIB:.2f} GiB, {run['wall_seconds']} s "
+              f"(data generated in {generated} s)", flush=True)
+        if args.write_doc:
+            save("memory", {**load().get("memory", {}), str(rows): run})
+
+
+def load() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save(what: str, result: dict) -> None:
+    saved = {**load(), what: result}
+    RESULTS.write_text(json.dumps(saved, indent=1))
+    write_section("train-scale", render(saved))
 
 
 def best(runs: list[dict]) -> float:
@@ -115,13 +129,13 @@ def render(saved: dict) -> str:
     if t := saved.get("throughput"):
         m = t["meta"]
         runs = t["runs"]
-        mem = best(runs["memory x 2 threads"])
+        mem = best(runs[BASE])
         lines += [f"Command: `{m['command']}` on {m['date']} at {m['commit']}; {m['machine']}; shared with other "
                   f"engineers' jobs (load average {t['load'][0]:.1f} at the end). {t['rows']:,} demo rows (80% "
                   "train), batch 1024 per process, demo model (MMoE, 4 experts). Each run is a fresh process "
                   "training 1 epoch; samples/s = training rows / training seconds of the epoch (data preparation "
                   f"apart); runs interleaved over {t['rounds']} round(s); cells: best round (all rounds).", "",
-                  "| run | samples/s | vs in memory x 2 threads | data prep + epoch + validation (s) | peak RSS |",
+                  "| run | samples/s | vs in memory, 1 process x 2 threads | data prep + epoch + validation (s) | peak RSS |",
                   "|---|---|---|---|---|"]
         for name, rs in runs.items():
             each = ", ".join(f"{r['samples_per_second']:,.0f}" for r in rs)
@@ -131,15 +145,15 @@ def render(saved: dict) -> str:
         lines += ["", "The 2-process run: every step all-reduces the dense gradients and all-gathers the embedding "
                   f"rows its batch touched; bytes per step and rank: {runs['in memory, 2 processes x 1 thread'][0]['sync']}."]
     if mem_runs := saved.get("memory"):
-        m = mem_runs.pop("meta")
-        lines += ["", f"Peak RSS of one streamed epoch (`{m['command']}` on {m['date']} at {m['commit']}; 1 thread; "
-                  "default shuffle buffer 1,000,000 rows, record batches of 65,536 rows; from Parquet to validation "
-                  "metrics). Peak RSS does not depend on machine load; the wall times do.", "",
-                  "| rows | peak RSS | wall (s) | load average |", "|---|---|---|---|"]
+        lines += ["", "Peak RSS of one streamed epoch (1 thread; default shuffle buffer 1,000,000 rows, record batches "
+                  "of 65,536 rows; from Parquet to validation metrics; the demo data generated beforehand, shard by "
+                  "shard). Peak RSS does not depend on machine load; the wall times do.", "",
+                  "| rows | peak RSS | epoch samples/s | wall (s) | load average | command, date, commit |",
+                  "|---|---|---|---|---|---|"]
         for rows, r in sorted(mem_runs.items(), key=lambda kv: int(kv[0])):
-            lines.append(f"| {int(rows):,} | **{r['peak_rss_bytes'] / GIB:.2f} GiB** | {r['wall_seconds']} | "
-                         f"{r['load'][0]:.1f} |")
-        mem_runs["meta"] = m
+            m = r["meta"]
+            lines.append(f"| {int(rows):,} | **{r['peak_rss_bytes'] / GIB:.2f} GiB** | {r['samples_per_second']:,.0f} | "
+                         f"{r['wall_seconds']} | {r['load'][0]:.1f} | `{m['command']}`, {m['date']}, {m['commit']} |")
     return "\n".join(lines)
 
 
@@ -165,15 +179,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.what == "child":
         return child(args)
-    result = throughput(args) if args.what == "throughput" else memory(args)
-    result["meta"] = meta(argv)
-    if not args.write_doc:
+    if args.what == "memory":
+        return memory(args, argv)
+    result = {**throughput(args), "meta": meta(argv)}
+    if args.write_doc:
+        save("throughput", result)
+    else:
         print(json.dumps(result, indent=1))
-        return
-    saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    saved[args.what] = result
-    RESULTS.write_text(json.dumps(saved, indent=1))
-    write_section("train-scale", render(saved))
 
 
 if __name__ == "__main__":
