@@ -161,7 +161,8 @@ def render(saved: dict) -> str:
     if mem_runs := saved.get("memory"):
         lines += ["", "Peak RSS of one streamed epoch (1 thread; default shuffle buffer 1,000,000 rows, record batches "
                   "of 65,536 rows; from Parquet to validation metrics; the demo data generated beforehand, shard by "
-                  "shard). Peak RSS does not depend on machine load; the wall times do.", "",
+                  "shard). Peak RSS does not depend on machine load; the wall times do. The commits named here and above are "
+                  "the issue-11 branch's before its rebase onto main, which changed none of the code measured.", "",
                   "| rows | peak RSS | epoch samples/s | wall (s) | load average | command, date, commit |",
                   "|---|---|---|---|---|---|"]
         for rows, r in sorted(mem_runs.items(), key=lambda kv: int(kv[0])):
