@@ -4,7 +4,7 @@
 
 Trains the tiny demo run (2 epochs, 1 thread) as `ranker train` does, and writes what the test
 checks: OUT/rows_<rank>.npz (per epoch, the training rows the rank saw: positions in the training split),
-OUT/state_<rank>.pt (its final parameters), OUT/history_<rank>.json, and on rank 0 alone the
+OUT/state_<rank>.pt (its final parameters), OUT/history_<rank>.json, OUT/stopping_<rank>.json, and on rank 0 alone the
 bundle, published to OUT/registry, and OUT/metrics.json. Also one gradient averaged both ways
 (embedding rows vs dense all-reduce) on rank-specific batches: OUT/sync_<rank>.json.
 """
@@ -50,6 +50,8 @@ def main(spec_path: str, data: str, out: Path, mode: str) -> None:
     spec = load_spec(spec_path, data_path=data)
     spec.data.streaming.mode = mode
     spec.data.streaming.shuffle_buffer = 2_000
+    if mode == "stream":  # per-task stopping too: each head's best epoch and the combine step, agreed by broadcast
+        spec.train.per_task_stopping = "combine"
     spec.train.epochs, spec.train.threads = 2, 1
     spec.train.batch_size //= dist.world  # per rank: the global batch is the single process's batch
     trace: list = []
@@ -58,6 +60,7 @@ def main(spec_path: str, data: str, out: Path, mode: str) -> None:
     np.savez(out / f"rows_{r}.npz", *[np.concatenate(epoch) for epoch in trace])
     torch.save(trained.model.state_dict(), out / f"state_{r}.pt")
     (out / f"history_{r}.json").write_text(json.dumps(trained.history))
+    (out / f"stopping_{r}.json").write_text(json.dumps(trained.stopping, default=str))
     (out / f"sync_{r}.json").write_text(json.dumps(sync_both_ways(dist)))
     if dist.is_leader:
         bundle = export_bundle(trained, out / "bundle")

@@ -68,6 +68,10 @@ def test_ranks_took_the_same_decisions(ddp_run: Path) -> None:
     keys = ("epoch", "valid_loss", "valid_metrics", "valid_ndcg")
     assert [{k: e[k] for k in keys} for e in h0] == [{k: e[k] for k in keys} for e in h1]
     assert h0[0]["ranks"] == 2 and h0[0]["sync_bytes_per_step"]["rows_touched"] > 0
+    s0, s1 = (json.loads((ddp_run / f"stopping_{r}.json").read_text()) for r in (0, 1))
+    assert s0 == s1 and s0["best_epoch"] is not None
+    if ddp_run.name.startswith("ddp-stream"):  # the streamed run also stops per task and combines heads
+        assert set(s0["heads"]) == {"click", "watch_time", "like", "rating"} and "combined" in s0
 
 
 @pytest.mark.slow
