@@ -31,10 +31,10 @@ from service.contract.features import FeatureEncoders
 from training import data as D
 from training.data import splits as S
 from training.data.columns import expand_numeric_patterns
-from training.evaluation import baseline as B
 from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
 from training.distributed.launch import local_threads
+from training.evaluation import baseline as B
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
 from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
