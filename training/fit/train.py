@@ -138,7 +138,9 @@ def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.nd
     edges = None
     if m.numeric_embedding == "ple":
         if train_numeric is None:
-            raise ValueError("model.numeric_embedding ple: the bin edges need the training split's numerics")
+            raise D.DataError("model.numeric_embedding: ple fits its bins on the training rows in memory, and "
+                              "this run streams them; set data.streaming.mode: memory, or numeric_embedding: "
+                              "periodic or none")
         edges = quantile_edges(train_numeric, m.numeric_bins)
     return ModelArgs(
         cardinalities=[f.cardinality for f in encoders.categorical], n_numeric=len(encoders.numeric),
@@ -177,6 +179,24 @@ def make_optimizer(spec: RankerSpec, graph: nn.Module, balancer: Balancer) -> to
     return torch.optim.Adam(groups, lr=spec.train.lr)
 
 
+def train_step(graph: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, opt: torch.optim.Optimizer,
+               batch: Batch, sync: GradSync | None = None,
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[torch.Tensor, ...]:
+    """One optimizer step on one batch: forward, the balancer's backward, gradient averaging between
+    ranks (sync), the step, the LR schedule, the balancer's own update. Returns per_task (T,), counts (T,), loss ()."""
+    per_task, counts = losses(graph(*batch.inputs), batch.labels, batch.mask)
+    loss = balancer(per_task, counts)
+    opt.zero_grad(set_to_none=True)
+    balancer.backward(loss, per_task, counts)
+    if sync is not None:
+        sync()
+    opt.step()
+    if scheduler is not None:
+        scheduler.step()
+    balancer.after_step()
+    return per_task, counts, loss
+
+
 def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: EpochBar) -> tuple[torch.Tensor, int]:
     """`steps` optimizer steps over `batches`; returns (the (T,) mean training loss per task over every
     rank, the rows this rank trained on).
@@ -185,21 +205,12 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
     Under torchrun every rank takes the same number of steps (the smallest share), and the gradients
     are averaged between backward and the optimizer step.
     """
-    graph, losses, balancer, opt = parts.graph, parts.losses, parts.balancer, parts.opt
-    graph.train()
+    parts.graph.train()
     n_tasks = len(parts.losses.is_bce)
     sums, seen, rows = torch.zeros(n_tasks), torch.zeros(n_tasks), 0
     for step, batch in zip(range(steps), batches, strict=False):  # never pulls a batch beyond `steps`
-        per_task, counts = losses(graph(*batch.inputs), batch.labels, batch.mask)
-        loss = balancer(per_task, counts)
-        opt.zero_grad(set_to_none=True)
-        balancer.backward(loss, per_task, counts)
-        if parts.sync is not None:
-            parts.sync()
-        opt.step()
-        if parts.scheduler is not None:
-            parts.scheduler.step()
-        balancer.after_step()
+        per_task, counts, loss = train_step(parts.graph, parts.losses, parts.balancer, parts.opt, batch,
+                                            parts.sync, parts.scheduler)
         rows += len(batch.labels)
         if parts.trace is not None:
             parts.trace[-1].append(batch.rows)

@@ -8,8 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from training.fit.train import train_step
 from training.modeling.losses import FixedWeighting, GradNorm, MaskedTaskLosses, UncertaintyWeighting
 from training.modeling.model import MMoE, ModelArgs, SharedBottom
+from training.streaming.feed import Batch
 
 LOSSES = ["bce", "mse", "bce", "huber"]
 
@@ -93,19 +95,14 @@ def tiny_mmoe(arch: str = "mmoe") -> torch.nn.Module:
 
 
 def gradnorm_step(model, bal, opt, seed: int, absent: int | None = None) -> torch.Tensor:
+    """One step of the trainer's own loop (training/fit/train.py: train_step), so reordering it is caught."""
     g = torch.Generator().manual_seed(seed)
     cat = torch.randint(0, 5, (64, 2), generator=g)
     num = torch.randn(64, 3, generator=g)
     _, labels, mask = batch(seed, rows=64)
     if absent is not None:
         mask[:, absent] = False
-    per_task, counts = MaskedTaskLosses(LOSSES)(model(cat, num), labels, mask)
-    loss = bal(per_task, counts)
-    opt.zero_grad(set_to_none=True)
-    bal.before_backward(per_task, counts)
-    loss.backward()
-    opt.step()
-    bal.after_step()
+    per_task, _, _ = train_step(model, MaskedTaskLosses(LOSSES), bal, opt, Batch((cat, num), labels, mask))
     return per_task
 
 

@@ -114,3 +114,14 @@ def test_embed_of_a_subset_equals_those_features_blocks_of_forward(kind: str) ->
     cols = [k for s in (slices[1], slices[2 + 0], slices[2 + 2]) for k in range(s.start, s.stop)]
     part = inputs.embed(cat[:, [1]], num[:, [0, 2]], [1], [0, 2])
     assert torch.allclose(part, full[:, cols])
+
+
+def test_ple_on_a_streamed_run_is_a_clear_data_error(trained) -> None:
+    """A streamed run has no training numerics in memory to fit the bins on: the CLI must name the keys."""
+    from training.data import DataError
+    from training.fit.train import model_args
+
+    spec = trained.spec.model_copy(deep=True)
+    spec.model.numeric_embedding = "ple"
+    with pytest.raises(DataError, match="data.streaming.mode: memory"):
+        model_args(spec, trained.prepared.encoders, train_numeric=None)
