@@ -221,7 +221,7 @@ def fit_encoders(train: pa.Table, spec: RankerSpec) -> FeatureEncoders:
     """Vocabularies, normalization statistics and clip ranges from the training split only."""
     categorical = [
         CategoricalEncoder(name=f.name, source=f.source, on_missing=f.on_missing,
-                           vocab=_vocabulary(train.column(f.name), f.max_vocab, f.min_count))
+                           vocab=column_vocabulary(train.column(f.name), f.max_vocab, f.min_count))
         for f in spec.features.categorical
     ]
     numeric = [_fit_numeric(train.column(f.name), f.name, f.source, f.transform).model_copy(
@@ -236,14 +236,14 @@ def item_id_feature(spec: RankerSpec) -> str | None:
     return match[0] if match else None
 
 
-def _as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
+def as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     return col.cast(pa.string())
 
 
-def _vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[str]:
-    counts = pc.value_counts(_as_strings(col).drop_null())
+def column_vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[str]:
+    counts = pc.value_counts(as_strings(col).drop_null())
     return vocabulary(counts.field("values").to_pylist(), counts.field("counts").to_numpy(), max_vocab, min_count)
 
 
@@ -362,7 +362,7 @@ def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.n
     """Model inputs for every row of a table, through the serving encoders."""
     columns = {}
     for f in encoders.categorical:
-        columns[f.name] = _as_strings(table.column(f.name)).to_numpy(zero_copy_only=False)
+        columns[f.name] = as_strings(table.column(f.name)).to_numpy(zero_copy_only=False)
     for f in encoders.numeric:
         columns[f.name] = table.column(f.name).cast(pa.float64()).to_numpy(zero_copy_only=False)
     return encoders.encode_columns(columns, table.num_rows)

@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from training.data import DataError
 from training.data.splits import Splits
+from training.data.tables import as_strings, column_vocabulary
 from training.modeling.modules import MLP, FeatureInput
 from training.spec import RankerSpec
 from training.spec.model import BiasTowerConfig
@@ -44,7 +45,7 @@ class BiasEncoders:
         n = table.num_rows
         cat = np.zeros((n, len(self.vocab)), dtype=np.int64)
         for j, (name, values) in enumerate(self.vocab.items()):
-            where = pc.index_in(_strings(table.column(name)), value_set=pa.array(values, pa.string()))
+            where = pc.index_in(as_strings(table.column(name)), value_set=pa.array(values, pa.string()))
             cat[:, j] = pc.fill_null(where, -1).to_numpy() + 1
         num = np.zeros((n, len(self.stats)), dtype=np.float32)
         for j, (name, (mean, std)) in enumerate(self.stats.items()):
@@ -61,10 +62,7 @@ def fit_bias_encoders(train: pa.Table, cfg: BiasTowerConfig) -> BiasEncoders:
                             f"numeric or boolean, not {t}")
     vocab = {}
     for name in cfg.categorical:
-        counts = pc.value_counts(_strings(train.column(name)).drop_null())
-        values, freq = counts.field("values").to_pylist(), counts.field("counts").to_numpy()
-        order = sorted(range(len(values)), key=lambda i: (-freq[i], values[i]))[:cfg.max_vocab]
-        vocab[name] = [values[i] for i in order]
+        vocab[name] = column_vocabulary(train.column(name), cfg.max_vocab, min_count=1)
     stats = {}
     for name in cfg.numeric:
         x = train.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -72,12 +70,6 @@ def fit_bias_encoders(train: pa.Table, cfg: BiasTowerConfig) -> BiasEncoders:
         std = float(x.std()) if x.size else 1.0
         stats[name] = (float(x.mean()) if x.size else 0.0, std if std > 1e-12 else 1.0)
     return BiasEncoders(vocab, stats)
-
-
-def _strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    return col.cast(pa.string())
 
 
 @dataclass(frozen=True)

@@ -76,17 +76,22 @@ class StreamSplits:
             yield from piece_tables(self.plan, split, ref, columns)
 
     def first_rows(self, split: str, n: int) -> pa.Table:
-        parts, have = [], 0
-        for table in self.tables(split):
-            parts.append(table.slice(0, n - have))
-            have += parts[-1].num_rows
-            if have >= n:
-                break
-        return pa.concat_tables(parts)
+        return first_rows(self.tables(split), n)
 
     @property
     def column_names(self) -> list[str]:
         return self.plan.sources[0].source.columns
+
+
+def first_rows(tables: Iterator[pa.Table], n: int) -> pa.Table:
+    """The first n rows of a stream of tables (fewer if it ends first), reading no further than needed."""
+    parts, have = [], 0
+    for table in tables:
+        parts.append(table.slice(0, n - have))
+        have += parts[-1].num_rows
+        if have >= n:
+            break
+    return pa.concat_tables(parts)
 
 
 class StreamedSplit:
@@ -122,14 +127,9 @@ class StreamedSplit:
 
     def head(self, n: int) -> Encoded:
         """The first n rows, encoded (request index over these rows)."""
-        parts, have = [], 0
-        for table in self.tables():
-            parts.append(table.slice(0, n - have))
-            have += parts[-1].num_rows
-            if have >= n:
-                break
-        e = self.encode(pa.concat_tables(parts))
-        request = self.request[:have] if self.request is not None else None
+        table = first_rows(self.tables(), n)
+        e = self.encode(table)
+        request = self.request[:table.num_rows] if self.request is not None else None
         return Encoded(e.categorical, e.numeric, e.labels, e.raw_labels, e.mask, request)
 
     def shard(self, rank: int, world: int) -> tuple[np.ndarray, ShardRows]:

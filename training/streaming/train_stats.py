@@ -14,8 +14,8 @@ import pyarrow as pa
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training.data.tables import (
     LabelScaler,
-    _as_strings,
     _require_numeric,
+    as_strings,
     item_id_feature,
     vocabulary,
     with_moments,
@@ -48,7 +48,7 @@ class TrainStats:
         """Training rows of one batch (every column the spec reads)."""
         self.rows += table.num_rows
         for name, counts in self.counts.items():
-            counts.add(_as_strings(table.column(name)))
+            counts.add(as_strings(table.column(name)))
         for name, stats in self.numeric.items():
             stats.add(_floats(table, name), self._probes[name].apply_transform)
         for t in self.spec.tasks:
@@ -56,7 +56,7 @@ class TrainStats:
                 z = LabelScaler.transformed(_floats(table, t.column), t.label_transform)
                 self.labels[t.name].add(z[np.isfinite(z)])
         for name, counts in self.bias_counts.items():
-            counts.add(_as_strings(table.column(name)))
+            counts.add(as_strings(table.column(name)))
         for name, moments in self.bias_moments.items():
             _require_numeric(name, table.schema.field(name).type, "numeric bias feature (model.bias_tower.numeric)")
             x = _floats(table, name)
