@@ -3,9 +3,9 @@
 Three ways to encode the same 500-candidate request, interleaved round by round so that a busy
 machine slows them alike; the best round of each is reported, as a ratio to plain encoding:
 
-    plain      FeatureEncoders.encode_request (encode_split for a split bundle): no counting
+    plain      FeatureEncoders.encode_columns (encode_split for a split bundle): no counting
     counted    OnnxRankingModel.encode: counts from the lists the encoder gathers (what serves)
-    separate   a counting pass over the candidates, then plain encoding
+    separate   a counting pass over the request's columns, then plain encoding
 
     .venv/bin/python -m bench.encode_missing --bundle runs/demo-bundle     # rewrites its section of docs/BENCHMARKS.md
 """
@@ -23,8 +23,9 @@ import orjson
 
 from bench.doc_sections import write_section
 from service.contract.bundle import SessionConfig, load_bundle
+from service.contract.features import missing_values
 from service.contract.layout import encode_split
-from service.contract.missing import defaulted_features
+from service.contract.missing import check_defaulted
 from service.contract.request import RequestParser
 from service.examples import example_request
 from service.live.model import OnnxRankingModel
@@ -37,13 +38,14 @@ def contenders(bundle: Path, candidates: int) -> dict[str, Callable[[], object]]
     features = loaded.manifest.features
 
     def plain() -> object:
+        columns = features.request_columns(request.user, request.context, request.items, candidates)
         if loaded.manifest.input_layout == "split":  # the inputs the served graph takes (user/context once)
-            columns = features.request_columns(request.user, request.context, request.candidates)
-            return encode_split(features, columns, len(request.candidates))
-        return features.encode_request(request.user, request.context, request.candidates)
+            return encode_split(features, columns, candidates)
+        return features.encode_columns(columns, candidates)
 
     def separate() -> object:
-        defaulted_features(features, request.user, request.context, request.candidates)
+        columns = features.request_columns(request.user, request.context, request.items, candidates)
+        check_defaulted(features, missing_values(columns), columns)
         return plain()
 
     return {"plain": plain, "counted": lambda: model.encode(request), "separate": separate}

@@ -57,8 +57,8 @@ def _paced(fn: Callable[[], object], rate: float, count: int, max_seconds: float
     return result
 
 
-STAGES = ("parse + validate (pydantic-core over the bytes)", "encode (service.contract.features, numpy)",
-          "session.run (all heads)", "combine + sort (numpy)", "build response (orjson)")
+STAGES = ("parse + validate (msgspec over the bytes; pydantic for what it refuses)", "encode (service.contract.features, numpy)",
+          "session.run (all heads)", "combine + sort (numpy)", "build response (msgspec structs)")
 
 
 def stage_breakdown(serving: Serving, request: dict, iterations: int, profile: bool = False) -> dict:
@@ -79,7 +79,7 @@ def stage_breakdown(serving: Serving, request: dict, iterations: int, profile: b
         scores = profile_.combine(heads)
         order = top_k_order(scores, req.top_k)
         t.append(time.perf_counter())
-        response_body(header, req.candidates, scores, heads, order)
+        response_body(header, req.item_ids, scores, heads, order)
         t.append(time.perf_counter())
         for k, name in enumerate(STAGES):
             times[name].append(t[k + 1] - t[k])

@@ -48,7 +48,9 @@ class Settings(BaseSettings):
         "most candidates one request may carry (413 above); 5,000 with every feature inline is ~0.8 MB"))
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest request body in bytes (413 above)")
     max_in_flight: int = Field(64, ge=1, description="requests admitted at once; more are shed with 503 + Retry-After")
-    scoring_threads: int = Field(2, ge=1, description="threads that parse, encode and score requests")
+    scoring_threads: int = Field(2, ge=0, description=(
+        "threads that parse, encode and score requests; 0 runs them on the event loop (no thread hop per "
+        "request, but a long request delays the next one's reading and the health probes)"))
     retry_after: int = Field(1, ge=0, description="seconds sent in Retry-After with a 503")
     admin_token: SecretStr | None = Field(None, description="bearer token for /v1/admin/*; admin routes are off without it")
     feature_store: Literal["embedded", "redis"] = Field(

@@ -48,6 +48,17 @@ def category_key(value: Any) -> str | None:
     return str(value)
 
 
+class _VocabularyIndex(dict):
+    """Canonical string -> embedding row. A lookup that misses (any value that is not a known string:
+    ints, floats, booleans, None, unknown strings) retries with `category_key(value)`, then falls back
+    to OOV_INDEX, without adding the key: `map(index.__getitem__, values)` then runs in C for the
+    strings it knows, which most request and training values are."""
+
+    def __missing__(self, value: Any) -> int:
+        key = category_key(value)
+        return self.get(key, OOV_INDEX) if key is not None else OOV_INDEX
+
+
 class CategoricalEncoder(BaseModel):
     """Maps a categorical value to an embedding row: vocab[i] -> i + 1, anything else -> 0."""
 
@@ -58,13 +69,13 @@ class CategoricalEncoder(BaseModel):
     source: Source
     vocab: list[str]
     on_missing: OnMissing = "default"  # "error": a request without the value is refused (422)
-    _index: dict[str, int] = PrivateAttr()
+    _index: _VocabularyIndex = PrivateAttr()
 
     @model_validator(mode="after")
     def _build_index(self) -> CategoricalEncoder:
         if len(set(self.vocab)) != len(self.vocab):
             raise ValueError(f"feature {self.name!r}: vocabulary has duplicate entries")
-        self._index = {v: i + 1 for i, v in enumerate(self.vocab)}
+        self._index = _VocabularyIndex((v, i + 1) for i, v in enumerate(self.vocab))
         return self
 
     @property
@@ -74,10 +85,7 @@ class CategoricalEncoder(BaseModel):
 
     def encode(self, values: Iterable[Any]) -> np.ndarray:
         """(N,) values -> (N,) int64 indices. Unknown and missing values map to OOV_INDEX."""
-        index = self._index
-        # Most values are already canonical strings (pyarrow casts, JSON strings): skip the call.
-        codes = [index.get(v if type(v) is str else category_key(v), OOV_INDEX) for v in values]  # noqa: E721
-        return np.asarray(codes, dtype=np.int64)
+        return np.fromiter(map(self._index.__getitem__, values), dtype=np.int64)
 
 
 class NumericEncoder(BaseModel):
@@ -176,29 +184,31 @@ class FeatureEncoders(BaseModel):
         self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
         item_columns: Mapping[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
-        """One ranking request -> model inputs with one row per candidate.
+        """One ranking request, candidates as dicts -> model inputs with one row per candidate.
 
         User and context features are encoded once and broadcast; item features are read from each
         candidate, or from `item_columns` (name -> one value per candidate, filled by the feature
         store). A feature that is absent (or null) is missing and gets its encoder's default.
         """
-        return self.encode_columns(self.request_columns(user, context, candidates, item_columns), len(candidates))
+        items = {**self.candidate_columns(candidates), **(item_columns or {})}
+        return self.encode_columns(self.request_columns(user, context, items, len(candidates)), len(candidates))
 
-    def request_columns(
-        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
-        item_columns: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    def candidate_columns(self, candidates: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """Candidates as dicts -> one list per item feature, one value per candidate (None = missing)."""
+        return {name: [c.get(name) for c in candidates] for name in self.by_source("item")}
+
+    def request_columns(self, user: Mapping[str, Any], context: Mapping[str, Any], items: Mapping[str, Any],
+                        n_rows: int) -> dict[str, Any]:
         """A request's values by feature, as `encode_columns` takes them: one shared value for a user or
-        context feature, a list with one value per candidate for an item feature (or `item_columns`'
-        column, filled by the feature store); None = missing."""
+        context feature, the `items` column (one value per candidate: a list, or a float array the
+        feature store filled) for an item feature; an item feature absent from `items` is missing."""
         columns: dict[str, Any] = {}
         for name in self.by_source("user"):
             columns[name] = _Scalar(user.get(name))
         for name in self.by_source("context"):
             columns[name] = _Scalar(context.get(name))
-        filled = item_columns or {}
         for name in self.by_source("item"):
-            columns[name] = filled[name] if name in filled else [c.get(name) for c in candidates]
+            columns[name] = items[name] if name in items else [None] * n_rows
         return columns
 
 

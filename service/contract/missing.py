@@ -14,23 +14,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from service.contract.features import FeatureEncoders, missing_values
 from service.errors import InvalidRequest
 
 
 def check_defaulted(features: FeatureEncoders, missing: Mapping[str, int],
-                    candidates: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+                    items: Mapping[str, Any]) -> dict[str, int]:
     """The features with missing values and how many; raises InvalidRequest (422, the first missing
     field named) when one of them was trained with on_missing: error.
 
     Args:
         missing: feature -> missing values, as `missing_values(features.request_columns(...))` gives:
             a user or context feature counts once per request, an item feature once per candidate.
+        items: item feature -> one value per candidate (a list, None = missing; or a float array
+            the feature store filled, NaN = missing), to name the first candidate missing a value.
     """
     counts = {name: n for name, n in missing.items() if n}
     for enc in features.all():
         if counts.get(enc.name) and enc.on_missing == "error":
-            raise InvalidRequest.at(_first_missing(enc.name, enc.source, candidates),
+            raise InvalidRequest.at(_first_missing(enc.name, enc.source, items),
                                     "required: the model was trained with on_missing: error for this feature")
     return counts
 
@@ -38,11 +42,13 @@ def check_defaulted(features: FeatureEncoders, missing: Mapping[str, int],
 def defaulted_features(features: FeatureEncoders, user: Mapping[str, Any], context: Mapping[str, Any],
                        candidates: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """`check_defaulted` of one request's values (the server counts them while encoding instead)."""
-    return check_defaulted(features, missing_values(features.request_columns(user, context, candidates)), candidates)
+    columns = features.request_columns(user, context, features.candidate_columns(candidates), len(candidates))
+    return check_defaulted(features, missing_values(columns), columns)
 
 
-def _first_missing(name: str, source: str, candidates: Sequence[Mapping[str, Any]]) -> str:
+def _first_missing(name: str, source: str, items: Mapping[str, Any]) -> str:
     if source != "item":
         return f"{source}.{name}"
-    i = next(i for i, c in enumerate(candidates) if c.get(name) is None)
+    values = items[name]
+    i = int(np.flatnonzero(np.isnan(values))[0]) if isinstance(values, np.ndarray) else values.index(None)
     return f"candidates[{i}].{name}"

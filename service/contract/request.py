@@ -2,8 +2,9 @@
 
 The schema is built from the manifest's features, so a wrong type, a NaN or an infinity in any
 feature the model reads is refused with the field named (`candidates[3].item_popularity`), while
-fields the model does not read are ignored. Validation runs in pydantic-core over the JSON bytes:
-no Python object per candidate beyond the plain dicts the encoder reads.
+fields the model does not read are ignored. The common case is decoded in one msgspec pass
+(service.contract.request_decoder); pydantic-core validates whatever that pass refuses, and names
+the bad field. Either way the candidates come out as columns, one list per item feature.
 
 A candidate's `item_id` also feeds the model's item-id feature (the manifest's `item_id_feature`,
 e.g. `movie_id`) when the candidate does not send that feature itself.
@@ -19,11 +20,12 @@ from pydantic_core import ErrorDetails, core_schema
 from typing_extensions import TypedDict
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, Source, category_key
+from service.contract.request_decoder import ITEM_ID, FastDecoder
 from service.errors import FieldProblem, InvalidRequest, PayloadTooLarge
 
 MAX_REPORTED_PROBLEMS = 10
 MAX_REQUEST_ID = 128
-ITEM_ID = "item_id"
+MAX_PROFILE = 64
 
 # Numbers: JSON ints and floats, finite; null = missing. Strict: "3.5" and true are type errors.
 NumericValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
@@ -54,7 +56,9 @@ ItemId = Annotated[Any, _OneOf("item_id_type", "must be a non-empty string or an
 
 @dataclass(frozen=True)
 class RankRequest:
-    """A validated request; user, context and candidates are plain dicts of the model's features.
+    """A validated request; user and context are plain dicts of the model's features, the candidates
+    are columns: `items[name]` holds one value per candidate (None = missing) for `item_id` and
+    every item feature of the model.
 
     `defaulted` is filled when the request is encoded: feature -> values the model's default
     replaced (service.contract.missing), for the metrics.
@@ -62,13 +66,17 @@ class RankRequest:
 
     user: dict[str, Any]
     context: dict[str, Any]
-    candidates: list[dict[str, Any]]
+    items: dict[str, list[Any]]
     profile: str | None
     top_k: int | None
     request_id: str | None
     defaulted: dict[str, int] = field(default_factory=dict)
     explain: bool = False
     scores: bool = True  # each returned item carries its per-task scores
+
+    @property
+    def item_ids(self) -> list[Any]:
+        return self.items[ITEM_ID]
 
 
 class RequestParser:
@@ -82,20 +90,30 @@ class RequestParser:
     def __init__(self, features: FeatureEncoders, max_candidates: int, user_key: str | None = None) -> None:
         self.max_candidates = max_candidates
         self._schema = request_model(features, max_candidates, user_key)
+        self._item_names = [ITEM_ID] + [n for n in features.by_source("item") if n != ITEM_ID]
         self._item_feature = features.item_id_feature if features.item_id_feature != ITEM_ID else None
+        fields = self._schema.model_fields
+        self._fast = FastDecoder(features, max_candidates, fields["user"].annotation, fields["context"].annotation,
+                                 MAX_PROFILE, MAX_REQUEST_ID) if FastDecoder.supports(features) else None
 
     def parse(self, body: bytes) -> RankRequest:
         """Raw JSON bytes -> RankRequest; raises InvalidRequest (422) or PayloadTooLarge (413)."""
+        fields = self._fast.decode(body) if self._fast is not None else None
+        request = RankRequest(**fields) if fields is not None else self.parse_reference(body)
+        _check_unique_ids(request.item_ids)
+        if self._item_feature is not None:
+            feed_item_id(request.items, self._item_feature)
+        return request
+
+    def parse_reference(self, body: bytes) -> RankRequest:
+        """The pydantic validation alone: what the fast pass must agree with, and every error message."""
         try:
             req = self._schema.model_validate_json(body)
         except ValidationError as e:
             raise _to_domain_error(e, self.max_candidates) from None
-        _check_unique_ids(req.candidates)
-        if self._item_feature is not None:
-            feed_item_id(req.candidates, self._item_feature)
-        return RankRequest(user=req.user, context=req.context, candidates=req.candidates,
-                           profile=req.profile, top_k=req.top_k, request_id=req.request_id, explain=req.explain,
-                           scores=req.scores)
+        items = {name: [c.get(name) for c in req.candidates] for name in self._item_names}
+        return RankRequest(user=req.user, context=req.context, items=items, profile=req.profile, top_k=req.top_k,
+                           request_id=req.request_id, explain=req.explain, scores=req.scores)
 
 
 def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, required: dict[str, Any],
@@ -139,7 +157,7 @@ def request_model(features: FeatureEncoders | None, max_candidates: int | None =
             min_length=1, max_length=max_candidates,
             description="items to rank; each has an 'item_id' and, optionally, item features (the feature "
                         "store fills those left out, by item_id)")),
-        profile=(str | None, Field(None, min_length=1, max_length=64,
+        profile=(str | None, Field(None, min_length=1, max_length=MAX_PROFILE,
                                    description="weights profile; the default profile when absent")),
         top_k=(int | None, Field(None, ge=1, description="return only the k best; all when absent")),
         request_id=(str | None, Field(None, min_length=1, max_length=MAX_REQUEST_ID, description=(
@@ -194,8 +212,7 @@ def _message(err: ErrorDetails) -> str:
     return err["msg"].removeprefix("Value error, ")
 
 
-def _check_unique_ids(candidates: list[dict[str, Any]]) -> None:
-    ids = [c[ITEM_ID] for c in candidates]
+def _check_unique_ids(ids: list[Any]) -> None:
     if len(set(ids)) == len(ids):
         return
     seen: set[Any] = set()
@@ -205,19 +222,18 @@ def _check_unique_ids(candidates: list[dict[str, Any]]) -> None:
         seen.add(item_id)
 
 
-def feed_item_id(candidates: list[dict[str, Any]], feature: str) -> None:
-    """Copy each candidate's item_id into the model's item-id feature, in place.
+def feed_item_id(items: dict[str, list[Any]], feature: str) -> None:
+    """Fill the model's item-id feature column from the candidates' item_id, in place.
 
     A candidate that also sends the feature must send the same id: two different ids for one
     candidate would leave it unclear which item was scored.
     """
-    for i, c in enumerate(candidates):
-        value = c.get(feature)
-        if value is None:
-            c[feature] = c[ITEM_ID]
-        elif category_key(value) != category_key(c[ITEM_ID]):
-            raise InvalidRequest.at(f"candidates[{i}].{feature}", f"{value!r} differs from item_id {c[ITEM_ID]!r}; "
+    ids, given = items[ITEM_ID], items[feature]
+    for i, (value, item_id) in enumerate(zip(given, ids, strict=True)):
+        if value is not None and category_key(value) != category_key(item_id):
+            raise InvalidRequest.at(f"candidates[{i}].{feature}", f"{value!r} differs from item_id {item_id!r}; "
                                     f"{feature} is the model's item-id feature, so send item_id alone")
+    items[feature] = list(ids)
 
 
 def check_header_request_id(value: str | None) -> str | None:

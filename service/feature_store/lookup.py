@@ -74,7 +74,7 @@ class FeatureLookup:
         filled = Filled(user=request.user)
         item_kinds = feature_kinds(manifest.lookups, manifest.features, "item")
         if item_kinds:
-            filled.item_columns.update(self._fill_items(request.candidates, item_kinds, filled.summary))
+            filled.item_columns.update(self._fill_items(request.items, item_kinds, filled.summary))
         user_kinds = feature_kinds(manifest.lookups, manifest.features, "user")
         if user_kinds:
             user_id = request.user.get(ENTITY_KEY["user"])
@@ -84,10 +84,15 @@ class FeatureLookup:
             filled = Filled(merge_user(request.user, found), filled.item_columns, filled.summary)
         return filled
 
-    def _fill_items(self, candidates: list[dict[str, Any]], kinds: dict[str, str], summary: dict) -> dict[str, Column]:
-        """Looked-up item features, one column each; only candidates missing one of them are looked up."""
-        own = {name: [c.get(name) for c in candidates] for name in kinds}
-        n = len(candidates)
+    def _fill_items(self, items: dict[str, list[Any]], kinds: dict[str, str], summary: dict) -> dict[str, Column]:
+        """Looked-up item features, one column each; only candidates missing one of them are looked up.
+
+        Args:
+            items: the request's columns (RankRequest.items), item_id included.
+        """
+        key = ENTITY_KEY["item"]
+        n = len(items[key])
+        own = {name: items[name] if name in items else [None] * n for name in kinds}
         missing = [col.count(None) for col in own.values()]
         if not any(missing):  # everything inline: no store call at all
             summary["item"] = {"not_found": 0}
@@ -96,8 +101,7 @@ class FeatureLookup:
             rows = None
         else:
             rows = np.flatnonzero(np.any([[v is None for v in col] for col in own.values()], axis=0))
-        key = ENTITY_KEY["item"]
-        ids = [c[key] for c in candidates] if rows is None else [candidates[i][key] for i in rows.tolist()]
+        ids = items[key] if rows is None else [items[key][i] for i in rows.tolist()]
         found = self._find("item", ids, kinds, summary)
         return {name: merge_column(own[name], found.columns[name], rows) for name in kinds}
 

@@ -76,16 +76,16 @@ class OnnxRankingModel:
         return self.parser.parse(body)
 
     def encode(self, request: RankRequest, filled: Filled | None = None) -> dict[str, np.ndarray]:
-        # One pass over the candidates gathers the values; missing ones are counted from the same lists,
+        # The request's columns (the parser gathered them); missing values are counted from the same lists,
         # after the feature store filled what it found (a value it filled is not a defaulted one).
-        features = self.manifest.features
+        features, n = self.manifest.features, len(request.item_ids)
         user = filled.user if filled is not None else request.user
-        item_columns = filled.item_columns if filled is not None else None
-        columns = features.request_columns(user, request.context, request.candidates, item_columns)
-        request.defaulted.update(check_defaulted(features, missing_values(columns), request.candidates))
+        items = {**request.items, **filled.item_columns} if filled is not None else request.items
+        columns = features.request_columns(user, request.context, items, n)
+        request.defaulted.update(check_defaulted(features, missing_values(columns), columns))
         if self.manifest.input_layout == "split":  # user and context encoded once, one row
-            return encode_split(features, columns, len(request.candidates))
-        return features.encode_columns(columns, len(request.candidates))
+            return encode_split(features, columns, n)
+        return features.encode_columns(columns, n)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # onnxruntime releases the GIL inside run(), so other requests parse while this one scores.

@@ -1,8 +1,9 @@
 """The ranking path of one request, from raw bytes to response bytes (runs in a worker thread).
 
-    parse + validate (pydantic-core over the bytes)  ->  fill features left out (service.feature_store)
-    ->  encode (service.contract.features, numpy; missing features counted or refused)  ->  session.run
-    (all heads)  ->  combine (weights profile, numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  orjson
+    parse + validate (msgspec over the bytes, candidates into columns; pydantic names a bad field)
+    ->  fill features left out (service.feature_store)  ->  encode (service.contract.features, numpy;
+    missing features counted or refused)  ->  session.run (all heads)  ->  combine (weights profile,
+    numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  msgspec
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
               "weights_generation": weights.generation}
     if filled is not None:
         header["lookup"] = filled.summary
-    body = response_body(header, request.candidates, scores, heads, order, parts, request.scores)
+    body = response_body(header, request.item_ids, scores, heads, order, parts, request.scores)
     if metrics is not None:
         metrics.inference_duration.observe(inference)
-        metrics.candidates.observe(len(request.candidates))
+        metrics.candidates.observe(len(request.item_ids))
         metrics.head_score.observe(heads)
         metrics.observe_defaulted(request.defaulted)
     return Ranked(body=body, request_id=request_id, profile=profile.name, arm=arm, model_version=model.version,
-                  weights_generation=weights.generation, candidates=len(request.candidates),
+                  weights_generation=weights.generation, candidates=len(request.item_ids),
                   inference_seconds=inference)
 
 

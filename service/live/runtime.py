@@ -56,7 +56,8 @@ class Runtime:
 
     async def start(self) -> None:
         """Load the weights, then poll the weights file and the registry in the background."""
-        self._limiter = anyio.CapacityLimiter(self.settings.scoring_threads)
+        threads = self.settings.scoring_threads
+        self._limiter = anyio.CapacityLimiter(threads) if threads else None
         # Weights first, so the first model is checked against them (a misfit model is the one refused).
         await anyio.to_thread.run_sync(self.weights.check)
         # Snapshots before the first model: the model is checked against them, and it never serves
@@ -106,8 +107,11 @@ class Runtime:
             self.in_flight -= 1
 
     async def rank(self, serving: Serving, body: bytes, header_request_id: str | None) -> Ranked:
-        """Run the CPU-bound ranking path on a scoring thread (the event loop keeps serving probes)."""
+        """Run the CPU-bound ranking path on a scoring thread (the event loop keeps serving probes), or
+        on the event loop itself with scoring_threads 0."""
         fn = partial(rank, serving, body, self.metrics, header_request_id, self.lookup)
+        if self._limiter is None:
+            return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
 
 

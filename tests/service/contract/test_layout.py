@@ -24,7 +24,8 @@ WEIGHTS = "profiles: {default: {click: 1.0, like: 2.0, watch_time: {weight: 0.1,
 def test_a_request_encodes_user_and_context_once(manifest) -> None:
     features = manifest.features
     request = example_request(manifest, 40, seed=1)
-    columns = features.request_columns(request["user"], request["context"], request["candidates"])
+    columns = features.request_columns(request["user"], request["context"],
+                                       features.candidate_columns(request["candidates"]), 40)
     split = encode_split(features, columns, 40)
     assert {k: v.shape for k, v in split.items()} == {
         "request_categorical": (1, 3), "request_numeric": (1, 2), "item_categorical": (40, 2), "item_numeric": (40, 3)}

@@ -30,10 +30,15 @@ def parse(features: FeatureEncoders, body: dict):
     return RequestParser(features, max_candidates=10).parse(orjson.dumps(body))
 
 
+def candidates(request) -> list[dict]:
+    """The parsed request's columns as one dict per candidate (None = missing)."""
+    return [dict(zip(request.items, row, strict=True)) for row in zip(*request.items.values(), strict=True)]
+
+
 def test_request_item_id_feeds_the_models_item_id_feature() -> None:
     f = movie_features()
     req = parse(f, {"user": {"user_id": "u1"}, "candidates": [{"item_id": "50"}, {"item_id": 51}, {"item_id": "new"}]})
-    inputs = f.encode_request(req.user, req.context, req.candidates)
+    inputs = f.encode_columns(f.request_columns(req.user, req.context, req.items, 3), 3)
     assert inputs["categorical"][:, 1].tolist() == [1, 2, 0]  # 50 and 51 are known movies, "new" is not
 
 
@@ -48,7 +53,7 @@ def test_defaulted_values_are_counted_per_feature() -> None:
     f = movie_features()
     req = parse(f, {"user": {}, "candidates": [{"item_id": "50", "year": 1995}, {"item_id": "51"},
                                                {"item_id": "52", "year": None}]})
-    assert defaulted_features(f, req.user, req.context, req.candidates) == {"user_id": 1, "year": 2}
+    assert defaulted_features(f, req.user, req.context, candidates(req)) == {"user_id": 1, "year": 2}
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -61,6 +66,6 @@ def test_on_missing_error_is_a_422_naming_the_field(body: dict, field: str) -> N
     f = movie_features(on_missing="error")
     req = parse(f, body)
     with pytest.raises(InvalidRequest) as err:
-        defaulted_features(f, req.user, req.context, req.candidates)
+        defaulted_features(f, req.user, req.context, candidates(req))
     assert err.value.problems[0].field == field
     assert "on_missing" in err.value.message

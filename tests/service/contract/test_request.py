@@ -19,14 +19,16 @@ def body(**overrides) -> bytes:
 
 def test_valid_request_keeps_model_fields_and_drops_the_rest(parser):
     req = parser.parse(body(candidates=[{"item_id": "i1", "item_popularity": 3, "note": "x"}], top_k=5, profile="p"))
-    assert req.candidates == [{"item_id": "i1", "item_popularity": 3.0}]
+    assert req.items["item_id"] == ["i1"] and req.items["item_popularity"] == [3.0]
+    assert type(req.items["item_popularity"][0]) is float and "note" not in req.items
+    assert all(values == [None] for name, values in req.items.items() if name not in ("item_id", "item_popularity"))
     assert (req.top_k, req.profile, req.request_id) == (5, "p", None)
     assert req.context == {"device": "tv", "hour": 20.0}
 
 
 def test_example_requests_validate(parser, manifest):
     req = parser.parse(orjson.dumps(example_request(manifest, 30, seed=3)))
-    assert len(req.candidates) == 30 and len({c["item_id"] for c in req.candidates}) == 30
+    assert len(req.item_ids) == 30 and len(set(req.item_ids)) == 30
 
 
 @pytest.mark.parametrize(("raw", "field", "text"), [

@@ -24,11 +24,11 @@ def test_top_k_equals_a_stable_full_sort_cut_at_k_even_with_ties_at_the_cut(seed
 
 
 def test_response_lists_the_order_with_each_items_scores():
-    candidates = [{"item_id": f"i{k}"} for k in range(5)]
+    ids = [f"i{k}" for k in range(5)]
     heads = heads_of(5)
     scores = heads["click"] * 2.0
     order = top_k_order(scores, None)
-    out = orjson.loads(response_body({"request_id": "r"}, candidates, scores, heads, order))
+    out = orjson.loads(response_body({"request_id": "r"}, ids, scores, heads, order))
     assert out["request_id"] == "r"
     assert [i["item_id"] for i in out["items"]] == [f"i{k}" for k in order.tolist()]
     assert [i["rank"] for i in out["items"]] == [1, 2, 3, 4, 5]
@@ -39,12 +39,12 @@ def test_response_lists_the_order_with_each_items_scores():
 
 
 def test_scores_off_leaves_them_out_and_keeps_order_and_contributions():
-    candidates = [{"item_id": k} for k in range(6)]
+    ids = list(range(6))
     heads = heads_of(6, seed=1)
     scores = heads["click"] + heads["watch_time"]
     order = top_k_order(scores, None)
-    with_all = orjson.loads(response_body({}, candidates, scores, heads, order, heads))
-    without = orjson.loads(response_body({}, candidates, scores, heads, order, heads, with_scores=False))
+    with_all = orjson.loads(response_body({}, ids, scores, heads, order, heads))
+    without = orjson.loads(response_body({}, ids, scores, heads, order, heads, with_scores=False))
     assert all("scores" not in i for i in without["items"])
     assert [(i["item_id"], i["score"], i["contributions"]) for i in without["items"]] == [
         (i["item_id"], i["score"], i["contributions"]) for i in with_all["items"]]
@@ -55,8 +55,13 @@ def test_only_the_returned_items_are_read():
     heads = heads_of(1000, seed=2)
     scores = heads["click"]
     order = top_k_order(scores, 3)
-    candidates = [{"item_id": k} if k in order.tolist() else {} for k in range(1000)]
-    out = orjson.loads(response_body({}, candidates, scores, heads, order))
+
+    class OnlyPicked(list):
+        def __getitem__(self, i):
+            assert i in order.tolist(), f"read the id of candidate {i}, which is past the cut"
+            return super().__getitem__(i)
+
+    out = orjson.loads(response_body({}, OnlyPicked(range(1000)), scores, heads, order))
     assert [i["item_id"] for i in out["items"]] == order.tolist()
 
 
