@@ -38,7 +38,7 @@ import response_cost
 import split_cost
 from doc_sections import DOC, write_section
 from http_load import LoadResult, closed_loop, open_loop, post_request, sequential
-from serve_floors import FLOOR_SIZE, render_extras, render_floors, render_wrk
+from serve_floors import FLOOR_SIZE, OTHER_SCORING, WRK_SERVERS, render_extras, render_floors, render_wrk
 from serve_id_only import IdOnlyResult, RedisProcess, prepare_stores, snapshot_files
 from serve_id_only import bodies as id_only_bodies
 from serve_id_only import in_process as lookup_in_process
@@ -139,6 +139,15 @@ def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProces
                        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
         servers["workers"] = ServerProcess([sys.executable, "-m", "service.cli"], workers_env, tmp / "workers.log",
                                            "/v2/health/ready")
+    # The other scoring mode (bench/serve_floors.py's OTHER_SCORING), in one and in N processes: wrk rows only.
+    other = {"RANKER_SCORING_THREADS": str(OTHER_SCORING)}
+    servers["other"] = ServerProcess([sys.executable, "-m", "service.cli"], {**env, **other}, tmp / "other.log",
+                                     "/v2/health/ready")
+    if args.workers_variant:
+        servers["workers-other"] = ServerProcess(
+            [sys.executable, "-m", "service.cli"],
+            {**workers_env, **other, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-other")},
+            tmp / "workers-other.log", "/v2/health/ready")
     if args.id_only:
         redis_env = {**env, "RANKER_FEATURE_STORE": "redis", "RANKER_REDIS_URL": args.redis.url,
                      "RANKER_REDIS_TIMEOUT": "0.5"}
@@ -166,7 +175,7 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
                 row = SizeRow(size, raw, raw70, ours, naive, workers)
                 if size == FLOOR_SIZE:
                     row.wrk = {name: [run_wrk(servers[name].port, bodies[0], n, args.duration) for n in args.connections]
-                               for name in ("ours", "workers", "naive") if name in servers}
+                               for name in WRK_SERVERS if name in servers}
                     same = ranking_of(servers["ours"].port, bodies[0]) == ranking_of(servers["naive"].port, bodies[0])
                     args.same_order.append(same)
                 rows.append(row)
@@ -241,7 +250,7 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     lines += ["", f"(a) and (c) return {agree} order for the same {FLOOR_SIZE}-candidate request: the naive server "
               "is the same model and profile, served differently (it does not apply the manifest's calibration "
               "maps, so with a calibrated bundle the orders may differ).",
-              "", *render_floors(rows, stages), "", *render_wrk(rows), "", *render_stages(stages, rows),
+              "", *render_floors(rows, stages, args.workers_variant), "", *render_wrk(rows, args.workers_variant), "", *render_stages(stages, rows),
               *render_extras(stages)]
     return "\n".join(lines)
 
