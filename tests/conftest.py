@@ -12,6 +12,7 @@ Two trained models:
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 # One intra-op thread for torch everywhere in the suite, set before anything imports torch. The
@@ -19,13 +20,16 @@ import os
 # at barriers, which made small CPU-bound tests up to 10x slower (test_losses: 18.5 s -> 1.9 s).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from training.data.demo import DemoConfig, write_demo
-from training.spec import RankerSpec, load_spec
+# The training modules load in the fixtures that use them: this file is also imported by xdist's controller
+# process, which runs no test (pyarrow and pandas there cost a core 0.35 s while the workers start).
+if TYPE_CHECKING:
+    from training.spec import RankerSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SPEC = REPO / "configs" / "demo.yaml"
@@ -36,6 +40,8 @@ TINY_EPOCHS = 2
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.data.demo import DemoConfig, write_demo
+
     out = tmp_path_factory.mktemp("demo-data")
     write_demo(out, DemoConfig(rows=TEST_ROWS, seed=0))
     return out
@@ -43,6 +49,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_spec(demo_dir: Path) -> RankerSpec:
+    from training.spec import load_spec
+
     return load_spec(DEMO_SPEC, data_path=str(demo_dir))
 
 
@@ -58,6 +66,8 @@ def _train(spec: RankerSpec):
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.data.demo import DemoConfig, write_demo
+
     out = tmp_path_factory.mktemp("tiny-data")
     write_demo(out, DemoConfig(rows=TINY_ROWS, seed=0))
     return out
@@ -65,6 +75,8 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_dir: Path) -> RankerSpec:
+    from training.spec import load_spec
+
     spec = load_spec(DEMO_SPEC, data_path=str(tiny_dir))
     spec.train.epochs = TINY_EPOCHS
     return spec
@@ -89,13 +101,33 @@ def bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_bundle(trained, tmp_path_factory.mktemp("bundles") / "demo")
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """`build(path)` once per pytest run, shared by its xdist workers (one process each): the first worker
+    to ask builds it, holding a lock that the others wait on; they then read what it built.
+
+    For an artefact that few tests read and that costs seconds: each worker building its own doubles
+    the cost on a 2-core machine. `build` must leave nothing at `path` when it fails.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/ holds every worker's popen-gwK/ base of this run
+    path = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not path.exists():
+            build(path)
+    return path
+
+
 @pytest.fixture(scope="session")
-def full_bundle_dir(trained, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def full_bundle_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`bundle_dir`'s model exported unsplit (one input row per candidate, manifest format 2): a bundle as
-    servers from before format 3 knew them, which still loads."""
+    servers from before format 3 knew them, which still loads. Exported once per run (built_once); the
+    worker that exports it asks for `trained`, the others need not."""
     from training.bundle.export import export_bundle
 
-    return export_bundle(trained, tmp_path_factory.mktemp("bundles") / "demo-full", split=False)
+    return built_once(tmp_path_factory, "demo-full-bundle",
+                      lambda path: export_bundle(request.getfixturevalue("trained"), path, split=False))
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +150,6 @@ def s3() -> Iterator:
 @pytest.fixture(scope="session")
 def feature_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """items.parquet and users.parquet: the catalogue behind the tiny demo data (what `trained` saw)."""
-    from training.data.demo import generate, write_feature_snapshots
+    from training.data.demo import DemoConfig, generate, write_feature_snapshots
 
     return write_feature_snapshots(generate(DemoConfig(rows=TINY_ROWS, seed=0)), tmp_path_factory.mktemp("features"))

@@ -22,7 +22,7 @@ from service.contract.features import OOV_INDEX
 from tests.training.conftest import as_arch
 from training import data as D
 from training.bundle.calibration import calibrate_columns
-from training.bundle.export import ExportError, check_parity, export_bundle, export_onnx, onnx_outputs
+from training.bundle.export import ExportError, check_parity, export_bundle, onnx_outputs
 from training.evaluation.inference import export_heads
 
 
@@ -107,9 +107,8 @@ def test_manifest_describes_the_model(bundle_dir: Path, trained) -> None:
     json.dumps(m.metrics)  # plain JSON values only
 
 
-def test_export_check_catches_a_graph_that_differs(trained, heads, tmp_path: Path) -> None:
-    path = tmp_path / MODEL_FILE
-    export_onnx(heads, path, trained.spec.task_names(), trained.prepared.train)  # the unsplit graph
+def test_export_check_catches_a_graph_that_differs(trained, heads, full_bundle_dir: Path) -> None:
+    path = full_bundle_dir / MODEL_FILE  # export_onnx's unsplit graph of these heads, exported once per session
     assert check_parity(heads, path, trained.prepared.test, 1000) <= PARITY_ATOL * 10
     with torch.no_grad():
         heads.model.towers[0].out.bias += 0.5  # the torch side moves, the ONNX file does not
