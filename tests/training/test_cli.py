@@ -32,6 +32,7 @@ def test_demo_data_writes_partitions_and_prints_the_ceiling(tmp_path: Path) -> N
     assert "best possible" in result.output and "auc" in result.output
 
 
+@pytest.mark.slow  # trains and exports a bundle (about 3 s); train's pieces run in test-fast (conftest's `trained`)
 def test_train_writes_a_verified_bundle_and_prints_a_summary(tmp_path: Path) -> None:
     data = tmp_path / "d"
     assert runner.invoke(app, ["demo-data", str(data), "--rows", "4000", "--no-ceiling"]).exit_code == 0

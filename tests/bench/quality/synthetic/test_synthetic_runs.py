@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
 
 from bench.quality.synthetic.config import smoke_config
@@ -13,6 +14,7 @@ from bench.quality.synthetic.models import model_args
 from bench.quality.synthetic.runs import run_all, train_run
 
 
+@pytest.mark.slow  # 400 training steps, about 2 s: what training achieves, not mechanics (run_all below)
 def test_training_learns_well_below_the_label_variance() -> None:
     torch.set_num_threads(1)  # tiny models: extra threads only add contention
     cfg = replace(smoke_config(), n_train=10_000, steps=400, eval_every=100)
