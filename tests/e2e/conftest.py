@@ -26,8 +26,8 @@ class Deployment:
         self.weights_path = root / "weights.yaml"
         shutil.copy(REPO / "configs" / "weights.yaml", self.weights_path)
         settings = {"RANKER_REGISTRY_ROOT": str(self.registry.root), "RANKER_MODEL_NAME": self.registry.model_name,
-                    "RANKER_WEIGHTS_PATH": str(self.weights_path), "RANKER_POLL_INTERVAL": "0.2",
-                    "RANKER_WEIGHTS_POLL_INTERVAL": "0.2", **env}
+                    "RANKER_WEIGHTS_PATH": str(self.weights_path), "RANKER_POLL_INTERVAL": "0.05",
+                    "RANKER_WEIGHTS_POLL_INTERVAL": "0.05", **env}
         if admin_token:
             settings["RANKER_ADMIN_TOKEN"] = admin_token
         self.server = ServerProcess(settings, root / "server.log")
