@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from server_helpers import ADMIN_TOKEN, wait_until
 
 from service.contract.bundle import MANIFEST_FILE
@@ -109,6 +110,7 @@ def test_new_bundle_is_picked_up_and_corrupt_ones_are_refused(deploy, manifest):
     assert wait_until(lambda: rank(d, body)["model_version"] == good, timeout=5.0)
 
 
+@pytest.mark.slow  # two server processes (about 3 s); tests/service/api/test_admin.py checks the same in-process
 def test_admin_routes_need_a_token_and_are_absent_without_one(deploy):
     with_token, without = deploy(), deploy(admin_token=None)
     assert without.client.post("/v1/admin/reload").status_code == 404
