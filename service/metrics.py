@@ -64,7 +64,7 @@ class HeadScoreHistogram(Collector):
                 continue
             with self._lock:
                 if task not in self._counts:
-                    self._counts[task] = np.zeros(len(self._edges) + 1, dtype=np.int64)
+                    self._counts[task] = np.zeros(n_buckets, dtype=np.int64)
                     self._sums[task] = 0.0
                 self._counts[task] += counts
                 self._sums[task] += total

@@ -180,18 +180,15 @@ class FeatureEncoders(BaseModel):
             num[:, j] = encode_column(enc, columns.get(enc.name), n_rows)
         return {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num}
 
-    def encode_request(
-        self, user: Mapping[str, Any], context: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]],
-        item_columns: Mapping[str, Any] | None = None,
-    ) -> dict[str, np.ndarray]:
+    def encode_request(self, user: Mapping[str, Any], context: Mapping[str, Any],
+                       candidates: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         """One ranking request, candidates as dicts -> model inputs with one row per candidate.
 
         User and context features are encoded once and broadcast; item features are read from each
-        candidate, or from `item_columns` (name -> one value per candidate, filled by the feature
-        store). A feature that is absent (or null) is missing and gets its encoder's default.
+        candidate. A feature that is absent (or null) is missing and gets its encoder's default.
         """
-        items = {**self.candidate_columns(candidates), **(item_columns or {})}
-        return self.encode_columns(self.request_columns(user, context, items, len(candidates)), len(candidates))
+        columns = self.request_columns(user, context, self.candidate_columns(candidates), len(candidates))
+        return self.encode_columns(columns, len(candidates))
 
     def candidate_columns(self, candidates: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """Candidates as dicts -> one list per item feature, one value per candidate (None = missing)."""

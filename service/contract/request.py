@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails, core_schema
 from typing_extensions import TypedDict
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, Source, category_key
-from service.contract.request_decoder import ITEM_ID, FastDecoder
+from service.contract.request_decoder import ITEM_ID, FastDecoder, item_columns
 from service.errors import FieldProblem, InvalidRequest, PayloadTooLarge
 
 MAX_REPORTED_PROBLEMS = 10
@@ -90,7 +90,7 @@ class RequestParser:
     def __init__(self, features: FeatureEncoders, max_candidates: int, user_key: str | None = None) -> None:
         self.max_candidates = max_candidates
         self._schema = request_model(features, max_candidates, user_key)
-        self._item_names = [ITEM_ID] + [n for n in features.by_source("item") if n != ITEM_ID]
+        self._item_names = item_columns(features)
         self._item_feature = features.item_id_feature if features.item_id_feature != ITEM_ID else None
         fields = self._schema.model_fields
         self._fast = FastDecoder(features, max_candidates, fields["user"].annotation, fields["context"].annotation,

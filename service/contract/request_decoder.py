@@ -33,6 +33,11 @@ _CATEGORICAL = str | int | _FINITE | bool | None
 _ITEM_ID = Annotated[str, msgspec.Meta(min_length=1)] | int
 
 
+def item_columns(features: FeatureEncoders) -> list[str]:
+    """The columns a parsed request holds: `item_id`, then every item feature of the model (names in order)."""
+    return [ITEM_ID] + [n for n in features.by_source("item") if n != ITEM_ID]
+
+
 def renamable(name: str) -> bool:
     """msgspec can rename a struct field to `name`: no quote, backslash or control character in it."""
     return not any(c in '"\\' or ord(c) < 0x20 for c in name)
@@ -52,7 +57,7 @@ class FastDecoder:
 
     def __init__(self, features: FeatureEncoders, max_candidates: int, user: type, context: type,
                  max_profile: int, max_request_id: int) -> None:
-        names = [ITEM_ID] + [f.name for f in features.all() if f.source == "item" and f.name != ITEM_ID]
+        names = item_columns(features)
         kinds = {f.name: _CATEGORICAL if isinstance(f, CategoricalEncoder) else _NUMERIC for f in features.all()}
         # Python names f0, f1, ... renamed to the feature names: a feature name need not be an identifier.
         fields = [("f0", _ITEM_ID)] + [(f"f{k}", kinds[n], None) for k, n in enumerate(names) if k]

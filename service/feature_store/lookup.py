@@ -92,7 +92,7 @@ class FeatureLookup:
         """
         key = ENTITY_KEY["item"]
         n = len(items[key])
-        own = {name: items[name] if name in items else [None] * n for name in kinds}
+        own = {name: items[name] for name in kinds}  # the parser gives every item feature a column
         missing = [col.count(None) for col in own.values()]
         if not any(missing):  # everything inline: no store call at all
             summary["item"] = {"not_found": 0}
