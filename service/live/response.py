@@ -63,9 +63,9 @@ def item_type(task_names: tuple[str, ...], part_names: tuple[str, ...]
     """The struct of one returned item, and the makers of its `scores` and `contributions` (None when
     left out) from their values in order, for these task and part names.
 
-    msgspec encodes structs in C, field by field in declaration order: building and encoding 500
-    items is about 1.4x faster than dicts through orjson (the same bytes; bench/serve_latency.py's
-    stage table has the response's share). Fields are f0, f1, ... renamed to the task names, which
+    msgspec encodes structs in C, field by field in declaration order: the same bytes as dicts through
+    orjson, built and encoded faster (bench/serve_latency.py's stage table: 371 -> 254 µs for 500
+    items, docs/BENCHMARKS.md and docs/ARCHITECTURE.md). Fields are f0, f1, ... renamed to the task names, which
     need not be identifiers (names msgspec cannot rename to get a dict per item).
     """
     def struct(name: str, keys: tuple[str, ...]) -> Callable[..., Any] | None:
