@@ -1,10 +1,10 @@
 """int8 against fp32 for the demo model: the holdout gate's numbers and session.run time, side by side.
 
-Trains the demo spec (configs/demo.yaml, `--epochs` passes), exports it with `train.quantize: dynamic`
-(training/bundle/quantize.py: the gate decides which graph the bundle serves), then times the fp32
-graph against its dynamic-int8 quantization on one request at each candidate count, the two
-interleaved in one loop, one thread (the server's SessionOptions). Writes the section `int8` of
-docs/BENCHMARKS.md.
+Trains the demo spec (configs/demo.yaml, `--epochs` passes), exports the fp32 bundle, then quantizes it
+as `ranker publish --quantize` does, once per method (training/bundle/requantize.py: dynamic, and static
+calibrated on training rows; the gate decides whether the int8 graph may be served). Times the fp32 graph
+against both int8 graphs on one request at each candidate count, the three interleaved in one loop, one
+thread (the server's SessionOptions). Writes the section `int8` of docs/BENCHMARKS.md.
 
     python bench/int8_cost.py                                   # ~2 min
     python bench/int8_cost.py --epochs 1 --sizes 500 --no-doc  # smoke
@@ -13,7 +13,6 @@ docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -47,29 +46,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def export_both(args: argparse.Namespace, out: Path) -> tuple[Path, Path]:
-    """(fp32 bundle, bundle exported with train.quantize: dynamic) of one trained model."""
+METHODS = ("dynamic", "static")
+
+
+def quantize_both(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, dict], dict[str, Path]]:
+    """(fp32 bundle, {method: gate record}, {method: int8 graph}) of one trained model."""
     from training.bundle.export import export_bundle
+    from training.bundle.requantize import QuantizeRefused, quantize_bundle
     from training.fit.train import train
     from training.spec import load_spec
 
     spec = load_spec(args.spec, data_path=args.data)
     spec.train.epochs, spec.train.threads = args.epochs, 1
-    trained = train(spec, progress=False, eval_test=True)
-    fp32 = export_bundle(trained, out / "fp32")
-    spec8 = spec.model_copy(deep=True)
-    spec8.train.quantize = "dynamic"
-    return fp32, export_bundle(dataclasses.replace(trained, spec=spec8), out / "int8")
+    fp32 = export_bundle(train(spec, progress=False, eval_test=True), out / "fp32")
+    gates, graphs = {}, {}
+    for method in METHODS:
+        try:
+            bundle = quantize_bundle(fp32, spec, method, out / method)
+            gates[method], graphs[method] = read_manifest(bundle).metrics["int8"], bundle / MODEL_FILE
+        except QuantizeRefused as e:  # the graph the gate judged is timed all the same
+            from training.bundle.quantize import CALIBRATION_ROWS, quantize_graph
+
+            gates[method], graphs[method] = e.gate, out / f"{method}.onnx"
+            quantize_graph(fp32 / MODEL_FILE, graphs[method], method, _calibration(spec, fp32, CALIBRATION_ROWS))
+    return fp32, gates, graphs
 
 
-def timings(fp32: Path, int8_graph: Path, sizes: list[int], runs: int) -> dict[int, tuple[list[float], list[float]]]:
+def _calibration(spec, fp32: Path, rows: int) -> list[dict]:
+    from training import data as D
+    from training.bundle.quantize import calibration_feeds
+    from training.data import splits as S
+
+    manifest = read_manifest(fp32)
+    inputs = D.feature_inputs(S.load_splits(spec).train.slice(0, rows), manifest.features)
+    return calibration_feeds(inputs, manifest.features, manifest.input_layout)
+
+
+def timings(fp32: Path, graphs: list[Path], sizes: list[int], runs: int) -> dict[int, list[list[float]]]:
+    """{candidates: one list of session.run seconds per graph (fp32 first)}, the graphs interleaved."""
     serving = load_serving(fp32, REPO / "configs" / "weights.yaml")
     sessions = [ort.InferenceSession(str(p), SessionConfig().options(), providers=["CPUExecutionProvider"])
-                for p in (fp32 / MODEL_FILE, int8_graph)]
+                for p in (fp32 / MODEL_FILE, *graphs)]
     out = {}
     for size in sizes:
         inputs = serving.model.encode(serving.model.parse(orjson.dumps(example_request(serving.model.manifest, size))))
-        times: tuple[list[float], list[float]] = ([], [])
+        times: list[list[float]] = [[] for _ in sessions]
         for s in sessions:
             s.run(None, inputs)
         start = time.perf_counter()
@@ -84,26 +105,38 @@ def timings(fp32: Path, int8_graph: Path, sizes: list[int], runs: int) -> dict[i
     return out
 
 
-def render(gate: dict, times: dict, args: argparse.Namespace, load: list[float]) -> str:
+def _value(c: dict, key: str) -> str:
+    return f"{c[key]:.4f}" if key in c else ""
+
+
+def render(gates: dict[str, dict], times: dict, args: argparse.Namespace, load: list[float]) -> str:
     cmd = " ".join(["python bench/int8_cost.py", *sys.argv[1:]])
+    rows = next(iter(gates.values()))["rows"]
     lines = [f"Measured by `{cmd}` on {date.today().isoformat()} at commit `{_commit()}`, {_cpus()} cores (1-minute "
-             f"load average {load[0]:.1f} -> {load[1]:.1f}: a shared machine; the two graphs were interleaved, so "
-             f"their ratio is what to read). The demo model trained for {args.epochs} epoch(s) on the demo data; gate on "
-             f"its {gate['rows']:,} holdout (test) rows, heads served calibrated.", "",
-             f"Gate: **{'PASSED: the bundle serves the int8 graph' if gate['passed'] else 'FAILED: the bundle serves fp32'}**",
-             "", "| check | fp32 | int8 | within bound |", "|---|---:|---:|---|"]
-    for name, c in gate["checks"].items():
-        fp = f"{c['fp32']:.4f}" if "fp32" in c else ""
-        lines.append(f"| {name} | {fp} | {c.get('int8', float('nan')):.4f} | {'yes' if c['ok'] else 'NO'} |")
-    lines += ["", "| candidates | fp32 ms (median, min) | int8 ms (median, min) | int8 / fp32 (medians) |",
-              "|---:|---:|---:|---:|"]
-    for size, (a, b) in times.items():
-        lines.append(f"| {size:,} | {statistics.median(a) * 1e3:.3f}, {min(a) * 1e3:.3f} | "
-                     f"{statistics.median(b) * 1e3:.3f}, {min(b) * 1e3:.3f} | "
-                     f"{statistics.median(b) / statistics.median(a):.2f} |")
-    ratios = [statistics.median(b) / statistics.median(a) for a, b in times.values()]
-    verdict = ("faster" if max(ratios) < 1 else "not faster at every size" if min(ratios) < 1 else "NOT faster")
-    lines += ["", f"int8 is {verdict} on this CPU ({platform_cpu()}); ratios {min(ratios):.2f}-{max(ratios):.2f}."]
+             f"load average {load[0]:.1f} -> {load[1]:.1f}: a shared machine; the graphs were interleaved, so "
+             f"their ratios are what to read). The demo model trained for {args.epochs} epoch(s) on the demo data, "
+             f"then quantized as `ranker publish --quantize METHOD` does; gate on its {rows:,} holdout (test) "
+             "rows, heads served calibrated.", ""]
+    lines += [" ".join(f"{m}: **{'PASSED' if g['passed'] else 'FAILED'}**." for m, g in gates.items()), "",
+              "| check | fp32 | " + " | ".join(f"{m} int8 | within bound" for m in gates) + " |",
+              "|---|---:|" + "---:|---|" * len(gates)]
+    for name, c in next(iter(gates.values()))["checks"].items():
+        cells = [f"{_value(g['checks'][name], 'int8')} | {'yes' if g['checks'][name]['ok'] else 'NO'}" for g in gates.values()]
+        lines.append(f"| {name} | {_value(c, 'fp32')} | " + " | ".join(cells) + " |")
+    lines += ["", "| candidates | fp32 ms (median, min) | " + " | ".join(f"{m} ms (median, min) | {m} / fp32"
+                                                              for m in gates) + " |",
+              "|---:|---:|" + "---:|---:|" * len(gates)]
+    ratios: dict[str, list[float]] = {m: [] for m in gates}
+    for size, (a, *quantized) in times.items():
+        cells = []
+        for m, b in zip(gates, quantized, strict=True):
+            ratios[m].append(statistics.median(b) / statistics.median(a))
+            cells.append(f"{statistics.median(b) * 1e3:.3f}, {min(b) * 1e3:.3f} | {ratios[m][-1]:.2f}")
+        lines.append(f"| {size:,} | {statistics.median(a) * 1e3:.3f}, {min(a) * 1e3:.3f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for m, r in ratios.items():
+        verdict = "faster" if max(r) < 1 else "not faster at every size" if min(r) < 1 else "NOT faster"
+        lines.append(f"- {m} int8 is {verdict} than fp32 on this CPU ({platform_cpu()}): ratios {min(r):.2f}-{max(r):.2f}.")
     return "\n".join(lines)
 
 
@@ -118,19 +151,14 @@ def platform_cpu() -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     load = [os.getloadavg()[0]]
-    from training.bundle.quantize import quantize_graph
-
     with tempfile.TemporaryDirectory(prefix="int8-cost-") as tmp:
-        fp32, int8_bundle = export_both(args, Path(tmp))
-        gate = read_manifest(int8_bundle).metrics["int8"]
-        int8_graph = Path(tmp) / "int8.onnx"
-        quantize_graph(fp32 / MODEL_FILE, int8_graph)  # the graph the gate judged (same weights, same tool)
-        times = timings(fp32, int8_graph, args.sizes, args.runs)
+        fp32, gates, graphs = quantize_both(args, Path(tmp))
+        times = timings(fp32, [graphs[m] for m in METHODS], args.sizes, args.runs)
     load.append(os.getloadavg()[0])
-    text = render(gate, times, args, load)
+    text = render(gates, times, args, load)
     print(text)
     if not args.no_doc:
-        write_section(SECTION, f"## int8: dynamic quantization against fp32 (`bench/int8_cost.py`)\n\n{text}", args.doc)
+        write_section(SECTION, f"## int8: dynamic and static quantization against fp32 (`bench/int8_cost.py`)\n\n{text}", args.doc)
 
 
 if __name__ == "__main__":

@@ -164,16 +164,36 @@ def publish(
     bundle: Annotated[Path, typer.Argument(help="bundle directory")],
     registry: Annotated[str, typer.Option(help="registry root")],
     current: Annotated[bool, typer.Option(help="make it CURRENT")] = True,
+    quantize: Annotated[str | None, typer.Option(
+        help="`dynamic` or `static`: publish the bundle's int8 graph instead, only if it passes the int8 gate "
+             "on the --spec data's holdout split (else nothing is published)")] = None,
+    spec_path: Annotated[Path | None, typer.Option("--spec", help="with --quantize: the spec of the bundle's "
+                                                   "training data (its holdout judges, its train rows calibrate)")] = None,
 ) -> None:
     """Publish an existing bundle as the next version of its model."""
+    import tempfile
+
     from service.contract.bundle import load_bundle
 
+    if quantize is not None and quantize not in ("dynamic", "static"):
+        fail(f"--quantize: {quantize!r} is not one of 'dynamic', 'static'")
+    if quantize is not None and spec_path is None:
+        fail("--quantize needs --spec: the int8 gate judges on the spec's holdout rows")
     try:
-        manifest = load_bundle(bundle).manifest
-        version = Registry(registry, manifest.model_name).publish(bundle, make_current=current)
+        with tempfile.TemporaryDirectory(prefix="ranker-publish-") as tmp:
+            if quantize is not None:
+                from training.bundle.requantize import QuantizeRefused, quantize_bundle
+
+                try:
+                    bundle = quantize_bundle(bundle, load_spec(spec_path), quantize, Path(tmp))
+                except QuantizeRefused as e:
+                    fail(str(e))
+            manifest = load_bundle(bundle).manifest
+            version = Registry(registry, manifest.model_name).publish(bundle, make_current=current)
     except USER_ERRORS as e:
         fail(str(e))
-    typer.echo(f"published {manifest.model_name} version {version}{' (CURRENT)' if current else ''}")
+    int8 = f" serving its {quantize} int8 graph" if quantize else ""
+    typer.echo(f"published {manifest.model_name} version {version}{int8}{' (CURRENT)' if current else ''}")
 
 
 # Operations (training/nightly/cli.py): the nightly job and the registry commands.

@@ -235,10 +235,7 @@ def check_parity(bundle: LoadedBundle) -> float:
     sample = bundle.manifest.parity_sample
     if not sample.rows:
         raise BundleError("parity sample is empty")
-    names = [f.name for f in bundle.manifest.features.all()]
-    columns = {n: [row.get(n) for row in sample.rows] for n in names}
-    inputs = bundle.manifest.features.encode_columns(columns, len(sample.rows))
-    got = bundle.predict_rows(inputs)
+    got = parity_outputs(bundle)
     worst = 0.0
     for task in bundle.manifest.tasks:
         expected = np.asarray(sample.outputs.get(task.output, []), dtype=np.float64)
@@ -249,3 +246,11 @@ def check_parity(bundle: LoadedBundle) -> float:
             raise BundleError(f"parity check failed on {task.output!r}: {result.describe(sample.atol, sample.rtol)}")
         worst = max(worst, result.max_abs_diff)
     return worst
+
+
+def parity_outputs(bundle: LoadedBundle) -> dict[str, np.ndarray]:
+    """{task name: (N,)} what the bundle serves for its parity rows, encoded by the manifest's encoders."""
+    sample = bundle.manifest.parity_sample
+    names = [f.name for f in bundle.manifest.features.all()]
+    columns = {n: [row.get(n) for row in sample.rows] for n in names}
+    return bundle.predict_rows(bundle.manifest.features.encode_columns(columns, len(sample.rows)))

@@ -44,7 +44,7 @@ from training.bundle.calibration import (
     fit_calibrations,
     plot_reliability,
 )
-from training.bundle.quantize import serve_int8_if_gated
+from training.bundle.quantize import CALIBRATION_ROWS, Holdout, calibration_feeds, serve_int8_if_gated
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
@@ -246,10 +246,14 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         raw_holdout = predict(heads, trained.prepared.holdout())
         tasks = task_infos(trained, calibrations, raw_holdout)
         int8 = None
-        if trained.spec.train.quantize == "dynamic":  # the int8 graph replaces model.onnx only past its gate
+        if (method := trained.spec.train.quantize) != "none":  # the int8 graph replaces model.onnx only past its gate
             h = trained.prepared.holdout()
-            int8 = serve_int8_if_gated(model_path, lambda p: calibrate_columns(
-                tasks, holdout_outputs(p, h, encoders, layout)), h, tasks, trained.spec)
+            rows = trained.prepared.train.head(CALIBRATION_ROWS)
+            calibration = calibration_feeds({CATEGORICAL_INPUT: rows.categorical, NUMERIC_INPUT: rows.numeric},
+                                            encoders, layout) if method == "static" else ()
+            int8 = serve_int8_if_gated(model_path, method, lambda p: calibrate_columns(
+                tasks, holdout_outputs(p, h, encoders, layout)), Holdout(h.raw_labels, h.request), tasks,
+                trained.spec, calibration)
         parity = build_parity_sample(trained, model_path, tasks, layout)
         manifest = build_manifest(trained, model_path, parity, tasks, layout)
         if int8 is not None:

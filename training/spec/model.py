@@ -172,10 +172,12 @@ class TrainConfig(_Strict):
                                 "busy shared machine, 1 is often faster", examples=[1])
     parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
                              examples=[2000])
-    quantize: Literal["none", "dynamic"] = Field(
-        "none", description="`dynamic`: also quantize the exported graph to int8 (onnxruntime dynamic "
-        "quantization) and serve it if a holdout gate passes (AUC drop <= 0.002 per binary head, RMSE rise "
-        "<= 1% per regression head, top-10 overlap >= 0.95 per served profile); else the fp32 graph is served",
+    quantize: Literal["none", "dynamic", "static"] = Field(
+        "none", description="also quantize the exported graph to int8 with onnxruntime's tools and serve it "
+        "if a holdout gate passes (AUC drop <= 0.002 per binary head, RMSE rise <= 1% per regression head, "
+        "top-10 overlap >= 0.95 per served profile); else the fp32 graph is served. `dynamic`: activations "
+        "quantized per call; `static`: activation ranges fixed from training rows. `ranker publish "
+        "--quantize` does the same to an existing bundle",
         examples=["dynamic"])
     embedding_grads: Literal["rows", "dense"] = Field(
         "rows", description="distributed training (`--nproc`, torchrun): `rows` exchanges only the embedding "
