@@ -98,18 +98,18 @@ def quantize_graph(src: Path, dst: Path, method: Method = "dynamic",
                    calibration: Iterable[dict[str, np.ndarray]] = ()) -> None:
     """dst: src with int8 MatMul/Gemm weights (per-tensor, signed); activations quantized per call
     (dynamic) or over the ranges `calibration` (the graph's feeds) showed (static)."""
-    if method == "dynamic":
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-        return
-    # onnxruntime's quantizer logs advice on every Gemm whose bias is computed (the split graph's broadcast
-    # user/context part is such a bias); the gate, not the advice, decides whether the graph is served.
+    # onnxruntime's quantizer logs advice on the root logger (pre-processing; every Gemm whose bias is
+    # computed, as the split graph's broadcast user/context part is): the gate, not the advice, decides.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_static(str(src), str(dst), _Feeds(calibration), quant_format=QuantFormat.QOperator,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["MatMul", "Gemm"])
+        if method == "dynamic":
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        else:
+            quantize_static(str(src), str(dst), _Feeds(calibration), quant_format=QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["MatMul", "Gemm"])
     finally:
         root.setLevel(level)
 

@@ -27,6 +27,7 @@ from training.bundle.quantize import (
     quantize_graph,
 )
 from training.data import splits as S
+from training.data.columns import expand_numeric_patterns
 from training.evaluation.evaluate import bundle_predictions, check_compatible
 from training.spec import RankerSpec
 
@@ -42,6 +43,7 @@ class QuantizeRefused(Exception):
 def quantize_bundle(src: Path, spec: RankerSpec, method: Method, work_dir: Path,
                     bounds: Int8Bounds | None = None) -> Path:
     """work_dir/bundle: the bundle at src serving its `method` int8 graph. Raises QuantizeRefused."""
+    spec, _ = expand_numeric_patterns(spec)  # `genre_*` names the columns the bundle was trained on
     bundle = load_bundle(src)
     if bundle.manifest.metrics.get("int8", {}).get("passed"):
         raise QuantizeRefused(f"bundle {src} serves an int8 graph already")
