@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from training.data.tables import DataError, column_roles, dataset
 from training.spec import RankerSpec
-from training.spec.schema import is_pattern
+from training.spec.schema import check_lookup, is_pattern
 
 PREVIEW = 5  # column names shown per pattern in the notes
 
@@ -41,6 +41,10 @@ def expand_numeric_patterns(spec: RankerSpec) -> tuple[RankerSpec, list[str]]:
         notes.append(note)
     expanded = spec.model_copy(deep=True)
     expanded.features.numeric = numeric  # names stay unique: a pattern takes no column already taken
+    try:
+        check_lookup(expanded)  # a looked-up feature the pattern was to give must now be there
+    except ValueError as e:
+        raise DataError(f"{e} (after expanding the numeric patterns: {'; '.join(notes)})") from None
     return expanded, notes
 
 

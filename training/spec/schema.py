@@ -6,6 +6,7 @@ errors (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
@@ -224,7 +225,7 @@ class RankerSpec(_Strict):
             unknown = sorted(set(weights or {}) - set(tasks))
             if unknown:
                 raise ValueError(f"{field}: unknown task(s) {unknown}; tasks are {tasks}")
-        _check_lookup(self)
+        check_lookup(self)
         return self
 
     def lookups(self) -> dict[str, list[str]]:
@@ -251,13 +252,17 @@ def _check_bias_tower(spec: RankerSpec) -> None:
         raise ValueError(f"model.bias_tower.tasks: {wrong} are not binary tasks; binary tasks are {binary}")
 
 
-def _check_lookup(spec: RankerSpec) -> None:
+def check_lookup(spec: RankerSpec) -> None:
     from service.contract.lookups import ENTITY_KEY
 
     sources = {f.name: f.source for f in (*spec.features.categorical, *spec.features.numeric)}
+    patterns = [(f.name, f.source) for f in spec.features.numeric if is_pattern(f.name)]
     for entity, cfg in spec.lookup.entities().items():
         for name in cfg.features:
-            if sources.get(name) != entity:
+            # A name a numeric pattern of this source may match is checked again once the pattern is
+            # expanded against the data's columns (training/data/columns.py).
+            if sources.get(name) != entity and not any(
+                    source == entity and fnmatchcase(name, pattern) for pattern, source in patterns):
                 raise ValueError(f"lookup.{entity}.features: {name!r} is not a feature with source {entity}")
             if name == ENTITY_KEY[entity]:
                 raise ValueError(f"lookup.{entity}.features: {name!r} is the lookup key; it comes from the request")

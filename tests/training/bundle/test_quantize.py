@@ -112,9 +112,7 @@ def test_ranker_publish_quantize_publishes_the_int8_graph_or_nothing(bundle_dir:
     runner, registry = CliRunner(), tmp_path / "reg"
     raw = yaml.safe_load(DEMO_SPEC.read_text())
     raw["data"]["path"], raw["eval"]["weights"] = str(tiny_dir), str(DEMO_SPEC.parent / raw["eval"]["weights"])
-    # Two of the bundle's features named by a pattern, which must be expanded as in training (a spec's
-    # lookup names features before expansion, so this one has none).
-    del raw["lookup"]
+    # Two of the bundle's features named by a pattern, which must be expanded as in training.
     raw["features"]["numeric"] = [f for f in raw["features"]["numeric"] if f["name"] not in
                                   ("item_popularity", "item_age_days")] + [
         {"name": "item_*", "source": "item", "transform": "log1p", "exclude": ["item_id"]}]

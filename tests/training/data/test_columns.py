@@ -31,10 +31,10 @@ def wide(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def spec_with(folder: Path, numeric: list[dict]) -> RankerSpec:
+def spec_with(folder: Path, numeric: list[dict], lookup: dict | None = None) -> RankerSpec:
     raw = {"name": "wide", "data": {"train": "train.parquet"},
            "features": {"categorical": [{"name": "user", "source": "user"}], "numeric": numeric},
-           "tasks": [{"name": "click", "type": "binary", "group": "engagement"}]}
+           "tasks": [{"name": "click", "type": "binary", "group": "engagement"}], **({"lookup": lookup} if lookup else {})}
     path = folder / "spec.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_spec(path)
@@ -76,3 +76,15 @@ def test_a_pattern_without_numeric_columns_is_an_error(wide: Path) -> None:
 def test_exclude_needs_a_pattern(wide: Path) -> None:
     with pytest.raises(SpecError, match="exclude: only a pattern name"):
         spec_with(wide, [{"name": "m_a", "source": "item", "exclude": ["m_b"]}])
+
+
+def test_a_lookup_may_name_a_feature_a_pattern_gives(wide: Path) -> None:
+    spec, _ = expand_numeric_patterns(spec_with(wide, [{"name": "m_*", "source": "item"}],
+                                                {"item": {"features": ["m_a"]}}))
+    assert numeric_names(spec) == ["m_b", "m_a"] and spec.lookup.item.features == ["m_a"]
+    # A pattern of another source, or one the data does not fill in, still cannot give it.
+    with pytest.raises(SpecError, match="'m_a' is not a feature with source item"):
+        spec_with(wide, [{"name": "m_*", "source": "user"}], {"item": {"features": ["m_a"]}})
+    with pytest.raises(DataError, match="'m_a' is not a feature with source item.*after expanding"):
+        expand_numeric_patterns(spec_with(wide, [{"name": "m_*", "source": "item", "exclude": ["m_a"]}],
+                                          {"item": {"features": ["m_a"]}}))
