@@ -87,6 +87,10 @@ class CategoricalEncoder(BaseModel):
         """(N,) values -> (N,) int64 indices. Unknown and missing values map to OOV_INDEX."""
         return np.fromiter(map(self._index.__getitem__, values), dtype=np.int64)
 
+    def encode_one(self, value: Any) -> int:
+        """`encode` of one value (a user or context feature), without building an array."""
+        return self._index[value]
+
 
 class NumericEncoder(BaseModel):
     """x -> (f(clip(x)) - mean) / std with f = identity or log1p; missing -> fill_value (raw units).
@@ -120,12 +124,17 @@ class NumericEncoder(BaseModel):
         """(N,) raw numbers (None/NaN = missing) -> (N,) float32, always finite when clipped."""
         x = np.array(values, dtype=np.float64)  # None -> nan
         x[np.isnan(x)] = self.fill_value
-        if self.clip_min is not None:
+        if self.clip_min is not None:  # within the training range, nothing below overflows float32
             np.clip(x, self.clip_min, self.clip_max, out=x)
+            return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
         # Unclipped (an old bundle), a huge value overflows float32 to inf; the server then refuses the
         # non-finite score it leads to (service.live.pipeline), so numpy need not warn about it here.
         with np.errstate(over="ignore"):
             return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
+
+    def encode_one(self, value: Any) -> np.float32:
+        """`encode` of one value (a user or context feature): the same arithmetic, on one element."""
+        return self.encode([value])[0]
 
     def apply_transform(self, x: np.ndarray) -> np.ndarray:
         if self.transform == "log1p":
@@ -225,12 +234,13 @@ class _Scalar:
         self.value = value
 
 
-def encode_column(encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int) -> np.ndarray:
-    """(n_rows,) encoded values of one feature: a list of values, or one shared value (_Scalar or None)."""
+def encode_column(encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int) -> np.ndarray | Any:
+    """(n_rows,) encoded values of one feature from a list of values; or, from one shared value (_Scalar
+    or None), that value encoded once, which an assignment into an input column broadcasts."""
     if values is None:
-        values = _Scalar(None)
+        return encoder.encode_one(None)
     if isinstance(values, _Scalar):
-        return np.broadcast_to(encoder.encode([values.value]), (n_rows,))
+        return encoder.encode_one(values.value)
     if len(values) != n_rows:
         raise ValueError(f"feature {encoder.name!r}: {len(values)} values for {n_rows} rows")
     return encoder.encode(values)
