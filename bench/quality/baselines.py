@@ -4,17 +4,21 @@ On every dataset the quality benchmarks train through the trainer (the demo log,
 and on UCI Adult (census income, two binary tasks; bench/quality/census_data.py), each over seeds:
 
   our MMoE                   the dataset's spec as committed (the spec defaults for what it leaves out)
-  our MMoE + <candidate>     one change each: numeric embeddings (piecewise-linear over quantile bins,
-                             or periodic), a warmup + cosine learning-rate schedule, DCN-v2 cross layers
+  our MMoE + <candidate>     one change each: numeric embeddings (piecewise-linear over quantile bins, for
+                             every numeric feature or only those that need it, or periodic), a warmup + cosine
+                             learning-rate schedule, DCN-v2 cross layers
   DeepCTR-Torch MMOE         bench/quality/deepctr_mmoe.py
   torch-rechub MMOE          bench/quality/rechub_mmoe.py
   GBDT                       the baseline every report shows (training/evaluation/baseline.py)
 
-All on the same encoded arrays and split; test metrics, mean ± std over seeds.
+All on the same encoded arrays and split; test metrics, mean ± std over seeds. A run replaces the saved runs
+of the models it trains and keeps the others; with --reuse it trains only the models whose saved runs do not
+cover the seeds asked for (the runs are seeded: a model trained again on unchanged code gives the same numbers).
 
     .venv/bin/python -m bench.quality.baselines                      # full: 3 seeds
     .venv/bin/python -m bench.quality.baselines --datasets census    # one dataset (merged into the saved runs)
     .venv/bin/python -m bench.quality.baselines --datasets movielens --candidates ple cross   # fewer changes
+    .venv/bin/python -m bench.quality.baselines --datasets census --candidates ple_auto --reuse  # only what is new
     .venv/bin/python -m bench.quality.baselines --smoke              # tiny data, 1 epoch; temp dir
     .venv/bin/python -m bench.quality.baselines --replot
 """
@@ -44,6 +48,7 @@ OURS = "our MMoE"
 # label -> (runner kind, spec overrides); the candidates change one thing each.
 CANDIDATES = {
     "ple": {"model.numeric_embedding": "ple"},
+    "ple_auto": {"model.numeric_embedding": "ple_auto"},
     "periodic": {"model.numeric_embedding": "periodic"},
     "warmup_cosine": {"train.lr_schedule": "warmup_cosine"},
     "cross": {"model.cross_layers": 2},
@@ -71,22 +76,52 @@ def jobs_for(ds: DS.Dataset, seeds: list[int], smoke: bool, models: dict = MODEL
             for seed in seeds for label, (kind, o) in models.items()]
 
 
+def saved_seeds(saved: dict, dataset: str) -> dict[str, set[int]]:
+    """label -> the seeds of its saved runs on dataset."""
+    out: dict[str, set[int]] = {}
+    for r in saved["records"]:
+        if r["dataset"] == dataset:
+            out.setdefault(r["label"], set()).add(r["overrides"]["train.seed"])
+    return out
+
+
+def to_train(saved: dict, dataset: str, models: dict, seeds: list[int], reuse: bool) -> dict:
+    """models, without (reuse) those whose saved runs on dataset already cover seeds."""
+    have = saved_seeds(saved, dataset)
+    return {label: m for label, m in models.items() if not (reuse and set(seeds) <= have.get(label, set()))}
+
+
+def merge(saved: dict, dataset: str, records: list[dict], this: dict) -> None:
+    """Into saved (in place): records replace the saved ones of the models they ran, the others stay. `this`
+    (provenance, seeds, wall time, workers, jobs, models) is the dataset's run, or a later partial run when
+    saved runs of other models stay."""
+    ran = set(this["models"])
+    kept = [r for r in saved["records"] if r["dataset"] != dataset or r["label"] not in ran]
+    stays = {r["label"] for r in kept if r["dataset"] == dataset}
+    saved["records"] = kept + records
+    if dataset in saved["runs"] and stays:
+        saved["runs"][dataset].setdefault("later", []).append(this)
+    else:
+        saved["runs"][dataset] = this
+
+
 def run(ns: argparse.Namespace, command: str) -> dict:
-    """Train every (dataset, model, seed) asked for; merges them into the saved runs (unless --smoke)."""
+    """Train every (dataset, model, seed) asked for (with --reuse, not those already saved); the records of the
+    models trained replace theirs in the saved runs (unless --smoke), the other models' records stay."""
     saved = {"datasets": {}, "records": [], "runs": {}}
     if RESULTS.exists() and not ns.smoke:
         saved = json.loads(RESULTS.read_text())
     seeds = list(range(1 if ns.smoke else ns.seeds))
     for name in ns.datasets:
         made_by = provenance(command)
+        models = to_train(saved, name, models_for(ns.candidates), seeds, ns.reuse)
         ds = DATASETS[name](ns.smoke)
         t0 = time.perf_counter()
-        jobs = jobs_for(ds, seeds, ns.smoke, models_for(ns.candidates))
+        jobs = jobs_for(ds, seeds, ns.smoke, models)
         records = [{**r, "dataset": name} for r in run_jobs(jobs, ns.workers)]
-        saved["records"] = [r for r in saved["records"] if r["dataset"] != name] + records
         saved["datasets"][name] = DS.describe(ds)
-        saved["runs"][name] = {"provenance": made_by, "seeds": seeds, "wall_seconds": round(time.perf_counter() - t0),
-                               "workers": ns.workers}
+        merge(saved, name, records, {"provenance": made_by, "seeds": seeds, "wall_seconds": round(time.perf_counter() - t0),
+                                     "workers": ns.workers, "jobs": len(jobs), "models": list(models)})
         if not ns.smoke:
             save_results(RESULTS, saved)
     return saved
@@ -99,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     ap.add_argument("--candidates", nargs="*", choices=list(CANDIDATES), default=list(CANDIDATES),
                     help="the candidate changes to train (the baselines and peers always run)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="train only the models whose saved runs on the dataset miss some of the seeds")
     ns = ap.parse_args(argv)
     saved = json.loads(RESULTS.read_text()) if ns.replot else run(ns, command_line("bench.quality.baselines", argv))
     out = Output.for_run(ns.smoke, ns.doc)

@@ -88,14 +88,19 @@ def group_ndcg(spec: RankerSpec, prep: T.Prepared, preds: np.ndarray, column: st
                      spec.eval.ndcg_k)
 
 
-def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray]:
-    """What training.fit.train.train() does after prepare(): (metrics, history, test predictions)."""
+def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray, dict]:
+    """What training.fit.train.train() does after prepare(): (metrics, history, test predictions, extra);
+    extra names the numeric features `ple_auto` binned."""
     T.set_seed(spec.train.seed)
-    model = T.build_model(T.model_args(spec, prep.encoders, prep.train.numeric))
+    args = T.model_args(spec, prep.encoders, prep.train.numeric)
+    model = T.build_model(args)
     history = T.fit(spec, prep, model, None, progress=False)
     metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
     preds = inference.predict(inference.export_heads(model, spec, prep.scalers), prep.test)
-    return metrics, history, preds
+    extra = {}
+    if args.numeric_binned is not None:
+        extra["numeric_binned"] = [prep.encoders.numeric[j].name for j in args.numeric_binned]
+    return metrics, history, preds, extra
 
 
 def run_gbdt(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.ndarray]:
@@ -133,7 +138,7 @@ def run_job(job: Job) -> dict:
 
         metrics, history, preds, extra = run_curves(spec, prep, {"group_column": job.group_column, **job.options})
     else:
-        metrics, history, preds = run_ours(spec, prep)
+        metrics, history, preds, extra = run_ours(spec, prep)
     record = {"label": job.label, "overrides": job.overrides, "kind": job.kind, "metrics": metrics,
               "epochs": len(history), "epoch_seconds": [h["seconds"] for h in history],
               "best_epoch": int(np.argmin([h["valid_loss"] for h in history])) + 1 if history else None,

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from training.bundle.baseline_report import report_section, text_table  # noqa: E402
 from training.fit.train import Trained  # noqa: E402
+from training.modeling.model import ModelArgs  # noqa: E402
 from training.spec import RankerSpec  # noqa: E402
 
 REPORT_FILE = "report.md"
@@ -59,12 +60,25 @@ def architecture_text(trained: Trained) -> str:
         text += f"; {a.cross_layers} DCN-v2 cross layer(s) at the bottom of each expert"
     if a.numeric_embedding == "ple":
         text += f"; numeric features piecewise-linear encoded over up to {max(map(len, a.numeric_edges)) - 1} quantile bins"
+    elif a.numeric_embedding == "ple_auto":
+        text += "; " + ple_auto_text(a, [f.name for f in trained.prepared.encoders.numeric])
     elif a.numeric_embedding == "periodic":
         text += "; numeric features embedded by periodic (sin/cos) functions"
     if (bias := spec.model.bias_tower) is not None:
         text += (f"; bias tower over {bias.columns()} added to {bias.tasks} in training only "
                  "(not exported: the served model has no bias input)")
     return text
+
+
+def ple_auto_text(a: ModelArgs, numeric_names: list[str]) -> str:
+    """Which numeric features `ple_auto` binned (chosen on the training split) and which it left as numbers."""
+    binned = [numeric_names[j] for j in a.numeric_binned]
+    rest = [n for j, n in enumerate(numeric_names) if j not in a.numeric_binned]
+    if not binned:
+        return "numeric_embedding ple_auto binned no numeric feature (none zero-inflated or heavy-tailed): all as numbers"
+    bins = max(map(len, a.numeric_edges)) - 1
+    return (f"numeric features {binned} piecewise-linear encoded over up to {bins} quantile bins (ple_auto: "
+            f"zero-inflated or heavy-tailed on the training split), {rest or 'no other'} as numbers")
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:

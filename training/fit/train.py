@@ -51,7 +51,7 @@ from training.modeling.losses import (
     UncertaintyWeighting,
 )
 from training.modeling.model import ModelArgs, build_model, shared_parameters
-from training.modeling.numeric import quantile_edges
+from training.modeling.numeric import binned_features, quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING
 from training.streaming.feed import Batch, EvalFeed, MemoryFeed, SplitTensors, StreamFeed
@@ -132,15 +132,20 @@ def prepare_data(spec: RankerSpec, progress: bool = True) -> Prepared | Streamed
 def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.ndarray | None = None) -> ModelArgs:
     """The model's shape from the spec; keys that mean nothing for the arch are stored as None.
 
-    `numeric_embedding: ple` fits its bin edges on train_numeric, the (N, F) encoded training numerics.
+    `numeric_embedding: ple` fits its bin edges on train_numeric, the (N, F) encoded training numerics;
+    `ple_auto` first picks the features to bin there (binned_features).
     """
     m = spec.model
-    edges = None
-    if m.numeric_embedding == "ple":
+    edges, binned = None, None
+    if m.numeric_embedding in ("ple", "ple_auto"):
         if train_numeric is None:
-            raise D.DataError("model.numeric_embedding: ple fits its bins on the training rows in memory, and "
-                              "this run streams them; set data.streaming.mode: memory, or numeric_embedding: "
-                              "periodic or none")
+            raise D.DataError(f"model.numeric_embedding: {m.numeric_embedding} fits its bins on the training rows in "
+                              "memory, and this run streams them; set data.streaming.mode: memory, or "
+                              "numeric_embedding: periodic or none")
+        if m.numeric_embedding == "ple_auto":
+            binned = binned_features(train_numeric)
+            logger.info("numeric_embedding ple_auto bins %s", [encoders.numeric[j].name for j in binned] or "nothing")
+            train_numeric = train_numeric[:, binned]
         edges = quantile_edges(train_numeric, m.numeric_bins)
     return ModelArgs(
         cardinalities=[f.cardinality for f in encoders.categorical], n_numeric=len(encoders.numeric),
@@ -148,7 +153,8 @@ def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.nd
         expert_hidden=list(m.expert_hidden), tower_hidden=list(m.tower_hidden),
         embedding_dim=m.embedding_dim, expert_dropout=m.expert_dropout, dropout=m.dropout,
         shared_experts=m.shared_experts, task_experts=m.task_experts, levels=m.levels,
-        numeric_embedding=m.numeric_embedding, numeric_edges=edges, cross_layers=m.cross_layers,
+        numeric_embedding=m.numeric_embedding, numeric_edges=edges, numeric_binned=binned,
+        cross_layers=m.cross_layers,
     )
 
 

@@ -41,9 +41,12 @@ class ModelArgs:
     shared_experts: int | None = 2  # cgc / ple: shared experts per level
     task_experts: int | None = 1  # cgc / ple: experts of each task per level
     levels: int | None = 2  # ple: extraction levels (cgc is one level)
-    # Numeric features as scaled numbers ("none") or embedded per feature ("ple", "periodic"; modeling/numeric.py).
+    # Numeric features as scaled numbers ("none") or embedded per feature ("ple", "ple_auto", "periodic";
+    # modeling/numeric.py).
     numeric_embedding: str = "none"
-    numeric_edges: list[list[float]] | None = None  # ple: bin edges per numeric feature (standardized units)
+    # ple: bin edges per numeric feature (standardized units); ple_auto: per binned feature
+    numeric_edges: list[list[float]] | None = None
+    numeric_binned: list[int] | None = None  # ple_auto: indices of the numeric features binned (chosen in training)
     cross_layers: int = 0  # DCN-v2 cross layers at the bottom of every expert (or shared / per-task bottom)
 
     def to_dict(self) -> dict:

@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 
 class FeatureInput(nn.Module):
     """Embeds every categorical feature (one table, offset per feature) and appends the numerics:
-    as scaled numbers (`none`), or embedded per feature (`ple`, `periodic`: training/modeling/numeric.py).
+    as scaled numbers (`none`), or embedded per feature (`ple`, `periodic`: training/modeling/numeric.py;
+    `ple_auto` embeds the `binned` features only).
 
-    (B, C) int64, (B, F) float32 -> (B, C*D + F), or (B, C*D + F*D) with a numeric embedding.
+    (B, C) int64, (B, F) float32 -> (B, C*D + F), or (B, C*D + F*D) with a numeric embedding
+    (B, C*D + F_binned*D + F_rest with `ple_auto`).
     """
 
     def __init__(self, cardinalities: list[int], n_numeric: int, dim: int, numeric: str = "none",
-                 edges: list[list[float]] | None = None) -> None:
+                 edges: list[list[float]] | None = None, binned: list[int] | None = None) -> None:
         super().__init__()
         offsets = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)
@@ -35,9 +37,9 @@ class FeatureInput(nn.Module):
         self.embedding = nn.Embedding(sum(cardinalities), dim) if cardinalities else None
         if self.embedding is not None:
             nn.init.normal_(self.embedding.weight, std=0.05)
-        self.numeric = numeric_embedding(numeric, n_numeric, dim, edges)
+        self.numeric = numeric_embedding(numeric, n_numeric, dim, edges, binned)
         self.out_dim = len(cardinalities) * dim + (n_numeric if self.numeric is None else self.numeric.out_dim)
-        self._widths = [dim] * len(cardinalities) + [1 if self.numeric is None else dim] * n_numeric
+        self._widths = [dim] * len(cardinalities) + ([1] * n_numeric if self.numeric is None else self.numeric.widths())
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
         num = numeric if self.numeric is None else self.numeric(numeric)  # (B, F) or (B, F*D)
@@ -52,7 +54,7 @@ class FeatureInput(nn.Module):
 
     def feature_slices(self) -> list[slice]:
         """The output columns of each feature: categorical features first, then numeric, in input order
-        (a numeric feature is 1 column wide, or embedding_dim with a numeric embedding)."""
+        (a numeric feature is 1 column wide, or embedding_dim where it is embedded)."""
         ends = torch.tensor(self._widths, dtype=torch.long).cumsum(0).tolist()
         return [slice(end - w, end) for w, end in zip(self._widths, ends, strict=True)]
 
@@ -108,7 +110,7 @@ class MLP(nn.Sequential):
 
 def feature_input(args: ModelArgs) -> FeatureInput:
     return FeatureInput(args.cardinalities, args.n_numeric, args.embedding_dim, args.numeric_embedding,
-                        args.numeric_edges)
+                        args.numeric_edges, args.numeric_binned)
 
 
 def expert(in_dim: int, args: ModelArgs) -> MLP:

@@ -5,7 +5,8 @@ rows are copied by *value*: the row of item "i42" goes to wherever "i42" sits in
 and rows of unseen values keep their fresh initialization. Towers, gates and (CGC / PLE) each task's
 own experts are matched by task name, so a reordered or extended task list still starts from the
 right heads; a PLE shared gate's rows (one per expert) are re-ordered the same way. A checkpoint
-of another arch is refused (WarmStartError). Every other tensor is
+of another arch, or one whose `numeric_embedding: ple_auto` binned other numeric features, is refused
+(WarmStartError). Every other tensor is
 copied when its name and shape match, and reported as skipped otherwise (e.g. a wider expert).
 """
 
@@ -83,6 +84,28 @@ def shared_gate_rows(args: ModelArgs, old_args: ModelArgs, task_index: dict[int,
     return new, old
 
 
+def embedded_numerics(args: ModelArgs) -> list[int]:
+    """The numeric features the model embeds (`none`: none; `ple_auto`: those it binned; else every one)."""
+    if args.numeric_embedding == "ple_auto":
+        return list(args.numeric_binned or [])
+    return [] if args.numeric_embedding == "none" else list(range(args.n_numeric))
+
+
+def check_binned(args: ModelArgs, old_args: ModelArgs, numeric_names: list[str]) -> None:
+    """Refuse a checkpoint whose `ple_auto` binned other numeric features than this window's choice: its bin
+    weights belong to other features, and its first layers read a layout of the same width but other columns."""
+    if "ple_auto" not in (args.numeric_embedding, old_args.numeric_embedding):
+        return
+    new, old = embedded_numerics(args), embedded_numerics(old_args)
+    if new == old:
+        return
+    new_names, old_names = ([numeric_names[j] for j in e if j < len(numeric_names)] for e in (new, old))
+    raise WarmStartError(f"warm start: CURRENT was trained with binned numeric features {old_names} and this "
+                         f"window's model has {new_names}; copying weights would pair "
+                         "them with other features. Retrain once without --warm-start (or set "
+                         "model.numeric_embedding: ple to bin every numeric feature on every night).")
+
+
 def warm_start(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders, checkpoint: dict) -> dict:
     """Copy what carries over from `checkpoint` into `model` (in place). Returns a summary for the report.
 
@@ -93,6 +116,7 @@ def warm_start(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders, che
     if old_args.arch != args.arch:
         raise WarmStartError(f"warm start: CURRENT was trained as model.arch {old_args.arch!r} and the spec asks for "
                              f"{args.arch!r}; a warm start needs the same arch. Retrain once without --warm-start.")
+    check_binned(args, old_args, [f.name for f in encoders.numeric])
     old_state: dict[str, torch.Tensor] = checkpoint["state_dict"]
     task_index = {i: old_args.tasks.index(t) for i, t in enumerate(args.tasks) if t in old_args.tasks}
     shared_gate = args.arch == "omoe"

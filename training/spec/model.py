@@ -92,15 +92,19 @@ class ModelConfig(_Strict):
         "2019); default 0.1; an error for `shared_bottom`/`single_task`", examples=[0.0])
     dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
                            examples=[0.1])
-    numeric_embedding: Literal["none", "ple", "periodic"] = Field(
+    numeric_embedding: Literal["none", "ple", "ple_auto", "periodic"] = Field(
         "none", description="how numeric features enter the model: `none` as one standardized number each; "
         "`ple` piecewise-linear encoding over quantile bins of the training split (a value holding many "
         "rows, such as the zeros of a money column, leaves its bins to the other values), `periodic` sin/cos of "
         "learned frequencies, each followed by a per-feature Linear + ReLU to `embedding_dim` (Gorishniy et "
-        "al., NeurIPS 2022). Both live inside the exported graph", examples=["ple"])
+        "al., NeurIPS 2022); `ple_auto` `ple` only for the features that need it on the training split: "
+        "zero-inflated (one value holds >= 50 % of the rows) or heavy-tailed (excess kurtosis >= 20), never a "
+        "column of <= 2 values; the others as with `none` (the report and the manifest's `model_args."
+        "numeric_binned` say which). All live inside the exported graph", examples=["ple_auto"])
     numeric_bins: int | None = Field(
-        None, ge=2, le=256, description="`numeric_embedding: ple`: quantile bins per numeric feature (default "
-        "16; fewer where a feature has fewer distinct quantiles); an error otherwise", examples=[32])
+        None, ge=2, le=256, description="`numeric_embedding: ple` / `ple_auto`: quantile bins per binned numeric "
+        "feature (default 16; fewer where a feature has fewer distinct quantiles); an error otherwise",
+        examples=[32])
     cross_layers: int = Field(
         0, ge=0, le=8, description="DCN-v2 cross layers (Wang et al., WWW 2021) at the bottom of every expert "
         "(`shared_bottom`, `single_task`: of the bottom); 0 = none", examples=[2])
@@ -123,10 +127,12 @@ class ModelConfig(_Strict):
         for key, (archs, default) in ARCH_KEYS.items():
             if self.arch in archs and getattr(self, key) is None:
                 setattr(self, key, default)
-        if self.numeric_embedding == "ple" and self.numeric_bins is None:
+        binned = self.numeric_embedding in ("ple", "ple_auto")
+        if binned and self.numeric_bins is None:
             self.numeric_bins = 16
-        elif self.numeric_embedding != "ple" and self.numeric_bins is not None:
-            raise ValueError("model.numeric_bins: means something only with numeric_embedding: ple; remove it")
+        elif not binned and self.numeric_bins is not None:
+            raise ValueError("model.numeric_bins: means something only with numeric_embedding: ple or ple_auto; "
+                             "remove it")
         return self
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from bench.quality.baselines import CANDIDATES, MODELS, OURS, jobs_for, models_for
-from bench.quality.baselines_render import candidate_cells, goal_matrix, goal_rows, results_table
+from bench.quality.baselines import CANDIDATES, MODELS, OURS, jobs_for, merge, models_for, to_train
+from bench.quality.baselines_render import (
+    candidate_cells,
+    goal_matrix,
+    goal_rows,
+    provenance_text,
+    results_table,
+)
 from bench.quality.census_data import build
 from bench.quality.datasets import Dataset
 
@@ -40,6 +46,13 @@ def test_candidate_gains_are_paired_by_seed_in_the_metric_direction() -> None:
     assert cells[0].startswith("+0.0150") and "(2/2)" in cells[0]  # click: +0.01 and +0.02
     assert "(1/2)" in cells[1]  # rating: one seed better (lower RMSE), one worse
     assert (wins, losses) == (1, 0)
+
+
+def test_identical_runs_are_neither_a_win_nor_a_loss() -> None:
+    """ple_auto that bins nothing trains the default model: a tie, never 'worse in every seed'."""
+    base = [rec(OURS, 0, 0.80, 1.0), rec(OURS, 1, 0.70, 1.0)]
+    cells, wins, losses = candidate_cells({OURS: base, "x": [{**r, "label": "x"} for r in base]}, OURS, "x")
+    assert cells == ["identical in every seed"] * 2 and (wins, losses) == (0, 0)
 
 
 def test_no_requests_shows_ndcg_as_na() -> None:
@@ -84,3 +97,31 @@ def test_goal_matrix_judges_each_candidate_in_place_of_our_mmoe() -> None:
     assert len(lines) == 4  # header, rule, ours, ple (cross was not run)
     assert lines[2].startswith(f"| {OURS} | not met (-0.0100 vs peer) | not met (-0.0500 vs peer) |")
     assert lines[3].startswith(f"| {OURS} + ple | **met** (50 % closed) | not met (-0.0500 vs peer) |")
+
+
+def test_reuse_trains_only_the_models_whose_saved_runs_miss_a_seed() -> None:
+    saved = {"records": [{**rec(OURS, s, 0.8, 1.0), "dataset": "d"} for s in (0, 1)]
+             + [{**rec("GBDT", 0, 0.8, 1.0), "dataset": "d"}, {**rec("GBDT", 1, 0.8, 1.0), "dataset": "other"}]}
+    models = models_for(["ple_auto"])
+    assert set(to_train(saved, "d", models, [0, 1], reuse=True)) == set(models) - {OURS}
+    assert set(to_train(saved, "d", models, [0, 1, 2], reuse=True)) == set(models)  # seed 2 is missing
+    assert to_train(saved, "d", models, [0, 1], reuse=False) == models
+
+
+def test_a_partial_run_replaces_its_models_records_keeps_the_others_and_says_so() -> None:
+    first = {"provenance": "First.", "seeds": [0], "wall_seconds": 600, "workers": 2, "jobs": 2, "models": [OURS, "GBDT"]}
+    saved = {"records": [{**rec(OURS, 0, 0.8, 1.0), "dataset": "d"}, {**rec("GBDT", 0, 0.7, 1.0), "dataset": "d"},
+                         {**rec(OURS, 0, 0.5, 1.0), "dataset": "other"}], "runs": {"d": first}}
+    later = {**first, "provenance": "Later.", "wall_seconds": 60, "jobs": 2, "models": [OURS, f"{OURS} + ple_auto"]}
+    merge(saved, "d", [{**rec(OURS, 0, 0.9, 1.0), "dataset": "d"}, {**rec(f"{OURS} + ple_auto", 0, 0.9, 1.0),
+                                                                      "dataset": "d"}], later)
+    by = {(r["dataset"], r["label"]): r["metrics"]["test"]["tasks"]["click"]["auc"] for r in saved["records"]}
+    assert by == {("d", OURS): 0.9, ("d", "GBDT"): 0.7, ("d", f"{OURS} + ple_auto"): 0.9, ("other", OURS): 0.5}
+    assert saved["runs"]["d"]["provenance"] == "First." and saved["runs"]["d"]["later"] == [later]
+    text = provenance_text(saved["runs"]["d"], 3)
+    assert "10 min wall for 2 runs" in text and f"Then: Later. It trained {OURS}, {OURS} + ple_auto (2 runs" in text
+    every = [OURS, "GBDT", f"{OURS} + ple_auto"]
+    full = {"provenance": "Full.", "seeds": [0], "wall_seconds": 900, "workers": 2, "jobs": 3, "models": every}
+    merge(saved, "d", [{**rec(m, 0, 0.6, 1.0), "dataset": "d"} for m in every], full)  # all again: a new first run
+    assert saved["runs"]["d"] == full and "later" not in full
+    assert sorted(r["label"] for r in saved["records"] if r["dataset"] == "d") == sorted(every)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import image
 
-from tests.training.conftest import as_arch
+from tests.training.conftest import as_arch, as_ple_auto
 from training.bundle.report import (
     CURVES_FILE,
     HEATMAP_FILE,
@@ -63,6 +63,15 @@ def test_report_describes_the_architecture_actually_trained(trained) -> None:
     assert "expert" not in model_line(bottom) and "Gate utilization" not in bottom
     mmoe = render_bundle_report(trained, {})
     assert "MMoE: 4 shared experts (128, 64), one gate per task, expert dropout 0.1" in model_line(mmoe)
+
+
+def test_report_names_the_numeric_features_ple_auto_binned(trained) -> None:
+    names = [f.name for f in trained.prepared.encoders.numeric]
+    line = model_line(render_bundle_report(as_ple_auto(trained, [0, 2]), {}))
+    assert f"numeric features {[names[0], names[2]]} piecewise-linear encoded" in line
+    assert f"{[n for j, n in enumerate(names) if j not in (0, 2)]} as numbers" in line
+    none = model_line(render_bundle_report(as_ple_auto(trained, []), {}))
+    assert "ple_auto binned no numeric feature" in none
 
 
 def test_report_states_each_heads_best_epoch(trained) -> None:

@@ -19,7 +19,7 @@ from service.contract.bundle import (
     read_manifest,
 )
 from service.contract.features import OOV_INDEX
-from tests.training.conftest import as_arch
+from tests.training.conftest import as_arch, as_ple_auto
 from training import data as D
 from training.bundle.calibration import calibrate_columns
 from training.bundle.export import ExportError, check_parity, export_bundle, onnx_outputs
@@ -164,5 +164,25 @@ def test_numeric_embeddings_and_cross_layers_export_with_parity(trained, tmp_pat
     extreme = [{**r, **{f.name: 1e30 * (-1) ** i for i, f in enumerate(bundle.manifest.features.numeric)}}
                for r in rows]
     assert_parity(bundle, heads, D.feature_inputs(model.prepared.splits.test, bundle.manifest.features))
+    columns = {f.name: [r[f.name] for r in extreme] for f in bundle.manifest.features.all()}
+    assert_parity(bundle, heads, bundle.manifest.features.encode_columns(columns, len(extreme)))
+
+
+@pytest.mark.slow
+def test_ple_auto_exports_with_parity_and_its_binned_features_in_the_manifest(trained, tmp_path: Path) -> None:
+    """Some features binned on each input side (user: feature 0; item: feature 2), the others as numbers: the
+    split graph embeds each side apart, and the served model equals torch's, also far outside the training range."""
+    model = as_ple_auto(trained, [0, 2])
+    bundle = load_bundle(export_bundle(model, tmp_path / "b"))
+    args = bundle.manifest.model_args
+    assert (args["numeric_embedding"], args["numeric_binned"]) == ("ple_auto", [0, 2])
+    assert len(args["numeric_edges"]) == 2 and bundle.manifest.input_layout == "split"
+    sources = {f.source for f in bundle.manifest.features.numeric}
+    assert {"user", "item"} <= sources
+    heads = export_heads(model.model, model.spec, model.prepared.scalers)
+    assert_parity(bundle, heads, D.feature_inputs(model.prepared.splits.test, bundle.manifest.features))
+    rows = model.prepared.splits.test.slice(0, 50).to_pylist()
+    extreme = [{**r, **{f.name: 1e30 * (-1) ** i for i, f in enumerate(bundle.manifest.features.numeric)}}
+               for r in rows]
     columns = {f.name: [r[f.name] for r in extreme] for f in bundle.manifest.features.all()}
     assert_parity(bundle, heads, bundle.manifest.features.encode_columns(columns, len(extreme)))

@@ -94,3 +94,25 @@ def test_a_checkpoint_of_another_arch_is_refused_with_what_to_do() -> None:
     new_args = args_for(enc, ["click"], arch="cgc")
     with pytest.raises(WarmStartError, match="mmoe.*cgc.*without --warm-start"):
         warm_start(build_model(new_args), new_args, enc, checkpoint(build_model(old_args), old_args, enc))
+
+
+def test_a_checkpoint_that_binned_other_numeric_features_is_refused() -> None:
+    """ple_auto chooses its features on each window: weights of feature x's bins must not start feature y's,
+    and a first layer laid out for other binned features would read the wrong columns at the same width."""
+    enc = FeatureEncoders(categorical=[CategoricalEncoder(name="item", source="item", vocab=["a"])],
+                          numeric=[NumericEncoder(name=n, source="item") for n in ("x", "y")])
+
+    def auto(binned: list[int]) -> ModelArgs:
+        return ModelArgs(cardinalities=[2], n_numeric=2, tasks=["click"], num_experts=2, expert_hidden=[8],
+                         tower_hidden=[4], embedding_dim=3, numeric_embedding="ple_auto", numeric_binned=binned,
+                         numeric_edges=[[0.0, 1.0, 2.0]] * len(binned))
+
+    old_args, new_args = auto([0]), auto([1])
+    with pytest.raises(WarmStartError, match=r"binned numeric features \['x'\].*\['y'\].*without --warm-start"):
+        warm_start(build_model(new_args), new_args, enc, checkpoint(build_model(old_args), old_args, enc))
+    plain = ModelArgs(**{**auto([]).to_dict(), "numeric_embedding": "none", "numeric_binned": None})
+    for old_args, new_args in [(auto([1]), auto([1])), (plain, auto([]))]:  # the same layout: everything copied
+        summary = warm_start(build_model(new_args), new_args, enc, checkpoint(build_model(old_args), old_args, enc))
+        assert summary["skipped_tensors"] == []
+    with pytest.raises(WarmStartError, match=r"\[\] and this window's model has \['x'\]"):
+        warm_start(build_model(auto([0])), auto([0]), enc, checkpoint(build_model(plain), plain, enc))

@@ -55,7 +55,17 @@ BAD_SPECS = {
         "model.bias_tower.tasks"),
     "bias tower without features": (lambda r: r["model"].update(bias_tower={"tasks": ["click"]}),
                                     "model.bias_tower"),
+    "bins without binning": (lambda r: r["model"].update(numeric_embedding="periodic", numeric_bins=8),
+                             "model.numeric_bins"),
 }
+
+
+@pytest.mark.parametrize("kind", ["ple", "ple_auto"])
+def test_binned_numeric_embeddings_take_numeric_bins_default_16(tmp_path: Path, kind: str) -> None:
+    spec = load_spec(write_spec(tmp_path, lambda r: r["model"].update(numeric_embedding=kind)))
+    assert (spec.model.numeric_embedding, spec.model.numeric_bins) == (kind, 16)
+    spec = load_spec(write_spec(tmp_path, lambda r: r["model"].update(numeric_embedding=kind, numeric_bins=8)))
+    assert spec.model.numeric_bins == 8
 
 
 @pytest.mark.parametrize("case", list(BAD_SPECS))
