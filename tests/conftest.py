@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 
 # One intra-op thread for torch everywhere in the suite, set before anything imports torch. The
 # suite runs 2 xdist workers on 2 cores: two more OpenMP threads per worker get preempted and spin
@@ -62,6 +63,15 @@ def _train(spec: RankerSpec):
     spec = spec.model_copy(deep=True)
     spec.train.threads = 1
     return train(spec, progress=False, eval_test=True)  # the tests check what --eval-test stores
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Back to one torch thread after each test: train() sets the spec's train.threads (default: every core)
+    for the rest of the process, and a second thread per worker makes later torch tests many times slower
+    (above)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
