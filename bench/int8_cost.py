@@ -52,7 +52,7 @@ METHODS = ("dynamic", "static")
 def quantize_both(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, dict], dict[str, Path]]:
     """(fp32 bundle, {method: gate record}, {method: int8 graph}) of one trained model."""
     from training.bundle.export import export_bundle
-    from training.bundle.requantize import QuantizeRefused, quantize_bundle
+    from training.bundle.requantize import QuantizeRefused, quantize_bundle, training_calibration
     from training.fit.train import train
     from training.spec import load_spec
 
@@ -65,21 +65,13 @@ def quantize_both(args: argparse.Namespace, out: Path) -> tuple[Path, dict[str, 
             bundle = quantize_bundle(fp32, spec, method, out / method)
             gates[method], graphs[method] = read_manifest(bundle).metrics["int8"], bundle / MODEL_FILE
         except QuantizeRefused as e:  # the graph the gate judged is timed all the same
-            from training.bundle.quantize import CALIBRATION_ROWS, quantize_graph
+            from training.bundle.quantize import quantize_graph
+            from training.data import splits as S
 
             gates[method], graphs[method] = e.gate, out / f"{method}.onnx"
-            quantize_graph(fp32 / MODEL_FILE, graphs[method], method, _calibration(spec, fp32, CALIBRATION_ROWS))
+            calibration = training_calibration(S.load_splits(spec).train, read_manifest(fp32)) if method == "static" else ()
+            quantize_graph(fp32 / MODEL_FILE, graphs[method], method, calibration)
     return fp32, gates, graphs
-
-
-def _calibration(spec, fp32: Path, rows: int) -> list[dict]:
-    from training import data as D
-    from training.bundle.quantize import calibration_feeds
-    from training.data import splits as S
-
-    manifest = read_manifest(fp32)
-    inputs = D.feature_inputs(S.load_splits(spec).train.slice(0, rows), manifest.features)
-    return calibration_feeds(inputs, manifest.features, manifest.input_layout)
 
 
 def timings(fp32: Path, graphs: list[Path], sizes: list[int], runs: int) -> dict[int, list[list[float]]]:

@@ -126,11 +126,14 @@ class NumericEncoder(BaseModel):
         x[np.isnan(x)] = self.fill_value
         if self.clip_min is not None:  # within the training range, nothing below overflows float32
             np.clip(x, self.clip_min, self.clip_max, out=x)
-            return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
+            return self._standardized(x)
         # Unclipped (an old bundle), a huge value overflows float32 to inf; the server then refuses the
         # non-finite score it leads to (service.live.pipeline), so numpy need not warn about it here.
         with np.errstate(over="ignore"):
-            return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
+            return self._standardized(x)
+
+    def _standardized(self, x: np.ndarray) -> np.ndarray:
+        return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
 
     def encode_one(self, value: Any) -> np.float32:
         """`encode` of one value (a user or context feature): the same arithmetic, on one element."""

@@ -5,7 +5,7 @@ unchanged (they drop into any layout):
 
     dynamic   activations quantized per call from their observed range (no calibration data)
     static    activation ranges fixed ahead of time (MinMax) from calibration feeds: training rows,
-              never the holdout the gate judges on; QOperator format (QLinearMatMul), unsigned
+              never the holdout the gate judges on; QOperator format (QGemm, QLinearMatMul), unsigned
               activations and signed weights, which was both closer to fp32 and faster than QDQ on
               the demo model
 

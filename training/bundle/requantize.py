@@ -12,9 +12,11 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
+import pyarrow as pa
 
-from service.contract.bundle import SessionConfig, load_bundle, parity_outputs, write_manifest
+from service.contract.bundle import Manifest, SessionConfig, load_bundle, parity_outputs, write_manifest
 from service.contract.files import sha256_file
 from training import data as D
 from training.bundle.quantize import (
@@ -50,12 +52,10 @@ def quantize_bundle(src: Path, spec: RankerSpec, method: Method, work_dir: Path,
     check_compatible(bundle, spec)
     splits = S.load_splits(spec)
     holdout, names = splits.holdout(), spec.task_names()
-    features, layout = bundle.manifest.features, bundle.manifest.input_layout
     work = Path(work_dir) / "bundle"
     shutil.copytree(src, work)
     model = work / bundle.manifest.model_file
-    calibration = calibration_feeds(D.feature_inputs(splits.train.slice(0, CALIBRATION_ROWS), features), features,
-                                    layout) if method == "static" else ()
+    calibration = training_calibration(splits.train, bundle.manifest) if method == "static" else ()
     quantize_graph(src / bundle.manifest.model_file, model, method, calibration)
     int8 = dataclasses.replace(bundle, path=work, session=ort.InferenceSession(
         str(model), SessionConfig().options(), providers=["CPUExecutionProvider"]))
@@ -74,6 +74,12 @@ def quantize_bundle(src: Path, spec: RankerSpec, method: Method, work_dir: Path,
                                               "metrics": {**m.metrics, "int8": gate}}))
     load_bundle(work)  # the server's own verification
     return work
+
+
+def training_calibration(train: pa.Table, manifest: Manifest) -> list[dict[str, np.ndarray]]:
+    """The static method's calibration feeds: the first CALIBRATION_ROWS training rows, as the graph takes them."""
+    inputs = D.feature_inputs(train.slice(0, CALIBRATION_ROWS), manifest.features)
+    return calibration_feeds(inputs, manifest.features, manifest.input_layout)
 
 
 def _describe(check: dict) -> str:
