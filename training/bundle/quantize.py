@@ -6,8 +6,8 @@ unchanged (they drop into any layout):
     dynamic   activations quantized per call from their observed range (no calibration data)
     static    activation ranges fixed ahead of time (MinMax) from calibration feeds: training rows,
               never the holdout the gate judges on; QOperator format (QGemm, QLinearMatMul), unsigned
-              activations and signed weights, which was both closer to fp32 and faster than QDQ on
-              the demo model
+              activations and signed weights (preferred to QDQ in a one-off comparison on the demo
+              model; the gate decides whether it serves)
 
 The gate compares the fp32 and the int8 graph on the holdout rows, heads served as the server serves
 them (calibrated):
