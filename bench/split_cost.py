@@ -125,7 +125,7 @@ def build_shape(name: str, data_dir: Path):
     set_seed(0)
     torch.set_num_threads(1)
     prep = prepare(spec)
-    model = build_model(model_args(spec, prep.encoders)).eval()
+    model = build_model(model_args(spec, prep.encoders, prep.train.numeric)).eval()
     return spec, prep, export_heads(model, spec, prep.scalers)
 
 

@@ -221,7 +221,7 @@ def measure_shape(shape: str, data_dir: Path, args: argparse.Namespace, prep_cac
         prep_cache["prep"] = prepare(spec)
         prep_cache["seconds"] = time.perf_counter() - t0
     prep = prep_cache["prep"]
-    margs = model_args(spec, prep.encoders)
+    margs = model_args(spec, prep.encoders, prep.train.numeric)
     binary = torch.tensor([t.type == "binary" for t in spec.tasks])
     n_train = len(prep.train)
 

@@ -18,7 +18,7 @@ cover the seeds asked for (the runs are seeded: a model trained again on unchang
     .venv/bin/python -m bench.quality.baselines                      # full: 3 seeds
     .venv/bin/python -m bench.quality.baselines --datasets census    # one dataset (merged into the saved runs)
     .venv/bin/python -m bench.quality.baselines --datasets movielens --candidates ple cross   # fewer changes
-    .venv/bin/python -m bench.quality.baselines --datasets census --candidates ple_auto --reuse  # only what is new
+    .venv/bin/python -m bench.quality.baselines --datasets census --candidates no_ema --reuse  # only what is new
     .venv/bin/python -m bench.quality.baselines --smoke              # tiny data, 1 epoch; temp dir
     .venv/bin/python -m bench.quality.baselines --replot
 """
@@ -48,10 +48,12 @@ OURS = "our MMoE"
 # label -> (runner kind, spec overrides); the candidates change one thing each.
 CANDIDATES = {
     "ple": {"model.numeric_embedding": "ple"},
-    "ple_auto": {"model.numeric_embedding": "ple_auto"},
     "periodic": {"model.numeric_embedding": "periodic"},
     "warmup_cosine": {"train.lr_schedule": "warmup_cosine"},
     "cross": {"model.cross_layers": 2},
+    "ema_short": {"train.ema_epochs": 0.5},
+    "no_ema": {"train.ema_epochs": None},
+    "no_ple_auto": {"model.numeric_embedding": "none"},
 }
 MODELS = {
     OURS: ("ours", {}),

@@ -90,7 +90,7 @@ def test_scores(spec: RankerSpec, prep: T.Prepared, model, options: dict, truth:
 def run_curves(spec: RankerSpec, prep: T.Prepared, options: dict) -> tuple[dict, list[dict], np.ndarray, dict]:
     """Train like train() does, scoring the test split after every epoch and at the end."""
     T.set_seed(spec.train.seed)
-    model = T.build_model(T.model_args(spec, prep.encoders))
+    model = T.build_model(T.model_args(spec, prep.encoders, prep.train.numeric))
     truth = truth_of(spec, prep, options["truth_column"]) if options.get("truth_column") else None
     outcome: dict = {}
     history, curve = [], []

@@ -44,9 +44,14 @@ def with_overrides(spec: RankerSpec, overrides: dict) -> RankerSpec:
     """A validated copy of the spec with dotted keys replaced, e.g. {"model.expert_dropout": 0.3}.
 
     Overriding model.arch also drops the spec's architecture keys that mean nothing for the new
-    arch (e.g. num_experts for shared_bottom), unless they are overridden too.
+    arch (e.g. num_experts for shared_bottom), unless they are overridden too; overriding
+    model.numeric_embedding drops numeric_bins and numeric_binned (the new choice's defaults apply).
     """
     raw = spec.model_dump()
+    if "model.numeric_embedding" in overrides:  # numeric_bins / numeric_binned: filled in for the spec's own choice
+        for key in ("numeric_bins", "numeric_binned"):
+            if f"model.{key}" not in overrides:
+                raw["model"][key] = None
     if "model.arch" in overrides:
         for key, (archs, _) in ARCH_KEYS.items():
             if overrides["model.arch"] not in archs and f"model.{key}" not in overrides:

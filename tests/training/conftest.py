@@ -14,8 +14,9 @@ def as_arch(trained: Trained, arch: str, **keys: object) -> Trained:
     """The tiny run's data and history with an untrained model of another arch, evaluated for real
     (report and export mechanics, not quality)."""
     spec = trained.spec.model_copy(deep=True)
+    own = {"numeric_bins": None, "numeric_binned": None} if "numeric_embedding" in keys else {}  # its own defaults
     spec.model = ModelConfig.model_validate({**spec.model.model_dump(), "arch": arch, "num_experts": None,
-                                             "expert_dropout": None, **keys})
+                                             "expert_dropout": None, **own, **keys})
     args = model_args(spec, trained.prepared.encoders, trained.prepared.train.numeric)
     model = build_model(args).eval()
     metrics = {s: evaluate(model, getattr(trained.prepared, s), spec, trained.prepared.scalers)

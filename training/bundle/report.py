@@ -261,8 +261,10 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
         f"- training: {s['epochs']} epochs (best {s['best_epoch']}, early stopping on validation "
         f"{spec.train.early_stopping_metric}, per-task stopping {spec.train.per_task_stopping}), "
         f"{s['train_seconds']:.1f} s, {s['samples_per_second']:,.0f} samples/s; loss balancing "
-        f"{spec.train.loss_balancing}, lr {spec.train.lr:g} ({spec.train.lr_schedule}), final task weights "
-        + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
+        f"{spec.train.loss_balancing}, lr {spec.train.lr:g} ({spec.train.lr_schedule}), "
+        + (f"weights kept: a moving average over {spec.train.ema_epochs:g} epochs (train.ema_epochs), "
+           if spec.train.ema_epochs else "weights kept: the raw weights (train.ema_epochs null), ")
+        + "final task weights " + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
         *_warning_lines(trained),
         "## Metrics (observed labels only)", "",
         *_table(["task", "metric", *splits, f"observed ({splits[-1]})"], metrics_rows(m, spec.tasks)), "",

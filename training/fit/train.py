@@ -37,6 +37,7 @@ from training.distributed.launch import local_threads
 from training.evaluation import baseline as B
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
+from training.fit.averaging import WeightAverage
 from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, head_metric, per_head_report
 from training.fit.progress import EpochBar, epoch_progress
 from training.fit.progress import write as progress_write
@@ -129,21 +130,24 @@ def prepare_data(spec: RankerSpec, progress: bool = True) -> Prepared | Streamed
     return prep
 
 
-def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.ndarray | None = None) -> ModelArgs:
+def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.ndarray | None) -> ModelArgs:
     """The model's shape from the spec; keys that mean nothing for the arch are stored as None.
 
-    `numeric_embedding: ple` fits its bin edges on train_numeric, the (N, F) encoded training numerics;
-    `ple_auto` first picks the features to bin there (binned_features).
+    `numeric_embedding: ple` fits its bin edges on train_numeric, the (N, F) encoded training numerics (a
+    streamed run's row sample); `ple_auto` first picks the features to bin there (binned_features), unless
+    `model.numeric_binned` names them.
     """
     m = spec.model
     edges, binned = None, None
     if m.numeric_embedding in ("ple", "ple_auto"):
         if train_numeric is None:
-            raise D.DataError(f"model.numeric_embedding: {m.numeric_embedding} fits its bins on the training rows in "
-                              "memory, and this run streams them; set data.streaming.mode: memory, or "
-                              "numeric_embedding: periodic or none")
+            if encoders.numeric:
+                raise ValueError(f"model.numeric_embedding: {m.numeric_embedding} fits its bins on training numerics, "
+                                 "and none were given")
+            train_numeric = np.zeros((0, 0), dtype=np.float32)
         if m.numeric_embedding == "ple_auto":
-            binned = binned_features(train_numeric)
+            binned = chosen_binned(m.numeric_binned, encoders) if m.numeric_binned is not None \
+                else binned_features(train_numeric)
             logger.info("numeric_embedding ple_auto bins %s", [encoders.numeric[j].name for j in binned] or "nothing")
             train_numeric = train_numeric[:, binned]
         edges = quantile_edges(train_numeric, m.numeric_bins)
@@ -156,6 +160,15 @@ def model_args(spec: RankerSpec, encoders: FeatureEncoders, train_numeric: np.nd
         numeric_embedding=m.numeric_embedding, numeric_edges=edges, numeric_binned=binned,
         cross_layers=m.cross_layers,
     )
+
+
+def chosen_binned(names: list[str], encoders: FeatureEncoders) -> list[int]:
+    """The indices of `model.numeric_binned`'s features among the numeric features (DataError naming a stranger)."""
+    numeric = [f.name for f in encoders.numeric]
+    if unknown := [n for n in names if n not in numeric]:
+        raise D.DataError(f"model.numeric_binned: {unknown} are not numeric features of this spec; they are "
+                          f"{numeric}")
+    return sorted(numeric.index(n) for n in set(names))
 
 
 def make_balancer(spec: RankerSpec, model: nn.Module, graph: nn.Module) -> Balancer:
@@ -217,6 +230,8 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
     for step, batch in zip(range(steps), batches, strict=False):  # never pulls a batch beyond `steps`
         per_task, counts, loss = train_step(parts.graph, parts.losses, parts.balancer, parts.opt, batch,
                                             parts.sync, parts.scheduler)
+        if parts.average is not None:
+            parts.average.update()
         rows += len(batch.labels)
         if parts.trace is not None:
             parts.trace[-1].append(batch.rows)
@@ -254,6 +269,7 @@ class FitParts:
     sync: GradSync | None = None
     trace: list | None = None  # when a list: per epoch, a list of every batch's row positions (tests)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
+    average: WeightAverage | None = None  # train.ema_epochs: validated and kept in place of the raw weights
 
     @classmethod
     def build(cls, spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, dist: Dist) -> FitParts:
@@ -272,8 +288,9 @@ class FitParts:
         sync = GradSync(graph, list(balancer.parameters()), dist, spec.train.embedding_grads) if dist.active else None
         opt = make_optimizer(spec, graph, balancer)
         steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
+        average = WeightAverage(graph, spec.train.ema_epochs * steps) if spec.train.ema_epochs else None
         return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer, opt, feed, valid, dist, sync,
-                   scheduler=make_scheduler(spec.train, opt, steps))
+                   scheduler=make_scheduler(spec.train, opt, steps), average=average)
 
 
 def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, parts: FitParts, epoch: int,
@@ -292,6 +309,8 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
         finally:
             batches.close()  # stops a stream's reader thread when a rank stops early
         seconds, t0 = time.perf_counter() - t0, time.perf_counter()
+        if parts.average is not None:
+            parts.average.swap_in()  # validated (and kept, when best) in place of the raw weights
         n = int(dist.all_sum(torch.tensor([rows], dtype=torch.int64)).item())
         valid_total, valid_tasks = validation_loss(parts.graph, parts.valid, parts.losses, spec, dist)
         metrics = validation_metrics(model, prep, spec, dist)
@@ -338,6 +357,8 @@ def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, lo
             if stopper.update(epoch, log["valid_loss"], metrics):
                 best_state = copy.deepcopy(model.state_dict())
             heads.update(epoch, metrics)
+            if parts.average is not None:
+                parts.average.swap_out()
             yield log
             if stopper.should_stop():
                 break
@@ -427,7 +448,8 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     set_seed(spec.train.seed)
     torch.set_num_threads(local_threads(spec.train.threads))
     prep = prepare_data(spec, progress and dist.is_leader)
-    args = model_args(spec, prep.encoders, prep.train.numeric if isinstance(prep, Prepared) else None)
+    train_numeric = prep.train.numeric if isinstance(prep, Prepared) else prep.plan.numeric_sample  # streamed: a sample
+    args = model_args(spec, prep.encoders, train_numeric)
     model = build_model(args)
     init_summary = init(model, args, prep.encoders) if init else None
     dist.broadcast_parameters(model)

@@ -35,7 +35,7 @@ from training.fit.train import Trained, train
 from training.modeling.model import ModelArgs
 from training.nightly.gate_report import build_report, render_gate_report, write_gate_report
 from training.nightly.gates import GateResult, Scored, check, parity_gate, run_gates
-from training.nightly.warm_start import load_checkpoint, warm_start
+from training.nightly.warm_start import keep_binned, load_checkpoint, warm_start
 from training.spec import RankerSpec
 from training.weights.served import eval_weights
 
@@ -133,6 +133,9 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
     init = None
     if checkpoint is not None and checkpoint.is_file():
         state = load_checkpoint(checkpoint)
+        spec, kept = keep_binned(spec, state, [f.name for f in current.bundle.manifest.features.numeric])
+        if kept is not None:
+            logger.info("warm start keeps CURRENT's ple_auto binned features %s", kept or "(none)")
 
         def init(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders) -> dict:
             return {"from_version": current.version, **warm_start(model, args, encoders, state)}

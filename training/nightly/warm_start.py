@@ -5,13 +5,14 @@ rows are copied by *value*: the row of item "i42" goes to wherever "i42" sits in
 and rows of unseen values keep their fresh initialization. Towers, gates and (CGC / PLE) each task's
 own experts are matched by task name, so a reordered or extended task list still starts from the
 right heads; a PLE shared gate's rows (one per expert) are re-ordered the same way. A checkpoint
-of another arch, or one whose `numeric_embedding: ple_auto` binned other numeric features, is refused
-(WarmStartError). Every other tensor is
+of another arch is refused (WarmStartError); so is one whose `numeric_embedding: ple_auto` binned other numeric
+features, which `ranker retrain` avoids by keeping CURRENT's choice (keep_binned). Every other tensor is
 copied when its name and shape match, and reported as skipped otherwise (e.g. a wider expert).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch.nn as nn
 
 from service.contract.features import FeatureEncoders
 from training.modeling.model import ModelArgs
+from training.spec import RankerSpec
 
 EMBEDDING_SUFFIX = "inputs.embedding.weight"
 # Modules indexed by task: towers.T, gates.T (MMoE), models.T (single-task), and PLE/CGC's
@@ -104,6 +106,26 @@ def check_binned(args: ModelArgs, old_args: ModelArgs, numeric_names: list[str])
                          f"window's model has {new_names}; copying weights would pair "
                          "them with other features. Retrain once without --warm-start (or set "
                          "model.numeric_embedding: ple to bin every numeric feature on every night).")
+
+
+def keep_binned(spec: RankerSpec, checkpoint: dict, numeric_names: list[str]) -> tuple[RankerSpec, list[str] | None]:
+    """The spec with CURRENT's `ple_auto` choice of binned features (`model.numeric_binned`), when both models use
+    ple_auto and the spec names none itself: this window's data may tip the rule for a column, and a warm start
+    needs the bin weights on the features they were learned for. Returns (spec, the names kept, or None).
+
+    `numeric_names`: CURRENT's numeric features in encoder order (its manifest). A kept feature the spec no longer
+    has is left out, and the warm start then refuses with check_binned's message.
+    """
+    old = ModelArgs(**checkpoint["model_args"])
+    m = spec.model
+    if m.numeric_embedding != "ple_auto" or m.numeric_binned is not None or old.numeric_embedding != "ple_auto":
+        return spec, None
+    declared = [f.name for f in spec.features.numeric]
+    names = [n for n in (numeric_names[j] for j in old.numeric_binned or [])
+             if any(fnmatch.fnmatchcase(n, d) for d in declared)]
+    spec = spec.model_copy(deep=True)
+    spec.model.numeric_binned = names
+    return spec, names
 
 
 def warm_start(model: nn.Module, args: ModelArgs, encoders: FeatureEncoders, checkpoint: dict) -> dict:

@@ -93,18 +93,24 @@ class ModelConfig(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1, description="ordinary dropout after every hidden layer",
                            examples=[0.1])
     numeric_embedding: Literal["none", "ple", "ple_auto", "periodic"] = Field(
-        "none", description="how numeric features enter the model: `none` as one standardized number each; "
+        "ple_auto", description="how numeric features enter the model: `none` as one standardized number each; "
         "`ple` piecewise-linear encoding over quantile bins of the training split (a value holding many "
         "rows, such as the zeros of a money column, leaves its bins to the other values), `periodic` sin/cos of "
         "learned frequencies, each followed by a per-feature Linear + ReLU to `embedding_dim` (Gorishniy et "
         "al., NeurIPS 2022); `ple_auto` `ple` only for the features that need it on the training split: "
         "zero-inflated (one value holds >= 50 % of the rows) or heavy-tailed (excess kurtosis >= 20), never a "
         "column of <= 2 values; the others as with `none` (the report and the manifest's `model_args."
-        "numeric_binned` say which). All live inside the exported graph", examples=["ple_auto"])
+        "numeric_binned` say which; the default, chosen in docs/BENCHMARKS.md \"Quality 7\"). All live inside "
+        "the exported graph. A streamed run fits the bins on a uniform sample of up to 200,000 training rows",
+        examples=["none"])
     numeric_bins: int | None = Field(
         None, ge=2, le=256, description="`numeric_embedding: ple` / `ple_auto`: quantile bins per binned numeric "
         "feature (default 16; fewer where a feature has fewer distinct quantiles); an error otherwise",
         examples=[32])
+    numeric_binned: list[str] | None = Field(
+        None, description="`numeric_embedding: ple_auto`: bin exactly these numeric features instead of the ones "
+        "the rule picks ([] = none); an error otherwise. `ranker retrain --warm-start` keeps CURRENT's choice "
+        "this way when the spec leaves it out", examples=[["capital_gain", "capital_loss"]])
     cross_layers: int = Field(
         0, ge=0, le=8, description="DCN-v2 cross layers (Wang et al., WWW 2021) at the bottom of every expert "
         "(`shared_bottom`, `single_task`: of the bottom); 0 = none", examples=[2])
@@ -128,6 +134,8 @@ class ModelConfig(_Strict):
             if self.arch in archs and getattr(self, key) is None:
                 setattr(self, key, default)
         binned = self.numeric_embedding in ("ple", "ple_auto")
+        if self.numeric_binned is not None and self.numeric_embedding != "ple_auto":
+            raise ValueError("model.numeric_binned: means something only with numeric_embedding: ple_auto; remove it")
         if binned and self.numeric_bins is None:
             self.numeric_bins = 16
         elif not binned and self.numeric_bins is not None:
@@ -161,6 +169,12 @@ class TrainConfig(_Strict):
     mgda_normalization: Literal["none", "l2", "loss", "loss+"] = Field(
         "loss+", description="how MGDA-UB scales each task's gradient before its min-norm solve (`loss+`: "
         "by loss times gradient norm, as in the authors' code)", examples=["l2"])
+    ema_epochs: float | None = Field(
+        2.0, gt=0, description="validate, keep and export an exponential moving average of the weights "
+        "(Polyak averaging) instead of the raw weights, which training goes on from. The decay per optimizer "
+        "step is min(1 - 1/(ema_epochs x steps per epoch), (1 + t)/(10 + t)) at step t, so early in a run "
+        "the average spans about the last tenth of the steps taken. `null`: no averaging. "
+        "docs/BENCHMARKS.md (\"Quality 7\") measures it", examples=[0.5])
     early_stopping_patience: int = Field(
         2, ge=0, description="stop after this many epochs without a better early-stopping metric; the "
         "best epoch's weights are kept", examples=[3])

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from training.spec.data import SPLIT_NAMES, DataConfig
 from training.spec.errors import format_errors
@@ -70,10 +78,22 @@ class NumericFeature(_Strict):
 class FeaturesConfig(_Strict):
     """The model's inputs; it needs at least one of each kind."""
 
-    categorical: list[CategoricalFeature] = Field(min_length=1, description="categorical features",
+    categorical: list[CategoricalFeature] = Field(description="categorical features (at least one)",
                                                   examples=[[{"name": "user_id", "source": "user"}]])
-    numeric: list[NumericFeature] = Field(min_length=1, description="numeric features",
+    numeric: list[NumericFeature] = Field(description="numeric features (at least one)",
                                           examples=[[{"name": "price", "source": "item", "transform": "log1p"}]])
+
+    @field_validator("categorical", "numeric")
+    @classmethod
+    def _at_least_one(cls, value: list, info: ValidationInfo) -> list:
+        if value:
+            return value
+        if info.field_name == "categorical":
+            raise ValueError("the model needs at least one categorical feature (it embeds them), usually the item "
+                             "id; for a table of numbers only, add a column holding one value to the data and "
+                             "name it here, e.g. `{name: segment, source: context}`")
+        raise ValueError("the model needs at least one numeric feature; for a table of ids only, add a column "
+                         "holding one value to the data and name it here, e.g. `{name: bias, source: context}`")
 
 
 class TaskConfig(_Strict):

@@ -10,7 +10,9 @@
         -> StreamPlan: encoders, label scalers, bias encoders, rows per split per piece, eval arrays
 
 What stays in memory: the statistics (one count per distinct categorical value), and for validation
-and test (N, T) float64 labels and (N,) int64 request indices. Training rows are never kept.
+and test (N, T) float64 labels and (N,) int64 request indices. Training rows are never kept, but for
+`numeric_embedding: ple` / `ple_auto` a uniform sample of up to 200,000 rows' numeric values
+(train_stats.RowSample), which their bins are fitted on.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class StreamPlan:
     evals: dict[str, EvalArrays]  # "valid", and "test" when it has rows
     train_range: tuple | None
     warnings: list[str] = field(default_factory=list)
+    numeric_sample: np.ndarray | None = None  # (N, F) encoded training numerics of a row sample (ple / ple_auto)
 
     def rows(self, split: str) -> int:
         k = SPLITS.index(split)
@@ -166,8 +169,9 @@ def build_plan(spec: RankerSpec) -> StreamPlan:
     evals = {"valid": collect.eval_arrays(VALID)}
     if sum(int(p.rows[:, TEST].sum()) for p in plans):
         evals["test"] = collect.eval_arrays(TEST)
-    return StreamPlan(spec, plans, method, stats.encoders(), stats.scalers(), stats.bias_encoders(), evals,
-                      collect.time_range(TRAIN), warnings)
+    encoders = stats.encoders()
+    return StreamPlan(spec, plans, method, encoders, stats.scalers(), stats.bias_encoders(), evals,
+                      collect.time_range(TRAIN), warnings, stats.numeric_sample(encoders))
 
 
 def _check(spec: RankerSpec, plans: list[SourcePlan], collect: _Collector) -> None:

@@ -1,5 +1,6 @@
 """Everything the bundle fits on the training rows, accumulated batch by batch (pass 1) and finished
-after one more read of the numeric columns (the exact medians).
+after one more read of the numeric columns (the exact medians, and for `numeric_embedding: ple` /
+`ple_auto` a uniform sample of the rows' numeric values to fit the bins on).
 
 The results are built by the same rules as the in-memory fit (training/data/tables.py): the
 vocabulary from merged counts through `vocabulary`, numeric encoders through `with_moments`, label
@@ -24,9 +25,43 @@ from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.stats import Moments, NumericStats, ValueCounts
 
+# Training rows whose numeric values `numeric_embedding: ple` / `ple_auto` fit their bins on when streaming.
+NUMERIC_SAMPLE_ROWS = 200_000
+
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     return table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)  # null -> nan
+
+
+class RowSample:
+    """A uniform random sample of up to `size` rows, kept batch by batch: each row draws a key from a seeded
+    stream, and the rows with the `size` smallest keys stay. The keys follow the row order, not the batch
+    sizes; with `size` rows or fewer, every row stays, in order."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self._rng = size, np.random.default_rng(seed)
+        self._keys: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._held = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        """(N, F) rows, in order."""
+        self._keys.append(self._rng.random(len(rows)))
+        self._rows.append(rows)
+        self._held += len(rows)
+        if self._held > 2 * self.size:
+            self._compact()
+
+    def _compact(self) -> None:
+        keys, rows = np.concatenate(self._keys), np.concatenate(self._rows)
+        if len(keys) > self.size:
+            keep = np.sort(np.argpartition(keys, self.size - 1)[: self.size])  # in row order
+            keys, rows = keys[keep], rows[keep]
+        self._keys, self._rows, self._held = [keys], [rows], len(keys)
+
+    def result(self) -> np.ndarray:
+        self._compact()
+        return self._rows[0]
 
 
 class TrainStats:
@@ -42,6 +77,8 @@ class TrainStats:
         self.bias_moments = {c: Moments() for c in (bias.numeric if bias else [])}
         self._probes = {f.name: NumericEncoder(name=f.name, source=f.source, transform=f.transform)
                         for f in spec.features.numeric}
+        binned = spec.model.numeric_embedding in ("ple", "ple_auto")
+        self.sample = RowSample(NUMERIC_SAMPLE_ROWS, spec.train.seed) if binned else None
         self.rows = 0
 
     def add(self, table: pa.Table) -> None:
@@ -64,8 +101,19 @@ class TrainStats:
 
     def refine(self, table: pa.Table) -> None:
         """The numeric columns of the same training rows, read again: the values around each median."""
+        columns = {name: _floats(table, name) for name in self.numeric}
         for name, stats in self.numeric.items():
-            stats.refine(_floats(table, name))
+            stats.refine(columns[name])
+        if self.sample is not None:
+            self.sample.add(np.stack(list(columns.values()), axis=1))
+
+    def numeric_sample(self, encoders: FeatureEncoders) -> np.ndarray | None:
+        """(N, F) encoded numerics of the sampled training rows (every row up to NUMERIC_SAMPLE_ROWS), as the
+        in-memory path's training numerics; None unless `ple` / `ple_auto` asked for them."""
+        if self.sample is None:
+            return None
+        raw = self.sample.result()
+        return np.stack([enc.encode(raw[:, j]) for j, enc in enumerate(encoders.numeric)], axis=1)
 
     def encoders(self) -> FeatureEncoders:
         spec = self.spec

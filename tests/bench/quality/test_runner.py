@@ -32,6 +32,15 @@ def test_overrides_replace_fields_and_reject_unknown_ones() -> None:
         with_overrides(spec, {"model.expert_dropout": 1.5})  # still validated
 
 
+def test_another_numeric_embedding_drops_the_bins_of_the_specs_own() -> None:
+    spec = load_spec(DEMO_SPEC, data_path="unused")
+    assert (spec.model.numeric_embedding, spec.model.numeric_bins) == ("ple_auto", 16)
+    for kind, bins in [("none", None), ("periodic", None), ("ple", 16)]:
+        changed = with_overrides(spec, {"model.numeric_embedding": kind})
+        assert (changed.model.numeric_embedding, changed.model.numeric_bins) == (kind, bins)
+    assert with_overrides(spec, {"model.numeric_embedding": "ple", "model.numeric_bins": 8}).model.numeric_bins == 8
+
+
 def test_run_job_matches_train(small_demo: Path) -> None:
     overrides = {"train.epochs": 2, "train.seed": 3, "train.threads": 1}
     job = Job(str(DEMO_SPEC), str(small_demo), overrides, "x")

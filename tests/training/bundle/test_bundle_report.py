@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,14 @@ def test_report_names_data_metrics_gates_and_timing(bundle_dir: Path, trained) -
     assert "Gate utilization" in text and "effective experts" in text
     assert f"{len(trained.history)} epochs" in text and "samples/s" in text
     assert f"]({CURVES_FILE})" in text and f"]({HEATMAP_FILE})" in text
+    assert "weights kept: a moving average over 2 epochs (train.ema_epochs)" in text
+
+
+def test_report_says_when_the_raw_weights_were_kept(trained) -> None:
+    raw = trained.spec.model_copy(deep=True)
+    raw.train.ema_epochs = None
+    text = render_bundle_report(dataclasses.replace(trained, spec=raw), {})
+    assert "weights kept: the raw weights (train.ema_epochs null)" in text
 
 
 def test_pngs_are_real_images_of_a_readable_size(bundle_dir: Path) -> None:

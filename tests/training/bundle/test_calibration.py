@@ -40,22 +40,36 @@ def test_smearing_factor_turns_the_median_of_a_lognormal_into_its_mean():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["platt", "isotonic"])
-def test_calibrated_heads_have_lower_ece_on_held_out_demo_data(quality_trained, method):
-    """Fitted on the validation split, the calibrated click head is better calibrated on the test split
-    (newer rows, never seen by training or calibration) than the model's own output. `like` has too
-    few validation labels at 20k rows (~280 < MIN_BINARY_LABELS) and is left alone."""
+def test_calibration_fitted_on_validation_repairs_the_click_head_on_the_test_split(quality_trained, method):
+    """Fitted on the validation split, the calibration is judged on the test split (newer rows, never seen by
+    training or calibration). The default model's click head is already close to calibrated (the weights are a
+    moving average; measured ECE 0.021 -> 0.023 Platt / 0.026 isotonic, within the ~0.01 sampling error of an
+    ECE on 2,000 rows), so the calibration must not make it worse beyond that, and must repair the same head
+    made over-confident (its logits doubled). `like` has too few validation labels at 20k rows (~280 <
+    MIN_BINARY_LABELS) and is left alone."""
     spec = quality_trained.spec.model_copy(deep=True)
     spec.calibration.binary = method
     heads = export_heads(quality_trained.model, spec, quality_trained.prepared.scalers)
     valid, test = quality_trained.prepared.valid, quality_trained.prepared.test
-    fitted = fit_calibrations(spec, predict(heads, valid), valid.raw_labels)
-    raw = predict(heads, test)
     names = spec.task_names()
-    assert "like" not in fitted and "watch_time" in fitted
-    for task in ("click",):
-        j = names.index(task)
-        cal = fitted[task]
+    j = names.index("click")
+    outputs = {"raw": (predict(heads, valid), predict(heads, test))}
+    outputs["over-confident"] = tuple(_doubled_logits(o, j) for o in outputs["raw"])
+    ecs = {}
+    for kind, (on_valid, on_test) in outputs.items():
+        fitted = fit_calibrations(spec, on_valid, valid.raw_labels)
+        assert "like" not in fitted and "watch_time" in fitted
+        cal = fitted["click"]
         assert isinstance(cal, Platt if method == "platt" else Isotonic)
-        before, after = ece(test.raw_labels[:, j], raw[:, j]), ece(test.raw_labels[:, j], cal.apply(raw[:, j]))
-        print(f"{method} {task}: ECE {before:.4f} -> {after:.4f}")
-        assert after < before, (task, before, after)
+        ecs[kind] = ece(test.raw_labels[:, j], on_test[:, j]), ece(test.raw_labels[:, j], cal.apply(on_test[:, j]))
+        print(f"{method} click {kind}: ECE {ecs[kind][0]:.4f} -> {ecs[kind][1]:.4f}")
+    assert ecs["raw"][1] < ecs["raw"][0] + 0.01
+    assert ecs["over-confident"][1] < ecs["over-confident"][0] / 2
+    assert ecs["over-confident"][1] < ecs["raw"][0] + 0.01
+
+
+def _doubled_logits(outputs: np.ndarray, j: int) -> np.ndarray:
+    p = np.clip(outputs[:, j], 1e-6, 1 - 1e-6)
+    out = outputs.copy()
+    out[:, j] = 1 / (1 + np.exp(-2 * np.log(p / (1 - p))))
+    return out

@@ -155,7 +155,7 @@ def test_numeric_embeddings_and_cross_layers_export_with_parity(trained, tmp_pat
     on real rows and on values far outside the training range (clipped by the shared encoder)."""
     model = as_arch(trained, "mmoe", num_experts=2, expert_dropout=0.1, **keys)
     bundle = load_bundle(export_bundle(model, tmp_path / "b"))
-    assert bundle.manifest.model_args["numeric_embedding"] == keys.get("numeric_embedding", "none")
+    assert bundle.manifest.model_args["numeric_embedding"] == keys.get("numeric_embedding", "ple_auto")
     # Numeric embeddings keep per-feature blocks, so the graph still splits by input source; a cross
     # layer multiplies the whole input elementwise, so that export falls back to the unsplit graph.
     assert bundle.manifest.input_layout == ("full" if "cross_layers" in keys else "split")

@@ -186,12 +186,22 @@ def test_model_args_records_which_features_ple_auto_binned(trained) -> None:
     assert build_model(args).inputs.out_dim == trained.model.inputs.out_dim - 1 + spec.model.embedding_dim
 
 
-def test_ple_on_a_streamed_run_is_a_clear_data_error(trained) -> None:
-    """A streamed run has no training numerics in memory to fit the bins on: the CLI must name the keys."""
+def test_model_numeric_binned_overrides_the_rule_and_names_a_stranger(trained) -> None:
+    """`model.numeric_binned` bins exactly the features it names (the rule picks none on the demo data)."""
     from training.data import DataError
     from training.fit.train import model_args
+    from training.spec.model import ModelConfig
 
     spec = trained.spec.model_copy(deep=True)
-    spec.model.numeric_embedding = "ple"
-    with pytest.raises(DataError, match="data.streaming.mode: memory"):
-        model_args(spec, trained.prepared.encoders, train_numeric=None)
+    spec.model.numeric_embedding, spec.model.numeric_bins = "ple_auto", 8
+    encoders, train = trained.prepared.encoders, trained.prepared.train.numeric
+    assert model_args(spec, encoders, train).numeric_binned == []
+    spec.model.numeric_binned = ["item_age_days", "hour"]
+    args = model_args(spec, encoders, train)
+    assert [encoders.numeric[j].name for j in args.numeric_binned] == ["hour", "item_age_days"]  # input order
+    assert args.numeric_edges == quantile_edges(train[:, args.numeric_binned], 8)
+    spec.model.numeric_binned = ["hour", "age"]
+    with pytest.raises(DataError, match=r"model.numeric_binned: \['age'\] are not numeric features"):
+        model_args(spec, encoders, train)
+    with pytest.raises(ValueError, match="numeric_binned: means something only with numeric_embedding: ple_auto"):
+        ModelConfig(numeric_embedding="ple", numeric_binned=["hour"])

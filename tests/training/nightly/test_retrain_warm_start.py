@@ -7,7 +7,7 @@ import torch
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training.modeling.model import ModelArgs, build_model
-from training.nightly.warm_start import WarmStartError, warm_start
+from training.nightly.warm_start import WarmStartError, keep_binned, warm_start
 
 
 def encoders(vocab: dict[str, list[str]]) -> FeatureEncoders:
@@ -116,3 +116,28 @@ def test_a_checkpoint_that_binned_other_numeric_features_is_refused() -> None:
         assert summary["skipped_tensors"] == []
     with pytest.raises(WarmStartError, match=r"\[\] and this window's model has \['x'\]"):
         warm_start(build_model(auto([0])), auto([0]), enc, checkpoint(build_model(plain), plain, enc))
+
+
+def test_retrain_keeps_currents_ple_auto_choice_unless_the_spec_names_one(tiny_spec) -> None:
+    """This window's data may tip the rule for a column; the warm start then bins what CURRENT binned."""
+    names = ["user_activity", "hour", "item_popularity", "item_age_days", "title_caps_ratio"]
+    auto = tiny_spec.model_copy(deep=True)
+    auto.model.numeric_embedding, auto.model.numeric_bins = "ple_auto", 8
+
+    def current(embedding: str, binned: list[int] | None) -> dict:
+        return {"model_args": ModelArgs(cardinalities=[2], n_numeric=5, tasks=["click"], numeric_embedding=embedding,
+                                        numeric_binned=binned).to_dict()}
+
+    kept, names_kept = keep_binned(auto, current("ple_auto", [1, 3]), names)
+    assert names_kept == kept.model.numeric_binned == ["hour", "item_age_days"]
+    assert auto.model.numeric_binned is None  # the caller's spec is not changed
+    gone = tiny_spec.model_copy(deep=True)
+    gone.model.numeric_embedding, gone.features.numeric = "ple_auto", gone.features.numeric[2:]
+    assert keep_binned(gone, current("ple_auto", [1, 3]), names)[1] == ["item_age_days"]  # hour is no feature now
+    explicit = auto.model_copy(deep=True)
+    explicit.model.numeric_binned = ["hour"]
+    plain = tiny_spec.model_copy(deep=True)
+    plain.model.numeric_embedding, plain.model.numeric_bins = "none", None
+    for spec, checkpoint in [(plain, current("ple_auto", [1])), (auto, current("none", None)),
+                             (explicit, current("ple_auto", [3]))]:
+        assert keep_binned(spec, checkpoint, names) == (spec, None)

@@ -57,6 +57,12 @@ BAD_SPECS = {
                                     "model.bias_tower"),
     "bins without binning": (lambda r: r["model"].update(numeric_embedding="periodic", numeric_bins=8),
                              "model.numeric_bins"),
+    "binned features without ple_auto": (lambda r: r["model"].update(numeric_embedding="ple", numeric_binned=["hour"]),
+                                         "model.numeric_binned"),
+    "no categorical feature": (lambda r: r["features"].update(categorical=[]),
+                               "features.categorical: the model needs at least one categorical feature"),
+    "no numeric feature": (lambda r: r["features"].update(numeric=[]),
+                           "features.numeric: the model needs at least one numeric feature"),
 }
 
 
