@@ -17,6 +17,7 @@ from training.data.demo import DemoConfig, write_demo
 DEMO_SPEC = REPO / "configs" / "demo.yaml"
 ML_SPEC = REPO / "bench" / "quality" / "specs" / "movielens.yaml"
 CENSUS_SPEC = REPO / "bench" / "quality" / "specs" / "census.yaml"
+SYNTHETIC_SPEC = REPO / "bench" / "quality" / "specs" / "synthetic.yaml"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,22 @@ def census(smoke: bool = False) -> Dataset:
         path = small
     return Dataset("census (UCI Adult)", str(CENSUS_SPEC), str(path), pq.read_metadata(path).num_rows, None,
                    "NDCG (n/a: no requests)", {"train.epochs": 1})
+
+
+def synthetic(smoke: bool = False) -> Dataset:
+    """bench/quality/specs/synthetic.yaml on Ma et al.'s generator at p = 0.5 (bench/quality/synthetic_table.py);
+    3,000 rows for smoke runs."""
+    import pyarrow.parquet as pq
+
+    from bench.quality.synthetic_table import write_dataset
+
+    path = write_dataset()
+    if smoke:
+        small = Path(tempfile.mkdtemp(prefix="mtl-bench-synthetic-")) / "synthetic_small.parquet"
+        pq.write_table(pq.read_table(path).slice(0, 3_000), small)
+        path = small
+    return Dataset("Ma et al. synthetic, p = 0.5", str(SYNTHETIC_SPEC), str(path), pq.read_metadata(path).num_rows,
+                   None, "NDCG (n/a: no requests)", {"train.epochs": 1})
 
 
 def describe(ds: Dataset) -> dict:

@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from training.data.columns import expand_numeric_patterns
 from training.evaluation import inference
 from training.evaluation.metrics import ndcg_at_k, prediction_metrics
 from training.fit import train as T
@@ -68,7 +69,9 @@ def with_overrides(spec: RankerSpec, overrides: dict) -> RankerSpec:
 
 
 def job_spec(job: Job) -> RankerSpec:
-    return with_overrides(load_spec(job.spec_path, data_path=job.data_path), job.overrides)
+    """The job's spec with its overrides, numeric patterns (`name: "x*"`) expanded as train() expands them."""
+    spec, _ = expand_numeric_patterns(load_spec(job.spec_path, data_path=job.data_path))
+    return with_overrides(spec, job.overrides)
 
 
 def prepared(spec: RankerSpec) -> T.Prepared:

@@ -136,7 +136,8 @@ class EvalConfig(_Strict):
         "retrain gates' NDCG and top-k overlap run per profile of it", examples=["weights.yaml"])
     score_weights: dict[str, float] | None = Field(
         None, description="without `weights`: task -> weight of the one ranking profile, named 'score_weights' "
-        "(identity transforms); default 1.0 for each binary task", examples=[{"click": 1.0, "like": 0.5}])
+        "(identity transforms); default 1.0 for each binary task (each task when none is binary)",
+        examples=[{"click": 1.0, "like": 0.5}])
     gain_weights: dict[str, float] | None = Field(
         None, description="task -> weight of its label in the NDCG gain (null labels count 0); default 1.0 "
         "for each binary task", examples=[{"click": 1.0, "like": 2.0}])
@@ -256,7 +257,12 @@ class RankerSpec(_Strict):
         return [t.name for t in self.tasks]
 
     def score_weights(self) -> dict[str, float]:
-        return self.eval.score_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+        return self.eval.score_weights or self._binary_or_every_task()
+
+    def _binary_or_every_task(self) -> dict[str, float]:
+        """1.0 for each binary task; for each task when none is binary (a table of regression labels)."""
+        binary = [t.name for t in self.tasks if t.type == "binary"]
+        return {name: 1.0 for name in binary or self.task_names()}
 
     def gain_weights(self) -> dict[str, float]:
         return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}

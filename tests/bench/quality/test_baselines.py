@@ -84,6 +84,30 @@ def test_census_labels_follow_income_and_marital_status() -> None:
     assert "marital_status" not in t.column_names and "native_country" in t.column_names
 
 
+def test_the_synthetic_table_is_the_generators_draw_and_its_spec_reads_it(tmp_path) -> None:
+    """Ma et al.'s x and y as columns, a one-value categorical the spec needs, and `x*` covering the 100 inputs
+    when the bench runner (job_spec) expands the spec's pattern as train() does."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from bench.quality.datasets import SYNTHETIC_SPEC
+    from bench.quality.runner import Job, job_spec
+    from bench.quality.synthetic.config import SynthConfig
+    from bench.quality.synthetic.data import make_data
+    from bench.quality.synthetic_table import build as build_synthetic
+
+    cfg = SynthConfig(n_train=60, n_test=20)
+    table = build_synthetic(cfg, p=0.5, seed=3)
+    draw = make_data(0.5, cfg, np.random.default_rng(3))
+    assert table.num_rows == 80 and set(table.column("segment").to_pylist()) == {"all"}
+    np.testing.assert_array_equal(table.column("task_b").to_numpy()[:60], draw["y_train"][:, 1].numpy())
+    np.testing.assert_array_equal(table.column("x7").to_numpy()[60:], draw["x_test"][:, 7].numpy())
+    pq.write_table(table, tmp_path / "synthetic.parquet")
+    spec = job_spec(Job(str(SYNTHETIC_SPEC), str(tmp_path / "synthetic.parquet"), {"train.seed": 1}, "x"))
+    assert [f.name for f in spec.features.numeric] == [f"x{j}" for j in range(100)]
+    assert spec.score_weights() == {"task_a": 1.0, "task_b": 1.0} and spec.train.seed == 1
+
+
 def test_candidates_can_be_left_out_but_never_the_baselines() -> None:
     models = models_for(["ple"])
     assert set(models) == set(MODELS) - {f"{OURS} + {c}" for c in CANDIDATES if c != "ple"}

@@ -107,6 +107,15 @@ def test_demo_spec_defaults_and_relative_data_path() -> None:
     assert spec.score_weights() == {"click": 1.0, "like": 1.0}
 
 
+def test_without_a_binary_task_the_default_profile_weighs_every_task(tmp_path: Path) -> None:
+    """A table of regression labels only (bench/quality/specs/synthetic.yaml) still gets a ranking profile."""
+    def regression_only(r: dict) -> None:
+        r["tasks"] = [t for t in r["tasks"] if t["type"] == "regression"]
+        r["eval"].pop("score_weights", None), r["eval"].pop("gain_weights", None)
+    spec = load_spec(write_spec(tmp_path, regression_only))
+    assert spec.score_weights() == {"watch_time": 1.0, "rating": 1.0}
+
+
 @pytest.mark.parametrize(("edit", "where", "suggestion"), [
     (lambda r: r["train"].update(epoch=3), "train.epoch", "epochs"),
     (lambda r: r["model"].update(num_expert=8), "model.num_expert", "num_experts"),
