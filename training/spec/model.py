@@ -101,7 +101,8 @@ class ModelConfig(_Strict):
         "zero-inflated (one value holds >= 50 % of the rows) or heavy-tailed (excess kurtosis >= 20), never a "
         "column of <= 2 values; the others as with `none` (the report and the manifest's `model_args."
         "numeric_binned` say which; the default, chosen in docs/BENCHMARKS.md \"Quality 7\"). All live inside "
-        "the exported graph. A streamed run fits the bins on a uniform sample of up to 200,000 training rows",
+        "the exported graph. A streamed run fits the bins on a uniform sample of up to 200,000 training rows (fewer for a "
+        "table of more than 100 numeric features: at most 20 million values)",
         examples=["none"])
     numeric_bins: int | None = Field(
         None, ge=2, le=256, description="`numeric_embedding: ple` / `ple_auto`: quantile bins per binned numeric "

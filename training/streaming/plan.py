@@ -12,7 +12,7 @@
 What stays in memory: the statistics (one count per distinct categorical value), and for validation
 and test (N, T) float64 labels and (N,) int64 request indices. Training rows are never kept, but for
 `numeric_embedding: ple` / `ple_auto` a uniform sample of up to 200,000 rows' numeric values
-(train_stats.RowSample), which their bins are fitted on.
+(train_stats.RowSample; at most 20 million values), which their bins are fitted on.
 """
 
 from __future__ import annotations

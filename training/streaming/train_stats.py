@@ -25,8 +25,14 @@ from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.stats import Moments, NumericStats, ValueCounts
 
-# Training rows whose numeric values `numeric_embedding: ple` / `ple_auto` fit their bins on when streaming.
+# Training rows whose numeric values `numeric_embedding: ple` / `ple_auto` fit their bins on when streaming: up to
+# 200,000, and fewer for a wide table, so that the sample holds at most 20 million values (160 MB of float64).
 NUMERIC_SAMPLE_ROWS = 200_000
+NUMERIC_SAMPLE_VALUES = 20_000_000
+
+
+def numeric_sample_rows(n_numeric: int) -> int:
+    return min(NUMERIC_SAMPLE_ROWS, NUMERIC_SAMPLE_VALUES // max(1, n_numeric))
 
 
 def _floats(table: pa.Table, name: str) -> np.ndarray:
@@ -78,7 +84,8 @@ class TrainStats:
         self._probes = {f.name: NumericEncoder(name=f.name, source=f.source, transform=f.transform)
                         for f in spec.features.numeric}
         binned = spec.model.numeric_embedding in ("ple", "ple_auto")
-        self.sample = RowSample(NUMERIC_SAMPLE_ROWS, spec.train.seed) if binned else None
+        size = numeric_sample_rows(len(spec.features.numeric))
+        self.sample = RowSample(size, spec.train.seed) if binned else None
         self.rows = 0
 
     def add(self, table: pa.Table) -> None:
@@ -108,7 +115,7 @@ class TrainStats:
             self.sample.add(np.stack(list(columns.values()), axis=1))
 
     def numeric_sample(self, encoders: FeatureEncoders) -> np.ndarray | None:
-        """(N, F) encoded numerics of the sampled training rows (every row up to NUMERIC_SAMPLE_ROWS), as the
+        """(N, F) encoded numerics of the sampled training rows (every row up to numeric_sample_rows), as the
         in-memory path's training numerics; None unless `ple` / `ple_auto` asked for them."""
         if self.sample is None:
             return None

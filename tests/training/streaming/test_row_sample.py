@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.streaming.train_stats import RowSample
+from training.streaming.train_stats import RowSample, numeric_sample_rows
 
 
 def _sampled(rows: np.ndarray, size: int, chunk: int) -> np.ndarray:
@@ -26,3 +26,8 @@ def test_the_sample_depends_on_the_rows_not_on_the_batches() -> None:
 def test_up_to_its_size_every_row_stays_in_order() -> None:
     rows = np.random.default_rng(0).normal(size=(250, 3))
     np.testing.assert_array_equal(_sampled(rows, 250, 40), rows)
+
+
+def test_a_wide_table_samples_fewer_rows_to_bound_the_memory() -> None:
+    assert numeric_sample_rows(5) == 200_000
+    assert numeric_sample_rows(1_000) == 20_000  # 20 million values at most
