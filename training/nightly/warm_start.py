@@ -12,7 +12,6 @@ copied when its name and shape match, and reported as skipped otherwise (e.g. a 
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from service.contract.features import FeatureEncoders
+from training.data.columns import expand_numeric_patterns
 from training.modeling.model import ModelArgs
 from training.spec import RankerSpec
 
@@ -114,15 +114,15 @@ def keep_binned(spec: RankerSpec, checkpoint: dict, numeric_names: list[str]) ->
     needs the bin weights on the features they were learned for. Returns (spec, the names kept, or None).
 
     `numeric_names`: CURRENT's numeric features in encoder order (its manifest). A kept feature the spec no longer
-    has is left out, and the warm start then refuses with check_binned's message.
+    has (after its numeric patterns are expanded, as train() expands them) is left out, and the warm start then
+    refuses with check_binned's message.
     """
     old = ModelArgs(**checkpoint["model_args"])
     m = spec.model
     if m.numeric_embedding != "ple_auto" or m.numeric_binned is not None or old.numeric_embedding != "ple_auto":
         return spec, None
-    declared = [f.name for f in spec.features.numeric]
-    names = [n for n in (numeric_names[j] for j in old.numeric_binned or [])
-             if any(fnmatch.fnmatchcase(n, d) for d in declared)]
+    declared = {f.name for f in expand_numeric_patterns(spec)[0].features.numeric}
+    names = [n for n in (numeric_names[j] for j in old.numeric_binned or []) if n in declared]
     spec = spec.model_copy(deep=True)
     spec.model.numeric_binned = names
     return spec, names

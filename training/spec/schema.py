@@ -257,10 +257,9 @@ class RankerSpec(_Strict):
         return [t.name for t in self.tasks]
 
     def score_weights(self) -> dict[str, float]:
-        return self.eval.score_weights or self._binary_or_every_task()
-
-    def _binary_or_every_task(self) -> dict[str, float]:
-        """1.0 for each binary task; for each task when none is binary (a table of regression labels)."""
+        """eval.score_weights, else 1.0 for each binary task (each task when none is binary)."""
+        if self.eval.score_weights:
+            return self.eval.score_weights
         binary = [t.name for t in self.tasks if t.type == "binary"]
         return {name: 1.0 for name in binary or self.task_names()}
 
