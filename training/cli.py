@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.contract.bundle import BundleError
+from service.contract.bundle import BundleError, read_manifest
 from service.profiles import WeightsError
 from service.registry import Registry, RegistryError
 from training.data import DataError
@@ -112,10 +112,10 @@ def _train(spec_path: Path, out: Path, data: str | None, registry: str | None, p
             return  # rank 0 alone evaluates, exports and publishes
         if eval_test and trained.prepared.test is None:
             fail("--eval-test: the spec has no test split (test_fraction 0, or no data.test file)")
-        export_bundle(trained, out)
-        for warning in trained.warnings():
+        metrics = read_manifest(export_bundle(trained, out)).metrics  # measured on the bundle, as `evaluate` does
+        for warning in trained.warnings(metrics):
             typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
-        typer.echo(summary_table(trained))
+        typer.echo(summary_table(trained, metrics))
         typer.echo(f"bundle written to {out} (report: {out / REPORT_FILE})")
         if registry:
             version = Registry(registry, spec.name).publish(out)

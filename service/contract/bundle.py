@@ -49,6 +49,13 @@ class ScoreStats(BaseModel):
     quantiles: dict[str, float] = Field(default_factory=dict)  # "p01".."p99" -> value
 
 
+class LabelMean(BaseModel):
+    """The training split's mean label of a task: the constant baseline offline reports compare with."""
+
+    mean: float  # prevalence (binary) or mean label, in label units
+    mean_log1p: float | None = None  # mean of log1p(label), for log1p-trained heads
+
+
 class TaskInfo(BaseModel):
     """One task head as the server sees it."""
 
@@ -59,6 +66,7 @@ class TaskInfo(BaseModel):
     label_transform: Literal["none", "log1p"] = "none"
     score_stats: ScoreStats | None = None  # of the served (calibrated) output
     calibration: Calibration | None = None  # applied to the ONNX output (service/contract/calibration.py)
+    train_label: LabelMean | None = None  # offline reports only (absent in bundles before it existed)
 
 
 class ParitySample(BaseModel):
@@ -180,17 +188,19 @@ class LoadedBundle:
         outputs = self.session.run(self.output_names, inputs)
         return self._calibrated([np.asarray(o).reshape(-1) for o in outputs])
 
-    def predict_rows(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def predict_rows(self, inputs: dict[str, np.ndarray], calibrated: bool = True) -> dict[str, np.ndarray]:
         """`predict` for full-layout rows (categorical (N, C), numeric (N, F)) of any number of requests,
-        whatever the bundle's layout: a split graph runs once per distinct user/context row."""
-        if self.manifest.input_layout == "full":
-            return self.predict(inputs)
+        whatever the bundle's layout: a split graph runs once per distinct user/context row.
+        calibrated=False returns the graph's own outputs (what offline metrics judge the model by)."""
         n = len(inputs[CATEGORICAL_INPUT])
-        raw = [np.empty(n, dtype=np.float32) for _ in self.output_names]
-        for rows, split in split_rows(self.manifest.features, inputs):
-            for column, out in zip(raw, self.session.run(self.output_names, split), strict=True):
-                column[rows] = np.asarray(out).reshape(-1)
-        return self._calibrated(raw)
+        if self.manifest.input_layout == "full":
+            raw = [np.asarray(o).reshape(-1) for o in self.session.run(self.output_names, inputs)]
+        else:
+            raw = [np.empty(n, dtype=np.float32) for _ in self.output_names]
+            for rows, split in split_rows(self.manifest.features, inputs):
+                for column, out in zip(raw, self.session.run(self.output_names, split), strict=True):
+                    column[rows] = np.asarray(out).reshape(-1)
+        return self._calibrated(raw) if calibrated else dict(zip(self.manifest.task_names, raw, strict=True))
 
     def _calibrated(self, raw: list[np.ndarray]) -> dict[str, np.ndarray]:
         return {t.name: calibrate(t.calibration, o) for t, o in zip(self.manifest.tasks, raw, strict=True)}

@@ -100,6 +100,9 @@ def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Pat
     assert got["rows"] == want["rows"]
     assert got["tasks"]["click"]["auc"] == pytest.approx(want["tasks"]["click"]["auc"], abs=1e-4)
     assert got["tasks"]["rating"]["rmse"] == pytest.approx(want["tasks"]["rating"]["rmse"], rel=1e-4)
+    # ... and exactly what the bundle stored at training time (one measurement, on the bundle itself)
+    stored = load_bundle(bundle_dir).manifest.metrics["test"]
+    assert (got["tasks"], got["ndcg@10"], got["profiles"]) == (stored["tasks"], stored["ndcg@10"], stored["profiles"])
     # The GBDT baseline (eval.baseline auto, 8k training rows): refitted on the same train split with the
     # bundle's encoders, it scores the test rows exactly as the one measured at training time did.
     assert got["baseline"]["tasks"]["click"]["auc"] == pytest.approx(trained.baseline["test"]["tasks"]["click"]["auc"])
@@ -136,7 +139,8 @@ def test_train_with_eval_test_prints_and_stores_test_metrics(tmp_path: Path, tin
     result = runner.invoke(app, ["train", str(spec), "--data", str(tiny_dir), "--out", str(tmp_path / "b"),
                                  "--no-progress", "--eval-test"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0].split()[2:4] == ["valid", "test"]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "valid split:" and "test split:" in lines
     assert "test" in load_bundle(tmp_path / "b").manifest.metrics
 
 

@@ -23,6 +23,7 @@ from service.contract.bundle import (
     FORMAT_VERSION,
     MODEL_FILE,
     SPLIT_FORMAT_VERSION,
+    LabelMean,
     LoadedBundle,
     Manifest,
     ParitySample,
@@ -35,7 +36,7 @@ from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureE
 from service.contract.files import sha256_file
 from service.contract.layout import Layout, split_columns, split_rows
 from service.contract.parity import compare
-from service.profiles import WeightsError, compile_weights
+from service.profiles import WeightsError
 from training.bundle.calibration import (
     RELIABILITY_FILE,
     Fitted,
@@ -48,12 +49,11 @@ from training.bundle.quantize import CALIBRATION_ROWS, Holdout, calibration_feed
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
-from training.evaluation.evaluate import holdout_predictions
+from training.evaluation.evaluate import HeadScores, holdout_scores, profile_metrics, scored_metrics
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
 from training.fit.train import Trained
 from training.modeling.model import ExportHeads
-from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PARITY_SAMPLE_ROWS = 32
@@ -175,44 +175,68 @@ def data_window(trained: Trained) -> dict:
 
 
 def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:
-    """The manifest's tasks: calibration, and score statistics of the served (calibrated) holdout outputs."""
+    """The manifest's tasks: calibration, score statistics of the served (calibrated) holdout outputs, and the
+    training split's mean label (the constant baseline offline reports compare with)."""
+    constants = trained.prepared.constants
     tasks = [TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
-                      calibration=calibrations.get(t.name)) for t in trained.spec.tasks]
+                      calibration=calibrations.get(t.name),
+                      train_label=LabelMean(mean=c.mean, mean_log1p=c.mean_log1p) if (c := constants.get(t.name)) else None)
+             for t in trained.spec.tasks]
     served = calibrate_columns(tasks, raw_holdout)
     return [t.model_copy(update={"score_stats": ScoreStats(**score_stats(served[:, j]))}) for j, t in enumerate(tasks)]
 
 
 def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tasks: list[TaskInfo],
                    layout: Layout) -> Manifest:
+    """The manifest without its measured metrics (measure_bundle adds them)."""
     calibrated = any(t.calibration is not None for t in tasks)
     version = SPLIT_FORMAT_VERSION if layout == "split" else CALIBRATED_FORMAT_VERSION if calibrated else FORMAT_VERSION
     return Manifest(
         format_version=version, model_name=trained.spec.name, model_sha256=sha256_file(model_path),
         features=trained.prepared.encoders, input_layout=layout, lookups=trained.spec.lookups(), tasks=tasks,
-        model_args=trained.args.to_dict(),
-        data_window=data_window(trained), parity_sample=parity,
-        metrics={**trained.metrics, **training_summary(trained),
-                 **({"baseline": trained.baseline} if trained.baseline else {})},
+        model_args=trained.args.to_dict(), data_window=data_window(trained), parity_sample=parity,
     )
 
 
-def served_ranking(bundle: LoadedBundle, trained: Trained) -> dict:
-    """NDCG@k per served profile (spec `eval.weights`, else `eval.score_weights`) on the evaluated splits
-    (valid; test with --eval-test), from the bundle's served heads and the server's combination code."""
+TORCH_ONLY = ("gates", "gates_by_level")  # what a split's torch evaluation knows that the graph does not
+
+
+def measure_bundle(bundle: LoadedBundle, trained: Trained) -> dict:
+    """The manifest's metrics: each evaluated split (valid; test with --eval-test) measured on the bundle by
+    `scored_metrics`, exactly as `ranker evaluate` measures it, with the gate statistics of the torch model,
+    the GBDT baseline, the fit's summary and the served profiles' NDCG."""
+    spec, prep = trained.spec, trained.prepared
+    out: dict = {}
+    ranking: dict[str, HeadScores] = {}
+    for split in [s for s in ("valid", "test") if s in trained.metrics]:
+        e = getattr(prep, split)  # its labels and request index, row-aligned with its tables
+        scores = holdout_scores(bundle, prep.splits.tables(split), spec.task_names())
+        torch_only = {k: v for k, v in trained.metrics[split].items() if k in TORCH_ONLY}
+        out[split] = {**scored_metrics(bundle, scores, e.raw_labels, e.request, spec), **torch_only}
+        ranking[split] = scores
+    out.update(training_summary(trained))
+    if trained.baseline:
+        out["baseline"] = trained.baseline
+    out["profiles"] = served_ranking(bundle, trained, ranking)
+    for split in ranking:
+        if split in out["profiles"]:
+            out[split]["profiles"] = out["profiles"][split]
+    return out
+
+
+def served_ranking(bundle: LoadedBundle, trained: Trained, scores: dict[str, HeadScores]) -> dict:
+    """NDCG@k per served profile (spec `eval.weights`, else `eval.score_weights`) on the evaluated splits,
+    from the bundle's served heads and the server's combination code (profile_metrics, as `ranker evaluate`)."""
     spec = trained.spec
-    try:
-        weights, source = eval_weights(spec)
-        compiled = compile_weights(weights, bundle.manifest.tasks)
-    except WeightsError as e:
-        return {"weights": spec.eval.weights, "error": str(e)}
-    out: dict = {"weights": source, "k": spec.eval.ndcg_k}
+    out: dict = {"weights": spec.eval.weights or "eval.score_weights", "k": spec.eval.ndcg_k}
     if spec.data.request_id is None:
         return {**out, "error": "no data.request_id: there are no requests to rank"}
-    for split in [s for s in ("valid", "test") if s in trained.metrics]:  # test only with --eval-test
-        e = getattr(trained.prepared, split)  # its labels and request index, row-aligned with its tables
-        preds = holdout_predictions(bundle, trained.prepared.splits.tables(split), spec.task_names())
-        heads = heads_of(preds, spec.task_names())
-        out[split] = profile_ndcg(compiled, heads, gains(spec, e.raw_labels), e.request, spec.eval.ndcg_k)
+    try:
+        for split, s in scores.items():
+            e = getattr(trained.prepared, split)
+            out[split] = profile_metrics(bundle, s, e.raw_labels, e.request, spec)
+    except WeightsError as e:
+        return {**out, "error": str(e)}
     return out
 
 
@@ -226,10 +250,45 @@ def save_checkpoint(trained: Trained, path: Path) -> None:
     }, path)
 
 
+def write_graph(trained: Trained, heads: ExportHeads, path: Path, split: bool) -> Layout:
+    """model.onnx from the torch heads, held to the parity tolerance on real holdout rows; returns its layout."""
+    encoders = trained.prepared.encoders
+    layout = export_onnx(heads, path, trained.spec.task_names(), trained.prepared.train.head(8),
+                         encoders if split else None)
+    check_parity(heads, path, trained.prepared.holdout(), trained.spec.train.parity_rows, encoders, layout)
+    return layout
+
+
+def int8_if_asked(trained: Trained, path: Path, tasks: list[TaskInfo], layout: Layout) -> dict | None:
+    """train.quantize: the int8 graph replaces model.onnx only past its holdout gate; returns the gate's record."""
+    if (method := trained.spec.train.quantize) == "none":
+        return None
+    encoders, h = trained.prepared.encoders, trained.prepared.holdout()
+    rows = trained.prepared.train.head(CALIBRATION_ROWS)
+    calibration = calibration_feeds({CATEGORICAL_INPUT: rows.categorical, NUMERIC_INPUT: rows.numeric},
+                                    encoders, layout) if method == "static" else ()
+    return serve_int8_if_gated(path, method, lambda p: calibrate_columns(tasks, holdout_outputs(p, h, encoders, layout)),
+                               Holdout(h.raw_labels, h.request), tasks, trained.spec, calibration)
+
+
+def calibration_evidence(trained: Trained, heads: ExportHeads, tasks: list[TaskInfo]) -> tuple[dict, np.ndarray, Encoded]:
+    """Calibration on the last evaluated split (test with --eval-test, else valid, where it was fit):
+    (its summary for the manifest, the raw heads on that split, the split)."""
+    prep = trained.prepared
+    judged = prep.test if "test" in trained.metrics else prep.valid
+    raw = predict(heads, judged)
+    summary = {"split": "test" if judged is prep.test else "valid",
+               **calibration_summary(trained.spec, tasks, raw, judged.raw_labels)}
+    return summary, raw, judged
+
+
 def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
     """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last).
 
-    split=False writes the unsplit graph (manifest format 1 or 2), as bundles were before format 3.
+    A pipeline of single-purpose steps: the graph (with parity), calibrated tasks, int8 when asked, the
+    parity sample, the manifest measured on the bundle itself, written once, then the checkpoint, report and
+    plots, and the server's own verification (load_bundle) once. split=False writes the unsplit graph
+    (manifest format 1 or 2), as bundles were before format 3.
     """
     out_dir = Path(out_dir)
     heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
@@ -237,34 +296,18 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         work = Path(tmp) / "bundle"
         work.mkdir()
         model_path = work / MODEL_FILE
-        encoders = trained.prepared.encoders
-        layout = export_onnx(heads, model_path, trained.spec.task_names(), trained.prepared.train.head(8),
-                             encoders if split else None)
-        check_parity(heads, model_path, trained.prepared.holdout(), trained.spec.train.parity_rows, encoders, layout)
+        layout = write_graph(trained, heads, model_path, split)
         valid = trained.prepared.valid
         calibrations = fit_calibrations(trained.spec, predict(heads, valid), valid.raw_labels)
-        raw_holdout = predict(heads, trained.prepared.holdout())
-        tasks = task_infos(trained, calibrations, raw_holdout)
-        int8 = None
-        if (method := trained.spec.train.quantize) != "none":  # the int8 graph replaces model.onnx only past its gate
-            h = trained.prepared.holdout()
-            rows = trained.prepared.train.head(CALIBRATION_ROWS)
-            calibration = calibration_feeds({CATEGORICAL_INPUT: rows.categorical, NUMERIC_INPUT: rows.numeric},
-                                            encoders, layout) if method == "static" else ()
-            int8 = serve_int8_if_gated(model_path, method, lambda p: calibrate_columns(
-                tasks, holdout_outputs(p, h, encoders, layout)), Holdout(h.raw_labels, h.request), tasks,
-                trained.spec, calibration)
-        parity = build_parity_sample(trained, model_path, tasks, layout)
-        manifest = build_manifest(trained, model_path, parity, tasks, layout)
+        tasks = task_infos(trained, calibrations, predict(heads, trained.prepared.holdout()))
+        int8 = int8_if_asked(trained, model_path, tasks, layout)
+        manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks, layout),
+                                  tasks, layout)
+        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+        manifest.metrics = measure_bundle(LoadedBundle(work, manifest, session), trained)
         if int8 is not None:
             manifest.metrics["int8"] = int8
-        write_manifest(work, manifest)
-        manifest.metrics["profiles"] = served_ranking(load_bundle(work), trained)
-        # Calibration evidence on the last evaluated split: test with --eval-test, else valid (where it was fit).
-        judged = trained.prepared.test if "test" in trained.metrics else valid
-        raw_judged = raw_holdout if judged is trained.prepared.holdout() else predict(heads, judged)
-        manifest.metrics["calibration"] = {"split": "test" if judged is trained.prepared.test else "valid",
-                                           **calibration_summary(trained.spec, tasks, raw_judged, judged.raw_labels)}
+        manifest.metrics["calibration"], raw_judged, judged = calibration_evidence(trained, heads, tasks)
         write_manifest(work, manifest)
         save_checkpoint(trained, work / CHECKPOINT_FILE)
         plot_reliability(work / RELIABILITY_FILE, tasks, raw_judged, judged.raw_labels)

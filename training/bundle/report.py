@@ -16,7 +16,14 @@ matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from training.bundle.baseline_report import report_section, text_table  # noqa: E402
+from training.bundle.metric_tables import (  # noqa: E402
+    BASELINE_NAME,
+    behind,
+    legend,
+    markdown_table,
+    split_rows,
+    text_table,
+)
 from training.fit.train import Trained  # noqa: E402
 from training.modeling.model import ModelArgs  # noqa: E402
 from training.spec import RankerSpec  # noqa: E402
@@ -90,19 +97,6 @@ def evaluated_splits(metrics: dict) -> list[str]:
     return [split for split in ("valid", "test") if split in metrics]
 
 
-def metrics_rows(metrics: dict, spec_tasks: list) -> list[list[str]]:
-    """[task, metric, one value per evaluated split..., observed labels in the last split] per task metric."""
-    splits = evaluated_splits(metrics)
-    rows = []
-    for t in spec_tasks:
-        last = metrics[splits[-1]]["tasks"][t.name]
-        for key in ("auc", "rmse", "rmse_log1p"):
-            if key in last:
-                values = [_fmt(metrics[split]["tasks"][t.name].get(key)) for split in splits]
-                rows.append([t.name, key, *values, f"{last['observed']:,}"])
-    return rows
-
-
 def requests_text(metrics: dict) -> str:
     """One line about a split's requests: how many, how large, how many NDCG counted."""
     r = metrics.get("requests")
@@ -119,47 +113,49 @@ def _task_width(spec: RankerSpec) -> int:
     return max(14, *(len(t.name) + 2 for t in spec.tasks))
 
 
-def metrics_table(metrics: dict, spec: RankerSpec) -> str:
-    """One split's metrics (as `prediction_metrics` returns them) as a fixed-width table."""
-    k, w = spec.eval.ndcg_k, _task_width(spec)
-    lines = [f"{'task':<{w}}{'metric':<12}{'value':>10}{'observed':>11}"]
-    for t in spec.tasks:
-        m = metrics["tasks"][t.name]
-        lines += [f"{t.name:<{w}}{key:<12}{_fmt(m[key]):>10}{m['observed']:>11,}"
-                  for key in ("auc", "rmse", "rmse_log1p") if key in m]
-    lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}{_fmt(metrics.get(f'ndcg@{k}')):>10}{metrics['rows']:>11,}")
+def split_text(metrics: dict, spec: RankerSpec, baseline: dict | None = None) -> list[str]:
+    """One split's metrics for a terminal: the table (metric_tables.split_rows), its legend, the served
+    profiles' NDCG, the requests and, with a baseline, where the GBDT is ahead."""
+    k = spec.eval.ndcg_k
+    w = max([_task_width(spec), *(len(p) + 2 for p in metrics.get("profiles") or {})])
+    lines = [text_table(*split_rows(metrics, spec, baseline), w), legend(metrics, baseline)]
     if metrics.get("profiles"):
-        lines.append("served profiles (eval.weights), ranked as the server ranks:")
-        lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>10}" for name, value in metrics["profiles"].items()]
+        lines.append("served profiles, ranked as the server ranks:")
+        lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>11}" for name, value in metrics["profiles"].items()]
     lines.append(requests_text(metrics))
-    if metrics.get("baseline", {}).get("error"):
-        lines.append(f"GBDT baseline (eval.baseline): {metrics['baseline']['error']}")
-    elif metrics.get("baseline"):
-        lines.append("beside a GBDT baseline fitted on the spec's train split (eval.baseline; lead + = the model is better):")
-        lines.append(text_table(metrics, metrics["baseline"], spec, w))
-    return "\n".join(lines)
+    if baseline and (worse := behind(metrics, baseline, spec)):
+        lines.append(f"the {BASELINE_NAME} baseline is ahead on {', '.join(worse)}")
+    return lines
 
 
-def summary_table(trained: Trained) -> str:
-    """A small fixed-width table of the measured splits' metrics (valid; test with --eval-test), for the terminal."""
-    k, w = trained.spec.eval.ndcg_k, _task_width(trained.spec)
-    m = trained.metrics
-    splits = evaluated_splits(m)
-    lines = [f"{'task':<{w}}{'metric':<12}" + "".join(f"{s:>10}" for s in splits) + f"{'observed':>11}"]
-    lines += [f"{r[0]:<{w}}{r[1]:<12}" + "".join(f"{v:>10}" for v in r[2:-1]) + f"{r[-1]:>11}"
-              for r in metrics_rows(m, trained.spec.tasks)]
-    lines.append(f"{'(ranking)':<{w}}{f'ndcg@{k}':<12}" + "".join(f"{_fmt(m[s][f'ndcg@{k}']):>10}" for s in splits))
-    lines.append(f"valid: {requests_text(m['valid'])}")
+def metrics_table(metrics: dict, spec: RankerSpec) -> str:
+    """`ranker evaluate`'s output: one split's metrics (scored_metrics), beside the baselines it has."""
+    baseline = metrics.get("baseline")
+    lines = []
+    if baseline and baseline.get("error"):
+        lines.append(f"{BASELINE_NAME} baseline (eval.baseline): {baseline['error']}")
+        baseline = None
+    return "\n".join([*split_text(metrics, spec, baseline), *lines])
+
+
+def summary_table(trained: Trained, metrics: dict | None = None) -> str:
+    """`ranker train`'s summary for the terminal: each measured split (valid; test with --eval-test) as
+    `ranker evaluate` prints it, from the manifest's metrics (default: the torch model's, before export)."""
+    m = metrics if metrics is not None else _torch_metrics(trained)
+    lines = []
+    for split in evaluated_splits(m):
+        lines += [f"{split} split:", *split_text(m[split], trained.spec, (m.get("baseline") or {}).get(split)), ""]
     s = training_summary(trained)
     lines.append(f"{s['epochs']} epochs (best {s['best_epoch']}), {s['train_seconds']:.1f} s, "
                  f"{s['samples_per_second']:,.0f} samples/s")
     if "test" not in m:
         lines.append("test metrics: not measured (add --eval-test, or run `ranker evaluate` once the model is chosen)")
-    if trained.baseline:
-        split = splits[-1]
-        lines.append(f"beside a GBDT baseline ({split} split, eval.baseline; lead + = the model is better):")
-        lines.append(text_table(m[split], trained.baseline[split], trained.spec, w))
     return "\n".join(lines)
+
+
+def _torch_metrics(trained: Trained) -> dict:
+    """The run's metrics before there is a bundle: the torch model's splits and the GBDT baseline."""
+    return {**trained.metrics, **({"baseline": trained.baseline} if trained.baseline else {})}
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -219,7 +215,7 @@ def _stopping_section(trained: Trained) -> list[str]:
                     rows), ""]
 
 
-def _data_lines(trained: Trained, window: dict) -> list[str]:
+def _data_lines(trained: Trained, window: dict, m: dict) -> list[str]:
     rows = window.get("rows", {})
     when = f", {window['start']} to {window['end']}" if window.get("start") else ""
     source = window.get("source")
@@ -227,12 +223,11 @@ def _data_lines(trained: Trained, window: dict) -> list[str]:
     lines = [f"- data: {where}{when}",
              f"- rows: train {rows.get('train', 0):,}, valid {rows.get('valid', 0):,}, test {rows.get('test', 0):,} "
              f"(split {window.get('split', trained.prepared.splits.method)})"]
-    lines += [f"- requests ({split}): {requests_text(trained.metrics[split])}" for split in evaluated_splits(trained.metrics)]
+    lines += [f"- requests ({split}): {requests_text(m[split])}" for split in evaluated_splits(m)]
     return lines
 
 
-def _warning_lines(trained: Trained) -> list[str]:
-    warnings = trained.warnings()
+def _warning_lines(warnings: list[str]) -> list[str]:
     return ["## Warnings", "", *(f"- {w}" for w in warnings), ""] if warnings else []
 
 
@@ -249,14 +244,36 @@ def _profiles_section(ranking: dict) -> list[str]:
             *_table(["profile", *(f"{split} NDCG@{k}" for split in splits)], rows), ""]
 
 
+def _metrics_section(m: dict, spec: RankerSpec) -> list[str]:
+    """One table per evaluated split (metric_tables.split_rows), the NDCG line, and where the GBDT leads."""
+    k, lines = spec.eval.ndcg_k, ["## Metrics (observed labels only)", ""]
+    for split in evaluated_splits(m):
+        baseline = (m.get("baseline") or {}).get(split)
+        lines += [f"{split} split ({legend(m[split], baseline)})", "",
+                  *markdown_table(*split_rows(m[split], spec, baseline)), ""]
+        if baseline and (worse := behind(m[split], baseline, spec)):
+            lines += [f"The {BASELINE_NAME} is ahead on {', '.join(worse)} ({split}).", ""]
+    if spec.data.request_id is not None:
+        lines += [f"NDCG@{k} per request of the `eval.score_weights` profile {_weights_text(spec.score_weights())} "
+                  f"over the model's heads (gain {_weights_text(spec.gain_weights())}): "
+                  + ", ".join(f"{split} {_fmt(m[split][f'ndcg@{k}'])}" for split in evaluated_splits(m)), ""]
+    if "test" not in m:
+        lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
+    if m.get("baseline"):
+        lines += [f"The {BASELINE_NAME}: one scikit-learn HistGradientBoosting model per task on the same encoded "
+                  f"features and split (`eval.baseline`), fitted in {m['baseline']['seconds']:.1f} s.", ""]
+    return lines
+
+
 def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = None) -> str:
-    spec, m, s = trained.spec, trained.metrics, training_summary(trained)
-    k = spec.eval.ndcg_k
+    """report.md from the manifest's metrics (`metrics`; without them, the torch model's, as before export)."""
+    spec, s = trained.spec, training_summary(trained)
+    m = metrics if metrics and "valid" in metrics else {**_torch_metrics(trained), **(metrics or {})}
     splits = evaluated_splits(m)
     weights = trained.history[-1]["task_weights"] if trained.history else {}
     lines = [
         f"# Training report: {spec.name}", "",
-        *_data_lines(trained, window),
+        *_data_lines(trained, window, m),
         f"- model: {architecture_text(trained)}",
         f"- training: {s['epochs']} epochs (best {s['best_epoch']}, early stopping on validation "
         f"{spec.train.early_stopping_metric}, per-task stopping {spec.train.per_task_stopping}), "
@@ -265,26 +282,17 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
         + (f"weights kept: a moving average over {spec.train.ema_epochs:g} epochs (train.ema_epochs), "
            if spec.train.ema_epochs else "weights kept: the raw weights (train.ema_epochs null), ")
         + "final task weights " + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
-        *_warning_lines(trained),
-        "## Metrics (observed labels only)", "",
-        *_table(["task", "metric", *splits, f"observed ({splits[-1]})"], metrics_rows(m, spec.tasks)), "",
+        *_warning_lines(trained.warnings(m)),
+        *_metrics_section(m, spec),
+        f"![training curves]({CURVES_FILE})", "",
+        *_stopping_section(trained),
     ]
-    if spec.data.request_id is not None:
-        lines += [f"NDCG@{k} per request of the `eval.score_weights` profile {_weights_text(spec.score_weights())} "
-                  f"(gain {_weights_text(spec.gain_weights())}): "
-                  + ", ".join(f"{split} {_fmt(m[split][f'ndcg@{k}'])}" for split in splits), ""]
-    if "test" not in m:
-        lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
-    if trained.baseline:
-        lines += report_section(m, trained.baseline, spec)
-    lines += [f"![training curves]({CURVES_FILE})", ""]
-    lines += _stopping_section(trained)
-    if metrics and "profiles" in metrics:
-        lines += _profiles_section(metrics["profiles"])
-    if metrics and "calibration" in metrics:
+    if "profiles" in m:
+        lines += _profiles_section(m["profiles"])
+    if "calibration" in m:
         from training.bundle.calibration import render_section
 
-        lines += render_section(metrics["calibration"])
+        lines += render_section(m["calibration"])
     if "gates" in m[splits[-1]]:
         lines += _gate_section(m[splits[-1]], splits[-1], trained.model)
     return "\n".join(lines)

@@ -6,15 +6,18 @@ The retrain gates compare a candidate and the serving model with this, on the sa
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from service.contract.bundle import LoadedBundle
+from service.contract.calibration import calibrate
 from service.profiles import compile_weights
 from training import data as D
 from training.data import splits as S
 from training.evaluation import baseline as B
+from training.evaluation.constant import Constant
 from training.evaluation.metrics import prediction_metrics
 from training.spec import RankerSpec
 from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
@@ -22,21 +25,72 @@ from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
 CHUNK = 65_536
 
 
-def bundle_predictions(bundle: LoadedBundle, table: pa.Table, task_names: list[str]) -> np.ndarray:
-    """(N, T) natural-unit outputs of the bundle for every row of `table`, columns in task_names order."""
+@dataclass(frozen=True)
+class HeadScores:
+    """One model's outputs on N rows, (N, T) float32 in the order of the task names asked for.
+
+    raw: the graph's own head outputs (what the model fit, and what offline metrics judge it by);
+    served: the same heads calibrated as the manifest says, as the server returns them.
+    """
+
+    raw: np.ndarray
+    served: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[HeadScores], n_tasks: int) -> HeadScores:
+        if not parts:
+            empty = np.zeros((0, n_tasks), dtype=np.float32)
+            return cls(empty, empty)
+        return cls(np.concatenate([p.raw for p in parts]), np.concatenate([p.served for p in parts]))
+
+
+def bundle_scores(bundle: LoadedBundle, table: pa.Table, task_names: list[str]) -> HeadScores:
+    """The bundle's raw and served heads for every row of `table` (one session.run per chunk)."""
     inputs = D.feature_inputs(table, bundle.manifest.features)
-    n = table.num_rows
     parts = []
-    for i in range(0, n, CHUNK):
-        out = bundle.predict_rows({k: v[i:i + CHUNK] for k, v in inputs.items()})
-        parts.append(np.stack([out[t] for t in task_names], axis=1))
-    return np.concatenate(parts) if parts else np.zeros((0, len(task_names)), dtype=np.float32)
+    for i in range(0, table.num_rows, CHUNK):
+        out = bundle.predict_rows({k: v[i:i + CHUNK] for k, v in inputs.items()}, calibrated=False)
+        raw = np.stack([out[t] for t in task_names], axis=1)
+        served = np.stack([calibrate(bundle.manifest.task(t).calibration, out[t]) for t in task_names], axis=1)
+        parts.append(HeadScores(raw, served))
+    return HeadScores.concat(parts, len(task_names))
 
 
-def holdout_predictions(bundle: LoadedBundle, tables: Iterable[pa.Table], task_names: list[str]) -> np.ndarray:
-    """bundle_predictions over a split read a table at a time (one table in memory, many streamed), (N, T)."""
-    parts = [bundle_predictions(bundle, t, task_names) for t in tables]
-    return np.concatenate(parts) if parts else np.zeros((0, len(task_names)), dtype=np.float32)
+def holdout_scores(bundle: LoadedBundle, tables: Iterable[pa.Table], task_names: list[str]) -> HeadScores:
+    """bundle_scores over a split read a table at a time (one table in memory, many streamed)."""
+    return HeadScores.concat([bundle_scores(bundle, t, task_names) for t in tables], len(task_names))
+
+
+def bundle_predictions(bundle: LoadedBundle, table: pa.Table, task_names: list[str]) -> np.ndarray:
+    """(N, T) served (calibrated) outputs of the bundle for every row of `table`, columns in task_names order."""
+    return bundle_scores(bundle, table, task_names).served
+
+
+def bundle_constants(bundle: LoadedBundle) -> dict[str, Constant]:
+    """task -> the training split's constant prediction, as the manifest recorded it (none in older bundles)."""
+    return {t.name: Constant(t.train_label.mean, t.train_label.mean_log1p)
+            for t in bundle.manifest.tasks if t.train_label is not None}
+
+
+def scored_metrics(bundle: LoadedBundle, scores: HeadScores, labels: np.ndarray, request: np.ndarray | None,
+                   spec: RankerSpec) -> dict:
+    """prediction_metrics of a bundle's heads on one split, its own and as served, beside the constant baseline.
+
+    The one measurement of a bundle on rows: `ranker train` (valid, and test with --eval-test) and
+    `ranker evaluate` both report exactly this (with profile_metrics).
+    """
+    return prediction_metrics(scores.raw, labels, request, spec, served=scores.served,
+                              constants=bundle_constants(bundle))
+
+
+def profile_metrics(bundle: LoadedBundle, scores: HeadScores, labels: np.ndarray, request: np.ndarray,
+                    spec: RankerSpec) -> dict[str, float | None]:
+    """NDCG@k per served profile (`eval.weights`, else `eval.score_weights`) over the served heads, ranked
+    as the server ranks; raises WeightsError for a weights file the server would refuse."""
+    weights, _ = eval_weights(spec)
+    compiled = compile_weights(weights, bundle.manifest.tasks)
+    return profile_ndcg(compiled, heads_of(scores.served, spec.task_names()), gains(spec, labels), request,
+                        spec.eval.ndcg_k)
 
 
 def check_compatible(bundle: LoadedBundle, spec: RankerSpec) -> None:
@@ -88,18 +142,15 @@ def gbdt_beside(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, force: 
 
 
 def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, baseline: bool | None = None) -> dict:
-    """Metrics of a bundle on `table`, as in the training report (requests grouped by value), plus
-    NDCG@k per profile of the spec's `eval.weights` ("profiles"), ranked as the server ranks, and the
-    GBDT baseline's metrics on the same rows ("baseline"; `baseline` None = as the spec says)."""
+    """Metrics of a bundle on `table` (scored_metrics: as in the training report, requests grouped by value),
+    NDCG@k per served profile ("profiles"), and the GBDT baseline's metrics on the same rows ("baseline";
+    `baseline` None = as the spec says)."""
     check_compatible(bundle, spec)
-    preds = bundle_predictions(bundle, table, spec.task_names())
+    scores = bundle_scores(bundle, table, spec.task_names())
     labels, request = D.raw_labels(table, spec), D.request_index(table, spec)
-    metrics = prediction_metrics(preds, labels, request, spec)
-    if spec.eval.weights is not None and request is not None:
-        weights, _ = eval_weights(spec)
-        compiled = compile_weights(weights, bundle.manifest.tasks)
-        metrics["profiles"] = profile_ndcg(compiled, heads_of(preds, spec.task_names()), gains(spec, labels),
-                                           request, spec.eval.ndcg_k)
+    metrics = scored_metrics(bundle, scores, labels, request, spec)
+    if request is not None:
+        metrics["profiles"] = profile_metrics(bundle, scores, labels, request, spec)
     if (gbdt := gbdt_beside(bundle, table, spec, baseline)) is not None:
         metrics["baseline"] = gbdt
     return metrics

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from service.contract.calibration import PROB_EPS
 from training.data.requests import request_stats, size_warnings
-from training.spec import RankerSpec
-from training.weights.served import score_weights_profile
+from training.evaluation.constant import Constant
+from training.spec import RankerSpec, TaskConfig
+from training.weights.served import gains, score_weights_profile
 
 # A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
 # this, or it effectively uses fewer experts than EFFECTIVE_EXPERTS_FLOOR (exp of the entropy).
@@ -18,6 +20,8 @@ DEAD_EXPERT_WEIGHT = 0.01  # an expert whose mean gate weight is below this is "
 # over fewer labels, gets a warning in the CLI and report.md.
 AUC_SE_WARN = 0.02
 MIN_OBSERVED_RMSE = 100
+NOISE_SE = 2.0  # a model is "better than its constant" when it is ahead by this many standard errors
+LOSS_KEYS = ("log_loss", "rmse", "rmse_log1p")  # lower is better; skill is 1 - model / constant of each
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
@@ -96,37 +100,133 @@ def gate_stats(gates: np.ndarray, task_names: list[str], shared_slots: list[bool
     return out
 
 
+def log_loss(labels: np.ndarray, probs: np.ndarray) -> float | None:
+    """Mean binary cross-entropy on observed labels (probabilities clipped to [1e-7, 1 - 1e-7])."""
+    seen = ~np.isnan(labels)
+    if not seen.any():
+        return None
+    p = np.clip(probs[seen].astype(np.float64), PROB_EPS, 1 - PROB_EPS)
+    y = labels[seen]
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def head_metrics(task: TaskConfig, labels: np.ndarray, preds: np.ndarray) -> dict[str, float | None]:
+    """The one definition of a head's quality on (N,) labels (NaN = not observed) and (N,) predictions
+    in label units: AUC and log loss (binary); RMSE, and for log1p-trained heads the RMSE of log1p, the
+    scale the head is trained on, where a few huge labels do not decide it (regression)."""
+    if task.type == "binary":
+        return {"auc": auc(labels, preds), "log_loss": log_loss(labels, preds)}
+    out = {"rmse": rmse(labels, preds)}
+    if task.label_transform == "log1p":
+        out["rmse_log1p"] = rmse(np.log1p(np.maximum(labels, 0.0)), np.log1p(np.maximum(preds, 0.0)))
+    return out
+
+
+def constant_metrics(task: TaskConfig, labels: np.ndarray, constant: Constant) -> dict[str, float | None]:
+    """head_metrics of always predicting the training mean (on the trained scale for RMSE of log1p)."""
+    out = head_metrics(task, labels, np.full(len(labels), constant.mean))
+    if task.type == "binary":
+        out["auc"] = 0.5 if out["auc"] is not None else None  # a constant ranks nothing
+    elif constant.mean_log1p is not None:
+        seen = ~np.isnan(labels)
+        out["rmse_log1p"] = rmse(np.log1p(np.maximum(labels, 0.0)), np.full(len(labels), constant.mean_log1p)) \
+            if seen.any() else None
+    return {"value": constant.mean, **({"value_log1p": constant.mean_log1p} if constant.mean_log1p is not None else {}),
+            **out}
+
+
+def skill(model: dict, constant: dict) -> dict[str, float]:
+    """1 - model / constant of each loss both have (log loss, RMSE, RMSE of log1p): 0 = no better than the
+    constant, 1 = perfect, < 0 = worse than the constant."""
+    return {key: 1.0 - model[key] / constant[key] for key in LOSS_KEYS
+            if model.get(key) is not None and constant.get(key)}
+
+
+def task_quality(task: TaskConfig, labels: np.ndarray, preds: np.ndarray, served: np.ndarray | None,
+                 constant: Constant | None) -> tuple[dict, str | None]:
+    """One task's metrics entry and, when neither head is ahead of the constant beyond noise, a warning.
+
+    {metric: value of the model's own head, "observed", "served": {...} (only where the served head
+    differs: calibration, smearing), "constant": {...} and "skill": {...} (with a constant)}.
+    """
+    m = head_metrics(task, labels, preds)
+    heads = [("model", preds, m)]
+    if served is not None and not np.array_equal(served, preds):
+        m["served"] = head_metrics(task, labels, served)
+        heads.append(("served", served, m["served"]))
+    m["observed"] = int((~np.isnan(labels)).sum())
+    if constant is None:
+        return m, None
+    m["constant"] = constant_metrics(task, labels, constant)
+    for _, _, entry in heads:
+        entry["skill"] = skill(entry, m["constant"])
+    verdicts = [beats_constant(task, labels, p, constant, entry.get("auc")) for _, p, entry in heads]
+    if any(v is None for v in verdicts) or any(verdicts):
+        return m, None
+    key = "auc" if task.type == "binary" else ("rmse_log1p" if task.label_transform == "log1p" else "rmse")
+    what = "prevalence" if task.type == "binary" else "mean"
+    return m, (f"{task.name}: no better than predicting the training {what} "
+               f"{m['constant'].get('value_log1p' if key == 'rmse_log1p' else 'value'):.4g} beyond noise ({key} "
+               f"{m[key]:.4f} vs {m['constant'][key]:.4f} on {m['observed']:,} labels): its features may not "
+               "predict it, or the model did not learn it")
+
+
+def beats_constant(task: TaskConfig, labels: np.ndarray, preds: np.ndarray, constant: Constant,
+                   auc_value: float | None) -> bool | None:
+    """Whether the model is ahead of the constant by more than noise on these rows (None: too few labels).
+
+    Binary: AUC - 0.5 above NOISE_SE standard errors (Hanley & McNeil). Regression: the mean paired
+    difference of squared errors (constant minus model, per row, on the scale the head is judged on:
+    log1p for log1p-trained heads) above NOISE_SE standard errors of that mean.
+    """
+    seen = ~np.isnan(labels)
+    y, p = labels[seen], preds[seen].astype(np.float64)
+    if y.size < 2:
+        return None
+    if task.type == "binary":
+        if auc_value is None:
+            return None
+        pos = int((y > 0.5).sum())
+        return auc_value - 0.5 > NOISE_SE * auc_standard_error(auc_value, pos, y.size - pos)
+    if task.label_transform == "log1p":
+        y, p, c = np.log1p(np.maximum(y, 0.0)), np.log1p(np.maximum(p, 0.0)), constant.mean_log1p
+    else:
+        c = constant.mean
+    diff = (y - c) ** 2 - (y - p) ** 2  # > 0 where the model is closer than the constant
+    return bool(diff.mean() > NOISE_SE * diff.std(ddof=1) / np.sqrt(diff.size))
+
+
 def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.ndarray | None,
-                       spec: RankerSpec) -> dict:
-    """Quality of natural-unit predictions on one split.
+                       spec: RankerSpec, served: np.ndarray | None = None,
+                       constants: dict[str, Constant] | None = None) -> dict:
+    """Quality of natural-unit predictions on one split: the one definition every report, `ranker
+    evaluate`, the baselines and the gates use.
 
     Args:
-        preds: (N, T) head outputs in spec task order; raw_labels: (N, T), NaN = not observed;
-        request: (N,) dense request index per row (grouped by value), or None without a request_id.
+        preds: (N, T) the model's own head outputs in spec task order (the graph's outputs, before any
+            calibration); raw_labels: (N, T), NaN = not observed;
+        request: (N,) dense request index per row (grouped by value), or None without a request_id;
+        served: (N, T) the heads as served (calibrated), when they are known (a bundle);
+        constants: task -> the training split's constant prediction (the constant baseline).
     Returns:
-        {"rows", "tasks": {task: {"auc" | "rmse" (+ "rmse_log1p"), "observed"}}, "ndcg@k", "requests",
-        "warnings"}. NDCG ranks each request by the spec's score weights over heads and gains by its
-        gain weights over labels (null = 0); it is None (n/a) without requests of two or more rows.
-        "requests" describes the groups ({"count", "size": {...}, "ndcg_requests", ...}; None without
-        a request_id); "warnings" says when they look degenerate.
+        {"rows", "tasks": {task: task_quality entry}, "ndcg@k", "requests", "warnings"}. NDCG ranks each
+        request by the spec's score weights over the model's heads and gains by its gain weights over
+        labels (null = 0); it is None (n/a) without requests of two or more rows. "requests" describes
+        the groups ({"count", "size": {...}, "ndcg_requests", ...}; None without a request_id);
+        "warnings" says when they look degenerate, a split is too small, or a head is no better than its
+        constant.
     """
     names = spec.task_names()
-    tasks = {}
+    tasks, weak = {}, []
     for j, t in enumerate(spec.tasks):
-        y, p = raw_labels[:, j], preds[:, j]
-        tasks[t.name] = {"auc": auc(y, p)} if t.type == "binary" else {"rmse": rmse(y, p)}
-        if t.label_transform == "log1p":
-            # Heavy-tailed labels: the RMSE in label units is dominated by a few huge values, so also
-            # report it on the scale the task is trained on.
-            tasks[t.name]["rmse_log1p"] = rmse(np.log1p(np.maximum(y, 0.0)), np.log1p(np.maximum(p, 0.0)))
-        tasks[t.name]["observed"] = int((~np.isnan(y)).sum())
+        tasks[t.name], warning = task_quality(t, raw_labels[:, j], preds[:, j],
+                                              None if served is None else served[:, j], (constants or {}).get(t.name))
+        weak += [warning] if warning else []
     # eval.score_weights is a profile, combined by the server's code (training/weights/served.py).
     score = score_weights_profile(spec).combine({t: preds[:, j] for j, t in enumerate(names)})
-    gain = np.zeros(len(preds))
-    for t, w in spec.gain_weights().items():
-        gain += w * np.nan_to_num(raw_labels[:, names.index(t)])
+    gain = gains(spec, raw_labels)
     k = spec.eval.ndcg_k
-    small = sample_warnings(tasks, raw_labels, spec)
+    small = [*sample_warnings(tasks, raw_labels, spec), *weak]
     if request is None:
         return {"rows": int(len(preds)), "tasks": tasks, f"ndcg@{k}": None, "requests": None, "warnings": small}
     stats = request_stats(request)

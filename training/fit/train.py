@@ -35,6 +35,7 @@ from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
 from training.distributed.launch import local_threads
 from training.evaluation import baseline as B
+from training.evaluation.constant import Constant, constants_of
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
 from training.evaluation.metrics import prediction_metrics
 from training.fit.averaging import WeightAverage
@@ -77,6 +78,7 @@ class Prepared:
     test: D.Encoded | None
     bias: BiasData | None = None  # training-only bias-tower inputs (model.bias_tower)
     loading: str = "in memory"  # which data path ran, and why (prepare_data)
+    constants: dict[str, Constant] = field(default_factory=dict)  # the training labels' constant baseline
 
     def holdout(self) -> D.Encoded:
         """The rows a finished model is judged on: test, or valid without a test split."""
@@ -96,9 +98,11 @@ class Trained:
     stopping: dict = field(default_factory=dict)  # fit_epochs' outcome: best epoch, per-head epochs
     baseline: dict | None = None  # eval.baseline: the GBDT's metrics on the same splits (evaluation/baseline.py)
 
-    def warnings(self) -> list[str]:
-        """What looked wrong in the data: requests spanning splits, one-row requests, ..."""
-        per_split = [f"{split} split: {w}" for split, m in self.metrics.items() for w in m.get("warnings", [])]
+    def warnings(self, metrics: dict | None = None) -> list[str]:
+        """What looked wrong in the data (requests spanning splits, one-row requests, ...) and in each measured
+        split of `metrics` (default: this run's torch metrics; the CLI passes the bundle's)."""
+        splits = {k: v for k, v in (metrics or self.metrics).items() if k in ("valid", "test")}
+        per_split = [f"{split} split: {w}" for split, m in splits.items() for w in m.get("warnings", [])]
         return [*self.prepared.splits.warnings, *per_split]
 
 
@@ -115,7 +119,8 @@ def prepare(spec: RankerSpec) -> Prepared:
     enc = {name: None if (t := getattr(splits, name)) is None else D.encode(t, encoders, spec, scalers)
            for name in ("train", "valid", "test")}
     bias = prepare_bias(splits, spec.model.bias_tower) if spec.model.bias_tower else None
-    return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc, bias=bias)
+    return Prepared(splits=splits, encoders=encoders, scalers=scalers, **enc, bias=bias,
+                    constants=constants_of(spec, enc["train"].raw_labels))
 
 
 def prepare_data(spec: RankerSpec, progress: bool = True) -> Prepared | Streamed:
@@ -421,9 +426,12 @@ def validation_metrics(model: nn.Module, prep: Prepared | Streamed, spec: Ranker
     return prediction_metrics(preds, e.raw_labels, e.request, spec)
 
 
-def evaluate(model: nn.Module, e: D.Encoded | StreamedSplit, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> dict:
-    """Task metrics and NDCG of the served heads on one split, plus gate statistics of gated models."""
-    out = prediction_metrics(predict(export_heads(model, spec, scalers), e), e.raw_labels, e.request, spec)
+def evaluate(model: nn.Module, e: D.Encoded | StreamedSplit, spec: RankerSpec, scalers: dict[str, D.LabelScaler],
+             constants: dict[str, Constant] | None = None) -> dict:
+    """Task metrics (beside the constant baseline) and NDCG of the model's heads on one split, plus gate
+    statistics of gated models."""
+    out = prediction_metrics(predict(export_heads(model, spec, scalers), e), e.raw_labels, e.request, spec,
+                             constants=constants)
     return {**out, **gate_report(model, e, spec.task_names())}
 
 
@@ -468,7 +476,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
         return Trained(spec=spec, prepared=prep, args=args, model=model, history=history,
                        train_seconds=seconds, init_summary=init_summary, stopping=stopping)
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
-    metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers) for split in evaluated}
+    metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers, prep.constants) for split in evaluated}
     baseline = None
     if isinstance(prep, Prepared) and B.wanted(spec, len(prep.train)):  # the GBDT needs the training arrays
         baseline = B.measure(spec, prep.train, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)

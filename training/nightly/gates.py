@@ -32,7 +32,9 @@ from service.contract.bundle import TaskInfo
 from service.contract.calibration import Smearing
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights
-from training.evaluation.metrics import auc, rmse
+from training.evaluation.constant import Constant
+from training.evaluation.metrics import constant_metrics, head_metrics
+from training.fit.early_stopping import metric_name as primary_metric
 from training.spec import RankerSpec
 from training.weights import ranking as R
 from training.weights.served import gains, score_weights_file
@@ -87,20 +89,32 @@ class Scored:
     preds: np.ndarray
     tasks: list[str]
     infos: list[TaskInfo] | None = None
+    raw: np.ndarray | None = None  # (N, T) the graph's own outputs (before calibration), when known
 
     def head(self, name: str) -> np.ndarray:
         return self.preds[:, self.tasks.index(name)]
 
     def fitted(self, name: str) -> np.ndarray:
-        """A head as the model fit it: the served value with any smearing undone.
+        """A head as the model fit it: the graph's own output, which every offline metric judges
+        (training/evaluation/metrics.py); without `raw`, the served value with any smearing undone.
 
         Metric and floor gates measure log1p-trained heads in log1p space, where the graph's output
         (a median) is the fitted quantity; a smeared (mean) value is biased there by log(factor).
         """
-        info = next((t for t in self.infos or [] if t.name == name), None)
+        if self.raw is not None:
+            return self.raw[:, self.tasks.index(name)]
+        info = self.info(name)
         if info is not None and isinstance(info.calibration, Smearing):
             return info.calibration.invert(self.head(name))
         return self.head(name)
+
+    def info(self, name: str) -> TaskInfo | None:
+        return next((t for t in self.infos or [] if t.name == name), None)
+
+    def constant(self, name: str) -> Constant | None:
+        """The model's constant baseline for a head (its training split's mean label), when the manifest has it."""
+        label = info.train_label if (info := self.info(name)) is not None else None
+        return Constant(label.mean, label.mean_log1p) if label is not None else None
 
     def heads(self) -> dict[str, np.ndarray]:
         return {t: self.preds[:, j] for j, t in enumerate(self.tasks)}
@@ -131,18 +145,15 @@ def tasks_gate(cand: Scored, base: Scored) -> GateResult:
 
 
 def task_metric(spec: RankerSpec, task: str, labels: np.ndarray, scores: np.ndarray) -> float | None:
-    """AUC for binary tasks, RMSE for regression, on observed labels only.
+    """The head's own metric (training/evaluation/metrics.py head_metrics, the one definition): AUC for
+    binary tasks, RMSE for regression, on observed labels only.
 
     A log1p-trained head (e.g. watch time in seconds) is measured in log1p space, where it was fit:
     in label units a few huge labels decide the RMSE, and a model of the conditional log predicts
     below the mean, so even a good head can lose to the constant mean there.
     """
     t = next(t for t in spec.tasks if t.name == task)
-    if t.type == "binary":
-        return auc(labels, scores)
-    if t.label_transform == "log1p":
-        return rmse(np.log1p(labels), np.log1p(np.clip(scores, 0, None)))
-    return rmse(labels, scores)
+    return head_metrics(t, labels, scores)[primary_metric(t.type, t.label_transform)]
 
 
 def metric_name(spec: RankerSpec, task: str) -> str:
@@ -160,7 +171,7 @@ def metric_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Score
         y = labels[:, j]
         b = task_metric(spec, t.name, y, base.fitted(t.name)) if t.name in base.tasks else None
         if b is None:
-            out.append(floor_gate(spec, t.name, y, cand.fitted(t.name)))
+            out.append(floor_gate(spec, t.name, y, cand.fitted(t.name), cand.constant(t.name)))
             continue
         c = task_metric(spec, t.name, y, cand.fitted(t.name))
         observed = int((~np.isnan(y)).sum())
@@ -174,19 +185,23 @@ def metric_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Score
     return out
 
 
-def floor_gate(spec: RankerSpec, task: str, labels: np.ndarray, scores: np.ndarray) -> GateResult:
-    """Absolute floor of one head: AUC >= min_auc, or RMSE / RMSE(predicting the mean) <= max_rmse_ratio."""
+def floor_gate(spec: RankerSpec, task: str, labels: np.ndarray, scores: np.ndarray,
+               constant: Constant | None = None) -> GateResult:
+    """Absolute floor of one head: AUC >= min_auc, or RMSE / RMSE(constant) <= max_rmse_ratio.
+
+    The constant is the candidate's constant baseline (its training split's mean label, on the trained
+    scale for log1p heads: training/evaluation/constant.py); without one, the holdout's own mean.
+    """
     cfg = spec.gates
+    t = next(t for t in spec.tasks if t.name == task)
     value = task_metric(spec, task, labels, scores)
-    if next(t.type for t in spec.tasks if t.name == task) == "binary":
+    if t.type == "binary":
         return check("floor", task, value, ">=", cfg.min_auc, f"AUC {_fmt(value)}")
-    seen = labels[~np.isnan(labels)]
-    if metric_name(spec, task) == "RMSE(log1p)":
-        seen = np.log1p(seen)
-    naive = float(np.std(seen)) if seen.size else None  # the RMSE of always predicting the mean
+    constant = constant or Constant.of(t, labels)
+    naive = constant_metrics(t, labels, constant)[primary_metric(t.type, t.label_transform)] if constant else None
     ratio = value / naive if value is not None and naive else None
     return check("floor", task, ratio, "<=", cfg.max_rmse_ratio,
-                 f"{metric_name(spec, task)} {_fmt(value)} vs {_fmt(naive)} for predicting the mean")
+                 f"{metric_name(spec, task)} {_fmt(value)} vs {_fmt(naive)} for predicting the training mean")
 
 
 def shift_scale(spec: RankerSpec, task: str, labels: np.ndarray, base: np.ndarray) -> tuple[float, str]:
@@ -278,7 +293,8 @@ def run_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray | None, 
     weights = weights if weights is not None else score_weights_file(spec)
     results = [parity, *finite_gates(cand)]
     if base is None:
-        results += [floor_gate(spec, t.name, labels[:, j], cand.fitted(t.name)) for j, t in enumerate(spec.tasks)]
+        results += [floor_gate(spec, t.name, labels[:, j], cand.fitted(t.name), cand.constant(t.name))
+                    for j, t in enumerate(spec.tasks)]
         return results + profile_gates(spec, weights, labels, request, cand, None)
     results += [tasks_gate(cand, base), *metric_gates(spec, labels, cand, base)]
     results += shift_gates(spec, labels, cand, base)

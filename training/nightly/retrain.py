@@ -29,7 +29,7 @@ from training import data as D
 from training.bundle.calibration import calibrate_columns
 from training.bundle.export import CHECKPOINT_FILE, ExportError, export_bundle
 from training.distributed.context import Dist
-from training.evaluation.evaluate import holdout_predictions
+from training.evaluation.evaluate import holdout_scores
 from training.evaluation.inference import export_heads, predict
 from training.fit.train import Trained, train
 from training.modeling.model import ModelArgs
@@ -151,8 +151,8 @@ def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, 
     """Score candidate and CURRENT on the candidate's holdout and run every gate (profiles of `weights`)."""
     spec, splits, e = trained.spec, trained.prepared.splits, trained.prepared.holdout()
     tables = partial(splits.tables, splits.holdout_name())  # streamed splits are read again, a table at a time
-    cand = Scored(holdout_predictions(candidate, tables(), spec.task_names()), spec.task_names(),
-                  candidate.manifest.tasks)
+    scores = holdout_scores(candidate, tables(), spec.task_names())
+    cand = Scored(scores.served, spec.task_names(), candidate.manifest.tasks, scores.raw)
     rows = e.head(min(spec.gates.parity_rows, len(e)))
     torch_out = predict(export_heads(trained.model, spec, trained.prepared.scalers), rows)
     parity = parity_gate(cand.preds[:len(rows)], calibrate_columns(candidate.manifest.tasks, torch_out))
@@ -164,7 +164,8 @@ def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, 
             return [parity, check("comparable", "model", None, "<=", 0.0,
                                   f"CURRENT reads column(s) {missing} that this spec does not; review and promote by hand")]
         tasks = current.bundle.manifest.task_names
-        base = Scored(holdout_predictions(current.bundle, tables(), tasks), tasks, current.bundle.manifest.tasks)
+        scores = holdout_scores(current.bundle, tables(), tasks)
+        base = Scored(scores.served, tasks, current.bundle.manifest.tasks, scores.raw)
     return run_gates(spec, labels, request, cand, base, parity, weights)
 
 

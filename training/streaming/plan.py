@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from service.contract.features import FeatureEncoders
 from training.data import DataError, requests
 from training.data.tables import LabelScaler, no_finite_values, no_labels, no_rows, raw_labels
+from training.evaluation.constant import Constant
 from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.assign import TEST, TRAIN, VALID, ByColumn, ByHash, ByTime, Fixed
@@ -67,6 +68,7 @@ class StreamPlan:
     train_range: tuple | None
     warnings: list[str] = field(default_factory=list)
     numeric_sample: np.ndarray | None = None  # (N, F) encoded training numerics of a row sample (ple / ple_auto)
+    constants: dict[str, Constant] = field(default_factory=dict)  # the training labels' constant baseline
 
     def rows(self, split: str) -> int:
         k = SPLITS.index(split)
@@ -171,7 +173,7 @@ def build_plan(spec: RankerSpec) -> StreamPlan:
         evals["test"] = collect.eval_arrays(TEST)
     encoders = stats.encoders()
     return StreamPlan(spec, plans, method, encoders, stats.scalers(), stats.bias_encoders(), evals,
-                      collect.time_range(TRAIN), warnings, stats.numeric_sample(encoders))
+                      collect.time_range(TRAIN), warnings, stats.numeric_sample(encoders), stats.constants())
 
 
 def _check(spec: RankerSpec, plans: list[SourcePlan], collect: _Collector) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from service.contract.features import FeatureEncoders
 from training.data.tables import LabelScaler
+from training.evaluation.constant import Constant
 from training.modeling.bias_tower import BiasData
 from training.spec import RankerSpec
 from training.streaming.plan import StreamPlan, build_plan
@@ -38,6 +39,10 @@ class Streamed:
 
     def holdout(self) -> StreamedSplit:
         return self.test if self.test is not None else self.valid
+
+    @property
+    def constants(self) -> dict[str, Constant]:
+        return self.plan.constants
 
 
 def choose_loading(spec: RankerSpec) -> tuple[str, str]:

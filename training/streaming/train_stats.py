@@ -21,6 +21,7 @@ from training.data.tables import (
     vocabulary,
     with_moments,
 )
+from training.evaluation.constant import Constant
 from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.stats import Moments, NumericStats, ValueCounts
@@ -78,6 +79,7 @@ class TrainStats:
         self.counts = {f.name: ValueCounts() for f in spec.features.categorical}
         self.numeric = {f.name: NumericStats(f.transform) for f in spec.features.numeric}
         self.labels = {t.name: Moments() for t in spec.tasks if t.type == "regression"}
+        self.label_means = {t.name: Moments() for t in spec.tasks}  # in label units: the constant baseline
         bias = spec.model.bias_tower
         self.bias_counts = {c: ValueCounts() for c in (bias.categorical if bias else [])}
         self.bias_moments = {c: Moments() for c in (bias.numeric if bias else [])}
@@ -96,8 +98,10 @@ class TrainStats:
         for name, stats in self.numeric.items():
             stats.add(_floats(table, name), self._probes[name].apply_transform)
         for t in self.spec.tasks:
+            y = _floats(table, t.column)
+            self.label_means[t.name].add(y[~np.isnan(y)])
             if t.name in self.labels:
-                z = LabelScaler.transformed(_floats(table, t.column), t.label_transform)
+                z = LabelScaler.transformed(y, t.label_transform)
                 self.labels[t.name].add(z[np.isfinite(z)])
         for name, counts in self.bias_counts.items():
             counts.add(as_strings(table.column(name)))
@@ -141,6 +145,12 @@ class TrainStats:
     def scalers(self) -> dict[str, LabelScaler]:
         return {t.name: LabelScaler.of(t.label_transform, m.count, m.mean, m.std)
                 for t in self.spec.tasks if (m := self.labels.get(t.name)) is not None}
+
+    def constants(self) -> dict[str, Constant]:
+        """task -> the constant baseline, as training/evaluation/constant.py's constants_of on the rows."""
+        scalers = self.scalers()
+        return {t.name: Constant(m.mean, scalers[t.name].mean if t.label_transform == "log1p" else None)
+                for t in self.spec.tasks if (m := self.label_means[t.name]).count}
 
     def bias_encoders(self) -> BiasEncoders | None:
         """As training/modeling/bias_tower.py fit_bias_encoders fits them on a training table."""

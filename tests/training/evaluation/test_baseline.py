@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training import data as D
-from training.bundle.baseline_report import comparison_rows, lead
+from training.bundle.metric_tables import lead, split_rows
 from training.bundle.report import render_bundle_report, summary_table
 from training.evaluation import baseline as B
 
@@ -43,18 +43,18 @@ def test_training_measures_the_gbdt_on_the_same_splits(trained) -> None:
 
 def test_the_report_and_the_summary_put_the_gbdt_beside_the_model(trained) -> None:
     report = render_bundle_report(trained, {"rows": {}})
-    assert "## Baseline: the model vs gradient-boosted trees" in report
+    assert "| task | metric | model | constant | skill | GBDT | lead | observed |" in report
     model_auc = f"{trained.metrics['test']['tasks']['click']['auc']:.4f}"
     gbdt_auc = f"{trained.baseline['test']['tasks']['click']['auc']:.4f}"
-    assert f"| click | auc | {model_auc} | {gbdt_auc} |" in report
+    assert f"| click | auc | {model_auc} | 0.5000 |  | {gbdt_auc} |" in report  # model, constant, skill, GBDT
     assert "GBDT" in summary_table(trained)
 
 
 def test_lead_is_positive_when_the_model_is_better(trained) -> None:
     assert lead("auc", 0.8, 0.7) == pytest.approx(0.1) and lead("rmse", 1.0, 1.2) == pytest.approx(0.2)
     assert lead("ndcg", 0.5, 0.6) == pytest.approx(-0.1) and lead("rmse", None, 1.0) is None
-    rows = comparison_rows(trained.metrics["test"], trained.baseline["test"], trained.spec)
-    assert [r[0] for r in rows][:2] == ["click", "watch_time"] and rows[-1][0] == "(ranking)"
+    _, rows = split_rows(trained.metrics["test"], trained.spec, trained.baseline["test"])
+    assert [r[0] for r in rows][:3] == ["click", "click", "watch_time"] and rows[-1][0] == "(ranking)"
 
 
 def test_no_baseline_when_the_spec_says_none(tiny_spec) -> None:

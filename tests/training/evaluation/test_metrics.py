@@ -96,3 +96,53 @@ def test_a_split_too_small_to_compare_models_on_is_named_in_the_warnings() -> No
     assert any(w.startswith("wren: AUC on 33 labels") and "standard error" in w for w in small)
     assert any(w.startswith("stars: RMSE on only 33 labels") for w in small)
     assert warnings(20_000) == []
+
+
+def _two_task_spec(demo_spec: RankerSpec) -> RankerSpec:
+    spec = demo_spec.model_copy(deep=True)
+    spec.tasks = [t for t in spec.tasks if t.name in ("click", "watch_time")]
+    spec.eval.gain_weights = {"click": 1.0}
+    spec.eval.score_weights = {"click": 1.0}
+    return spec
+
+
+def test_the_constant_baseline_and_skill_beside_every_head(demo_spec: RankerSpec) -> None:
+    """Issue 21, item 4: the training prevalence / mean as a baseline, a skill figure, and a warning that names
+    a head within noise of it (and none for a head that is clearly better)."""
+    from training.evaluation.constant import constants_of
+
+    spec = _two_task_spec(demo_spec)
+    rng = np.random.default_rng(0)
+    n = 4000
+    p = rng.uniform(0.05, 0.6, n)
+    click = (rng.random(n) < p).astype(float)
+    watch = rng.lognormal(3 + 2 * p, 0.5)
+    labels = np.stack([click, watch], axis=1)
+    constants = constants_of(spec, labels)
+    assert constants["click"].mean == pytest.approx(click.mean())
+    assert constants["watch_time"].mean_log1p == pytest.approx(np.log1p(watch).mean())
+    good = prediction_metrics(np.stack([p, np.expm1(3 + 2 * p)], axis=1), labels, None, spec, constants=constants)
+    click_m, watch_m = good["tasks"]["click"], good["tasks"]["watch_time"]
+    assert click_m["constant"]["auc"] == 0.5 and click_m["constant"]["value"] == pytest.approx(click.mean())
+    assert click_m["skill"]["log_loss"] == pytest.approx(1 - click_m["log_loss"] / click_m["constant"]["log_loss"])
+    assert watch_m["skill"]["rmse_log1p"] > 0.1  # the log1p scale the head is judged on (noise std 0.5 of 0.59)
+    assert not [w for w in good["warnings"] if "no better than" in w]
+    noise = np.stack([rng.uniform(0.05, 0.6, n), np.full(n, np.expm1(np.log1p(watch).mean())) + rng.normal(0, 1, n)],
+                     axis=1)
+    weak = prediction_metrics(noise, labels, None, spec, constants=constants)["warnings"]
+    assert any(w.startswith("click: no better than predicting the training prevalence") for w in weak), weak
+    assert any(w.startswith("watch_time: no better than predicting the training mean") for w in weak), weak
+
+
+def test_served_heads_are_measured_beside_the_model_heads_only_where_they_differ(demo_spec: RankerSpec) -> None:
+    spec = _two_task_spec(demo_spec)
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.05, 0.6, 500)
+    labels = np.stack([(rng.random(500) < p).astype(float), rng.lognormal(3, 0.5, 500)], axis=1)
+    preds = np.stack([p, np.full(500, 20.0)], axis=1)
+    served = preds.copy()
+    served[:, 1] *= 1.2  # a smeared watch_time head; click served unchanged
+    m = prediction_metrics(preds, labels, None, spec, served=served)["tasks"]
+    assert "served" not in m["click"]
+    assert m["watch_time"]["served"]["rmse"] == pytest.approx(rmse(labels[:, 1], served[:, 1]))
+    assert m["watch_time"]["rmse"] == pytest.approx(rmse(labels[:, 1], preds[:, 1]))
