@@ -43,3 +43,19 @@ def shuffle_training_labels(src: Path, dst: Path, holdout_fraction: float = 0.15
     dst.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, dst / "part-0.parquet")
     return dst
+
+
+def pre_split(src: Path, out: Path) -> dict[str, str]:
+    """The demo rows at src as train / valid / test files (oldest 80 % / next 10 % / newest 10 %) without their
+    timestamp: a user's pre-split table."""
+    table = pq.read_table(src, partitioning="hive").sort_by("ts").drop_columns(["ts"])
+    if "date" in table.column_names:
+        table = table.drop_columns(["date"])
+    n = table.num_rows
+    cuts = {"train": (0, int(0.8 * n)), "valid": (int(0.8 * n), int(0.9 * n)), "test": (int(0.9 * n), n)}
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, (lo, hi) in cuts.items():
+        files[name] = str(out / f"{name}.parquet")
+        pq.write_table(table.slice(lo, hi - lo), files[name])
+    return files

@@ -103,7 +103,8 @@ def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.n
     args = T.model_args(spec, prep.encoders, prep.train.numeric)
     model = T.build_model(args)
     history = T.fit(spec, prep, model, None, progress=False)
-    metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers) for split in ("valid", "test")}
+    metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers, prep.constants)
+               for split in ("valid", "test")}
     preds = inference.predict(inference.export_heads(model, spec, prep.scalers), prep.test)
     extra = {}
     if args.numeric_binned is not None:

@@ -42,6 +42,6 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert "features.numeric '*': 258 numeric columns (audio-ssd1, " in run.stderr  # the pattern's columns
     assert "test metrics: not measured" in out and "bundle written to runs/birds" in out
     assert "on the test split of" in out and out.count("323") >= 5  # evaluate: every task on 323 test rows
-    assert out.count("beside a GBDT baseline") == 2  # eval.baseline auto: in the summary and in evaluate
+    assert out.count("GBDT: gradient-boosted trees") == 2  # eval.baseline auto: in the summary and in evaluate
     assert '"profile":"wren"' in out and '"item_id":"rec-9"' in out
     assert 'ranker_features_defaulted_total{feature="audio-ssd1"} 1.0' in out

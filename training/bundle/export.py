@@ -49,6 +49,7 @@ from training.bundle.quantize import CALIBRATION_ROWS, Holdout, calibration_feed
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
+from training.data.lineage import lineage
 from training.evaluation.evaluate import HeadScores, holdout_scores, profile_metrics, scored_metrics
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
@@ -171,7 +172,14 @@ def data_window(trained: Trained) -> dict:
     return {"start": start, "end": end,
             "rows": {name: splits.rows(name) for name in ("train", "valid", "test")},
             "split": splits.method, "loading": trained.prepared.loading, "warnings": trained.warnings(),
-            "source": cfg.path if cfg.path is not None else cfg.sources()}
+            "source": cfg.path if cfg.path is not None else cfg.sources(), "lineage": run_lineage(trained)}
+
+
+def run_lineage(trained: Trained) -> dict:
+    """Which files and split rule gave this model its rows, and their time ranges (training/data/lineage.py)."""
+    splits, ts = trained.prepared.splits, trained.spec.data.timestamp
+    times = (splits.time_range("train", ts), splits.time_range(splits.holdout_name(), ts)) if ts else (None, None)
+    return lineage(trained.spec, trained.prepared.streamed, *times)
 
 
 def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:

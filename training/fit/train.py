@@ -80,6 +80,8 @@ class Prepared:
     loading: str = "in memory"  # which data path ran, and why (prepare_data)
     constants: dict[str, Constant] = field(default_factory=dict)  # the training labels' constant baseline
 
+    streamed = False  # the in-memory path (training/streaming/prepare.py's Streamed says True)
+
     def holdout(self) -> D.Encoded:
         """The rows a finished model is judged on: test, or valid without a test split."""
         return self.test if self.test is not None else self.valid

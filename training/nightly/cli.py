@@ -50,7 +50,14 @@ def retrain_command(
         min=1, help="window = the last N complete UTC days (instead of --start/--end); for schedulers")] = None,
     partition: Annotated[list[str] | None, typer.Option(
         help="Parquet file or partition directory to train on (repeatable; relative to data.path)")] = None,
-    data: Annotated[str | None, typer.Option(help="override data.path of the spec")] = None,
+    data: Annotated[str | None, typer.Option(help="train on this one dataset instead of the spec's data, split by "
+                                             "the spec's rule (replaces pre-split files too)")] = None,
+    train: Annotated[str | None, typer.Option(
+        "--train", help="pre-split specs: train on these rows instead of data.train; the spec's valid and test "
+                        "files stay the holdout")] = None,
+    allow_holdout_overlap: Annotated[bool, typer.Option(
+        help="gate even when the holdout may hold rows CURRENT trained on (refused by default; recorded in the "
+             "gate report)")] = False,
     warm_start: Annotated[bool, typer.Option(help="start from CURRENT's checkpoint (rows mapped by vocabulary)")] = False,
     work_dir: Annotated[Path | None, typer.Option(help="bundle, logs and report of this run",
                                                   show_default="runs/retrain-<UTC time>")] = None,
@@ -69,7 +76,7 @@ def retrain_command(
     from training.data import DataError
     from training.distributed.context import Dist
     from training.distributed.launch import relaunch_retrain, under_torchrun
-    from training.nightly.retrain import RetrainOptions, last_days_window, retrain
+    from training.nightly.retrain import HoldoutOverlap, RetrainOptions, last_days_window, retrain
     from training.nightly.warm_start import WarmStartError
     from training.spec import SpecError, load_spec
 
@@ -80,14 +87,21 @@ def retrain_command(
     work = work_dir or Path("runs") / f"retrain-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     if nproc > 1 and not under_torchrun():
         raise typer.Exit(code=relaunch_retrain(nproc, work, work_dir is None))
+    if data and train:
+        fail("give either --data (one dataset, split by the spec's rule) or --train (new training rows of a "
+             "pre-split spec), not both")
     dist = Dist.from_env()
     try:
         spec = load_spec(spec_path, data_path=data)
+        if train is not None:
+            spec = with_train_file(spec, train)
         reg = Registry(registry, spec.name, keep=keep)
         opts = RetrainOptions(work_dir=work, start=start, end=end, partitions=partition or [],
                               warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
-                              weights=weights)
+                              weights=weights, allow_holdout_overlap=allow_holdout_overlap)
         outcome = retrain(spec, reg, opts, dist)
+    except HoldoutOverlap as e:
+        fail(f"{e}. {overlap_advice(spec_path, data)}")
     except (SpecError, DataError, BundleError, RegistryError, WeightsError, WarmStartError) as e:
         fail(str(e))
     finally:
@@ -98,6 +112,33 @@ def retrain_command(
     where = f"version {outcome.version}" if outcome.version is not None else "nothing published"
     typer.echo(f"{outcome.decision}: {where}; report in {work}")
     raise typer.Exit(code=outcome.exit_code)
+
+
+def with_train_file(spec, train: str):
+    """The pre-split spec with data.train replaced by `train` (its valid and test files stay)."""
+    from training.data import DataError
+
+    if spec.data.train is None:
+        raise DataError("--train replaces data.train of a spec with pre-split files; this spec names data.path "
+                        "(one dataset): use --data, --start/--end or --partition")
+    return spec.model_copy(update={"data": spec.data.model_copy(update={"train": str(Path(train).resolve())})})
+
+
+def overlap_advice(spec_path: Path, data: str | None) -> str:
+    """What to pass instead, for a retrain refused because its holdout may hold CURRENT's training rows."""
+    import yaml
+
+    raw = yaml.safe_load(spec_path.read_text()).get("data", {}) if spec_path.is_file() else {}
+    pre_split = isinstance(raw, dict) and "train" in raw
+    if data and pre_split:
+        hint = ("--data replaced the spec's pre-split files with one dataset split by the spec's rule; to train "
+                "on new rows and gate on the spec's own test file, pass --train NEW_ROWS instead, or leave --data out")
+    elif pre_split:
+        hint = "name a test file (data.test) that holds no training rows of CURRENT"
+    else:
+        hint = ("give the rows a timestamp (data.timestamp: the newest rows are the holdout), a split column "
+                "(data.split_column), or pre-split files with a fixed test file")
+    return f"To fix: {hint}; --allow-holdout-overlap gates anyway and says so in the gate report"
 
 
 def version_row(reg: Registry, version: int, current: int | None, served: set[int]) -> dict:

@@ -25,14 +25,16 @@ def decision_of(results: list[GateResult], not_published: str | None) -> str:
 
 def build_report(*, results: list[GateResult], trained: Trained, version: int | None, started_at: datetime,
                  spec: RankerSpec, opts: Any, current: Any, warm_start: dict | None,
-                 weights: dict | None = None, not_published: str | None = None) -> dict:
+                 weights: dict | None = None, not_published: str | None = None,
+                 holdout_overlap: str | None = None, test_metrics: dict | None = None) -> dict:
     """A JSON-ready account of the run (see docs/OPERATIONS.md for the fields)."""
     finished = datetime.now(UTC)
     splits = trained.prepared.splits
     holdout = splits.holdout_name()
     ts = spec.data.timestamp
     holdout_range = splits.time_range(holdout, ts) if ts else None
-    test_metrics = {k: v for k, v in trained.metrics.get("test", {}).items() if k != "gates"}
+    measured = test_metrics if test_metrics is not None else trained.metrics.get("test", {})  # the bundle's, else torch's
+    test_metrics = {k: v for k, v in measured.items() if k not in ("gates", "gates_by_level")}
     return {
         "format": 1,
         "model_name": spec.name,
@@ -47,9 +49,10 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
         "window": {"start": spec.data.start, "end": spec.data.end, "partitions": list(opts.partitions),
                    "data": spec.data.path},
         "rows": {s: splits.rows(s) for s in ("train", "valid", "test")},
-        "holdout": {"rows": splits.rows(holdout),
+        "holdout": {"rows": splits.rows(holdout), "split": holdout, "method": splits.method,
                     "start": holdout_range[0].isoformat() if holdout_range else None,
-                    "end": holdout_range[1].isoformat() if holdout_range else None},
+                    "end": holdout_range[1].isoformat() if holdout_range else None,
+                    "overlap": holdout_overlap},
         "warm_start": warm_start,
         "weights": weights,  # the weights file the profile gates ranked by: source, sha256, profiles
         "gates": [r.to_dict() for r in results],
@@ -80,6 +83,19 @@ def failure_summary(report: dict, limit: int | None = None) -> str:
     return f"{len(failed)} of {len(report['gates'])} gates failed: " + "; ".join(parts[:limit]) + more
 
 
+def holdout_text(holdout: dict) -> str:
+    """Where the holdout rows came from: their time range, or (no timestamp) how the split chose them."""
+    split = holdout.get("split", "test")
+    if holdout.get("start") is not None:
+        return f"{split} split, {holdout['start']} .. {holdout['end']}"
+    method = holdout.get("method", "")
+    if method.startswith("from files"):
+        return f"no timestamp: the spec's {split} file"
+    if method.startswith("at random"):
+        return f"no timestamp: {split} split drawn {method} (data.seed)"
+    return f"no timestamp: {split} split {method}".rstrip()
+
+
 def render_gate_report(report: dict) -> str:
     version = f"v{report['version']}" if report["version"] is not None else "(not published)"
     base = report["compared_with"]
@@ -88,8 +104,7 @@ def render_gate_report(report: dict) -> str:
         "",
         f"- Decision: **{report['decision']}** — {failure_summary(report)}",
         f"- Compared with: {f'CURRENT v{base}' if base is not None else 'nothing (absolute floors)'}, "
-        f"on the same {report['holdout']['rows']:,} holdout rows "
-        f"({report['holdout']['start']} .. {report['holdout']['end']})",
+        f"on the same {report['holdout']['rows']:,} holdout rows ({holdout_text(report['holdout'])})",
         f"- Window: start {report['window']['start'] or '-'}, end {report['window']['end'] or '-'}"
         + (f", partitions {report['window']['partitions']}" if report["window"]["partitions"] else "")
         + f"; rows train/valid/test {report['rows']['train']:,}/{report['rows']['valid']:,}/{report['rows']['test']:,}",
@@ -103,6 +118,9 @@ def render_gate_report(report: dict) -> str:
         w = report["weights"]
         lines.append(f"- Profiles ranked by: {', '.join(w['profiles'])} from `{w['source']}` (sha256 {w['sha256'][:12]})")
     lines += [f"- Note: {n}" for n in report["notes"]]
+    if report["holdout"].get("overlap"):
+        lines.append(f"- **WARNING: {report['holdout']['overlap']}** (run with --allow-holdout-overlap: the metric "
+                     "gates compare CURRENT on rows it may have trained on)")
     lines += ["", "| gate | head | value | threshold | result | margin | detail |", "|---|---|---|---|---|---|---|"]
     for g in report["gates"]:
         lines.append(f"| {g['gate']} | {g['subject']} | {_num(g['value'])} | {g['op']} {_num(g['threshold'])} | "

@@ -28,6 +28,7 @@ from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict,
 from training import data as D
 from training.bundle.calibration import calibrate_columns
 from training.bundle.export import CHECKPOINT_FILE, ExportError, export_bundle
+from training.data.lineage import lineage, overlap
 from training.distributed.context import Dist
 from training.evaluation.evaluate import holdout_scores
 from training.evaluation.inference import export_heads, predict
@@ -37,6 +38,7 @@ from training.nightly.gate_report import build_report, render_gate_report, write
 from training.nightly.gates import GateResult, Scored, check, parity_gate, run_gates
 from training.nightly.warm_start import keep_binned, load_checkpoint, warm_start
 from training.spec import RankerSpec
+from training.streaming.prepare import choose_loading
 from training.weights.served import eval_weights
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class RetrainOptions:
     publish_rejected: bool = True
     progress: bool = False
     weights: Path | None = None  # the weights.yaml that will serve (default: the spec's eval.weights)
+    allow_holdout_overlap: bool = False  # run even when the holdout may hold rows CURRENT trained on (reported)
 
 
 @dataclass
@@ -125,6 +128,32 @@ def load_current(registry: Registry) -> Current:
         return Current(version, None, f"CURRENT v{version} cannot be loaded ({e}); judged by absolute floors")
 
 
+class HoldoutOverlap(D.DataError):
+    """The retrain's holdout may hold rows CURRENT trained on, so the gates would favour CURRENT."""
+
+
+def holdout_overlap(spec: RankerSpec, current: Current, opts: RetrainOptions, trained: Trained | None = None) -> str | None:
+    """Why this run's holdout may hold rows CURRENT trained on (training/data/lineage.py), or None.
+
+    Before training (trained None) the files and split rules are compared; after it, a time split's ranges
+    too. Raises HoldoutOverlap unless opts.allow_holdout_overlap, which logs it for the gate report instead.
+    """
+    before = current.bundle.manifest.data_window.get("lineage") if current.bundle is not None else None
+    if trained is None:
+        now = lineage(spec, choose_loading(spec)[0] == "stream")
+    else:
+        splits, ts = trained.prepared.splits, spec.data.timestamp
+        times = (splits.time_range("train", ts), splits.time_range(splits.holdout_name(), ts)) if ts else (None, None)
+        now = lineage(spec, trained.prepared.streamed, *times)
+    if (why := overlap(before, now)) is None:
+        return None
+    why = f"the holdout may hold rows CURRENT v{current.version} trained on: {why}"
+    if not opts.allow_holdout_overlap:
+        raise HoldoutOverlap(why)
+    logger.warning("%s (--allow-holdout-overlap: the gates run anyway)", why)
+    return why
+
+
 def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
                   progress: bool, dist: Dist | None = None) -> tuple[Trained, dict | None]:
     """train() as `ranker train` does; with warm, the model starts from CURRENT's checkpoint (every rank
@@ -178,11 +207,14 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions, dist: Di
     spec = apply_window(spec, opts)
     weights, weights_source = eval_weights(spec, opts.weights)  # a bad file stops the job before training
     current = load_current(registry)
+    leak = holdout_overlap(spec, current, opts)  # refused before training when the files and rules say so
     trained, warm = fit_candidate(spec, current, opts.warm_start, opts.work_dir, opts.progress, dist)
     if not dist.is_leader:
         return RetrainOutcome("trained", EXIT_PROMOTED, None, {}, opts.work_dir)
+    leak = holdout_overlap(spec, current, opts, trained) or leak  # a time split's ranges, now known
     context = {"started_at": started, "spec": spec, "opts": opts, "current": current, "warm_start": warm,
-               "weights": {"source": weights_source, "sha256": weights.sha256, "profiles": weights.profile_names}}
+               "weights": {"source": weights_source, "sha256": weights.sha256, "profiles": weights.profile_names},
+               "holdout_overlap": leak}
     bundle_dir = opts.work_dir / "bundle"
     try:
         export_bundle(trained, bundle_dir)
@@ -190,7 +222,9 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions, dist: Di
         results = [check("parity", "model", None, "<=", 1.0, f"export refused the graph: {e}")]
         report = build_report(results=results, trained=trained, version=None, **context)
         return finish(report, EXIT_REJECTED, None, opts.work_dir)
-    results = gate_candidate(trained, load_bundle(bundle_dir), current, weights)
+    candidate = load_bundle(bundle_dir)
+    context["test_metrics"] = candidate.manifest.metrics.get("test")  # measured on the bundle, as `evaluate` does
+    results = gate_candidate(trained, candidate, current, weights)
     promote = all(r.passed for r in results)
     if not promote and not opts.publish_rejected:
         report = build_report(results=results, trained=trained, version=None, **context)

@@ -37,6 +37,8 @@ class Streamed:
     plan: StreamPlan
     loading: str
 
+    streamed = True
+
     def holdout(self) -> StreamedSplit:
         return self.test if self.test is not None else self.valid
 

@@ -49,7 +49,11 @@ def test_run_job_matches_train(small_demo: Path) -> None:
     ref = train(job_spec(job), progress=False, eval_test=True)
     assert rec["epochs"] == len(ref.history)
     for task, m in ref.metrics["test"]["tasks"].items():
-        assert rec["metrics"]["test"]["tasks"][task] == pytest.approx(m, rel=1e-6)
+        got = rec["metrics"]["test"]["tasks"][task]
+        assert set(got) == set(m)
+        for key in {"auc", "log_loss", "rmse", "rmse_log1p", "observed"} & set(m):
+            assert got[key] == pytest.approx(m[key], rel=1e-6), (task, key)
+        assert got["skill"] == pytest.approx(m["skill"], rel=1e-6)
     assert rec["metrics"]["test"]["ndcg@10"] == pytest.approx(ref.metrics["test"]["ndcg@10"], rel=1e-6)
 
 

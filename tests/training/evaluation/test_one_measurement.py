@@ -7,28 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from service.contract.bundle import load_bundle
 from tests.conftest import DEMO_SPEC
+from tests.retrain_helpers import pre_split
 from training.cli import app
 
 runner = CliRunner()
-
-
-def pre_split(tiny_dir: Path, out: Path) -> dict[str, str]:
-    """The tiny demo rows as train / valid / test files (oldest 80 % / next 10 % / newest 10 %), no timestamp."""
-    table = pq.read_table(tiny_dir).sort_by("ts").drop_columns(["ts"])
-    n = table.num_rows
-    cuts = {"train": (0, int(0.8 * n)), "valid": (int(0.8 * n), int(0.9 * n)), "test": (int(0.9 * n), n)}
-    files = {}
-    for name, (lo, hi) in cuts.items():
-        files[name] = str(out / f"{name}.parquet")
-        pq.write_table(table.slice(lo, hi - lo), files[name])
-    return files
 
 
 @pytest.mark.slow  # trains and exports through the CLI (about 10 s)
