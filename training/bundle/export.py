@@ -28,6 +28,7 @@ from service.contract.bundle import (
     Manifest,
     ParitySample,
     ScoreStats,
+    SessionConfig,
     TaskInfo,
     load_bundle,
     write_manifest,
@@ -111,7 +112,7 @@ def export_onnx(heads: ExportHeads, path: Path, task_names: list[str], example: 
 def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray, features: FeatureEncoders | None = None,
                  layout: Layout = "full") -> np.ndarray:
     """(N, T) outputs of the graph at `path` for full-layout rows (a split graph runs per user/context row)."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), SessionConfig().options(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     if layout == "full":
         return np.stack([np.asarray(o).reshape(-1) for o in session.run(names, {CATEGORICAL_INPUT: cat,
@@ -311,8 +312,8 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         int8 = int8_if_asked(trained, model_path, tasks, layout)
         manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks, layout),
                                   tasks, layout)
-        session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-        manifest.metrics = measure_bundle(LoadedBundle(work, manifest, session), trained)
+        session = ort.InferenceSession(str(model_path), SessionConfig().options(), providers=["CPUExecutionProvider"])
+        manifest.metrics = measure_bundle(LoadedBundle(work, manifest, session), trained)  # as load_bundle serves it
         if int8 is not None:
             manifest.metrics["int8"] = int8
         manifest.metrics["calibration"], raw_judged, judged = calibration_evidence(trained, heads, tasks)

@@ -61,9 +61,28 @@ def relaunch_retrain(nproc: int, work_dir: Path, add_work_dir: bool) -> int:
     return 2 if code else 0
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, bounded by a cgroup CPU quota (containers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return cores
+    return cores if quota == "max" else max(1, min(cores, int(int(quota) / int(period))))
+
+
 def local_threads(configured: int | None) -> int:
-    """Intra-op threads of one process: the spec's train.threads, else the cores shared by the processes
-    torchrun started on this machine (2 processes on 2 cores: 1 thread each)."""
+    """Intra-op threads of one process: the spec's train.threads, else one fewer than the usable cores (at least
+    one), shared by the processes torchrun started on this machine.
+
+    One core is left free by default: torch's OpenMP threads wait for each other at every operation by
+    spinning, so when another busy process takes a core, a thread per core spins against it and the epoch
+    runs many times slower (the demo training 24x on 2 cores; bench/train_contention.py). With one core
+    left, a competing process costs little, and on a quiet 2-core machine one thread trains the demo
+    model within a few percent of two (its batches are small).
+    """
     if configured:
         return configured
-    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    cores = usable_cores()
+    return max(1, (cores - 1 if ranks == 1 else cores // ranks))

@@ -21,6 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from threadpoolctl import threadpool_limits
 
 from training import data as D
+from training.distributed.launch import local_threads
 from training.evaluation.metrics import prediction_metrics
 from training.spec import RankerSpec
 
@@ -78,7 +79,7 @@ def fit_gbdt(train: D.Encoded, valid: D.Encoded, spec: RankerSpec, seed: int = 0
     n_cat = train.categorical.shape[1]
     categorical = np.arange(x_train.shape[1]) < n_cat
     models = {}
-    with threadpool_limits(limits=spec.train.threads):
+    with threadpool_limits(limits=local_threads(spec.train.threads)):
         for j, t in enumerate(spec.tasks):
             seen, seen_valid = train.mask[:, j], valid.mask[:, j]
             y = train.labels[seen, j]
