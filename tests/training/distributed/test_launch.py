@@ -20,8 +20,17 @@ def test_torchrun_runs_the_ranker_module_in_n_local_processes() -> None:
 
 
 def test_processes_share_the_cores(monkeypatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("training.distributed.launch.usable_cores", lambda: 8)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert local_threads(None) == 2 and local_threads(3) == 3
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
     assert local_threads(None) == 1
+
+
+def test_one_process_leaves_a_core_free_for_others(monkeypatch) -> None:
+    """A thread per core spin-waits against any other busy process (issue 21, item 6): one core stays free."""
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    for cores, threads in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr("training.distributed.launch.usable_cores", lambda cores=cores: cores)
+        assert local_threads(None) == threads
+    assert local_threads(4) == 4  # train.threads wins
