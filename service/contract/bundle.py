@@ -85,6 +85,18 @@ class ParitySample(BaseModel):
         return self
 
 
+class DataColumns(BaseModel):
+    """The training data's role columns (the spec's `data:` section), so offline tools read logs of the same
+    shape without being told: `ranker replay`, `weights diff` and `tune` take their defaults from here.
+
+    None means the training data had no such column: without a request id there were no requests.
+    """
+
+    request_id: str | None = None
+    item_id: str | None = None
+    timestamp: str | None = None
+
+
 class Manifest(BaseModel):
     """Everything needed to serve (and to rebuild) one model version."""
 
@@ -102,6 +114,7 @@ class Manifest(BaseModel):
     tasks: list[TaskInfo]
     model_args: dict[str, Any] = Field(default_factory=dict)  # architecture, to rebuild the torch model
     data_window: dict[str, Any] = Field(default_factory=dict)  # start/end timestamps, row counts
+    data_columns: DataColumns | None = None  # None: a bundle from before it was recorded (tools use defaults)
     metrics: dict[str, Any] = Field(default_factory=dict)  # offline metrics, gate statistics
     parity_sample: ParitySample
 

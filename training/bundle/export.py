@@ -23,6 +23,7 @@ from service.contract.bundle import (
     FORMAT_VERSION,
     MODEL_FILE,
     SPLIT_FORMAT_VERSION,
+    DataColumns,
     LabelMean,
     LoadedBundle,
     Manifest,
@@ -56,6 +57,7 @@ from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
 from training.fit.train import Trained
 from training.modeling.model import ExportHeads
+from training.spec.data import DataConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PARITY_SAMPLE_ROWS = 32
@@ -204,7 +206,13 @@ def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tas
         format_version=version, model_name=trained.spec.name, model_sha256=sha256_file(model_path),
         features=trained.prepared.encoders, input_layout=layout, lookups=trained.spec.lookups(), tasks=tasks,
         model_args=trained.args.to_dict(), data_window=data_window(trained), parity_sample=parity,
+        data_columns=data_columns(trained.spec.data),
     )
+
+
+def data_columns(cfg: DataConfig) -> DataColumns:
+    """The spec's role columns, so `ranker replay`, `weights diff` and `tune` read logs by the same names."""
+    return DataColumns(request_id=cfg.request_id, item_id=cfg.item_id, timestamp=cfg.timestamp)
 
 
 TORCH_ONLY = ("gates", "gates_by_level")  # what a split's torch evaluation knows that the graph does not

@@ -27,8 +27,10 @@ BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="bundle direct
 DataOpt = Annotated[str, typer.Option("--data", help="logged requests: Parquet file, directory or glob")]
 KOpt = Annotated[int, typer.Option("--k", min=1, help="k of NDCG@k, top-k yield and top-k overlap")]
 ProfileOpt = Annotated[list[str] | None, typer.Option("--profile", help="profile to report (repeatable; default all)")]
-RequestOpt = Annotated[str, typer.Option("--request-id", help="column whose equal values form one request")]
-ItemOpt = Annotated[str, typer.Option("--item-id", help="column of the item ids ('' for none)")]
+RequestOpt = Annotated[str | None, typer.Option(
+    "--request-id", help="column whose equal values form one request (default: the bundle's data.request_id)")]
+ItemOpt = Annotated[str | None, typer.Option(
+    "--item-id", help="column of the item ids ('' for none; default: the bundle's data.item_id)")]
 LabelOpt = Annotated[list[str] | None, typer.Option(
     "--label", help="TASK=COLUMN: the gain column of a task (repeatable; default the task's name)")]
 ResamplesOpt = Annotated[int, typer.Option("--resamples", min=0, help="bootstrap resamples for the intervals")]
@@ -41,8 +43,9 @@ def fail(message: str, code: int = EXIT_ERROR) -> None:
     raise typer.Exit(code=code)
 
 
-def log_columns(request_id: str, item_id: str, labels: list[str] | None):
-    from training.weights.logs import LogColumns
+def log_columns(bundle: LoadedBundle, request_id: str | None, item_id: str | None, labels: list[str] | None):
+    """The flags' columns, the others as the bundle's manifest names them (training/weights/columns.py)."""
+    from training.weights.columns import bundle_columns
 
     mapping = {}
     for text in labels or []:
@@ -50,7 +53,7 @@ def log_columns(request_id: str, item_id: str, labels: list[str] | None):
         if not sep or not task or not column:
             raise ValueError(f"--label {text!r}: write TASK=COLUMN, e.g. --label click=p_click")
         mapping[task] = column
-    return LogColumns(request_id=request_id, item_id=item_id or None, labels=mapping)
+    return bundle_columns(bundle.manifest, request_id, item_id, mapping)
 
 
 def scored_log(bundle: LoadedBundle, data: str, columns):
@@ -68,7 +71,7 @@ def echo_rich(renderable: object) -> None:
 def replay_command(
     bundle_path: BundleArg, data: DataOpt,
     weights: Annotated[Path, typer.Option("--weights", help="weights.yaml whose profiles to replay")],
-    profile: ProfileOpt = None, k: KOpt = 10, request_id: RequestOpt = "request_id", item_id: ItemOpt = "item_id",
+    profile: ProfileOpt = None, k: KOpt = 10, request_id: RequestOpt = None, item_id: ItemOpt = None,
     label: LabelOpt = None, resamples: ResamplesOpt = 1000, as_json: JsonOpt = False, markdown: MarkdownOpt = False,
 ) -> None:
     """What each profile does on logged requests: NDCG@k and top-k yield per task, with 95 % intervals."""
@@ -78,7 +81,7 @@ def replay_command(
     try:
         bundle = load_bundle(bundle_path)
         compiled = load_weights(weights, bundle)
-        log = scored_log(bundle, data, log_columns(request_id, item_id, label))
+        log = scored_log(bundle, data, log_columns(bundle, request_id, item_id, label))
         result = replay(log, compiled, choose_profiles(compiled, profile), default_metrics(log, k), resamples)
     except ERRORS as e:
         fail(str(e))
@@ -122,7 +125,7 @@ def diff_command(
     data: DataOpt, profile: ProfileOpt = None,
     every: Annotated[bool, typer.Option("--all", help="compare every profile, changed or not")] = False,
     k: KOpt = 10, top: Annotated[int, typer.Option("--top", min=0, help="most-changed requests to list")] = 5,
-    request_id: RequestOpt = "request_id", item_id: ItemOpt = "item_id", label: LabelOpt = None,
+    request_id: RequestOpt = None, item_id: ItemOpt = None, label: LabelOpt = None,
     resamples: ResamplesOpt = 1000, as_json: JsonOpt = False,
 ) -> None:
     """For every changed profile: Kendall tau, top-k overlap, replay deltas, the requests that moved most."""
@@ -136,8 +139,10 @@ def diff_command(
         pairs, notes = changed_pairs(before, after, profile, every)
         diffs = []
         if pairs:
-            log = scored_log(bundle, data, log_columns(request_id, item_id, label))
+            log = scored_log(bundle, data, log_columns(bundle, request_id, item_id, label))
             metrics = default_metrics(log, k)
+            if log.item_ids is None:
+                notes.append("items are listed by row number: no item id column (--item-id COLUMN names one)")
             diffs = [diff_profile(log, before, after, p, metrics, k, top, resamples) for p in pairs]
     except ERRORS as e:
         fail(str(e))
@@ -160,7 +165,7 @@ def tune_command(
     transform: Annotated[list[str] | None, typer.Option(
         "--transform", help="transforms the search may give a task (repeatable; default all four)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seeds the split into halves and the search")] = 0,
-    request_id: RequestOpt = "request_id", item_id: ItemOpt = "item_id", label: LabelOpt = None,
+    request_id: RequestOpt = None, item_id: ItemOpt = None, label: LabelOpt = None,
     resamples: ResamplesOpt = 1000, as_json: JsonOpt = False,
 ) -> None:
     """Pareto search of weights and transforms on half the requests; re-measured on the other half."""
@@ -179,7 +184,7 @@ def tune_command(
             raise ValueError(f"--transform: unknown {bad}; choose from {list(TRANSFORMS)}")
         bundle = load_bundle(bundle_path)
         current = load_weights(weights, bundle)
-        log = scored_log(bundle, data, log_columns(request_id, item_id, label))
+        log = scored_log(bundle, data, log_columns(bundle, request_id, item_id, label))
         result = tune(log, current, bundle.manifest.tasks, objectives, trials, seed, transforms, resamples)
         header = (f"Written by: ranker tune {bundle_path} --data {data} "
                   + " ".join(f"--objective {o}" for o in objective) + f" --weights {weights} --trials {trials} "

@@ -1,15 +1,16 @@
 """Logged requests scored by a bundle: the input of replay, diff and tune.
 
 A log is Parquet (a file, a directory of files or a glob) with one row per shown candidate: the
-features the bundle reads, a request id column, optionally an item id column, and one label
-column per task (by default named as the task; `--label task=column` maps another column, e.g.
-a simulator's true probability). The heads are the bundle's served outputs: onnxruntime plus the
+features the bundle reads, a request id column, optionally an item id column (both by default
+named as in the bundle's training data, training/weights/columns.py), and one label column per
+task (by default named as the task; `--label task=column` maps another column, e.g. a
+simulator's true probability). The heads are the bundle's served outputs: onnxruntime plus the
 manifest's calibration (`LoadedBundle.predict`), encoded by the manifest's own encoders.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,8 @@ from service.contract.bundle import LoadedBundle
 from service.profiles import CompiledProfile, CompiledWeights, compile_weights, parse_weights
 from training import data as D
 from training.evaluation.evaluate import bundle_predictions
+from training.weights.columns import LogColumns
 from training.weights.ranking import Requests
-
-
-@dataclass(frozen=True)
-class LogColumns:
-    """Which columns of the log hold the request id, the item id and each task's label."""
-
-    request_id: str = "request_id"
-    item_id: str | None = "item_id"
-    labels: dict[str, str] = field(default_factory=dict)  # task -> column; default the task's name
-
-    def label(self, task: str) -> str:
-        return self.labels.get(task, task)
 
 
 @dataclass(frozen=True)
@@ -76,8 +66,9 @@ def read_log(path: str, bundle: LoadedBundle, columns: LogColumns) -> pa.Table:
     needed = [columns.request_id, *features] + ([columns.item_id] if columns.item_id else [])
     missing = [c for c in needed if c not in names]
     if missing:
-        raise D.DataError(f"{path}: missing column(s) {missing} (the bundle reads {features}; "
-                          f"request id column {columns.request_id!r}); the data has {sorted(names)}")
+        hints = columns.missing_hints(missing)
+        raise D.DataError(f"{path}: missing column(s) {missing}: " + "; ".join(
+            hints + [f"the bundle reads features {features}"]) + f"; the data has {sorted(names)}")
     unknown = sorted(set(columns.labels) - set(bundle.manifest.task_names))
     if unknown:
         raise D.DataError(f"--label: unknown task(s) {unknown}; the bundle's tasks are {bundle.manifest.task_names}")
