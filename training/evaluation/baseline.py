@@ -1,14 +1,13 @@
-"""A non-neural baseline beside every model: one scikit-learn HistGradientBoosting model per task,
-fitted on the model's own encoded inputs and the same split, so a report shows whether the
-multi-task network earns its keep (`eval.baseline`).
+"""Non-neural baselines beside every model, fitted on the model's own encoded inputs and the same split, so
+a report shows whether the multi-task network earns its keep (`eval.baseline`):
 
-Inputs: the categorical codes (as HistGradientBoosting categories) and the standardized numerics
-(log1p applied where the spec says), exactly the arrays the network reads. HistGradientBoosting
-takes at most 255 categories per feature; codes are ranked by training frequency (code 1 = the most
-frequent value), so the 253 most frequent values keep their own category, and the rarer ones share
-one ("rare"), beside the out-of-vocabulary code 0. Targets: each task's observed labels (regression
-on the trained scale, mapped back to label units as the exported heads are). Early stopping watches
-the validation split.
+    GBDT        one scikit-learn HistGradientBoosting model per task (this module)
+    LambdaMART  LightGBM's lambdarank on the NDCG gain, when the data has requests (lambdamart.py)
+
+Inputs (tree_inputs.py): the categorical codes (as tree categories, the rarest sharing one) and the
+standardized numerics, exactly the arrays the network reads. GBDT targets: each task's observed labels
+(regression on the trained scale, mapped back to label units as the exported heads are). Early stopping
+watches the validation split.
 """
 
 from __future__ import annotations
@@ -22,12 +21,14 @@ from threadpoolctl import threadpool_limits
 
 from training import data as D
 from training.distributed.launch import local_threads
+from training.evaluation import lambdamart as L
 from training.evaluation.metrics import prediction_metrics
+from training.evaluation.tree_inputs import RARE_CODE, gbdt_inputs  # noqa: F401  (RARE_CODE: re-exported)
 from training.spec import RankerSpec
 
 AUTO_MAX_TRAIN_ROWS = 1_000_000  # eval.baseline auto: fit the GBDT below this many training rows
-RARE_CODE = 254  # HistGradientBoosting's categories are 0..254 (max_bins 255)
 BASELINE_NAME = "GBDT"
+POINTWISE = ("binary", "regression")  # the task types the GBDT fits (one model each)
 
 
 def wanted(spec: RankerSpec, train_rows: int) -> bool:
@@ -36,17 +37,11 @@ def wanted(spec: RankerSpec, train_rows: int) -> bool:
     return mode == "gbdt" or (mode == "auto" and train_rows < AUTO_MAX_TRAIN_ROWS)
 
 
-def gbdt_inputs(e: D.Encoded) -> np.ndarray:
-    """(N, C + F) float64: categorical codes (rare values share RARE_CODE), then the numerics."""
-    codes = np.minimum(e.categorical, RARE_CODE).astype(np.float64)
-    return np.concatenate([codes, e.numeric.astype(np.float64)], axis=1)
-
-
 @dataclass
 class GBDTBaseline:
     """One fitted HistGradientBoosting model per task (None where the task had no labels to fit)."""
 
-    models: dict[str, HistGradientBoostingClassifier | HistGradientBoostingRegressor | None]
+    models: dict[str, HistGradientBoostingClassifier | HistGradientBoostingRegressor | None]  # pointwise tasks
     seconds: float
 
     def predict(self, e: D.Encoded, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> np.ndarray:
@@ -54,7 +49,7 @@ class GBDTBaseline:
         x = gbdt_inputs(e)
         out = np.full((len(e), len(spec.tasks)), np.nan)
         for j, t in enumerate(spec.tasks):
-            model = self.models[t.name]
+            model = self.models.get(t.name)
             if model is None:
                 continue
             if t.type == "binary":
@@ -81,6 +76,8 @@ def fit_gbdt(train: D.Encoded, valid: D.Encoded, spec: RankerSpec, seed: int = 0
     models = {}
     with threadpool_limits(limits=local_threads(spec.train.threads)):
         for j, t in enumerate(spec.tasks):
+            if t.type not in POINTWISE:
+                continue  # a task type without a pointwise label (e.g. a listwise head) has no GBDT
             seen, seen_valid = train.mask[:, j], valid.mask[:, j]
             y = train.labels[seen, j]
             if seen.sum() < 2 or (t.type == "binary" and np.unique(y).size < 2):
@@ -96,10 +93,25 @@ def fit_gbdt(train: D.Encoded, valid: D.Encoded, spec: RankerSpec, seed: int = 0
 
 def measure(spec: RankerSpec, train: D.Encoded, valid: D.Encoded, splits: dict[str, D.Encoded],
             scalers: dict[str, D.LabelScaler]) -> dict:
-    """{"kind": "gbdt", "seconds", "iterations": {task: trees}, split: prediction_metrics} for each split given."""
+    """{"kind": "gbdt", "seconds", "iterations": {task: trees}, split: prediction_metrics} for each split given,
+    and, when the data has requests, "lambdamart": lambdamart.measure's record on the same splits."""
     baseline = fit_gbdt(train, valid, spec, spec.train.seed)
     out: dict = {"kind": "gbdt", "seconds": round(baseline.seconds, 2),
                  "iterations": {t: None if m is None else int(m.n_iter_) for t, m in baseline.models.items()}}
     for name, e in splits.items():
         out[name] = prediction_metrics(baseline.predict(e, spec, scalers), e.raw_labels, e.request, spec)
+    if (ranker := L.measure(spec, train, valid, splits)) is not None:
+        out["lambdamart"] = ranker
+    return out
+
+
+def split_baseline(record: dict | None, split: str) -> dict | None:
+    """One split's baselines from a run's baseline record (baseline.measure: {split: GBDT metrics, "lambdamart":
+    {split: {"ndcg@k"}, ...}}): the GBDT's metrics with "lambdamart" (its fit and NDCG on the split) inside,
+    the shape `ranker evaluate` reports for its rows."""
+    if not record or split not in record:
+        return None
+    out = dict(record[split])
+    if split in (ranker := record.get("lambdamart") or {}):
+        out["lambdamart"] = {**{k: ranker[k] for k in L.FIT_KEYS if k in ranker}, **ranker[split]}
     return out

@@ -123,9 +123,10 @@ def load_eval_table(spec: RankerSpec, data: str | None = None) -> pa.Table:
 
 
 def gbdt_beside(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, force: bool | None = None) -> dict | None:
-    """The GBDT baseline's metrics on `table`: fitted on the spec's train split (early-stopped on its
-    valid split) with the bundle's encoders, as in training. None when neither `force` nor the
-    spec's eval.baseline asks for it; {"error": ...} when the spec asks (auto) but its data is not there."""
+    """The GBDT baseline's metrics on `table`, with "lambdamart" (the LambdaMART baseline's NDCG@k) when the
+    data has requests: fitted on the spec's train split (early-stopped on its valid split) with the bundle's
+    encoders, as in training. None when neither `force` nor the spec's eval.baseline asks for it;
+    {"error": ...} when the spec asks (auto) but its data is not there."""
     if force is False or (force is None and spec.eval.baseline == "none"):
         return None
     try:
@@ -138,13 +139,13 @@ def gbdt_beside(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, force: 
         return None
     scalers = D.fit_label_scalers(splits.train, spec)
     train, valid, rows = (D.encode(t, bundle.manifest.features, spec, scalers) for t in (splits.train, splits.valid, table))
-    return B.measure(spec, train, valid, {"rows": rows}, scalers)["rows"]
+    return B.split_baseline(B.measure(spec, train, valid, {"rows": rows}, scalers), "rows")
 
 
 def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, baseline: bool | None = None) -> dict:
     """Metrics of a bundle on `table` (scored_metrics: as in the training report, requests grouped by value),
-    NDCG@k per served profile ("profiles"), and the GBDT baseline's metrics on the same rows ("baseline";
-    `baseline` None = as the spec says)."""
+    NDCG@k per served profile ("profiles"), and the baselines' metrics on the same rows ("baseline": the
+    GBDT's, and the LambdaMART's NDCG@k in it; `baseline` None = as the spec says)."""
     check_compatible(bundle, spec)
     scores = bundle_scores(bundle, table, spec.task_names())
     labels, request = D.raw_labels(table, spec), D.request_index(table, spec)

@@ -142,10 +142,11 @@ class EvalConfig(_Strict):
         None, description="task -> weight of its label in the NDCG gain (null labels count 0); default 1.0 "
         "for each binary task", examples=[{"click": 1.0, "like": 2.0}])
     baseline: Literal["auto", "gbdt", "none"] = Field(
-        "auto", description="a non-neural baseline measured beside the model in report.md and `ranker "
+        "auto", description="non-neural baselines measured beside the model in report.md and `ranker "
         "evaluate`: `gbdt` = one scikit-learn HistGradientBoosting model per task on the same encoded "
-        "features and split; `auto` = `gbdt` when the training split has fewer than 1,000,000 rows (its fit "
-        "then takes seconds to a minute), else none; `none` = no baseline", examples=["gbdt"])
+        "features and split, and with a data.request_id also LightGBM's LambdaMART (lambdarank) on the NDCG "
+        "gain; `auto` = `gbdt` when the training split has fewer than 1,000,000 rows (the fits then take "
+        "seconds to a minute), else none; `none` = no baseline", examples=["gbdt"])
 
 
 class GatesConfig(_Strict):
