@@ -99,6 +99,7 @@ def train(
 def _train(spec_path: Path, out: Path, data: str | None, registry: str | None, progress: bool, eval_test: bool,
            dist) -> None:
     from training.bundle.export import ExportError, export_bundle
+    from training.bundle.metric_tables import run_lambdamart_warnings
     from training.bundle.report import REPORT_FILE, summary_table
     from training.fit.train import train as run_training
 
@@ -113,7 +114,7 @@ def _train(spec_path: Path, out: Path, data: str | None, registry: str | None, p
         if eval_test and trained.prepared.test is None:
             fail("--eval-test: the spec has no test split (test_fraction 0, or no data.test file)")
         metrics = read_manifest(export_bundle(trained, out)).metrics  # measured on the bundle, as `evaluate` does
-        for warning in trained.warnings(metrics):
+        for warning in [*trained.warnings(metrics), *run_lambdamart_warnings(metrics, trained.spec)]:
             typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
         typer.echo(summary_table(trained, metrics))
         typer.echo(f"bundle written to {out} (report: {out / REPORT_FILE})")
@@ -132,11 +133,13 @@ def evaluate(
                                              "instead of the spec's test split")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metrics as JSON")] = False,
     baseline: Annotated[bool | None, typer.Option(
-        "--baseline/--no-baseline", help="also fit the GBDT baseline on the spec's train split and show it "
-        "beside the model; default: as the spec's eval.baseline says")] = None,
+        "--baseline/--no-baseline", help="also fit the baselines on the spec's train split and show them beside "
+        "the model (the GBDT; LambdaMART too when the data has requests); default: as the spec's eval.baseline "
+        "says")] = None,
 ) -> None:
     """Score a dataset with a bundle (onnxruntime, as served) and print its metrics."""
     from service.contract.bundle import load_bundle
+    from training.bundle.metric_tables import lambdamart_warnings
     from training.bundle.report import metrics_table
     from training.data.columns import expand_numeric_patterns
     from training.evaluation.evaluate import evaluate_bundle, load_eval_table
@@ -155,7 +158,8 @@ def evaluate(
         typer.echo(f"{bundle.manifest.model_name} {'unpublished' if version is None else f'version {version}'} on "
                    f"{where}:")
         typer.echo(metrics_table(metrics, spec))
-        for warning in metrics.get("warnings", []):
+        ranking = lambdamart_warnings(metrics, metrics.get("baseline"), spec, "these rows" if data else "test")
+        for warning in [*metrics.get("warnings", []), *ranking]:
             typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 

@@ -107,8 +107,17 @@ def test_evaluate_matches_the_training_metrics_on_the_test_split(bundle_dir: Pat
     # bundle's encoders, it scores the test rows exactly as the one measured at training time did.
     assert got["baseline"]["tasks"]["click"]["auc"] == pytest.approx(trained.baseline["test"]["tasks"]["click"]["auc"])
     assert got["baseline"]["tasks"]["rating"]["rmse"] == pytest.approx(trained.baseline["test"]["tasks"]["rating"]["rmse"])
+    # ... and so does LambdaMART (the data has requests): refitted exactly, the same NDCG on the same rows.
+    ranker = got["baseline"]["lambdamart"]
+    assert ranker["ndcg@10"] == trained.baseline["lambdamart"]["test"]["ndcg@10"]
+    assert ranker["iterations"] == trained.baseline["lambdamart"]["iterations"]
     text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec)])
     assert "GBDT" in text.output and "lead" in text.output
+    lead = got["ndcg@10"] - ranker["ndcg@10"]
+    assert "LambdaMART (LightGBM lambdarank, same features, split and gain; " in text.stdout
+    assert f"ndcg@10 {ranker['ndcg@10']:.4f}, the model's lead {lead:+.4f}" in text.stdout
+    ahead = f"warning: the LambdaMART baseline (LightGBM lambdarank) is ahead on ndcg@10 by {-lead:.4f} (test)"
+    assert (ahead in text.stderr) is (round(lead, 4) < 0), text.stderr
     skipped = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(spec), "--json", "--no-baseline"])
     assert "baseline" not in json.loads(skipped.output)
 

@@ -7,14 +7,22 @@ and report.md all render these same rows (text or markdown), from `prediction_me
     constant   always predicting the training split's prevalence / mean (training/evaluation/constant.py)
     skill      1 - model / constant of a loss (log loss, RMSE): 0 = no better than the constant
     GBDT       the gradient-boosted trees baseline (training/evaluation/baseline.py); lead: + = the model is better
+
+Under the table, one line compares the ranking with the LambdaMART baseline (training/evaluation/lambdamart.py):
+its NDCG@k and the model's lead, and the served profiles' leads; `lambdamart_warnings` says where it is ahead.
 """
 
 from __future__ import annotations
 
+from training.evaluation.baseline import split_baseline
+from training.evaluation.lambdamart import NAME as RANKER_NAME
+from training.evaluation.lambdamart import WHAT as RANKER_WHAT
+from training.evaluation.lambdamart import relevance_text
 from training.spec import RankerSpec
 
 KEYS = ("auc", "log_loss", "rmse", "rmse_log1p")
 BASELINE_NAME = "GBDT"
+POINTWISE = ("binary", "regression")  # the task types with a row per metric (other heads are ranked only)
 
 
 def _fmt(x: float | None) -> str:
@@ -46,6 +54,8 @@ def split_rows(metrics: dict, spec: RankerSpec, baseline: dict | None = None) ->
     header = columns(metrics, baseline)
     rows = []
     for t in spec.tasks:
+        if t.type not in POINTWISE or t.name not in metrics["tasks"]:
+            continue
         m, b = metrics["tasks"][t.name], (baseline or {}).get("tasks", {}).get(t.name, {})
         for i, key in enumerate(k for k in KEYS if k in m):
             cell = {"task": t.name, "metric": key, "model": _fmt(m[key]),
@@ -69,6 +79,57 @@ def behind(metrics: dict, baseline: dict, spec: RankerSpec) -> list[str]:
     header, rows = split_rows(metrics, spec, baseline)
     at = header.index("lead")
     return [f"{r[0]} {r[1]}" for r in rows if r[at].startswith("-")]
+
+
+def ranker_of(baseline: dict | None) -> dict | None:
+    """The LambdaMART part of one split's baselines (split_baseline), or None."""
+    return (baseline or {}).get("lambdamart")
+
+
+def profile_leads(metrics: dict, baseline: dict | None, spec: RankerSpec) -> dict[str, float | None]:
+    """profile -> how far its served NDCG@k is ahead of LambdaMART's (+ = the profile ranks better)."""
+    if (ranker := ranker_of(baseline)) is None:
+        return {}
+    k = f"ndcg@{spec.eval.ndcg_k}"
+    return {p: lead(k, v, ranker.get(k)) for p, v in (metrics.get("profiles") or {}).items()}
+
+
+def ranker_line(metrics: dict, baseline: dict | None, spec: RankerSpec) -> str | None:
+    """The line under a split's table: LambdaMART's NDCG@k and the model's lead over it (None without it)."""
+    if (ranker := ranker_of(baseline)) is None:
+        return None
+    k = f"ndcg@{spec.eval.ndcg_k}"
+    levels = relevance_text(ranker.get("relevance") or {})
+    return (f"{RANKER_NAME} ({RANKER_WHAT}, same features, split and gain{f'; {levels}' if levels else ''}; "
+            f"{ranker.get('iterations')} trees): {k} {_fmt(ranker.get(k))}, the model's lead "
+            f"{_lead_text(k, metrics.get(k), ranker.get(k))}")
+
+
+def _ahead_by(d: float | None) -> float | None:
+    """How far LambdaMART is ahead, when it is by at least the 4th decimal shown (else None)."""
+    return -d if d is not None and round(d, 4) < 0 else None
+
+
+def lambdamart_warnings(metrics: dict, baseline: dict | None, spec: RankerSpec, where: str) -> list[str]:
+    """Where LambdaMART ranks better than the model on one split (`where`, e.g. "valid"): the model's own
+    NDCG@k, and the served profiles (metrics["profiles"]) that trail it."""
+    if (ranker := ranker_of(baseline)) is None:
+        return []
+    k = f"ndcg@{spec.eval.ndcg_k}"
+    out = []
+    if (by := _ahead_by(lead(k, metrics.get(k), ranker.get(k)))) is not None:
+        out.append(f"the {RANKER_NAME} baseline ({RANKER_WHAT}) is ahead on {k} by {by:.4f} ({where})")
+    trailing = {p: by for p, d in profile_leads(metrics, baseline, spec).items() if (by := _ahead_by(d)) is not None}
+    if trailing:
+        out.append(f"served profiles behind the {RANKER_NAME} baseline ({RANKER_WHAT}) on {k} ({where}): "
+                   + ", ".join(f"{p} by {by:.4f}" for p, by in trailing.items()))
+    return out
+
+
+def run_lambdamart_warnings(m: dict, spec: RankerSpec) -> list[str]:
+    """lambdamart_warnings of every measured split of a run's metrics (the manifest's, or the torch model's)."""
+    return [w for split in ("valid", "test") if split in m
+            for w in lambdamart_warnings(m[split], split_baseline(m.get("baseline"), split), spec, split)]
 
 
 def text_table(header: list[str], rows: list[list[str]], width: int) -> str:

@@ -18,12 +18,17 @@ import numpy as np  # noqa: E402
 
 from training.bundle.metric_tables import (  # noqa: E402
     BASELINE_NAME,
+    RANKER_NAME,
     behind,
     legend,
     markdown_table,
+    profile_leads,
+    ranker_line,
+    run_lambdamart_warnings,
     split_rows,
     text_table,
 )
+from training.evaluation.baseline import split_baseline  # noqa: E402
 from training.fit.train import Trained  # noqa: E402
 from training.modeling.model import ModelArgs  # noqa: E402
 from training.spec import RankerSpec  # noqa: E402
@@ -114,18 +119,28 @@ def _task_width(spec: RankerSpec) -> int:
 
 
 def split_text(metrics: dict, spec: RankerSpec, baseline: dict | None = None) -> list[str]:
-    """One split's metrics for a terminal: the table (metric_tables.split_rows), its legend, the served
-    profiles' NDCG, the requests and, with a baseline, where the GBDT is ahead."""
+    """One split's metrics for a terminal: the table (metric_tables.split_rows), its legend, the LambdaMART
+    comparison, the served profiles' NDCG (and lead over LambdaMART), the requests and, with a baseline,
+    where the GBDT is ahead."""
     k = spec.eval.ndcg_k
     w = max([_task_width(spec), *(len(p) + 2 for p in metrics.get("profiles") or {})])
     lines = [text_table(*split_rows(metrics, spec, baseline), w), legend(metrics, baseline)]
+    if (line := ranker_line(metrics, baseline, spec)) is not None:
+        lines.append(line)
     if metrics.get("profiles"):
-        lines.append("served profiles, ranked as the server ranks:")
-        lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>11}" for name, value in metrics["profiles"].items()]
+        leads = profile_leads(metrics, baseline, spec)
+        lines.append("served profiles, ranked as the server ranks" + (f" (lead: over {RANKER_NAME})" if leads else "")
+                     + ":")
+        lines += [f"{name:<{w}}{f'ndcg@{k}':<12}{_fmt(value):>11}"
+                  + (f"{_lead(leads[name]):>11}" if name in leads else "") for name, value in metrics["profiles"].items()]
     lines.append(requests_text(metrics))
     if baseline and (worse := behind(metrics, baseline, spec)):
         lines.append(f"the {BASELINE_NAME} baseline is ahead on {', '.join(worse)}")
     return lines
+
+
+def _lead(d: float | None) -> str:
+    return "n/a" if d is None else f"{d:+.4f}"
 
 
 def metrics_table(metrics: dict, spec: RankerSpec) -> str:
@@ -144,7 +159,7 @@ def summary_table(trained: Trained, metrics: dict | None = None) -> str:
     m = metrics if metrics is not None else _torch_metrics(trained)
     lines = []
     for split in evaluated_splits(m):
-        lines += [f"{split} split:", *split_text(m[split], trained.spec, (m.get("baseline") or {}).get(split)), ""]
+        lines += [f"{split} split:", *split_text(m[split], trained.spec, split_baseline(m.get("baseline"), split)), ""]
     s = training_summary(trained)
     lines.append(f"{s['epochs']} epochs (best {s['best_epoch']}), {s['train_seconds']:.1f} s, "
                  f"{s['samples_per_second']:,.0f} samples/s")
@@ -231,26 +246,37 @@ def _warning_lines(warnings: list[str]) -> list[str]:
     return ["## Warnings", "", *(f"- {w}" for w in warnings), ""] if warnings else []
 
 
-def _profiles_section(ranking: dict) -> list[str]:
-    """NDCG@k per served profile, from the bundle's served heads (training/bundle/export.py `served_ranking`)."""
+def _profiles_section(m: dict, spec: RankerSpec) -> list[str]:
+    """NDCG@k per served profile, from the bundle's served heads (training/bundle/export.py `served_ranking`),
+    with each profile's lead over LambdaMART where it was fitted."""
+    ranking = m["profiles"]
     if "error" in ranking:
         return ["## Served profiles", "", f"Not measured for `{ranking['weights']}`: {ranking['error']}", ""]
     k = ranking["k"]
     splits = evaluated_splits(ranking)
-    rows = [[f"`{p}`", *(_fmt(ranking[split][p]) for split in splits)] for p in ranking[splits[-1]]]
+    leads = {split: profile_leads({"profiles": ranking[split]}, split_baseline(m.get("baseline"), split), spec)
+             for split in splits}
+    led = [split for split in splits if leads[split]]
+    rows = [[f"`{p}`", *(_fmt(ranking[split][p]) for split in splits), *(_lead(leads[split][p]) for split in led)]
+            for p in ranking[splits[-1]]]
     return ["## Served profiles", "",
             f"NDCG@{k} per profile of `{ranking['weights']}`, ranked by the server's code over the bundle's "
-            "served (onnxruntime, calibrated) heads; gain as above.", "",
-            *_table(["profile", *(f"{split} NDCG@{k}" for split in splits)], rows), ""]
+            "served (onnxruntime, calibrated) heads; gain as above"
+            + (f"; lead: the profile's NDCG@{k} minus the {RANKER_NAME} baseline's (+ = the profile ranks better)."
+               if led else "."), "",
+            *_table(["profile", *(f"{split} NDCG@{k}" for split in splits),
+                     *(f"{split} lead over {RANKER_NAME}" for split in led)], rows), ""]
 
 
 def _metrics_section(m: dict, spec: RankerSpec) -> list[str]:
     """One table per evaluated split (metric_tables.split_rows), the NDCG line, and where the GBDT leads."""
     k, lines = spec.eval.ndcg_k, ["## Metrics (observed labels only)", ""]
     for split in evaluated_splits(m):
-        baseline = (m.get("baseline") or {}).get(split)
+        baseline = split_baseline(m.get("baseline"), split)
         lines += [f"{split} split ({legend(m[split], baseline)})", "",
                   *markdown_table(*split_rows(m[split], spec, baseline)), ""]
+        if (line := ranker_line(m[split], baseline, spec)) is not None:
+            lines += [f"{line} ({split}).", ""]
         if baseline and (worse := behind(m[split], baseline, spec)):
             lines += [f"The {BASELINE_NAME} is ahead on {', '.join(worse)} ({split}).", ""]
     if spec.data.request_id is not None:
@@ -261,8 +287,16 @@ def _metrics_section(m: dict, spec: RankerSpec) -> list[str]:
         lines += ["Test metrics were not measured (`ranker train --eval-test`, or `ranker evaluate` on the bundle).", ""]
     if m.get("baseline"):
         lines += [f"The {BASELINE_NAME}: one scikit-learn HistGradientBoosting model per task on the same encoded "
-                  f"features and split (`eval.baseline`), fitted in {m['baseline']['seconds']:.1f} s.", ""]
+                  f"features and split (`eval.baseline`), fitted in {m['baseline']['seconds']:.1f} s"
+                  + _ranker_fit_text(m["baseline"].get("lambdamart")) + ".", ""]
     return lines
+
+
+def _ranker_fit_text(ranker: dict | None) -> str:
+    if ranker is None:
+        return "; no LambdaMART baseline (it ranks requests: no data.request_id, or no positive gain)"
+    return (f"; the {RANKER_NAME}: LightGBM's lambdarank on the NDCG gain, early-stopped on the validation "
+            f"NDCG, fitted in {ranker['seconds']:.1f} s")
 
 
 def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = None) -> str:
@@ -282,13 +316,13 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
         + (f"weights kept: a moving average over {spec.train.ema_epochs:g} epochs (train.ema_epochs), "
            if spec.train.ema_epochs else "weights kept: the raw weights (train.ema_epochs null), ")
         + "final task weights " + ", ".join(f"{t} {w:.3g}" for t, w in weights.items()), "",
-        *_warning_lines(trained.warnings(m)),
+        *_warning_lines([*trained.warnings(m), *run_lambdamart_warnings(m, spec)]),
         *_metrics_section(m, spec),
         f"![training curves]({CURVES_FILE})", "",
         *_stopping_section(trained),
     ]
     if "profiles" in m:
-        lines += _profiles_section(m["profiles"])
+        lines += _profiles_section(m, spec)
     if "calibration" in m:
         from training.bundle.calibration import render_section
 

@@ -38,6 +38,7 @@ def test_train_and_evaluate_report_the_same_numbers(tmp_path: Path, tiny_dir: Pa
     assert got["tasks"] == stored["valid"]["tasks"]
     assert (got["ndcg@10"], got["profiles"]) == (stored["valid"]["ndcg@10"], stored["valid"]["profiles"])
     assert got["baseline"]["tasks"] == stored["baseline"]["valid"]["tasks"]  # the GBDT, refitted, agrees too
+    assert got["baseline"]["lambdamart"]["ndcg@10"] == stored["baseline"]["lambdamart"]["valid"]["ndcg@10"]  # LambdaMART too
     # watch_time is trained on log1p and served smeared: both heads are shown, labelled, and they differ.
     watch = got["tasks"]["watch_time"]
     assert watch["served"]["rmse"] != watch["rmse"] and watch["served"]["rmse_log1p"] != watch["rmse_log1p"]
