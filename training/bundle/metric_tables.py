@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from training.spec import RankerSpec
 
-KEYS = ("auc", "log_loss", "rmse", "rmse_log1p")
+KEYS = ("auc", "log_loss", "rmse", "rmse_log1p", "ndcg")
 BASELINE_NAME = "GBDT"
 
 
@@ -48,7 +48,7 @@ def split_rows(metrics: dict, spec: RankerSpec, baseline: dict | None = None) ->
     for t in spec.tasks:
         m, b = metrics["tasks"][t.name], (baseline or {}).get("tasks", {}).get(t.name, {})
         for i, key in enumerate(k for k in KEYS if k in m):
-            cell = {"task": t.name, "metric": key, "model": _fmt(m[key]),
+            cell = {"task": t.name, "metric": f"ndcg@{spec.eval.ndcg_k}" if key == "ndcg" else key, "model": _fmt(m[key]),
                     "served": _fmt(m["served"][key]) if "served" in m else "=",
                     "constant": _fmt(m["constant"][key]) if "constant" in m else "n/a",
                     "skill": f"{m['skill'][key]:+.4f}" if key in m.get("skill", {}) else "",

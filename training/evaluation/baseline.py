@@ -81,6 +81,9 @@ def fit_gbdt(train: D.Encoded, valid: D.Encoded, spec: RankerSpec, seed: int = 0
     models = {}
     with threadpool_limits(limits=local_threads(spec.train.threads)):
         for j, t in enumerate(spec.tasks):
+            if t.listwise:  # a ranking head has no pointwise counterpart
+                models[t.name] = None
+                continue
             seen, seen_valid = train.mask[:, j], valid.mask[:, j]
             y = train.labels[seen, j]
             if seen.sum() < 2 or (t.type == "binary" and np.unique(y).size < 2):
@@ -98,8 +101,11 @@ def measure(spec: RankerSpec, train: D.Encoded, valid: D.Encoded, splits: dict[s
             scalers: dict[str, D.LabelScaler]) -> dict:
     """{"kind": "gbdt", "seconds", "iterations": {task: trees}, split: prediction_metrics} for each split given."""
     baseline = fit_gbdt(train, valid, spec, spec.train.seed)
+    # It has no ranking head: its NDCG ranks by its pointwise heads (the spec's score weights, else its probabilities).
+    spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={"score_weights": spec.pointwise_score_weights()})})
     out: dict = {"kind": "gbdt", "seconds": round(baseline.seconds, 2),
-                 "iterations": {t: None if m is None else int(m.n_iter_) for t, m in baseline.models.items()}}
+                 "iterations": {t.name: None if (m := baseline.models[t.name]) is None else int(m.n_iter_)
+                                for t in spec.label_tasks()}}
     for name, e in splits.items():
         out[name] = prediction_metrics(baseline.predict(e, spec, scalers), e.raw_labels, e.request, spec)
     return out

@@ -21,6 +21,7 @@ from training.nightly.gates import (
     shift_gates,
     tasks_gate,
 )
+from tests.training.conftest import pointwise
 from training.spec import RankerSpec
 
 TASKS = ["click", "watch_time", "like", "rating"]
@@ -28,7 +29,7 @@ TASKS = ["click", "watch_time", "like", "rating"]
 
 @pytest.fixture(scope="module")
 def spec(demo_spec: RankerSpec) -> RankerSpec:
-    return demo_spec
+    return pointwise(demo_spec)  # the worlds below score the four pointwise heads
 
 
 def make_world(n_requests: int = 200, k: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Scored]:
