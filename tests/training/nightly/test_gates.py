@@ -8,6 +8,7 @@ import pytest
 
 from service.contract.bundle import ScoreStats, TaskInfo
 from service.profiles import parse_weights
+from tests.training.conftest import pointwise
 from training.evaluation.metrics import rmse
 from training.nightly.gates import (
     Scored,
@@ -21,7 +22,6 @@ from training.nightly.gates import (
     shift_gates,
     tasks_gate,
 )
-from tests.training.conftest import pointwise
 from training.spec import RankerSpec
 
 TASKS = ["click", "watch_time", "like", "rating"]
