@@ -208,7 +208,10 @@ def _to_domain_error(e: ValidationError, max_candidates: int) -> InvalidRequest 
 
 def _message(err: ErrorDetails) -> str:
     if err["type"] == "json_invalid":
-        return f"malformed JSON: {err['ctx'].get('error', err['msg']) if 'ctx' in err else err['msg']}"
+        detail = err["ctx"].get("error", err["msg"]) if "ctx" in err else err["msg"]
+        if "recursion limit" in detail:  # pydantic-core's JSON parser stops 200 levels deep
+            return f"nested too deeply: JSON more than about 200 levels deep is refused ({detail})"
+        return f"malformed JSON: {detail}"
     return err["msg"].removeprefix("Value error, ")
 
 
