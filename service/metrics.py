@@ -119,6 +119,9 @@ class RankerMetrics:
         self.features_defaulted = Counter(
             "ranker_features_defaulted", "Feature values a request left out, given the model's default, by feature",
             ["feature"], registry=r)
+        self.features_clipped = Counter(
+            "ranker_features_clipped", "Numeric feature values outside the training range, clipped to it, by "
+            "feature", ["feature"], registry=r)
         self.head_score = HeadScoreHistogram()
         r.register(self.head_score)
 
@@ -141,6 +144,11 @@ class RankerMetrics:
         """counts: feature -> values defaulted in one request (service.contract.missing)."""
         for feature, n in counts.items():
             self.features_defaulted.labels(feature=feature).inc(n)
+
+    def observe_clipped(self, counts: Mapping[str, int]) -> None:
+        """counts: numeric feature -> values clipped to the training range in one request."""
+        for feature, n in counts.items():
+            self.features_clipped.labels(feature=feature).inc(n)
 
     def render(self) -> bytes:
         if not multiprocess_mode():

@@ -60,8 +60,9 @@ class RankRequest:
     are columns: `items[name]` holds one value per candidate (None = missing) for `item_id` and
     every item feature of the model.
 
-    `defaulted` is filled when the request is encoded: feature -> values the model's default
-    replaced (service.contract.missing), for the metrics.
+    `defaulted` and `clipped` are filled when the request is encoded, for the metrics: feature ->
+    values the model's default replaced (service.contract.missing), and numeric feature -> values
+    outside the training range, clipped to it (service.contract.features).
     """
 
     user: dict[str, Any]
@@ -71,6 +72,7 @@ class RankRequest:
     top_k: int | None
     request_id: str | None
     defaulted: dict[str, int] = field(default_factory=dict)
+    clipped: dict[str, int] = field(default_factory=dict)
     explain: bool = False
     scores: bool = True  # each returned item carries its per-task scores
 

@@ -50,7 +50,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
     filled = lookup.fill(model.manifest, request) if lookup is not None else None  # feature store
-    inputs = model.encode(request, filled)  # counts defaulted features, or refuses (on_missing: error)
+    inputs = model.encode(request, filled)  # counts defaulted and clipped values, or refuses (on_missing: error)
     t0 = time.perf_counter()
     heads = model.predict(inputs)  # {task: (B,)}
     inference = time.perf_counter() - t0
@@ -69,6 +69,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
         metrics.candidates.observe(len(request.item_ids))
         metrics.head_score.observe(heads)
         metrics.observe_defaulted(request.defaulted)
+        metrics.observe_clipped(request.clipped)
     return Ranked(body=body, request_id=request_id, profile=profile.name, arm=arm, model_version=model.version,
                   weights_generation=weights.generation, candidates=len(request.item_ids),
                   inference_seconds=inference)
