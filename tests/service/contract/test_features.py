@@ -36,6 +36,13 @@ def test_integers_floats_and_strings_share_one_key():
     assert category_key(True) == "true" and category_key(float("nan")) is None
 
 
+def test_a_number_matches_only_its_canonical_string():
+    """As the README's request section says: 5 and 5.0 are "5"; "05", 5.5 and "True" are other categories."""
+    enc = CategoricalEncoder(name="c", source="item", vocab=["5", "2.5", "true"])
+    assert enc.encode([5, 5.0, "5", 2.5, True]).tolist() == [1, 1, 1, 2, 3]
+    assert enc.encode(["05", 5.5, "True", 1, "2.50"]).tolist() == [OOV_INDEX] * 5
+
+
 def test_numeric_standardizes_after_transform_and_fills_missing():
     enc = encoders().numeric[1]
     got = enc.encode([np.e - 1, None, float("nan")])
