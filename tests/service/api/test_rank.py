@@ -1,9 +1,11 @@
 """/v1/rank in-process against the real demo bundle (TestClient runs the lifespan)."""
 
+import logging
+
 import numpy as np
 import orjson
 from fastapi.testclient import TestClient
-from server_helpers import wait_ready
+from server_helpers import wait_ready, wait_until
 
 from service.app import create_app
 from service.examples import example_request
@@ -149,3 +151,23 @@ def test_5000_candidates_with_every_feature_inline_fit_the_default_limits(client
     items = r.json()["items"]
     assert len(items) == 5000 and "scores" not in items[0]
     assert [i["rank"] for i in items[:3]] == [1, 2, 3]
+
+
+def test_unknown_fields_are_counted_and_logged_once_but_the_experiment_key_is_not(client, manifest, weights_path,
+                                                                                   caplog):
+    """Issue 21, item 5: a frontend typo (`age` for `Age`) shows up on a dashboard the day it ships."""
+    experiment = "\nexperiments: {name: t1, key: account, arms: {satisfaction_first: 0.5}}\n"
+    weights_path.write_text(weights_path.read_text() + experiment)
+    assert wait_until(lambda: client.get("/v1/models").json()["weights"]["experiments"] is not None)
+    caplog.set_level(logging.WARNING, logger="service.metrics")
+    for seed in range(3):
+        body = example_request(manifest, 4, seed=seed)
+        body["user"].update(age=30, account="a1")
+        body["context"]["devise"] = "tv"
+        body["candidates"][0]["item_popularty"] = 3.0
+        assert client.post("/v1/rank", content=orjson.dumps(body)).status_code == 200
+    text = client.get("/metrics").text
+    for field in ("user.age", "context.devise", "candidates.item_popularty"):
+        assert f'ranker_request_unknown_fields_total{{field="{field}"}} 3.0' in text
+    assert "user.account" not in text
+    assert sorted(r.field for r in caplog.records) == ["candidates.item_popularty", "context.devise", "user.age"]
