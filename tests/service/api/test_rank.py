@@ -149,3 +149,31 @@ def test_5000_candidates_with_every_feature_inline_fit_the_default_limits(client
     items = r.json()["items"]
     assert len(items) == 5000 and "scores" not in items[0]
     assert [i["rank"] for i in items[:3]] == [1, 2, 3]
+
+
+PRODUCT_PROFILE = """
+  click_and_like:   # P(click) * P(like | click): log turns the sum into a product
+    click: {weight: 1, transform: log}
+    like: {weight: 1, transform: log}
+"""
+
+
+def test_a_log_profile_serves_the_offline_combine_of_its_heads(make_settings, weights_path, manifest):
+    from service.profiles import compile_weights, parse_weights
+
+    text = weights_path.read_text().replace("profiles:\n", "profiles:" + PRODUCT_PROFILE, 1)
+    weights_path.write_text(text)
+    offline = compile_weights(parse_weights(text), manifest.tasks).profiles["click_and_like"]
+    with TestClient(create_app(make_settings())) as c:
+        wait_ready(c)
+        body = example_request(manifest, 50, seed=4, profile="click_and_like", explain=True)
+        r = c.post("/v1/rank", content=orjson.dumps(body))
+    assert r.status_code == 200, r.text[:300]
+    items = r.json()["items"]
+    heads = {t.name: np.array([i["scores"][t.name] for i in items], np.float32) for t in manifest.tasks}
+    # The served heads are float32 (exact in JSON): combining them offline gives the served scores bitwise.
+    np.testing.assert_array_equal([i["score"] for i in items], offline.combine(heads))
+    product = heads["click"].astype(np.float64) * heads["like"].astype(np.float64)
+    np.testing.assert_allclose(np.exp([i["score"] for i in items]), product, rtol=1e-12)
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    np.testing.assert_allclose([i["contributions"]["like"] for i in items], np.log(heads["like"].astype(np.float64)))
