@@ -9,6 +9,7 @@ from server_helpers import wait_ready, wait_until
 
 from service.app import create_app
 from service.examples import example_request
+from service.profiles import compile_weights, parse_weights
 from service.settings import Settings
 
 
@@ -171,3 +172,29 @@ def test_unknown_fields_are_counted_and_logged_once_but_the_experiment_key_is_no
         assert f'ranker_request_unknown_fields_total{{field="{field}"}} 3.0' in text
     assert "user.account" not in text
     assert sorted(r.field for r in caplog.records) == ["candidates.item_popularty", "context.devise", "user.age"]
+
+
+PRODUCT_PROFILE = """
+  click_and_like:   # P(click) * P(like | click): log turns the sum into a product
+    click: {weight: 1, transform: log}
+    like: {weight: 1, transform: log}
+"""
+
+
+def test_a_log_profile_serves_the_offline_combine_of_its_heads(make_settings, weights_path, manifest):
+    text = weights_path.read_text().replace("profiles:\n", "profiles:" + PRODUCT_PROFILE, 1)
+    weights_path.write_text(text)
+    offline = compile_weights(parse_weights(text), manifest.tasks).profiles["click_and_like"]
+    with TestClient(create_app(make_settings())) as c:
+        wait_ready(c)
+        body = example_request(manifest, 50, seed=4, profile="click_and_like", explain=True)
+        r = c.post("/v1/rank", content=orjson.dumps(body))
+    assert r.status_code == 200, r.text[:300]
+    items = r.json()["items"]
+    heads = {t.name: np.array([i["scores"][t.name] for i in items], np.float32) for t in manifest.tasks}
+    # The served heads are float32 (exact in JSON): combining them offline gives the served scores bitwise.
+    np.testing.assert_array_equal([i["score"] for i in items], offline.combine(heads))
+    product = heads["click"].astype(np.float64) * heads["like"].astype(np.float64)
+    np.testing.assert_allclose(np.exp([i["score"] for i in items]), product, rtol=1e-12)
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    np.testing.assert_allclose([i["contributions"]["like"] for i in items], np.log(heads["like"].astype(np.float64)))
