@@ -13,10 +13,7 @@ from training.spec.model import ModelConfig
 
 def pointwise(spec: RankerSpec) -> RankerSpec:
     """The spec without its ranking head (model.ranking_head: false): tests that build heads by hand."""
-    raw = spec.model_dump()
-    raw["tasks"] = [t for t in raw["tasks"] if t["type"] != "ranking"]
-    raw["model"]["ranking_head"] = False
-    return RankerSpec.model_validate(raw)
+    return spec.without_ranking()
 
 
 def as_arch(trained: Trained, arch: str, **keys: object) -> Trained:

@@ -325,6 +325,13 @@ class RankerSpec(_Strict):
         """A ranking task's gain: task -> weight (its `gain`, else eval.gain_weights)."""
         return task.gain or self.gain_weights()
 
+    def without_ranking(self) -> RankerSpec:
+        """This spec with model.ranking_head: false and no ranking task (pointwise heads only)."""
+        raw = self.model_dump()
+        raw["tasks"] = [t for t in raw["tasks"] if t["type"] != "ranking"]
+        raw["model"]["ranking_head"] = False
+        return RankerSpec.model_validate(raw)
+
 
 def _ranking_tasks(spec: RankerSpec) -> None:
     """Ranking tasks need requests and a gain over label tasks; a spec with requests and none gets the default
