@@ -67,7 +67,8 @@ class ShapeResult:
 def demo_spec(data_dir: Path, shape: str, epochs: int, threads: int):
     from training.spec import load_spec
 
-    spec = load_spec(REPO / "configs" / "demo.yaml", data_path=str(data_dir))
+    # Pointwise heads only: the loops below compare data paths under the same per-row losses.
+    spec = load_spec(REPO / "configs" / "demo.yaml", data_path=str(data_dir)).without_ranking()
     experts, hidden = SHAPES[shape]
     spec.model.num_experts, spec.model.expert_hidden = experts, hidden
     spec.model.embedding_dim, spec.model.tower_hidden = 16, [64]

@@ -50,6 +50,12 @@ class ModelOutputError(RankerError):
     code = "non_finite_score"
 
 
+class InternalError(RankerError):
+    """Anything else that went wrong answering a request: a bug, answered as a 500 and logged with its cause."""
+
+    code = "internal_error"
+
+
 class NotReady(RankerError):
     """No verified model with valid weights is loaded yet."""
 

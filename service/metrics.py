@@ -11,6 +11,7 @@ of that directory and /metrics adds up every process's files (MultiProcessCollec
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,14 @@ CANDIDATE_BUCKETS = (1, 10, 25, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000)
 HEAD_SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
                       2.0, 3.0, 4.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Unknown request fields are named by clients: the first this many distinct names (per process) get
+# their own label value and one warning each, later ones share OTHER_FIELD, so no client can grow the
+# series or the log without bound. Names are cut to MAX_FIELD_NAME characters.
+MAX_UNKNOWN_FIELDS = 50
+MAX_FIELD_NAME = 80
+OTHER_FIELD = "__other__"
+
+log = logging.getLogger(__name__)
 
 
 def multiprocess_mode() -> bool:
@@ -119,6 +128,15 @@ class RankerMetrics:
         self.features_defaulted = Counter(
             "ranker_features_defaulted", "Feature values a request left out, given the model's default, by feature",
             ["feature"], registry=r)
+        self.features_clipped = Counter(
+            "ranker_features_clipped", "Numeric feature values outside the training range, clipped to it, by "
+            "feature", ["feature"], registry=r)
+        self.unknown_fields = Counter(
+            "ranker_request_unknown_fields", "Requests carrying a field the model does not read, by field "
+            f"(user.<name>, context.<name>, candidates.<name>; the first {MAX_UNKNOWN_FIELDS} names, then "
+            f"{OTHER_FIELD})", ["field"], registry=r)
+        self._unknown_seen: set[str] = set()
+        self._unknown_lock = threading.Lock()
         self.head_score = HeadScoreHistogram()
         r.register(self.head_score)
 
@@ -141,6 +159,33 @@ class RankerMetrics:
         """counts: feature -> values defaulted in one request (service.contract.missing)."""
         for feature, n in counts.items():
             self.features_defaulted.labels(feature=feature).inc(n)
+
+    def observe_clipped(self, counts: Mapping[str, int]) -> None:
+        """counts: numeric feature -> values clipped to the training range in one request."""
+        for feature, n in counts.items():
+            self.features_clipped.labels(feature=feature).inc(n)
+
+    def observe_unknown(self, fields: list[str]) -> None:
+        """fields: one request's unknown fields (service.contract.unknown), each counted once."""
+        for name in fields:
+            self.unknown_fields.labels(field=self._unknown_label(name[:MAX_FIELD_NAME])).inc()
+
+    def _unknown_label(self, name: str) -> str:
+        if name in self._unknown_seen:  # the common case, without the lock (a set read is atomic)
+            return name
+        with self._unknown_lock:
+            if name in self._unknown_seen:
+                return name
+            if len(self._unknown_seen) >= MAX_UNKNOWN_FIELDS:
+                return OTHER_FIELD
+            self._unknown_seen.add(name)
+            full = len(self._unknown_seen) == MAX_UNKNOWN_FIELDS
+        log.warning("request field %r is not read by the model (a typo of a feature name?); counted in "
+                    "ranker_request_unknown_fields_total", name, extra={"field": name})
+        if full:
+            log.warning("%d distinct unknown request fields seen; later ones are counted as %r and not logged",
+                        MAX_UNKNOWN_FIELDS, OTHER_FIELD)
+        return name
 
     def render(self) -> bytes:
         if not multiprocess_mode():

@@ -5,11 +5,15 @@
 with f_t one of
     identity   x
     log1p      log(1 + max(x, 0))                         (heavy-tailed heads such as watch time)
+    log        log(max(x, LOG_EPS))                       (binary heads only: probabilities)
     zscore     (x - mean_t) / std_t                       (mean/std: the manifest's score_stats)
     minmax     (x - min_t) / (max_t - min_t)              (min/max: the manifest's score_stats)
 
 The normalizations put heads of different units (probabilities, seconds, stars) on one scale, so
-weights mean what they say. weights.yaml:
+weights mean what they say. `log` turns a sum into a product: w1 log p1 + w2 log p2 = log(p1^w1 p2^w2),
+so {watch: log, like: log} ranks by P(watch) * P(like | watch), and weights act as exponents. It is
+defined on probabilities only, so a profile giving it to a head that is not binary is refused.
+weights.yaml:
 
     default_profile: default          # optional; "default" when omitted
     profiles:
@@ -19,7 +23,7 @@ weights mean what they say. weights.yaml:
 
 Validation is in two steps: the file on its own (`parse_weights`: weights finite and >= 0, known
 transforms, a default profile that exists) and against a model (`compile_weights`: every task
-exists and the normalizations have statistics). Errors name the offending key.
+exists, the normalizations have statistics and `log` is given to binary heads only). Errors name the offending key.
 
 An optional `experiments` section splits the traffic of requests that name no profile between
 profiles by a stable hash of a user key (service/experiments.py). Everything that ranks offline
@@ -50,8 +54,12 @@ from service.contract.bundle import TaskInfo
 from service.contract.files import sha256_bytes
 from service.experiments import CONTROL_ARM, Experiments, assign_arm
 
-Transform = Literal["identity", "log1p", "zscore", "minmax"]
+Transform = Literal["identity", "log1p", "log", "zscore", "minmax"]
 NORMALIZATIONS = ("zscore", "minmax")
+BINARY_ONLY = ("log",)  # defined on probabilities in [0, 1]: a regression or ranking score is unbounded
+# log's floor: a calibrated head can be exactly 0 (isotonic), and log(0) = -inf would tie every such row
+# at the bottom and poison sums with inf - inf. log(1e-6) = -13.8 still ranks it below any real probability.
+LOG_EPS = 1e-6
 
 
 class WeightsError(ValueError):
@@ -157,18 +165,20 @@ def format_errors(e: ValidationError) -> str:
 
 @dataclass(frozen=True)
 class Term:
-    """w * f(x) written as coef * g(x) + offset, g = identity or log1p (precomputed per model)."""
+    """w * f(x) written as coef * g(x) + offset, g = identity, log1p or log (precomputed per model)."""
 
     task: str
     coef: float
     offset: float
-    log1p: bool
+    g: Literal["identity", "log1p", "log"] = "identity"
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """(B,) head output -> (B,) float64 contribution to the score."""
         x = x.astype(np.float64)
-        if self.log1p:
+        if self.g == "log1p":
             x = np.log1p(np.maximum(x, 0.0))
+        elif self.g == "log":
+            x = np.log(np.maximum(x, LOG_EPS))
         return self.coef * x + self.offset
 
 
@@ -242,7 +252,15 @@ def compile_weights(weights: Weights, tasks: list[TaskInfo]) -> CompiledWeights:
     return CompiledWeights(weights=weights, profiles=profiles)
 
 
+def accepts(task: TaskInfo, transform: str) -> bool:
+    """Whether `transform` is defined on the task's head: `log` on binary (probability) heads only."""
+    return transform not in BINARY_ONLY or task.type == "binary"
+
+
 def _term(key: str, task: TaskInfo, tw: TaskWeight) -> Term:
+    if not accepts(task, tw.transform):
+        raise WeightsError(f"{key}.transform: {tw.transform} is for probabilities (binary heads), and task "
+                           f"{task.name!r} is a {task.type} head; use identity, log1p, zscore or minmax")
     shift, scale = 0.0, 1.0
     if tw.transform in NORMALIZATIONS:
         stats = task.score_stats
@@ -254,4 +272,5 @@ def _term(key: str, task: TaskInfo, tw: TaskWeight) -> Term:
             raise WeightsError(f"{key}.transform: the manifest's score_stats for {task.name!r} give a scale of "
                                f"{scale}; {tw.transform} needs a finite scale above 0")
     coef = tw.weight / scale
-    return Term(task=task.name, coef=coef, offset=-coef * shift, log1p=tw.transform == "log1p")
+    g = tw.transform if tw.transform in ("log1p", "log") else "identity"
+    return Term(task=task.name, coef=coef, offset=-coef * shift, g=g)

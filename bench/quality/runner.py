@@ -129,6 +129,8 @@ def run_job(job: Job) -> dict:
     """One training run; returns a JSON-able record (metrics, per-epoch seconds, epochs, wall time)."""
     torch.set_num_threads(1)
     spec = job_spec(job)
+    if job.kind in ("deepctr", "rechub"):  # pointwise MMoEs: their task lists take binary and regression heads only
+        spec = spec.without_ranking()
     prep = prepared(spec)
     t0 = time.perf_counter()
     extra: dict = {}

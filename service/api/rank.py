@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from service.api.deps import RuntimeDep, read_body
 from service.api.errors import status_of
 from service.contract.request import MAX_REQUEST_ID, request_json_schema
-from service.errors import RankerError
+from service.errors import InternalError, RankerError
 from service.live.pipeline import Ranked
 
 log = logging.getLogger("service.access")
@@ -85,6 +85,10 @@ async def rank(request: Request, runtime: RuntimeDep) -> Response:
     except RankerError as e:
         status, error = status_of(e), e.message
         raise
+    except Exception as e:  # a bug: answered and logged as a 500 where every domain error is (api/errors.py)
+        internal = InternalError(f"internal error ({type(e).__name__}); the server log has the traceback")
+        status, error = 500, internal.message
+        raise internal from e
     finally:
         _record(runtime, start, status, ranked, error, request.headers.get("x-request-id"))
 

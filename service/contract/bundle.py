@@ -60,8 +60,8 @@ class TaskInfo(BaseModel):
     """One task head as the server sees it."""
 
     name: str
-    type: Literal["binary", "regression"]
-    group: Literal["engagement", "satisfaction"]
+    type: Literal["binary", "regression", "ranking"]  # ranking: a listwise score that only orders a request
+    group: Literal["engagement", "satisfaction", "ranking"]
     output: str  # ONNX output name
     label_transform: Literal["none", "log1p"] = "none"
     score_stats: ScoreStats | None = None  # of the served (calibrated) output

@@ -7,6 +7,7 @@ code path on both sides is what rules out training/serving skew.
 Model inputs are two arrays:
   categorical: (B, C) int64, index 0 is the out-of-vocabulary / missing slot
   numeric:     (B, F) float32, clipped to the training range, then standardized after an optional log1p
+               (the server counts the clipped values per feature: `ranker_features_clipped_total`)
 
 Fields added after the first bundles (`on_missing`, `clip_min`/`clip_max`, `item_id_feature`) are
 optional with the old behaviour as their default, so bundles already published still load.
@@ -120,13 +121,21 @@ class NumericEncoder(BaseModel):
             raise ValueError(f"feature {self.name!r}: clip_min {self.clip_min} > clip_max {self.clip_max}")
         return self
 
-    def encode(self, values: Iterable[Any] | np.ndarray) -> np.ndarray:
-        """(N,) raw numbers (None/NaN = missing) -> (N,) float32, always finite when clipped."""
+    def encode(self, values: Iterable[Any] | np.ndarray, clipped: dict[str, int] | None = None) -> np.ndarray:
+        """(N,) raw numbers (None/NaN = missing) -> (N,) float32, always finite when clipped.
+
+        clipped: when given, `clipped[name]` is increased by the values outside [clip_min, clip_max]
+            (the server counts them per feature; the trainer passes nothing and pays nothing).
+        """
         x = np.array(values, dtype=np.float64)  # None -> nan
         x[np.isnan(x)] = self.fill_value
         if self.clip_min is not None:  # within the training range, nothing below overflows float32
-            np.clip(x, self.clip_min, self.clip_max, out=x)
-            return self._standardized(x)
+            inside = np.clip(x, self.clip_min, self.clip_max)
+            if clipped is not None:  # the values clip changed: one comparison, no second pass over the inputs
+                outside = np.count_nonzero(inside != x)
+                if outside:
+                    clipped[self.name] = clipped.get(self.name, 0) + outside
+            return self._standardized(inside)
         # Unclipped (an old bundle), a huge value overflows float32 to inf; the server then refuses the
         # non-finite score it leads to (service.live.pipeline), so numpy need not warn about it here.
         with np.errstate(over="ignore"):
@@ -135,8 +144,11 @@ class NumericEncoder(BaseModel):
     def _standardized(self, x: np.ndarray) -> np.ndarray:
         return ((self.apply_transform(x) - self.mean) / self.std).astype(np.float32)
 
-    def encode_one(self, value: Any) -> np.float32:
+    def encode_one(self, value: Any, clipped: dict[str, int] | None = None) -> np.float32:
         """`encode` of one value (a user or context feature): the same arithmetic, on one element."""
+        if clipped is not None and self.clip_min is not None and value is not None and (
+                value < self.clip_min or value > self.clip_max):  # NaN compares False: missing, not clipped
+            clipped[self.name] = clipped.get(self.name, 0) + 1
         return self.encode([value])[0]
 
     def apply_transform(self, x: np.ndarray) -> np.ndarray:
@@ -174,13 +186,16 @@ class FeatureEncoders(BaseModel):
     def by_source(self, source: Source) -> list[str]:
         return [f.name for f in self.all() if f.source == source]
 
-    def encode_columns(self, columns: Mapping[str, Any], n_rows: int) -> dict[str, np.ndarray]:
+    def encode_columns(self, columns: Mapping[str, Any], n_rows: int,
+                       clipped: dict[str, int] | None = None) -> dict[str, np.ndarray]:
         """Encode named columns into the model's input arrays.
 
         Args:
             columns: feature name -> a sequence of n_rows values, or a scalar shared by every row
                 (user and context features of a ranking request). Absent names are missing values.
             n_rows: B, the number of rows to produce.
+            clipped: when given, numeric feature -> values clipped to the training range is added to
+                (a shared value counts once).
         Returns:
             {"categorical": (B, C) int64, "numeric": (B, F) float32}
         """
@@ -189,7 +204,7 @@ class FeatureEncoders(BaseModel):
             cat[:, j] = encode_column(enc, columns.get(enc.name), n_rows)
         num = np.empty((n_rows, len(self.numeric)), dtype=np.float32)
         for j, enc in enumerate(self.numeric):
-            num[:, j] = encode_column(enc, columns.get(enc.name), n_rows)
+            num[:, j] = encode_column(enc, columns.get(enc.name), n_rows, clipped)
         return {CATEGORICAL_INPUT: cat, NUMERIC_INPUT: num}
 
     def encode_request(self, user: Mapping[str, Any], context: Mapping[str, Any],
@@ -237,13 +252,16 @@ class _Scalar:
         self.value = value
 
 
-def encode_column(encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int) -> np.ndarray | Any:
+def encode_column(encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int,
+                  clipped: dict[str, int] | None = None) -> np.ndarray | Any:
     """(n_rows,) encoded values of one feature from a list of values; or, from one shared value (_Scalar
-    or None), that value encoded once, which an assignment into an input column broadcasts."""
+    or None), that value encoded once, which an assignment into an input column broadcasts. A numeric
+    feature adds its clipped values to `clipped` when that is given (NumericEncoder.encode)."""
     if values is None:
         return encoder.encode_one(None)
+    count = (clipped,) if clipped is not None and isinstance(encoder, NumericEncoder) else ()
     if isinstance(values, _Scalar):
-        return encoder.encode_one(values.value)
+        return encoder.encode_one(values.value, *count)
     if len(values) != n_rows:
         raise ValueError(f"feature {encoder.name!r}: {len(values)} values for {n_rows} rows")
-    return encoder.encode(values)
+    return encoder.encode(values, *count)

@@ -64,10 +64,12 @@ def input_names(layout: Layout, features: FeatureEncoders) -> list[str]:
     return [CATEGORICAL_INPUT, NUMERIC_INPUT] if layout == "full" else split_columns(features).input_names()
 
 
-def encode_split(features: FeatureEncoders, columns: Mapping[str, Any], n_rows: int) -> dict[str, np.ndarray]:
+def encode_split(features: FeatureEncoders, columns: Mapping[str, Any], n_rows: int,
+                 clipped: dict[str, int] | None = None) -> dict[str, np.ndarray]:
     """One request's values (as `FeatureEncoders.request_columns` gives them) -> the split inputs.
 
-    User and context features are encoded once, into one row; nothing is broadcast.
+    User and context features are encoded once, into one row; nothing is broadcast. `clipped` is
+    counted as `FeatureEncoders.encode_columns` counts it.
     """
     c = split_columns(features)
     groups = ((REQUEST_CATEGORICAL, features.categorical, c.request_cat, np.int64, 1),
@@ -80,7 +82,7 @@ def encode_split(features: FeatureEncoders, columns: Mapping[str, Any], n_rows: 
             continue
         array = np.empty((rows, len(cols)), dtype=dtype)
         for k, j in enumerate(cols):
-            array[:, k] = encode_column(encoders[j], columns.get(encoders[j].name), rows)
+            array[:, k] = encode_column(encoders[j], columns.get(encoders[j].name), rows, clipped)
         out[name] = array
     return out
 

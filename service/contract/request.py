@@ -2,7 +2,7 @@
 
 The schema is built from the manifest's features, so a wrong type, a NaN or an infinity in any
 feature the model reads is refused with the field named (`candidates[3].item_popularity`), while
-fields the model does not read are ignored. The common case is decoded in one msgspec pass
+fields the model does not read are ignored, only named (`RankRequest.unknown`) to be counted. The common case is decoded in one msgspec pass
 (service.contract.request_decoder); pydantic-core validates whatever that pass refuses, and names
 the bad field. Either way the candidates come out as columns, one list per item feature.
 
@@ -21,6 +21,7 @@ from typing_extensions import TypedDict
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, Source, category_key
 from service.contract.request_decoder import ITEM_ID, FastDecoder, item_columns
+from service.contract.unknown import UnknownFields
 from service.errors import FieldProblem, InvalidRequest, PayloadTooLarge
 
 MAX_REPORTED_PROBLEMS = 10
@@ -60,8 +61,10 @@ class RankRequest:
     are columns: `items[name]` holds one value per candidate (None = missing) for `item_id` and
     every item feature of the model.
 
-    `defaulted` is filled when the request is encoded: feature -> values the model's default
-    replaced (service.contract.missing), for the metrics.
+    `unknown` names the fields the model does not read (service.contract.unknown: `user.age`).
+    `defaulted` and `clipped` are filled when the request is encoded, for the metrics: feature ->
+    values the model's default replaced (service.contract.missing), and numeric feature -> values
+    outside the training range, clipped to it (service.contract.features).
     """
 
     user: dict[str, Any]
@@ -71,6 +74,8 @@ class RankRequest:
     top_k: int | None
     request_id: str | None
     defaulted: dict[str, int] = field(default_factory=dict)
+    clipped: dict[str, int] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
     explain: bool = False
     scores: bool = True  # each returned item carries its per-task scores
 
@@ -90,6 +95,7 @@ class RequestParser:
     def __init__(self, features: FeatureEncoders, max_candidates: int, user_key: str | None = None) -> None:
         self.max_candidates = max_candidates
         self._schema = request_model(features, max_candidates, user_key)
+        self._unknown = UnknownFields(features, user_key)
         self._item_names = item_columns(features)
         self._item_feature = features.item_id_feature if features.item_id_feature != ITEM_ID else None
         fields = self._schema.model_fields
@@ -101,6 +107,7 @@ class RequestParser:
         fields = self._fast.decode(body) if self._fast is not None else None
         request = RankRequest(**fields) if fields is not None else self.parse_reference(body)
         _check_unique_ids(request.item_ids)
+        request.unknown.extend(self._unknown.find(body, request.user, request.context, request.item_ids[0]))
         if self._item_feature is not None:
             feed_item_id(request.items, self._item_feature)
         return request
@@ -124,8 +131,9 @@ def _typed_dict(name: str, features: FeatureEncoders | None, source: Source, req
             kind = CategoricalValue if isinstance(enc, CategoricalEncoder) else NumericValue
             fields[enc.name] = NotRequired[kind]
     fields.update({k: Required[v] for k, v in required.items()})
-    # Keys the model does not read are dropped (extra="ignore"): clients may send more than we need.
-    # Without a model (the static API docs) any feature is allowed.
+    # Candidate keys the model does not read are dropped (extra="ignore"): clients may send more than we
+    # need. User and context keep theirs, to be counted (service.contract.unknown). Without a model
+    # (the static API docs) any feature is allowed.
     td = TypedDict(name, fields)  # type: ignore[operator]
     extra = "ignore" if features is not None and not keep_extra else "allow"
     td.__pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[attr-defined]
@@ -145,7 +153,7 @@ def request_model(features: FeatureEncoders | None, max_candidates: int | None =
     # The user object also keeps fields the model does not read: an experiment's key
     # (service/experiments.py) may be one. It is one small dict per request, not per candidate.
     user = _typed_dict("User", features, "user", {}, {user_key: ItemId} if user_key else None, keep_extra=True)
-    context = _typed_dict("Context", features, "context", {})
+    context = _typed_dict("Context", features, "context", {}, keep_extra=True)
     candidate = _typed_dict("Candidate", features, "item", {ITEM_ID: ItemId})
     return create_model(
         "RankRequestBody",
@@ -208,7 +216,10 @@ def _to_domain_error(e: ValidationError, max_candidates: int) -> InvalidRequest 
 
 def _message(err: ErrorDetails) -> str:
     if err["type"] == "json_invalid":
-        return f"malformed JSON: {err['ctx'].get('error', err['msg']) if 'ctx' in err else err['msg']}"
+        detail = err["ctx"].get("error", err["msg"]) if "ctx" in err else err["msg"]
+        if "recursion limit" in detail:  # pydantic-core's JSON parser stops 200 levels deep
+            return f"nested too deeply: JSON more than about 200 levels deep is refused ({detail})"
+        return f"malformed JSON: {detail}"
     return err["msg"].removeprefix("Value error, ")
 
 

@@ -12,6 +12,12 @@ Anything this pass refuses (a wrong type, an unknown field, a lax value pydantic
 body is accepted here only if the pydantic schema accepts it with the same values
 (tests/service/contract/test_request_decoder.py checks that on generated bodies), and every error
 message comes from one place.
+
+One exception: pydantic refuses JSON nested deeper than about 200 levels anywhere in the body,
+while msgspec skips a value of a field nobody reads (an unknown candidate field) up to 1,000
+levels deep. Such a body is scored if it takes this pass and refused (422, nested too deeply) if
+it goes to pydantic for another reason. Deeper nesting raises RecursionError here, and the body
+goes to pydantic, which refuses it.
 """
 
 from __future__ import annotations
@@ -88,6 +94,8 @@ class FastDecoder:
             user = self._user.validate_json(bytes(body.user))
             context = self._context.validate_json(bytes(body.context))
         except (msgspec.ValidationError, msgspec.DecodeError, ValidationError):
+            return None
+        except RecursionError:  # nested past msgspec's 1,000 levels: pydantic names it (its limit is 200)
             return None
         candidates = body.candidates
         items = {name: list(map(get, candidates)) for name, get in self._columns}

@@ -42,7 +42,8 @@ class RankingModel(Protocol):
 
     def encode(self, request: RankRequest, filled: Filled | None = None) -> dict[str, np.ndarray]:
         """Request (plus the features the store filled in) -> model inputs, one row per candidate; fills
-        request.defaulted, and raises InvalidRequest for a missing feature trained with on_missing: error."""
+        request.defaulted and request.clipped, and raises InvalidRequest for a missing feature trained with
+        on_missing: error."""
         ...
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -84,8 +85,8 @@ class OnnxRankingModel:
         columns = features.request_columns(user, request.context, items, n)
         request.defaulted.update(check_defaulted(features, missing_values(columns), columns))
         if self.manifest.input_layout == "split":  # user and context encoded once, one row
-            return encode_split(features, columns, n)
-        return features.encode_columns(columns, n)
+            return encode_split(features, columns, n, request.clipped)
+        return features.encode_columns(columns, n, request.clipped)
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # onnxruntime releases the GIL inside run(), so other requests parse while this one scores.

@@ -1,6 +1,7 @@
 """The ranking path of one request, from raw bytes to response bytes (runs in a worker thread).
 
-    parse + validate (msgspec over the bytes, candidates into columns; pydantic names a bad field)
+    parse + validate (msgspec over the bytes, candidates into columns; pydantic names a bad field;
+    fields the model does not read noted)
     ->  fill features left out (service.feature_store)  ->  encode (service.contract.features, numpy;
     missing features counted or refused)  ->  session.run (all heads)  ->  combine (weights profile,
     numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  msgspec
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.contract.request import check_header_request_id
+from service.contract.request import RankRequest, check_header_request_id
 from service.errors import InvalidRequest, ModelOutputError
 from service.live.response import response_body, top_k_order
 from service.live.state import Serving
 from service.metrics import RankerMetrics
+from service.profiles import CompiledWeights
 
 if TYPE_CHECKING:
     from service.feature_store.lookup import FeatureLookup
@@ -50,7 +52,7 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
     filled = lookup.fill(model.manifest, request) if lookup is not None else None  # feature store
-    inputs = model.encode(request, filled)  # counts defaulted features, or refuses (on_missing: error)
+    inputs = model.encode(request, filled)  # counts defaulted and clipped values, or refuses (on_missing: error)
     t0 = time.perf_counter()
     heads = model.predict(inputs)  # {task: (B,)}
     inference = time.perf_counter() - t0
@@ -69,9 +71,19 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
         metrics.candidates.observe(len(request.item_ids))
         metrics.head_score.observe(heads)
         metrics.observe_defaulted(request.defaulted)
+        metrics.observe_clipped(request.clipped)
+        if request.unknown:
+            metrics.observe_unknown(unknown_fields(request, weights))
     return Ranked(body=body, request_id=request_id, profile=profile.name, arm=arm, model_version=model.version,
                   weights_generation=weights.generation, candidates=len(request.item_ids),
                   inference_seconds=inference)
+
+
+def unknown_fields(request: RankRequest, weights: CompiledWeights) -> list[str]:
+    """The request's unknown fields but the experiment's user key, which the weights read, not the model."""
+    experiments = weights.weights.file.experiments
+    key = f"user.{experiments.key}" if experiments is not None else None
+    return [name for name in request.unknown if name != key]
 
 
 def require_finite(scores: np.ndarray, heads: dict[str, np.ndarray]) -> None:
@@ -83,4 +95,4 @@ def require_finite(scores: np.ndarray, heads: dict[str, np.ndarray]) -> None:
                            f"{int((~np.isfinite(scores)).sum())} of {len(scores)} candidates")
 
 
-__all__ = ["Ranked", "rank", "require_finite", "response_body", "top_k_order"]
+__all__ = ["Ranked", "rank", "require_finite", "response_body", "top_k_order", "unknown_fields"]

@@ -19,7 +19,7 @@ from service.contract.layout import split_columns  # noqa: E402
 
 
 def test_flops_of_the_split_graph_scale_with_the_item_side_only(bundle_dir: Path) -> None:
-    """Demo model: 4 experts x (128, 64), 4 gates over x, towers [64] per task; x = D_u + D_i columns."""
+    """Demo model: 4 experts x (128, 64), a gate over x and a tower [64] per task; x = D_u + D_i columns."""
     manifest = read_manifest(bundle_dir)
     c = split_columns(manifest.features)
     emb = manifest.model_args["embedding_dim"]
@@ -30,12 +30,13 @@ def test_flops_of_the_split_graph_scale_with_the_item_side_only(bundle_dir: Path
         return split_cost.matmul_flops(bundle_dir / MODEL_FILE, {**shapes, "item_categorical": (b, len(c.item_cat)),
                                                                  "item_numeric": (b, len(c.item_num))})
 
-    first_layers = 4 * 128 + 4 * 4  # expert and gate widths: the layers that read x
+    tasks = len(manifest.tasks)  # four pointwise heads and the ranking head: a gate and a tower each
+    first_layers = 4 * 128 + tasks * 4  # expert and gate widths: the layers that read x
     per_candidate = (flops(200) - flops(100)) // 100
     per_request = flops(100) - 100 * per_candidate
     assert per_request == 2 * d_u * first_layers  # u·W_u: once, whatever the candidates
     rest = per_candidate - 2 * d_i * first_layers
-    assert rest == 2 * (4 * 128 * 64 + 4 * 64 * 64 + 4 * 64 * 1)  # second expert layers and towers
+    assert rest == 2 * (4 * 128 * 64 + tasks * 64 * 64 + tasks * 64 * 1)  # second expert layers and towers
 
 
 def test_floors_compare_time_with_flops() -> None:

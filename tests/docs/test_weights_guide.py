@@ -55,7 +55,7 @@ def test_every_command_of_the_weights_guide_runs(workdir: Path) -> None:
         server.stop()
     out = done.stdout
     assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
-    assert out.count("ok: ") == 5  # every `weights check` passed
+    assert out.count("ok: ") == 6  # every `weights check` passed
     assert "tuned_satisfaction" in out and "Kendall tau" in out and "(default)" in out
     assert '"tuned_satisfaction": 0.1' in out  # /v1/models shows the experiment the server reloaded
     assert '"arm":' in out and '"contributions":' in out

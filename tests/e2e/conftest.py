@@ -44,11 +44,12 @@ class Deployment:
 
 @pytest.fixture
 def deploy(tmp_path: Path, bundle_dir: Path) -> Iterator[Callable[..., Deployment]]:
-    """Start servers for one test (each with its own registry); all are stopped at teardown."""
+    """Start servers for one test (each with its own registry, serving `bundle`, by default the demo
+    bundle); all are stopped at teardown."""
     started: list[Deployment] = []
 
-    def start(**kwargs) -> Deployment:
-        d = Deployment(tmp_path / f"deployment-{len(started)}", bundle_dir, **kwargs)
+    def start(bundle: Path | None = None, **kwargs) -> Deployment:
+        d = Deployment(tmp_path / f"deployment-{len(started)}", bundle or bundle_dir, **kwargs)
         started.append(d)
         return d.start()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import orjson
 import pytest
@@ -113,6 +115,10 @@ BAD_INPUTS = [
     ("Infinity numeric", b'{"user": {"user_activity": Infinity}, "candidates": [{"item_id": "a"}]}', 422,
      "user.user_activity"),
     ("unknown profile", b'{"user": {}, "candidates": [{"item_id": "a"}], "profile": "nope"}', 422, "profile"),
+    ("nested 5,000 levels deep", b'{"user": ' + b"[" * 5000 + b"]" * 5000 + b', "candidates": [{"item_id": "a"}]}',
+     422, "body"),
+    ("nested deeply in a candidate", b'{"user": {}, "candidates": [{"item_id": "a", "x": ' + b'{"a":' * 3000 + b"1"
+     + b"}" * 3000 + b"}]}", 422, "body"),
 ]
 
 
@@ -131,3 +137,29 @@ def test_oversized_body_is_413_by_length_and_while_streaming(shared):
     r = shared.client.post("/v1/rank", content=chunks)
     assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
     assert shared.client.get("/v2/health/ready").status_code == 200  # and the server is fine
+
+
+def test_a_server_error_is_json_and_logged_once_with_its_access_line(deploy, bundle_dir, manifest, tmp_path):
+    """A bundle from before clip ranges scores 1e308 as inf: the 500 carries the error body, its access
+    line names the error, and the server log holds its traceback once (not uvicorn's as well)."""
+    old = tmp_path / "no-clip-ranges"
+    shutil.copytree(bundle_dir, old)
+    raw = orjson.loads((old / "manifest.json").read_bytes())
+    for f in raw["features"]["numeric"]:
+        f.pop("clip_min", None)
+        f.pop("clip_max", None)
+    (old / "manifest.json").write_bytes(orjson.dumps(raw))
+    d = deploy(bundle=old)
+    body = example_request(manifest, 3, seed=2)
+    for f in manifest.features.numeric:
+        for target in body["candidates"] if f.source == "item" else [body[f.source]]:
+            target[f.name] = 1e308
+    r = d.client.post("/v1/rank", content=orjson.dumps(body), headers={"X-Request-ID": "boom-1"})
+    assert r.status_code == 500 and r.json()["error"]["code"] == "non_finite_score", r.text
+    d.server.stop()
+    lines = [orjson.loads(line) for line in d.server.logs().splitlines() if line.startswith("{")]
+    tracebacks = [line for line in lines if "exc" in line]
+    assert len(tracebacks) == 1 and "ModelOutputError" in tracebacks[0]["exc"], tracebacks
+    assert tracebacks[0]["request_id"] == "boom-1"
+    access = next(line for line in lines if line["logger"] == "service.access")
+    assert access["status"] == 500 and "non-finite" in access["error"] and access["request_id"] == "boom-1"

@@ -7,7 +7,13 @@ import dataclasses
 from training.fit.train import Trained, evaluate, model_args
 from training.modeling.model import build_model
 from training.modeling.numeric import quantile_edges
+from training.spec import RankerSpec
 from training.spec.model import ModelConfig
+
+
+def pointwise(spec: RankerSpec) -> RankerSpec:
+    """The spec without its ranking head (model.ranking_head: false): tests that build heads by hand."""
+    return spec.without_ranking()
 
 
 def as_arch(trained: Trained, arch: str, **keys: object) -> Trained:

@@ -20,9 +20,8 @@ from training.evaluation.lambdamart import WHAT as RANKER_WHAT
 from training.evaluation.lambdamart import relevance_text
 from training.spec import RankerSpec
 
-KEYS = ("auc", "log_loss", "rmse", "rmse_log1p")
+KEYS = ("auc", "log_loss", "rmse", "rmse_log1p", "ndcg")
 BASELINE_NAME = "GBDT"
-POINTWISE = ("binary", "regression")  # the task types with a row per metric (other heads are ranked only)
 
 
 def _fmt(x: float | None) -> str:
@@ -54,11 +53,11 @@ def split_rows(metrics: dict, spec: RankerSpec, baseline: dict | None = None) ->
     header = columns(metrics, baseline)
     rows = []
     for t in spec.tasks:
-        if t.type not in POINTWISE or t.name not in metrics["tasks"]:
+        if t.listwise or t.name not in metrics["tasks"]:
             continue
         m, b = metrics["tasks"][t.name], (baseline or {}).get("tasks", {}).get(t.name, {})
         for i, key in enumerate(k for k in KEYS if k in m):
-            cell = {"task": t.name, "metric": key, "model": _fmt(m[key]),
+            cell = {"task": t.name, "metric": f"ndcg@{spec.eval.ndcg_k}" if key == "ndcg" else key, "model": _fmt(m[key]),
                     "served": _fmt(m["served"][key]) if "served" in m else "=",
                     "constant": _fmt(m["constant"][key]) if "constant" in m else "n/a",
                     "skill": f"{m['skill'][key]:+.4f}" if key in m.get("skill", {}) else "",

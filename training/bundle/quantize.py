@@ -13,6 +13,7 @@ The gate compares the fp32 and the int8 graph on the holdout rows, heads served 
 them (calibrated):
 
     binary head       AUC drop        <= 0.002 (absolute)
+    ranking head      NDCG@k drop     <= 0.002 (absolute)
     regression head   RMSE rise       <= 1 %   (relative, natural units)
     served profile    top-10 overlap  >= 0.95  (mean over requests of |top10(fp32) ∩ top10(int8)| / min(10, n))
 
@@ -43,6 +44,7 @@ from service.contract.bundle import TaskInfo
 from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
 from service.contract.layout import Layout, split_rows
 from service.profiles import WeightsError, compile_weights
+from training.evaluation.metrics import ndcg_at_k
 from training.spec import RankerSpec
 from training.weights.served import eval_weights, heads_of
 
@@ -126,6 +128,9 @@ def int8_gate(fp32: np.ndarray, int8: np.ndarray, holdout: Holdout, tasks: list[
                 continue
             a, b = roc_auc_score(y, fp32[seen, j]), roc_auc_score(y, int8[seen, j])
             checks[f"{t.name} AUC"] = {"fp32": a, "int8": b, "ok": bool(a - b <= bounds.auc_drop)}
+        elif t.type == "ranking" and seen.any():
+            a, b = (ndcg_at_k(holdout.request[seen], x[seen, j], y, spec.eval.ndcg_k) for x in (fp32, int8))
+            checks[f"{t.name} NDCG"] = {"fp32": a, "int8": b, "ok": bool(a is None or a - b <= bounds.auc_drop)}
         elif seen.any():
             a = float(np.sqrt(np.mean((fp32[seen, j] - y) ** 2)))
             b = float(np.sqrt(np.mean((int8[seen, j] - y) ** 2)))

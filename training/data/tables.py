@@ -69,7 +69,7 @@ def column_roles(spec: RankerSpec) -> dict[str, str]:
             roles.setdefault(getattr(d, key), f"data.{key}")
     for f in (*spec.features.categorical, *spec.features.numeric):
         roles.setdefault(f.name, f"feature {f.name!r}")
-    for t in spec.tasks:
+    for t in spec.label_tasks():
         roles.setdefault(t.column, f"label of task {t.name!r}")
     if spec.model.bias_tower is not None:  # training-only inputs (training/modeling/bias_tower.py)
         for c in spec.model.bias_tower.columns():
@@ -152,7 +152,7 @@ def validate(table: pa.Table, spec: RankerSpec, path: str | None = None) -> None
     validate_values(table, spec)
     for f in spec.features.numeric:
         no_finite_values(f.name, pc.sum(pc.is_finite(table.column(f.name).cast(pa.float64()))).as_py() or 0)
-    for task in spec.tasks:
+    for task in spec.label_tasks():
         no_labels(task, len(table) - table.column(task.column).null_count)
 
 
@@ -168,8 +168,14 @@ def validate_values(table: pa.Table, spec: RankerSpec) -> None:
         raise DataError(f"column {spec.data.request_id!r} (data.request_id): {nulls:,} rows have no request id")
     for f in spec.features.numeric:
         _require_numeric(f.name, table.column(f.name).type, "numeric feature")
-    for task in spec.tasks:
+    for task in spec.label_tasks():
         _validate_label(table.column(task.column), task)
+    if any(t.listwise for t in spec.tasks):
+        labels = raw_labels(table, spec)
+        for j, task in enumerate(spec.tasks):
+            if task.listwise and np.nanmin(labels[:, j], initial=0.0) < 0:
+                raise DataError(f"task {task.name!r}: its gain {spec.task_gain(task)} is negative on some rows; "
+                                "NDCG gains must be >= 0 (weight only labels that are never negative)")
 
 
 def no_rows(spec: RankerSpec, path: str | None) -> None:
@@ -369,8 +375,16 @@ def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.n
 
 
 def raw_labels(table: pa.Table, spec: RankerSpec) -> np.ndarray:
-    """(N, T) labels in label units, NaN where not observed."""
-    return np.stack([_label(table, t) for t in spec.tasks], axis=1)
+    """(N, T) labels in label units, NaN where not observed. A ranking task's label is its gain: the weighted
+    sum of its gain tasks' labels (null counts 0), NaN where every one of them is null."""
+    labels = {t.name: _label(table, t) for t in spec.label_tasks()}
+    for t in spec.tasks:
+        if t.listwise:
+            parts = np.stack([labels[name] for name in spec.task_gain(t)], axis=1)
+            weights = np.array(list(spec.task_gain(t).values()))
+            gain = np.nan_to_num(parts) @ weights
+            labels[t.name] = np.where(np.isnan(parts).all(axis=1), np.nan, gain)
+    return np.stack([labels[t.name] for t in spec.tasks], axis=1)
 
 
 def request_index(table: pa.Table, spec: RankerSpec) -> np.ndarray | None:

@@ -28,7 +28,6 @@ from training.spec import RankerSpec
 
 AUTO_MAX_TRAIN_ROWS = 1_000_000  # eval.baseline auto: fit the GBDT below this many training rows
 BASELINE_NAME = "GBDT"
-POINTWISE = ("binary", "regression")  # the task types the GBDT fits (one model each)
 
 
 def wanted(spec: RankerSpec, train_rows: int) -> bool:
@@ -76,8 +75,9 @@ def fit_gbdt(train: D.Encoded, valid: D.Encoded, spec: RankerSpec, seed: int = 0
     models = {}
     with threadpool_limits(limits=local_threads(spec.train.threads)):
         for j, t in enumerate(spec.tasks):
-            if t.type not in POINTWISE:
-                continue  # a task type without a pointwise label (e.g. a listwise head) has no GBDT
+            if t.listwise:  # a ranking head has no pointwise counterpart
+                models[t.name] = None
+                continue
             seen, seen_valid = train.mask[:, j], valid.mask[:, j]
             y = train.labels[seen, j]
             if seen.sum() < 2 or (t.type == "binary" and np.unique(y).size < 2):
@@ -96,8 +96,11 @@ def measure(spec: RankerSpec, train: D.Encoded, valid: D.Encoded, splits: dict[s
     """{"kind": "gbdt", "seconds", "iterations": {task: trees}, split: prediction_metrics} for each split given,
     and, when the data has requests, "lambdamart": lambdamart.measure's record on the same splits."""
     baseline = fit_gbdt(train, valid, spec, spec.train.seed)
+    # It has no ranking head: its NDCG ranks by its pointwise heads (the spec's score weights, else its probabilities).
+    spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={"score_weights": spec.pointwise_score_weights()})})
     out: dict = {"kind": "gbdt", "seconds": round(baseline.seconds, 2),
-                 "iterations": {t: None if m is None else int(m.n_iter_) for t, m in baseline.models.items()}}
+                 "iterations": {t.name: None if (m := baseline.models[t.name]) is None else int(m.n_iter_)
+                                for t in spec.label_tasks()}}
     for name, e in splits.items():
         out[name] = prediction_metrics(baseline.predict(e, spec, scalers), e.raw_labels, e.request, spec)
     if (ranker := L.measure(spec, train, valid, splits)) is not None:

@@ -50,6 +50,6 @@ def constants_of(spec: RankerSpec, train_labels: np.ndarray) -> dict[str, Consta
     """task -> its Constant from the (N, T) training labels in label units (tasks without labels left out)."""
     out = {}
     for j, t in enumerate(spec.tasks):
-        if (c := Constant.of(t, train_labels[:, j])) is not None:
+        if not t.listwise and (c := Constant.of(t, train_labels[:, j])) is not None:  # a ranking score has none
             out[t.name] = c
     return out

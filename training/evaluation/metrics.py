@@ -142,6 +142,15 @@ def skill(model: dict, constant: dict) -> dict[str, float]:
             if model.get(key) is not None and constant.get(key)}
 
 
+def ranking_quality(gains: np.ndarray, scores: np.ndarray, request: np.ndarray | None, k: int) -> dict:
+    """A ranking head's metric: NDCG@k of its own scores on its gain, over the requests NDCG counts."""
+    seen = ~np.isnan(gains)
+    value = None
+    if request is not None and seen.any() and not np.isnan(scores).all():
+        value = ndcg_at_k(request[seen], scores[seen], gains[seen], k)
+    return {"ndcg": value, "observed": int(seen.sum())}
+
+
 def task_quality(task: TaskConfig, labels: np.ndarray, preds: np.ndarray, served: np.ndarray | None,
                  constant: Constant | None) -> tuple[dict, str | None]:
     """One task's metrics entry and, when neither head is ahead of the constant beyond noise, a warning.
@@ -149,6 +158,8 @@ def task_quality(task: TaskConfig, labels: np.ndarray, preds: np.ndarray, served
     {metric: value of the model's own head, "observed", "served": {...} (only where the served head
     differs: calibration, smearing), "constant": {...} and "skill": {...} (with a constant)}.
     """
+    if np.isnan(preds).all():  # a baseline that fitted nothing for this task
+        return {**{k: None for k in head_metrics(task, labels[:0], preds[:0])}, "observed": int((~np.isnan(labels)).sum())}, None
     m = head_metrics(task, labels, preds)
     heads = [("model", preds, m)]
     if served is not None and not np.array_equal(served, preds):
@@ -219,6 +230,9 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
     names = spec.task_names()
     tasks, weak = {}, []
     for j, t in enumerate(spec.tasks):
+        if t.listwise:
+            tasks[t.name] = ranking_quality(raw_labels[:, j], preds[:, j], request, spec.eval.ndcg_k)
+            continue
         tasks[t.name], warning = task_quality(t, raw_labels[:, j], preds[:, j],
                                               None if served is None else served[:, j], (constants or {}).get(t.name))
         weak += [warning] if warning else []

@@ -24,16 +24,17 @@ from training.spec import RankerSpec
 
 
 def metric_name(task_type: str, transform: str) -> str:
-    """The metric a head is judged by: auc, rmse, or rmse_log1p for log1p labels."""
-    if task_type == "binary":
-        return "auc"
+    """The metric a head is judged by: auc, ndcg (ranking heads), rmse, or rmse_log1p for log1p labels."""
+    if task_type in ("binary", "ranking"):
+        return "auc" if task_type == "binary" else "ndcg"
     return "rmse_log1p" if transform == "log1p" else "rmse"
 
 
 def head_metric(task_metrics: dict, transform: str) -> tuple[str, float | None, bool]:
     """(metric name, value, higher is better) of one task's validation metrics."""
-    name = metric_name("binary" if "auc" in task_metrics else "regression", transform)
-    return name, task_metrics.get(name), name == "auc"
+    kind = "binary" if "auc" in task_metrics else "ranking" if "ndcg" in task_metrics else "regression"
+    name = metric_name(kind, transform)
+    return name, task_metrics.get(name), name in ("auc", "ndcg")
 
 
 def head_values(spec: RankerSpec, metrics: dict) -> dict[str, float | None]:

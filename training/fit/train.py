@@ -210,7 +210,7 @@ def train_step(graph: nn.Module, losses: MaskedTaskLosses, balancer: Balancer, o
                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> tuple[torch.Tensor, ...]:
     """One optimizer step on one batch: forward, the balancer's backward, gradient averaging between
     ranks (sync), the step, the LR schedule, the balancer's own update. Returns per_task (T,), counts (T,), loss ()."""
-    per_task, counts = losses(graph(*batch.inputs), batch.labels, batch.mask)
+    per_task, counts = losses(graph(*batch.inputs), batch.labels, batch.mask, batch.group)
     loss = balancer(per_task, counts)
     opt.zero_grad(set_to_none=True)
     balancer.backward(loss, per_task, counts)
@@ -234,12 +234,14 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
     parts.graph.train()
     n_tasks = len(parts.losses.is_bce)
     sums, seen, rows = torch.zeros(n_tasks), torch.zeros(n_tasks), 0
+    parts.requests = 0
     for step, batch in zip(range(steps), batches, strict=False):  # never pulls a batch beyond `steps`
         per_task, counts, loss = train_step(parts.graph, parts.losses, parts.balancer, parts.opt, batch,
                                             parts.sync, parts.scheduler)
         if parts.average is not None:
             parts.average.update()
         rows += len(batch.labels)
+        parts.requests += batch.requests
         if parts.trace is not None:
             parts.trace[-1].append(batch.rows)
         with torch.no_grad():
@@ -249,6 +251,7 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         bar.update(1)
     parts.dist.all_sum(sums), parts.dist.all_sum(seen)
+    parts.lists = seen  # (T,) over every rank: observed rows per task; requests with signal for ranking tasks
     return sums / seen.clamp_min(1), rows
 
 
@@ -277,21 +280,25 @@ class FitParts:
     trace: list | None = None  # when a list: per epoch, a list of every batch's row positions (tests)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
     average: WeightAverage | None = None  # train.ema_epochs: validated and kept in place of the raw weights
+    requests: int = 0  # this rank's requests in the epoch's batches (batches of whole requests)
+    lists: torch.Tensor | None = None  # (T,) the epoch's counts per task, summed over the ranks
 
     @classmethod
     def build(cls, spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, dist: Dist) -> FitParts:
         graph = training_graph(model, spec, prep.bias)
         balancer = make_balancer(spec, model, graph)
         bias = prep.bias if graph is not model else None
+        grouped = any(t.listwise for t in spec.tasks)  # a ranking task: batches of whole requests
         if isinstance(prep, Streamed):
             enc = bias.encoders if bias else None
-            feed = StreamFeed(prep.plan, enc, spec.train.batch_size, spec.train.seed)
-            valid = EvalFeed(prep.valid, enc, spec.data.streaming.read_batch_rows)
+            feed = StreamFeed(prep.plan, enc, spec.train.batch_size, spec.train.seed, grouped)
+            valid = EvalFeed(prep.valid, enc, spec.data.streaming.read_batch_rows, grouped)
         else:
             generator = torch.Generator().manual_seed(spec.train.seed)
-            feed = MemoryFeed(SplitTensors.of(prep.train, bias.splits["train"] if bias else None),
-                              spec.train.batch_size, generator)
-            valid = EvalFeed(SplitTensors.of(prep.valid, bias.splits["valid"] if bias else None), None, EVAL_BATCH)
+            feed = MemoryFeed(SplitTensors.of(prep.train, bias.splits["train"] if bias else None, grouped),
+                              spec.train.batch_size, generator, spec.train.seed)
+            valid = EvalFeed(SplitTensors.of(prep.valid, bias.splits["valid"] if bias else None, grouped), None,
+                             EVAL_BATCH, grouped)
         sync = GradSync(graph, list(balancer.parameters()), dist, spec.train.embedding_grads) if dist.active else None
         opt = make_optimizer(spec, graph, balancer)
         steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
@@ -332,6 +339,10 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
            "valid_metrics": {t: {k: v for k, v in m.items() if k != "observed"} for t, m in metrics["tasks"].items()},
            "valid_ndcg": metrics.get(f"ndcg@{spec.eval.ndcg_k}"),
            "task_weights": dict(zip(names, parts.balancer.task_weights().tolist(), strict=True))}
+    if listwise := [(j, t.name) for j, t in enumerate(spec.tasks) if t.listwise]:
+        requests = int(dist.all_sum(torch.tensor([parts.requests], dtype=torch.int64)).item())
+        log["ranking_requests"] = {name: {"requests": requests, "skipped": requests - int(parts.lists[j])}
+                                   for j, name in listwise}  # skipped: one row, or no positive gain
     if dist.active:
         log["ranks"] = dist.world
         log["sync_bytes_per_step"] = parts.sync.counted.per_step()
@@ -411,7 +422,7 @@ def validation_loss(graph: nn.Module, data: EvalFeed, losses: MaskedTaskLosses,
     weights = torch.tensor([t.weight for t in spec.tasks])
     totals, counts = torch.zeros(len(weights)), torch.zeros(len(weights))
     for batch in data.batches(dist.rank, dist.world):
-        per_task, c = losses(graph(*batch.inputs), batch.labels, batch.mask)
+        per_task, c = losses(graph(*batch.inputs), batch.labels, batch.mask, batch.group)
         totals += per_task * c
         counts += c
     dist.all_sum(totals), dist.all_sum(counts)

@@ -11,21 +11,42 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from training.modeling.listwise import LOSSES as LISTWISE
+from training.modeling.listwise import listwise_loss
+
+LISTWISE_LOSSES = tuple(LISTWISE)
+
 
 class MaskedTaskLosses(nn.Module):
     """Per-task masked mean losses, computed for all tasks at once.
 
     Args:
-        losses: per task, "bce" (binary, on logits), "mse" or "huber" (regression, on scaled labels).
+        losses: per task, "bce" (binary, on logits), "mse" or "huber" (regression, on scaled labels), or a
+            listwise loss of a ranking task ("lambdarank", "listnet": training/modeling/listwise.py), whose
+            count is the requests that carried signal rather than rows.
     """
 
     def __init__(self, losses: list[str]) -> None:
         super().__init__()
         self.register_buffer("is_bce", torch.tensor([x == "bce" for x in losses]), persistent=False)
         self.register_buffer("is_huber", torch.tensor([x == "huber" for x in losses]), persistent=False)
+        self.listwise = [(t, x) for t, x in enumerate(losses) if x in LISTWISE_LOSSES]
 
-    def forward(self, raw: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """raw, labels (B, T) float; mask (B, T) bool -> (T,) mean losses and (T,) observed-row counts."""
+    def forward(self, raw: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
+                group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """raw, labels (B, T) float; mask (B, T) bool; group (B,) int64 request of each row (needed with a
+        ranking task) -> (T,) mean losses and (T,) counts (observed rows; requests with signal for ranking)."""
+        per_task, counts = self._pointwise(raw, labels, mask)
+        if not self.listwise:
+            return per_task, counts
+        if group is None:
+            raise ValueError("a ranking task needs batches of whole requests (Batch.group)")
+        per_task, counts = list(per_task.unbind()), list(counts.unbind())
+        for t, kind in self.listwise:
+            per_task[t], counts[t] = listwise_loss(kind, raw[:, t], labels[:, t], mask[:, t], group)
+        return torch.stack(per_task), torch.stack(counts)
+
+    def _pointwise(self, raw: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Zero the unobserved labels first: a NaN there would pass the where() below in the forward
         # pass but still turn the gradient into NaN (0 * NaN) in the backward pass.
         labels = torch.where(mask, labels, torch.zeros_like(labels))
@@ -86,14 +107,14 @@ class UncertaintyWeighting(Balancer):
 
     With s_t = log sigma_t^2 learned per task:
       regression      0.5 * exp(-s_t) * L_t + 0.5 * s_t   (Gaussian likelihood, their eq. 5)
-      classification        exp(-s_t) * L_t + 0.5 * s_t   (scaled softmax/sigmoid, their eq. 10)
+      classification        exp(-s_t) * L_t + 0.5 * s_t   (scaled softmax/sigmoid, their eq. 10; ranking too)
     A task without labels in the batch adds nothing, including its regularizer.
     """
 
     def __init__(self, task_types: list[str]) -> None:
         super().__init__()
         self.log_vars = nn.Parameter(torch.zeros(len(task_types)))
-        scale = [1.0 if t == "binary" else 0.5 for t in task_types]
+        scale = [0.5 if t == "regression" else 1.0 for t in task_types]  # binary and ranking: cross-entropies
         self.register_buffer("scale", torch.tensor(scale), persistent=False)
 
     def forward(self, per_task: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:

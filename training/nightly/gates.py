@@ -7,7 +7,8 @@ rows: the newest time slice of the retrain window, which neither model trained o
     parity        torch vs onnxruntime on holdout rows encoded by the manifest's own encoders
     finite        no NaN/Inf in any head on the holdout
     tasks         the candidate still has every head CURRENT has (weight profiles name them)
-    metric        AUC (binary) not lower than CURRENT's by more than auc_tolerance;
+    metric        AUC (binary) not lower than CURRENT's by more than auc_tolerance; a ranking head's
+                  own NDCG@k not lower than CURRENT's by more than ndcg_tolerance;
                   RMSE (regression; of log1p for log1p-trained heads) not higher than CURRENT's
                   by more than rmse_tolerance (relative)
     mean_shift    |mean(candidate) - mean(CURRENT)| per head, in units of the head's label std
@@ -33,7 +34,7 @@ from service.contract.calibration import Smearing
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights
 from training.evaluation.constant import Constant
-from training.evaluation.metrics import constant_metrics, head_metrics
+from training.evaluation.metrics import constant_metrics, head_metrics, ranking_quality
 from training.fit.early_stopping import metric_name as primary_metric
 from training.spec import RankerSpec
 from training.weights import ranking as R
@@ -168,6 +169,8 @@ def metric_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Score
     """
     cfg, out = spec.gates, []
     for j, t in enumerate(spec.tasks):
+        if t.listwise:
+            continue  # ranking heads: ranking_gates
         y = labels[:, j]
         b = task_metric(spec, t.name, y, base.fitted(t.name)) if t.name in base.tasks else None
         if b is None:
@@ -182,6 +185,23 @@ def metric_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Score
             out.append(check("metric", t.name, c, "<=", b * (1 + cfg.rmse_tolerance),
                              f"{metric_name(spec, t.name)} {_fmt(c)} vs CURRENT {b:.4g} on {observed} labels "
                              f"(tolerance +{cfg.rmse_tolerance:.0%})"))
+    return out
+
+
+def ranking_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray | None, cand: Scored,
+                  base: Scored) -> list[GateResult]:
+    """Per ranking head both models have: its own NDCG@k (its gain) not lower than CURRENT's by more than
+    ndcg_tolerance. A ranking score has no units, so its distribution is not compared (shift gates skip it)."""
+    out = []
+    for j, t in enumerate(spec.tasks):
+        if not t.listwise or t.name not in base.tasks or request is None:
+            continue
+        c, b = (ranking_quality(labels[:, j], m.head(t.name), request, spec.eval.ndcg_k)["ndcg"] for m in (cand, base))
+        if b is None:
+            continue
+        out.append(check("metric", t.name, c, ">=", b - spec.gates.ndcg_tolerance,
+                         f"NDCG@{spec.eval.ndcg_k} of the head {_fmt(c)} vs CURRENT {b:.4f} "
+                         f"(tolerance {spec.gates.ndcg_tolerance})"))
     return out
 
 
@@ -226,7 +246,7 @@ def shift_gates(spec: RankerSpec, labels: np.ndarray, cand: Scored, base: Scored
     """
     cfg, out = spec.gates, []
     for j, t in enumerate(spec.tasks):
-        if t.name not in base.tasks:
+        if t.name not in base.tasks or t.listwise:
             continue
         c, b = cand.head(t.name).astype(np.float64), base.head(t.name).astype(np.float64)
         if metric_name(spec, t.name) == "RMSE(log1p)":
@@ -294,9 +314,10 @@ def run_gates(spec: RankerSpec, labels: np.ndarray, request: np.ndarray | None, 
     results = [parity, *finite_gates(cand)]
     if base is None:
         results += [floor_gate(spec, t.name, labels[:, j], cand.fitted(t.name), cand.constant(t.name))
-                    for j, t in enumerate(spec.tasks)]
+                    for j, t in enumerate(spec.tasks) if not t.listwise]
         return results + profile_gates(spec, weights, labels, request, cand, None)
-    results += [tasks_gate(cand, base), *metric_gates(spec, labels, cand, base)]
+    results += [tasks_gate(cand, base), *metric_gates(spec, labels, cand, base),
+                *ranking_gates(spec, labels, request, cand, base)]
     results += shift_gates(spec, labels, cand, base)
     return results + profile_gates(spec, weights, labels, request, cand, base)
 

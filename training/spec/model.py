@@ -118,6 +118,11 @@ class ModelConfig(_Strict):
     bias_tower: BiasTowerConfig | None = Field(
         None, description="a training-only tower over bias columns such as the logged position; not exported",
         examples=[{"categorical": ["position"], "tasks": ["click"]}])
+    ranking_head: bool | None = Field(
+        None, description="a head trained listwise on each request's candidates, on the NDCG gain "
+        "(`eval.gain_weights`), beside the pointwise heads: a task named `rank` (type `ranking`). Default "
+        "(unset): on when the data has requests (`data.request_id`) and no task is of type `ranking`; `false` "
+        "turns it off. Declare a `ranking` task to name or tune it", examples=[False])
 
     @field_validator(*ARCH_KEYS)
     @classmethod

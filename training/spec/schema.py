@@ -96,35 +96,74 @@ class FeaturesConfig(_Strict):
                          "holding one value to the data and name it here, e.g. `{name: bias, source: context}`")
 
 
+LOSSES = {"binary": ("bce",), "regression": ("mse", "huber"), "ranking": ("lambdarank", "listnet")}
+LISTWISE = LOSSES["ranking"]
+RANKING_HEAD = "rank"  # the name of the ranking head a spec with requests gets by default
+
+
 class TaskConfig(_Strict):
-    """One head of the model, trained on one label column. A null label is masked out of that task's loss."""
+    """One head of the model, trained on one label column (binary, regression) or listwise on the requests'
+    NDCG gain (ranking). A null label is masked out of that task's loss."""
 
     name: str = Field(description="the head's name in bundles, responses and weights.yaml", examples=["click"])
-    type: Literal["binary", "regression"] = Field(
-        description="`binary` (0/1 labels, outputs a probability) or `regression` (outputs label units)",
-        examples=["binary"])
-    group: Literal["engagement", "satisfaction"] = Field(
-        description="what the label measures; reports and score profiles group heads by it", examples=["engagement"])
-    column: str | None = Field(None, description="label column; defaults to the task name", examples=["clicked"])
+    type: Literal["binary", "regression", "ranking"] = Field(
+        description="`binary` (0/1 labels, outputs a probability), `regression` (outputs label units) or "
+        "`ranking` (trained listwise over each request's candidates on the NDCG gain; outputs a score that only "
+        "orders a request's candidates)", examples=["binary"])
+    group: Literal["engagement", "satisfaction", "ranking"] | None = Field(
+        None, description="what the label measures (`engagement` or `satisfaction`; required for binary and "
+        "regression tasks); reports and score profiles group heads by it. Ranking tasks are in `ranking`",
+        examples=["engagement"])
+    column: str | None = Field(None, description="label column; defaults to the task name (not for ranking tasks: "
+                               "their label is the gain)", examples=["clicked"])
     label_transform: Literal["none", "log1p"] = Field(
         "none", description="regression only: train on log1p(label) (heavy-tailed labels such as watch "
         "time); the head still outputs label units", examples=["log1p"])
-    loss: Literal["bce", "mse", "huber"] | None = Field(
-        None, description="`bce` for binary tasks; `mse` (default) or `huber` for regression", examples=["huber"])
+    loss: Literal["bce", "mse", "huber", "lambdarank", "listnet"] | None = Field(
+        None, description="`bce` for binary tasks; `mse` (default) or `huber` for regression; for ranking tasks "
+        "`lambdarank` (default: pairwise logistic loss weighted by each pair's NDCG change, as LambdaMART) or "
+        "`listnet` (softmax cross-entropy of the scores against the gains)", examples=["huber"])
+    gain: dict[str, float] | None = Field(
+        None, description="ranking tasks: task -> weight of its label in the gain the head learns to order by "
+        "(null labels count 0; a row whose every gain label is null is left out of its list); default: "
+        "`eval.gain_weights`", examples=[{"click": 1.0, "like": 1.0}])
     weight: float = Field(1.0, ge=0, description="fixed loss weight (loss_balancing: fixed), and the task's "
                           "weight in the validation loss that early stopping watches", examples=[0.5])
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
+        if self.type == "ranking":
+            return self._check_ranking()
+        if self.group is None or self.group == "ranking":
+            raise ValueError(f"task {self.name!r}: a {self.type} task needs group: engagement or satisfaction")
+        if self.gain is not None:
+            raise ValueError(f"task {self.name!r}: gain is for ranking tasks")
         if self.column is None:
             self.column = self.name
         if self.loss is None:
-            self.loss = "bce" if self.type == "binary" else "mse"
-        if (self.type == "binary") != (self.loss == "bce"):
+            self.loss = LOSSES[self.type][0]
+        if self.loss not in LOSSES[self.type]:
             raise ValueError(f"task {self.name!r}: loss {self.loss!r} does not fit a {self.type} task")
         if self.type == "binary" and self.label_transform != "none":
             raise ValueError(f"task {self.name!r}: binary tasks take no label_transform")
         return self
+
+    def _check_ranking(self) -> TaskConfig:
+        if self.column is not None or self.label_transform != "none":
+            raise ValueError(f"task {self.name!r}: a ranking task learns the gain; it takes no column or "
+                             "label_transform")
+        if self.group not in (None, "ranking"):
+            raise ValueError(f"task {self.name!r}: ranking tasks are in group ranking")
+        self.group = "ranking"
+        self.loss = self.loss or LOSSES["ranking"][0]
+        if self.loss not in LOSSES["ranking"]:
+            raise ValueError(f"task {self.name!r}: loss {self.loss!r} does not fit a ranking task; use "
+                             f"{' or '.join(LOSSES['ranking'])}")
+        return self
+
+    @property
+    def listwise(self) -> bool:
+        return self.type == "ranking"
 
 
 class EvalConfig(_Strict):
@@ -233,8 +272,9 @@ class RankerSpec(_Strict):
     def _cross_checks(self) -> RankerSpec:
         features = [f.name for f in (*self.features.categorical, *self.features.numeric)]
         _no_repeats("feature", features)
+        _no_repeats("task", [t.name for t in self.tasks])
+        _ranking_tasks(self)  # may add the default ranking head, which the checks below then see
         tasks = [t.name for t in self.tasks]
-        _no_repeats("task", tasks)
         if self.train.loss_balancing in NEEDS_SHARING and self.model.arch == "single_task":
             raise ValueError(f"train.loss_balancing: {self.train.loss_balancing} works on what the tasks "
                              "share, and model.arch single_task shares nothing; use fixed or uncertainty")
@@ -258,14 +298,72 @@ class RankerSpec(_Strict):
         return [t.name for t in self.tasks]
 
     def score_weights(self) -> dict[str, float]:
-        """eval.score_weights, else 1.0 for each binary task (each task when none is binary)."""
+        """eval.score_weights, else 1.0 on the ranking head, else 1.0 for each binary task (each task when none is)."""
         if self.eval.score_weights:
             return self.eval.score_weights
+        if ranking := [t.name for t in self.tasks if t.listwise]:
+            return {ranking[0]: 1.0}
         binary = [t.name for t in self.tasks if t.type == "binary"]
         return {name: 1.0 for name in binary or self.task_names()}
 
+    def pointwise_score_weights(self) -> dict[str, float]:
+        """score_weights for a scorer without the ranking head (a pointwise baseline): the spec's, unless they
+        name a ranking task; then 1.0 for each binary task (each label task when none is)."""
+        weights = self.score_weights()
+        if not any(t.listwise and t.name in weights for t in self.tasks):
+            return weights
+        binary = [t.name for t in self.tasks if t.type == "binary"]
+        return {name: 1.0 for name in binary or [t.name for t in self.label_tasks()]}
+
     def gain_weights(self) -> dict[str, float]:
         return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+
+    def label_tasks(self) -> list[TaskConfig]:
+        """The tasks that read a label column (binary and regression: every task but the ranking heads)."""
+        return [t for t in self.tasks if not t.listwise]
+
+    def task_gain(self, task: TaskConfig) -> dict[str, float]:
+        """A ranking task's gain: task -> weight (its `gain`, else eval.gain_weights)."""
+        return task.gain or self.gain_weights()
+
+    def without_ranking(self) -> RankerSpec:
+        """This spec with model.ranking_head: false and no ranking task (pointwise heads only)."""
+        raw = self.model_dump()
+        raw["tasks"] = [t for t in raw["tasks"] if t["type"] != "ranking"]
+        raw["model"]["ranking_head"] = False
+        return RankerSpec.model_validate(raw)
+
+
+def _ranking_tasks(spec: RankerSpec) -> None:
+    """Ranking tasks need requests and a gain over label tasks; a spec with requests and none gets the default
+    ranking head unless model.ranking_head is false."""
+    ranking = [t for t in spec.tasks if t.listwise]
+    labelled = [t.name for t in spec.tasks if not t.listwise]
+    if spec.model.ranking_head is False and ranking:
+        raise ValueError(f"model.ranking_head: false, but tasks {[t.name for t in ranking]} are of type ranking")
+    if (ranking or spec.model.ranking_head) and spec.data.request_id is None:
+        raise ValueError("a ranking head learns to order each request's candidates and needs data.request_id "
+                         "(rows with equal values are one request); set it, or model.ranking_head: false")
+    if not labelled:
+        raise ValueError("a ranking task learns a gain over the other tasks' labels: add a binary or regression task")
+    if wrong := sorted(set(spec.eval.gain_weights or {}) - set(labelled)):
+        raise ValueError(f"eval.gain_weights: {wrong} are not binary or regression tasks {labelled}")
+    for t in ranking:
+        if not spec.task_gain(t):
+            raise ValueError(f"task {t.name!r}: a ranking task needs a gain: set its gain or eval.gain_weights "
+                             "(the default, 1.0 per binary task, is empty without a binary task)")
+        for task, w in spec.task_gain(t).items():
+            if task not in labelled:
+                raise ValueError(f"task {t.name!r}: gain {task!r} is not a binary or regression task {labelled}")
+            if w < 0:
+                raise ValueError(f"task {t.name!r}: gain weights must be >= 0, got {task}: {w}")
+    # By default only where there is a gain to learn (a regression-only spec has none without eval.gain_weights).
+    if not ranking and spec.model.ranking_head is not False and spec.data.request_id is not None \
+            and spec.gain_weights():
+        if RANKING_HEAD in labelled:
+            raise ValueError(f"a task is named {RANKING_HEAD!r}, the name of the default ranking head: rename it, "
+                             "declare a ranking task with another name, or set model.ranking_head: false")
+        spec.tasks.append(TaskConfig(name=RANKING_HEAD, type="ranking"))
 
 
 def _check_bias_tower(spec: RankerSpec) -> None:

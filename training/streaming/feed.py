@@ -23,6 +23,7 @@ import torch
 
 from training.data.tables import Encoded
 from training.modeling.bias_tower import BiasEncoders
+from training.streaming import grouping as G
 from training.streaming.plan import StreamPlan
 from training.streaming.shuffle import ShuffleBuffer
 from training.streaming.splits import PieceRef, StreamedSplit, piece_tables, split_pieces
@@ -36,6 +37,11 @@ class Batch:
     labels: torch.Tensor  # (B, T) float32
     mask: torch.Tensor  # (B, T) bool
     rows: np.ndarray | None = None  # (B,) positions in the training split
+    group: torch.Tensor | None = None  # (B,) int64 request of each row, 0..G-1 (batches of whole requests)
+
+    @property
+    def requests(self) -> int:
+        return int(self.group.max()) + 1 if self.group is not None and len(self.group) else 0
 
 
 @dataclass(frozen=True)
@@ -45,26 +51,44 @@ class SplitTensors:
     inputs: tuple[torch.Tensor, ...]
     labels: torch.Tensor
     mask: torch.Tensor
+    request: np.ndarray | None = None  # (N,) request index: batches of whole requests (a ranking task)
 
     @classmethod
-    def of(cls, e: Encoded, bias: tuple[np.ndarray, np.ndarray] | None) -> SplitTensors:
+    def of(cls, e: Encoded, bias: tuple[np.ndarray, np.ndarray] | None, grouped: bool = False) -> SplitTensors:
         inputs = [torch.from_numpy(e.categorical), torch.from_numpy(e.numeric)]
         if bias is not None:
             inputs += [torch.from_numpy(a) for a in bias]
-        return cls(tuple(inputs), torch.from_numpy(e.labels), torch.from_numpy(e.mask))
+        return cls(tuple(inputs), torch.from_numpy(e.labels), torch.from_numpy(e.mask), e.request if grouped else None)
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
 class MemoryFeed:
-    def __init__(self, data: SplitTensors, batch_size: int, generator: torch.Generator) -> None:
-        self.data, self.batch_size, self.generator = data, batch_size, generator
+    """With `data.request` (a ranking task), batches of whole requests (training/streaming/grouping.py): each
+    epoch the requests in a new order drawn from (seed, epoch), every rank its own whole requests."""
+
+    def __init__(self, data: SplitTensors, batch_size: int, generator: torch.Generator, seed: int = 0) -> None:
+        self.data, self.batch_size, self.generator, self.seed = data, batch_size, generator, seed
+        self._deal: tuple[int, int, np.ndarray, np.ndarray] | None = None
 
     def rows_for(self, epoch: int, rank: int, world: int) -> int:
-        return len(self.data) // world
+        if self.data.request is None:
+            return len(self.data) // world
+        _, bounds = self.deal(epoch, world)
+        return int(bounds[rank + 1] - bounds[rank])
+
+    def deal(self, epoch: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+        """(request-major row order of the epoch, each rank's [start, end) bounds in it); the same on every rank."""
+        if self._deal is None or self._deal[:2] != (epoch, world):
+            order = G.request_major(self.data.request, np.random.default_rng([self.seed, epoch]))
+            self._deal = (epoch, world, order, G.share_bounds(self.data.request[order], world))
+        return self._deal[2], self._deal[3]
 
     def batches(self, epoch: int, rank: int, world: int) -> Iterator[Batch]:
+        if self.data.request is not None:
+            yield from self._request_batches(epoch, rank, world)
+            return
         perm = torch.randperm(len(self.data), generator=self.generator)  # the same draw on every rank
         m = self.rows_for(epoch, rank, world)
         mine = perm[rank * m:(rank + 1) * m]
@@ -74,12 +98,29 @@ class MemoryFeed:
             sl = slice(i, i + self.batch_size)
             yield Batch(tuple(x[sl] for x in inputs), labels[sl], mask[sl], rows[sl])
 
+    def _request_batches(self, epoch: int, rank: int, world: int) -> Iterator[Batch]:
+        order, bounds = self.deal(epoch, world)
+        mine = order[bounds[rank]:bounds[rank + 1]]
+        piece = G.pieces(self.data.request[mine], self.batch_size)
+        index = torch.from_numpy(mine)
+        inputs = [x[index] for x in self.data.inputs]
+        labels, mask = self.data.labels[index], self.data.mask[index]
+        cut = G.cuts(piece, self.batch_size)
+        for a, b in zip(cut[:-1], cut[1:], strict=True):
+            yield Batch(tuple(x[a:b] for x in inputs), labels[a:b], mask[a:b], mine[a:b],
+                        torch.from_numpy(G.local_groups(piece[a:b])))
+
 
 class StreamFeed:
-    def __init__(self, plan: StreamPlan, bias: BiasEncoders | None, batch_size: int, seed: int) -> None:
+    """With `grouped` (a ranking task), batches of whole requests: the shuffle buffer mixes requests by the
+    value of data.request_id (a request whose rows lie in row groups dealt to two ranks is two lists)."""
+
+    def __init__(self, plan: StreamPlan, bias: BiasEncoders | None, batch_size: int, seed: int,
+                 grouped: bool = False) -> None:
         self.plan, self.bias, self.batch_size, self.seed = plan, bias, batch_size, seed
         self.refs = split_pieces(plan, "train")
         self.buffer_rows = plan.spec.data.streaming.shuffle_buffer
+        self.request_id = plan.spec.data.request_id if grouped else None
 
     def deal(self, epoch: int, world: int) -> list[list[PieceRef]]:
         """Each rank's row groups this epoch: a seeded random order (the same on every rank), each row group
@@ -97,11 +138,13 @@ class StreamFeed:
         return sum(r.rows for r in self.deal(epoch, world)[rank])
 
     def batches(self, epoch: int, rank: int, world: int) -> Iterator[Batch]:
-        buffer = ShuffleBuffer(self.buffer_rows, self.batch_size, np.random.default_rng([self.seed, epoch, rank, 1]))
+        grouped = self.request_id is not None  # the request keys ride last (encode)
+        rng = np.random.default_rng([self.seed, epoch, rank, 1])
+        buffer = ShuffleBuffer(self.buffer_rows, self.batch_size, rng, -1 if grouped else None)
         with _Reader(self, self.deal(epoch, world)[rank]) as chunks:
             for chunk in chunks:
-                yield from map(_batch, buffer.push(chunk))
-        yield from map(_batch, buffer.flush())
+                yield from (_batch(b, grouped) for b in buffer.push(chunk))
+        yield from (_batch(b, grouped) for b in buffer.flush())
 
     def encode(self, ref: PieceRef) -> Iterator[tuple[np.ndarray, ...]]:
         """The piece's training rows as arrays: categorical, numeric[, bias categorical, bias numeric], labels,
@@ -112,12 +155,16 @@ class StreamFeed:
             bias = self.bias.encode(table) if self.bias is not None else ()
             rows = np.arange(pos, pos + table.num_rows)
             pos += table.num_rows
-            yield (e.categorical, e.numeric, *bias, e.labels, e.mask, rows)
+            keys = (G.request_keys(table.column(self.request_id)),) if self.request_id else ()
+            yield (e.categorical, e.numeric, *bias, e.labels, e.mask, rows, *keys)
 
 
-def _batch(arrays: tuple[np.ndarray, ...]) -> Batch:
-    *inputs, labels, mask, rows = arrays
-    return Batch(tuple(torch.from_numpy(a) for a in inputs), torch.from_numpy(labels), torch.from_numpy(mask), rows)
+def _batch(arrays: tuple[np.ndarray, ...], grouped: bool = False) -> Batch:
+    """A batch from (inputs..., labels, mask, rows[, request numbers 0..G-1])."""
+    group = torch.from_numpy(arrays[-1]) if grouped else None
+    *inputs, labels, mask, rows = arrays[:-1] if grouped else arrays
+    return Batch(tuple(torch.from_numpy(a) for a in inputs), torch.from_numpy(labels), torch.from_numpy(mask), rows,
+                 group)
 
 
 class _Reader:
@@ -171,21 +218,42 @@ class _Reader:
 
 class EvalFeed:
     """Validation rows as the training graph reads them (with bias inputs when it has a tower), for the
-    validation loss; `shard` gives a rank its disjoint share."""
+    validation loss; `shard` gives a rank its disjoint share. With `grouped` (a ranking task) each batch
+    carries its rows' requests: in memory the rows go request by request and batches hold whole requests;
+    streamed, a record batch's requests (a request across two record batches is two lists)."""
 
-    def __init__(self, data: SplitTensors | StreamedSplit, bias: BiasEncoders | None, batch_rows: int) -> None:
-        self.data, self.bias, self.batch_rows = data, bias, batch_rows
+    def __init__(self, data: SplitTensors | StreamedSplit, bias: BiasEncoders | None, batch_rows: int,
+                 grouped: bool = False) -> None:
+        self.data, self.bias, self.batch_rows, self.grouped = data, bias, batch_rows, grouped
 
     def batches(self, rank: int = 0, world: int = 1) -> Iterator[Batch]:
         if isinstance(self.data, SplitTensors):
-            n = len(self.data)
+            yield from self._memory(rank, world)
+            return
+        _, shard = self.data.shard(rank, world)
+        for ref in shard.refs:
+            pos = ref.offset
+            for table in self.data.tables([ref]):
+                e = self.data.encode(table)
+                bias = self.bias.encode(table) if self.bias is not None else ()
+                group = (G.local_groups(self.data.request[pos:pos + table.num_rows]),) if self.grouped else ()
+                pos += table.num_rows
+                yield _batch((e.categorical, e.numeric, *bias, e.labels, e.mask, None, *group), self.grouped)
+
+    def _memory(self, rank: int, world: int) -> Iterator[Batch]:
+        d, n = self.data, len(self.data)
+        if not self.grouped:
             lo, hi = n * rank // world, n * (rank + 1) // world
             for i in range(lo, hi, self.batch_rows):
                 sl = slice(i, min(i + self.batch_rows, hi))
-                yield Batch(tuple(x[sl] for x in self.data.inputs), self.data.labels[sl], self.data.mask[sl])
+                yield Batch(tuple(x[sl] for x in d.inputs), d.labels[sl], d.mask[sl])
             return
-        _, shard = self.data.shard(rank, world)
-        for table in self.data.tables(shard.refs):
-            e = self.data.encode(table)
-            bias = self.bias.encode(table) if self.bias is not None else ()
-            yield _batch((e.categorical, e.numeric, *bias, e.labels, e.mask, None))
+        order = np.argsort(d.request, kind="stable")  # request by request, the same on every rank
+        bounds = G.share_bounds(d.request[order], world)
+        mine = order[bounds[rank]:bounds[rank + 1]]
+        piece = G.pieces(d.request[mine], self.batch_rows)
+        cut = G.cuts(piece, self.batch_rows)
+        for a, b in zip(cut[:-1], cut[1:], strict=True):
+            rows = torch.from_numpy(mine[a:b])
+            yield Batch(tuple(x[rows] for x in d.inputs), d.labels[rows], d.mask[rows], None,
+                        torch.from_numpy(G.local_groups(piece[a:b])))

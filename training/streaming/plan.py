@@ -118,12 +118,12 @@ class _Collector:
         self.ids: dict[int, list[pa.Array]] = {VALID: [], TEST: []}
         self.ranges: dict[int, list] = {TRAIN: [], VALID: [], TEST: []}
         self.finite = {f.name: 0 for f in spec.features.numeric}  # over every row, as `validate` counts
-        self.observed = {t.name: 0 for t in spec.tasks}
+        self.observed = {t.name: 0 for t in spec.label_tasks()}
 
     def add(self, table: pa.Table, split: np.ndarray, stats: TrainStats) -> None:
         for f in self.spec.features.numeric:
             self.finite[f.name] += int(pc.sum(pc.is_finite(table.column(f.name).cast(pa.float64()))).as_py() or 0)
-        for t in self.spec.tasks:
+        for t in self.spec.label_tasks():
             self.observed[t.name] += table.num_rows - table.column(t.column).null_count
         for code in (TRAIN, VALID, TEST):
             part = table.filter(pa.array(split == code)) if (split != code).any() else table
@@ -192,7 +192,7 @@ def _check(spec: RankerSpec, plans: list[SourcePlan], collect: _Collector) -> No
                         f"(train {totals[TRAIN]:,}, valid {totals[VALID]:,}, test {totals[TEST]:,} rows)")
     for name, finite in collect.finite.items():
         no_finite_values(name, finite)
-    for t in spec.tasks:
+    for t in spec.label_tasks():
         no_labels(t, collect.observed[t.name])
 
 

@@ -79,7 +79,7 @@ class TrainStats:
         self.counts = {f.name: ValueCounts() for f in spec.features.categorical}
         self.numeric = {f.name: NumericStats(f.transform) for f in spec.features.numeric}
         self.labels = {t.name: Moments() for t in spec.tasks if t.type == "regression"}
-        self.label_means = {t.name: Moments() for t in spec.tasks}  # in label units: the constant baseline
+        self.label_means = {t.name: Moments() for t in spec.label_tasks()}  # label units: the constant baseline
         bias = spec.model.bias_tower
         self.bias_counts = {c: ValueCounts() for c in (bias.categorical if bias else [])}
         self.bias_moments = {c: Moments() for c in (bias.numeric if bias else [])}
@@ -97,7 +97,7 @@ class TrainStats:
             counts.add(as_strings(table.column(name)))
         for name, stats in self.numeric.items():
             stats.add(_floats(table, name), self._probes[name].apply_transform)
-        for t in self.spec.tasks:
+        for t in self.spec.label_tasks():
             y = _floats(table, t.column)
             self.label_means[t.name].add(y[~np.isnan(y)])
             if t.name in self.labels:
@@ -150,7 +150,7 @@ class TrainStats:
         """task -> the constant baseline, as training/evaluation/constant.py's constants_of on the rows."""
         scalers = self.scalers()
         return {t.name: Constant(m.mean, scalers[t.name].mean if t.label_transform == "log1p" else None)
-                for t in self.spec.tasks if (m := self.label_means[t.name]).count}
+                for t in self.spec.label_tasks() if (m := self.label_means[t.name]).count}
 
     def bias_encoders(self) -> BiasEncoders | None:
         """As training/modeling/bias_tower.py fit_bias_encoders fits them on a training table."""

@@ -163,7 +163,8 @@ def tune_command(
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of the front (default: beside --out)")] = None,
     trials: Annotated[int, typer.Option("--trials", min=10, help="profiles evaluated by the search")] = 300,
     transform: Annotated[list[str] | None, typer.Option(
-        "--transform", help="transforms the search may give a task (repeatable; default all four)")] = None,
+        "--transform", help="transforms the search may give a task (repeatable; default all five: "
+                      "identity, log1p, zscore, minmax and log, which it gives binary heads only)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="seeds the split into halves and the search")] = 0,
     request_id: RequestOpt = None, item_id: ItemOpt = None, label: LabelOpt = None,
     resamples: ResamplesOpt = 1000, as_json: JsonOpt = False,

@@ -1,7 +1,8 @@
 """`ranker tune`: a Pareto front of weight profiles between replay objectives.
 
     split     requests are split in two halves at random (seeded): `search` and `holdout`
-    search    optuna's NSGA-II over each task's weight (0..1, step 0.01) and transform, maximizing
+    search    optuna's NSGA-II over each task's weight (0..1, step 0.01) and transform (`log` only for
+              binary heads: a product of probabilities), maximizing
               every objective (replay metrics, e.g. ndcg@10:click and ndcg@10:like) on the search
               half; the current profiles are the first trials, so the front starts from them
     front     the non-dominated trials on the search half
@@ -22,12 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.contract.bundle import TaskInfo
-from service.profiles import CompiledWeights, WeightsFile
+from service.profiles import CompiledWeights, WeightsFile, accepts
 from training.weights.logs import ScoredLog, weights_from_mapping
 from training.weights.replay import Metric, check_metrics
 from training.weights.stats import RESAMPLES, Estimate, estimate
 
-TRANSFORMS = ("zscore", "minmax", "log1p", "identity")
+TRANSFORMS = ("zscore", "minmax", "log1p", "identity", "log")
 WEIGHT_STEP = 0.01
 
 
@@ -68,24 +69,31 @@ def _compile_one(profile: dict[str, dict], tasks: list[TaskInfo]) -> CompiledWei
     return weights_from_mapping({"p": profile}, "p", tasks)
 
 
+def task_transforms(tasks: list[TaskInfo], transforms: tuple[str, ...]) -> dict[str, list[str]]:
+    """Task -> the transforms the search may give it: those of `transforms` its head accepts (the server's
+    rule: `log` for binary heads only). A task that accepts none is left out of the search (weight 0)."""
+    choices = {t.name: [f for f in transforms if accepts(t, f)] for t in tasks}
+    return {t: fs for t, fs in choices.items() if fs}
+
+
 def search_front(log: ScoredLog, tasks: list[TaskInfo], objectives: list[Metric], trials: int, seed: int,
                  transforms: tuple[str, ...], start: list[dict[str, dict]]) -> list[Point]:
     """NSGA-II on `log`; returns the non-dominated profiles (search-half objective values)."""
     import optuna
 
     check_metrics(objectives, log)
-    names = [t.name for t in tasks]
+    choices = task_transforms(tasks, transforms)
     optuna.logging.set_verbosity(logging.WARNING)
     sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=min(50, max(10, trials // 6)))
     study = optuna.create_study(directions=["maximize"] * len(objectives), sampler=sampler)
     for profile in start:
-        study.enqueue_trial(_as_params(profile, names, transforms), skip_if_exists=True)
+        study.enqueue_trial(_as_params(profile, choices), skip_if_exists=True)
 
     def run(trial: optuna.Trial) -> list[float]:
         profile = {}
-        for t in names:
+        for t, fs in choices.items():
             w = trial.suggest_float(f"w.{t}", 0.0, 1.0, step=WEIGHT_STEP)
-            f = trial.suggest_categorical(f"f.{t}", list(transforms))
+            f = trial.suggest_categorical(f"f.{t}", fs)
             if w > 0:
                 profile[t] = {"weight": round(w, 2), "transform": f}
         if not profile:
@@ -98,13 +106,14 @@ def search_front(log: ScoredLog, tasks: list[TaskInfo], objectives: list[Metric]
     return [Point(f"front-{i}", t.user_attrs["profile"], list(t.values)) for i, t in enumerate(front)]
 
 
-def _as_params(profile: dict[str, dict], tasks: list[str], transforms: tuple[str, ...]) -> dict:
-    """A current profile as trial parameters (weights clipped to the search range)."""
+def _as_params(profile: dict[str, dict], choices: dict[str, list[str]]) -> dict:
+    """A current profile as trial parameters (weights clipped to the search range; a transform the search
+    does not offer the task becomes its first choice)."""
     params = {}
-    for t in tasks:
+    for t, fs in choices.items():
         spec = profile.get(t)
         w = 0.0 if spec is None else min(1.0, round(float(spec["weight"]) / WEIGHT_STEP) * WEIGHT_STEP)
-        f = transforms[0] if spec is None or spec["transform"] not in transforms else spec["transform"]
+        f = fs[0] if spec is None or spec["transform"] not in fs else spec["transform"]
         params[f"w.{t}"], params[f"f.{t}"] = w, f
     return params
 

@@ -1,12 +1,15 @@
 """/v1/rank in-process against the real demo bundle (TestClient runs the lifespan)."""
 
+import logging
+
 import numpy as np
 import orjson
 from fastapi.testclient import TestClient
-from server_helpers import wait_ready
+from server_helpers import wait_ready, wait_until
 
 from service.app import create_app
 from service.examples import example_request
+from service.profiles import compile_weights, parse_weights
 from service.settings import Settings
 
 
@@ -149,3 +152,49 @@ def test_5000_candidates_with_every_feature_inline_fit_the_default_limits(client
     items = r.json()["items"]
     assert len(items) == 5000 and "scores" not in items[0]
     assert [i["rank"] for i in items[:3]] == [1, 2, 3]
+
+
+def test_unknown_fields_are_counted_and_logged_once_but_the_experiment_key_is_not(client, manifest, weights_path,
+                                                                                   caplog):
+    """Issue 21, item 5: a frontend typo (`age` for `Age`) shows up on a dashboard the day it ships."""
+    experiment = "\nexperiments: {name: t1, key: account, arms: {satisfaction_first: 0.5}}\n"
+    weights_path.write_text(weights_path.read_text() + experiment)
+    assert wait_until(lambda: client.get("/v1/models").json()["weights"]["experiments"] is not None)
+    caplog.set_level(logging.WARNING, logger="service.metrics")
+    for seed in range(3):
+        body = example_request(manifest, 4, seed=seed)
+        body["user"].update(age=30, account="a1")
+        body["context"]["devise"] = "tv"
+        body["candidates"][0]["item_popularty"] = 3.0
+        assert client.post("/v1/rank", content=orjson.dumps(body)).status_code == 200
+    text = client.get("/metrics").text
+    for field in ("user.age", "context.devise", "candidates.item_popularty"):
+        assert f'ranker_request_unknown_fields_total{{field="{field}"}} 3.0' in text
+    assert "user.account" not in text
+    assert sorted(r.field for r in caplog.records) == ["candidates.item_popularty", "context.devise", "user.age"]
+
+
+PRODUCT_PROFILE = """
+  click_and_like:   # P(click) * P(like | click): log turns the sum into a product
+    click: {weight: 1, transform: log}
+    like: {weight: 1, transform: log}
+"""
+
+
+def test_a_log_profile_serves_the_offline_combine_of_its_heads(make_settings, weights_path, manifest):
+    text = weights_path.read_text().replace("profiles:\n", "profiles:" + PRODUCT_PROFILE, 1)
+    weights_path.write_text(text)
+    offline = compile_weights(parse_weights(text), manifest.tasks).profiles["click_and_like"]
+    with TestClient(create_app(make_settings())) as c:
+        wait_ready(c)
+        body = example_request(manifest, 50, seed=4, profile="click_and_like", explain=True)
+        r = c.post("/v1/rank", content=orjson.dumps(body))
+    assert r.status_code == 200, r.text[:300]
+    items = r.json()["items"]
+    heads = {t.name: np.array([i["scores"][t.name] for i in items], np.float32) for t in manifest.tasks}
+    # The served heads are float32 (exact in JSON): combining them offline gives the served scores bitwise.
+    np.testing.assert_array_equal([i["score"] for i in items], offline.combine(heads))
+    product = heads["click"].astype(np.float64) * heads["like"].astype(np.float64)
+    np.testing.assert_allclose(np.exp([i["score"] for i in items]), product, rtol=1e-12)
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    np.testing.assert_allclose([i["contributions"]["like"] for i in items], np.log(heads["like"].astype(np.float64)))

@@ -36,6 +36,13 @@ def test_integers_floats_and_strings_share_one_key():
     assert category_key(True) == "true" and category_key(float("nan")) is None
 
 
+def test_a_number_matches_only_its_canonical_string():
+    """As the README's request section says: 5 and 5.0 are "5"; "05", 5.5 and "True" are other categories."""
+    enc = CategoricalEncoder(name="c", source="item", vocab=["5", "2.5", "true"])
+    assert enc.encode([5, 5.0, "5", 2.5, True]).tolist() == [1, 1, 1, 2, 3]
+    assert enc.encode(["05", 5.5, "True", 1, "2.50"]).tolist() == [OOV_INDEX] * 5
+
+
 def test_numeric_standardizes_after_transform_and_fills_missing():
     enc = encoders().numeric[1]
     got = enc.encode([np.e - 1, None, float("nan")])
@@ -85,3 +92,33 @@ def test_numeric_values_are_clipped_to_the_range_seen_in_training():
     got = enc.encode([1e308, -1e308, 1e30, 1995.0, None])
     np.testing.assert_allclose(got, [1.0, -7.0, 1.0, 0.5, 0.0])
     assert np.isfinite(got).all()
+
+
+def test_clipped_values_are_counted_per_feature_when_asked():
+    """Issue 21, item 5: `Age: 1e308` was clipped silently; the count is what the server exports."""
+    year = NumericEncoder(name="year", source="item", mean=1990.0, std=10.0, fill_value=1990.0,
+                          clip_min=1920.0, clip_max=2000.0)
+    clipped: dict[str, int] = {}
+    plain = year.encode([1e308, -1e308, 1920.0, 2000.0, 1995.0, None])
+    counted = year.encode([1e308, -1e308, 1920.0, 2000.0, 1995.0, None], clipped)
+    np.testing.assert_array_equal(plain, counted)
+    assert clipped == {"year": 2}  # the range's own ends and a missing value (the fill) are not clipped
+    year.encode_one(3000.0, clipped)
+    year.encode([1990.0], clipped)
+    assert clipped == {"year": 3}
+    unclipped = NumericEncoder(name="old", source="item")  # a bundle from before clip ranges
+    unclipped.encode([1e30], clipped)
+    assert clipped == {"year": 3}
+
+
+def test_encode_columns_counts_clipped_values_of_shared_and_item_columns():
+    enc = FeatureEncoders(
+        categorical=[CategoricalEncoder(name="item_id", source="item", vocab=["i1"])],
+        numeric=[NumericEncoder(name="hour", source="context", clip_min=0.0, clip_max=23.0),
+                 NumericEncoder(name="pop", source="item", clip_min=0.0, clip_max=50.0)])
+    columns = enc.request_columns({}, {"hour": 99}, {"item_id": ["i1", "x", "y"], "pop": [60.0, -1.0, 3.0]}, 3)
+    clipped: dict[str, int] = {}
+    counted = enc.encode_columns(columns, 3, clipped)
+    assert clipped == {"hour": 1, "pop": 2}  # a user or context value counts once per request
+    for k, v in enc.encode_columns(columns, 3).items():
+        np.testing.assert_array_equal(v, counted[k])

@@ -174,3 +174,19 @@ def test_scores_false_leaves_per_task_scores_out_and_ranks_the_same(serving, man
 def test_scores_must_be_a_boolean(serving, manifest):
     with pytest.raises(InvalidRequest, match="scores"):
         rank(serving, orjson.dumps(example_request(manifest, 2, scores="no")))
+
+
+def test_clipped_values_are_counted_per_feature(serving, manifest):
+    body = example_request(manifest, 3, seed=6)
+    for f in manifest.features.numeric:  # every value inside its training range, then three outside
+        for target in body["candidates"] if f.source == "item" else [body[f.source]]:
+            target[f.name] = (f.clip_min + f.clip_max) / 2
+    body["candidates"][0]["item_popularity"] = 1e308
+    body["candidates"][1]["item_popularity"] = -5.0
+    body["user"]["user_activity"] = 1e9
+    metrics = RankerMetrics()
+    rank(serving, orjson.dumps(body), metrics)
+    text = metrics.render().decode()
+    assert 'ranker_features_clipped_total{feature="item_popularity"} 2.0' in text
+    assert 'ranker_features_clipped_total{feature="user_activity"} 1.0' in text
+    assert 'ranker_features_clipped_total{feature="item_age_days"}' not in text

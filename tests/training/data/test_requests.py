@@ -44,6 +44,7 @@ def user_spec(path: Path, **data: object) -> RankerSpec:
         "features": {"categorical": [{"name": "user_id", "source": "user"}, {"name": "movie_id", "source": "item"}],
                      "numeric": [{"name": "score_hint", "source": "item"}]},
         "tasks": [{"name": "watch", "type": "binary", "group": "engagement"}],
+        "model": {"ranking_head": False},  # the tests score one head
     })
 
 

@@ -1,8 +1,8 @@
 """One rank of the 2-process tests (tests/training/distributed/test_ddp.py), started by torchrun.
 
-    python -m torch.distributed.run ... ddp_worker.py SPEC DATA OUT MODE   (MODE: memory | stream)
+    python -m torch.distributed.run ... ddp_worker.py SPEC DATA OUT MODE BATCH   (MODE: memory | stream)
 
-Trains the tiny demo run (2 epochs, 1 thread) as `ranker train` does, and writes what the test
+Trains the tiny demo run (2 epochs, 1 thread, BATCH rows a step across the ranks) as `ranker train` does, and writes what the test
 checks: OUT/rows_<rank>.npz (per epoch, the training rows the rank saw: positions in the training split),
 OUT/state_<rank>.pt (its final parameters), OUT/history_<rank>.json, OUT/stopping_<rank>.json, and on rank 0 alone the
 bundle, published to OUT/registry, and OUT/metrics.json. Also one gradient averaged both ways
@@ -45,7 +45,7 @@ def sync_both_ways(dist: Dist) -> dict:
     return out
 
 
-def main(spec_path: str, data: str, out: Path, mode: str) -> None:
+def main(spec_path: str, data: str, out: Path, mode: str, batch: int) -> None:
     dist = Dist.from_env()
     spec = load_spec(spec_path, data_path=data)
     spec.data.streaming.mode = mode
@@ -53,7 +53,7 @@ def main(spec_path: str, data: str, out: Path, mode: str) -> None:
     if mode == "stream":  # per-task stopping too: each head's best epoch and the combine step, agreed by broadcast
         spec.train.per_task_stopping = "combine"
     spec.train.epochs, spec.train.threads = 2, 1
-    spec.train.batch_size //= dist.world  # per rank: the global batch is the single process's batch
+    spec.train.batch_size = batch // dist.world  # per rank: the global batch is the single process's batch
     trace: list = []
     trained = train(spec, progress=False, eval_test=True, dist=dist, trace=trace)
     r = dist.rank
@@ -71,4 +71,4 @@ def main(spec_path: str, data: str, out: Path, mode: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4])
+    main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4], int(sys.argv[5]))

@@ -19,11 +19,11 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 @pytest.fixture(scope="module", params=["memory", "stream"])
-def ddp_run(request: pytest.FixtureRequest, tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ddp_run(request: pytest.FixtureRequest, tiny_dir: Path, tiny_spec, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp(f"ddp-{request.param}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc-per-node=2",
            "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}",
-           str(WORKER), str(REPO / "configs" / "demo.yaml"), str(tiny_dir), str(out), request.param]
+           str(WORKER), str(REPO / "configs" / "demo.yaml"), str(tiny_dir), str(out), request.param, str(tiny_spec.train.batch_size)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1",
                           **_env()})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -71,7 +71,7 @@ def test_ranks_took_the_same_decisions(ddp_run: Path) -> None:
     s0, s1 = (json.loads((ddp_run / f"stopping_{r}.json").read_text()) for r in (0, 1))
     assert s0 == s1 and s0["best_epoch"] is not None
     if ddp_run.name.startswith("ddp-stream"):  # the streamed run also stops per task and combines heads
-        assert set(s0["heads"]) == {"click", "watch_time", "like", "rating"} and "combined" in s0
+        assert set(s0["heads"]) == {"click", "watch_time", "like", "rating", "rank"} and "combined" in s0
 
 
 @pytest.mark.slow
@@ -83,17 +83,18 @@ def test_one_bundle_published_with_metrics_near_the_single_process_run(ddp_run: 
     assert [json.loads(line)["reason"] for line in (root / "history.jsonl").read_text().splitlines()] == ["published"]
     ddp = json.loads((ddp_run / "metrics.json").read_text())
     history = json.loads((ddp_run / "history_0.json").read_text())
-    # Each rank steps on 512 rows, so a step averages the single run's 1,024 (other rows, same init).
-    # Measured (seed 0, 2 epochs on 8k rows): validation loss within 0.5%, AUC / NDCG within 0.011,
-    # RMSE within 1.1%; the bounds are about 2-3x that.
-    assert [e["valid_loss"] for e in history] == pytest.approx([e["valid_loss"] for e in trained.history], rel=0.015)
+    # Each rank steps on 128 rows, so a step averages the single run's 256 (other rows, same init).
+    # Measured (seed 0, 2 epochs on 9k rows in 256-row steps of whole requests): validation loss within 2.0%,
+    # RMSE within 4.4%. The single run alone spreads as much across seeds 0-2 (loss 4%, rating RMSE 5%):
+    # the bounds are that noise, which 64 small steps leave.
+    assert [e["valid_loss"] for e in history] == pytest.approx([e["valid_loss"] for e in trained.history], rel=0.045)
     for split in ("valid", "test"):
         one = trained.metrics[split]
         assert ddp[split]["ndcg@10"] == pytest.approx(one["ndcg@10"], abs=0.03)
         for task in ("click", "like"):
             assert ddp[split]["tasks"][task]["auc"] == pytest.approx(one["tasks"][task]["auc"], abs=0.03)
         for task in ("watch_time", "rating"):
-            assert ddp[split]["tasks"][task]["rmse"] == pytest.approx(one["tasks"][task]["rmse"], rel=0.03)
+            assert ddp[split]["tasks"][task]["rmse"] == pytest.approx(one["tasks"][task]["rmse"], rel=0.07)
 
 
 @pytest.mark.slow

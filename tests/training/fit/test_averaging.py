@@ -56,6 +56,6 @@ def test_a_fit_trains_the_raw_weights_and_validates_and_keeps_the_average(traine
     assert [h["valid_loss"] for h in averaged] != [h["valid_loss"] for h in plain]
     # and the weights kept are the ones validated at the best epoch.
     best = min(averaged, key=lambda h: h["valid_loss"])
-    valid = EvalFeed(SplitTensors.of(trained.prepared.valid, None), None, EVAL_BATCH)  # the demo has no bias tower
+    valid = EvalFeed(SplitTensors.of(trained.prepared.valid, None, True), None, EVAL_BATCH, True)  # no bias tower
     loss, _ = validation_loss(model, valid, MaskedTaskLosses([t.loss for t in spec.tasks]), spec)
     assert loss == pytest.approx(best["valid_loss"], rel=1e-6)

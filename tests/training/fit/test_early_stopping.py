@@ -14,7 +14,7 @@ from training.spec import RankerSpec
 
 def metrics(click: float, like: float, rating: float, ndcg: float = 0.5) -> dict:
     return {"tasks": {"click": {"auc": click}, "watch_time": {"rmse": 1.0, "rmse_log1p": 0.8},
-                      "like": {"auc": like}, "rating": {"rmse": rating}}, "ndcg@10": ndcg}
+                      "like": {"auc": like}, "rating": {"rmse": rating}, "rank": {"ndcg": ndcg}}, "ndcg@10": ndcg}
 
 
 def spec_with(tiny_spec: RankerSpec, **train) -> RankerSpec:
@@ -58,8 +58,8 @@ def run(spec: RankerSpec, arch_overrides: dict | None = None, progress: bool = F
 
 def head_curve(history: list[dict], task: str) -> np.ndarray:
     m = history[0]["valid_metrics"][task]
-    key = "auc" if "auc" in m else "rmse_log1p" if "rmse_log1p" in m else "rmse"
-    sign = 1.0 if key == "auc" else -1.0
+    key = next(k for k in ("auc", "ndcg", "rmse_log1p", "rmse") if k in m)
+    sign = 1.0 if key in ("auc", "ndcg") else -1.0
     return sign * np.array([h["valid_metrics"][task][key] for h in history])
 
 
@@ -86,7 +86,7 @@ def test_mmoe_combine_never_makes_a_head_worse_and_logs_show_every_head(tiny_spe
     like = head_curve(history, "like")
     assert outcome["best_epoch"] == int(np.argmax(like)) + 1  # stopped on like's AUC, not the loss
     for task, result in outcome["combined"].items():
-        lower = "auc" not in history[0]["valid_metrics"][task]
+        lower = not {"auc", "ndcg"} & set(history[0]["valid_metrics"][task])
         better = result["joint"] - result["combined"] if lower else result["combined"] - result["joint"]
         assert better >= 0
         assert result["swapped"] == (better > 0)

@@ -8,6 +8,7 @@ import pytest
 
 from service.contract.bundle import ScoreStats, TaskInfo
 from service.profiles import parse_weights
+from tests.training.conftest import pointwise
 from training.evaluation.metrics import rmse
 from training.nightly.gates import (
     Scored,
@@ -28,7 +29,7 @@ TASKS = ["click", "watch_time", "like", "rating"]
 
 @pytest.fixture(scope="module")
 def spec(demo_spec: RankerSpec) -> RankerSpec:
-    return demo_spec
+    return pointwise(demo_spec)  # the worlds below score the four pointwise heads
 
 
 def make_world(n_requests: int = 200, k: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, Scored]:

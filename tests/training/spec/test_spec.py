@@ -104,7 +104,34 @@ def test_demo_spec_defaults_and_relative_data_path() -> None:
     spec = load_spec(DEMO_SPEC)
     assert Path(spec.data.path).is_absolute() and spec.data.path.endswith("data/demo")
     assert spec.tasks[1].loss == "mse" and spec.tasks[0].loss == "bce"
-    assert spec.score_weights() == {"click": 1.0, "like": 1.0}
+    assert spec.score_weights() == {"rank": 1.0}  # the default ranking head (data.request_id is set)
+    assert spec.pointwise_score_weights() == {"click": 1.0, "like": 1.0}
+
+
+def test_a_spec_with_requests_gets_a_ranking_head_on_the_gain_unless_it_says_no(tmp_path: Path) -> None:
+    """Issue 22, item 2: the default spec with a request_id gets a listwise head; model/tasks keys turn it off or
+    tune it; without requests or a gain there is none."""
+    rank = load_spec(DEMO_SPEC).tasks[-1]
+    assert (rank.name, rank.type, rank.group, rank.loss, rank.gain) == ("rank", "ranking", "ranking", "lambdarank", None)
+    assert load_spec(DEMO_SPEC).task_gain(rank) == {"click": 1.0, "like": 1.0}
+    off = load_spec(write_spec(tmp_path, lambda r: r["model"].update(ranking_head=False)))
+    assert [t.name for t in off.tasks] == ["click", "watch_time", "like", "rating"]
+    tuned = load_spec(write_spec(tmp_path, lambda r: r["tasks"].append(
+        {"name": "order", "type": "ranking", "loss": "listnet", "gain": {"like": 2.0, "click": 1.0}})))
+    assert [t.name for t in tuned.tasks if t.listwise] == ["order"] and tuned.score_weights() == {"order": 1.0}
+
+    def no_requests(r: dict) -> None:
+        r["data"].pop("request_id")
+    assert not [t for t in load_spec(write_spec(tmp_path, no_requests)).tasks if t.listwise]
+    for edit, message in [
+        (lambda r: (no_requests(r), r["model"].update(ranking_head=True)), "needs data.request_id"),
+        (lambda r: r["tasks"].append({"name": "o", "type": "ranking", "gain": {"nope": 1.0}}), "not a binary or"),
+        (lambda r: r["tasks"].append({"name": "o", "type": "ranking", "loss": "bce"}), "does not fit a ranking"),
+        (lambda r: r["tasks"].append({"name": "o", "type": "ranking", "column": "click"}), "takes no column"),
+        (lambda r: r["tasks"][0].pop("group"), "needs group"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            load_spec(write_spec(tmp_path, edit))
 
 
 def test_without_a_binary_task_the_default_profile_weighs_every_task(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from training.weights.logs import load_weights
 
 DEMO_WEIGHTS = Path(__file__).resolve().parents[3] / "configs" / "weights.yaml"
 USER, CONTEXT = ("user_id", "user_segment", "user_activity"), ("device", "hour")
+# The demo profiles plus a product of probability heads: P(click) * P(like | click) through `log`.
+PRODUCT = "  click_and_like: {click: {weight: 1, transform: log}, like: {weight: 0.5, transform: log}}\n"
 
 
 def request_bodies(table, scored, count: int):
@@ -29,9 +31,11 @@ def request_bodies(table, scored, count: int):
                     "candidates": [{k: v for k, v in x.items() if k not in USER + CONTEXT} for x in items]}
 
 
-@pytest.mark.parametrize("profile", ["default", "satisfaction_first", "click_only"])
-def test_offline_scores_equal_the_servers(bundle_dir, loaded_bundle, log_table, scored, profile):
-    weights = load_weights(DEMO_WEIGHTS, loaded_bundle)
+@pytest.mark.parametrize("profile", ["default", "satisfaction_first", "click_only", "click_and_like"])
+def test_offline_scores_equal_the_servers(bundle_dir, loaded_bundle, log_table, scored, profile, tmp_path):
+    path = tmp_path / "weights.yaml"
+    path.write_text(DEMO_WEIGHTS.read_text().replace("profiles:\n", "profiles:\n" + PRODUCT, 1))
+    weights = load_weights(path, loaded_bundle)
     offline = scored.scores(weights.profiles[profile])  # what replay, diff, tune and the gates rank by
     model = load_model(bundle_dir, version=1, session_config=SessionConfig(), max_candidates=1000)
     serving = Serving(model, weights)
