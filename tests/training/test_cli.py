@@ -72,7 +72,7 @@ def test_evaluate_a_bundle_on_the_test_split_and_on_given_data(bundle_dir: Path,
     assert whole["rows"] == sum(t.num_rows for t in (trained.prepared.splits.train, trained.prepared.splits.valid,
                                                      trained.prepared.splits.test))
     # NDCG per served profile of the spec's eval.weights (configs/weights.yaml), ranked as the server ranks.
-    assert set(whole["profiles"]) == {"default", "satisfaction_first", "engagement_first", "click_only"}
+    assert set(whole["profiles"]) == {"default", "balanced", "satisfaction_first", "engagement_first", "click_only"}
     assert all(0 < v <= 1 for v in whole["profiles"].values())
     text = runner.invoke(app, ["evaluate", str(bundle_dir), "--spec", str(elsewhere), "--data", str(tiny_dir)])
     assert text.exit_code == 0 and "click" in text.output and "ndcg@10" in text.output, text.output

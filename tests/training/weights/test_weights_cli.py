@@ -22,7 +22,7 @@ def test_replay_reports_every_profile_with_intervals_and_bounds(bundle_dir, tiny
     out = run("replay", bundle_dir, "--data", tiny_dir, "--weights", DEMO_WEIGHTS, "--json", "--resamples", "200")
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
-    assert set(result["profiles"]) == {"default", "satisfaction_first", "engagement_first", "click_only"}
+    assert set(result["profiles"]) == {"default", "balanced", "satisfaction_first", "engagement_first", "click_only"}
     assert set(result["bounds"]) == {"random", "oracle"}
     assert "ndcg@10:click" in result["metrics"] and "yield@10:watch_time" in result["metrics"]
     for profile, metrics in result["profiles"].items():
@@ -86,7 +86,7 @@ def test_diff_of_a_file_against_itself_is_a_no_op(bundle_dir, tiny_dir):
               "--json", "--resamples", "100")
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
-    assert len(result["profiles"]) == 4
+    assert len(result["profiles"]) == 5
     for d in result["profiles"]:
         assert d["kendall_tau"]["mean"] == 1.0 and d["overlap"]["mean"] == 1.0
         assert all(delta["mean"] == 0.0 and delta["lo"] == delta["hi"] == 0.0 for delta in d["deltas"].values())
@@ -104,9 +104,9 @@ def test_diff_reports_changed_and_new_profiles_with_the_requests_that_moved(bund
               "--resamples", "100", "--top", "3")
     assert out.exit_code == 0, out.output
     diffs = {d["profile"]: d for d in json.loads(out.stdout)["profiles"]}
-    assert set(diffs) == {"default", "likes_only"}
+    assert set(diffs) == {"balanced", "likes_only"}
     assert diffs["likes_only"]["old"] == "default" and "new profile" in diffs["likes_only"]["note"]
-    d = diffs["default"]
+    d = diffs["balanced"]
     assert d["kendall_tau"]["mean"] < 1 and d["overlap"]["mean"] < 1
     assert d["deltas"]["ndcg@10:like"]["mean"] > 0  # more weight on like ranks likes higher
     moved = d["most_changed"]
@@ -121,7 +121,7 @@ def test_tune_writes_a_file_that_passes_weights_check_and_a_png(bundle_dir, tiny
     result = json.loads(out.stdout)
     assert result["requests"]["search"] + result["requests"]["holdout"] == 500
     assert len(result["front"]) >= 1 and [p["name"] for p in result["current"]] == [
-        "default", "satisfaction_first", "engagement_first", "click_only"]
+        "default", "balanced", "satisfaction_first", "engagement_first", "click_only"]
     for p in result["chosen"]:
         search = p["search"]
         base = next(c for c in result["current"] if c["name"] == p["based_on"])["search"]
