@@ -376,14 +376,15 @@ def feature_inputs(table: pa.Table, encoders: FeatureEncoders) -> dict[str, np.n
 
 def raw_labels(table: pa.Table, spec: RankerSpec) -> np.ndarray:
     """(N, T) labels in label units, NaN where not observed. A ranking task's label is its gain: the weighted
-    sum of its gain tasks' labels (null counts 0), NaN where every one of them is null."""
+    sum of its gain tasks' labels (null counts 0); with missing_gain: skip, NaN where every one of them is null."""
     labels = {t.name: _label(table, t) for t in spec.label_tasks()}
     for t in spec.tasks:
         if t.listwise:
             parts = np.stack([labels[name] for name in spec.task_gain(t)], axis=1)
             weights = np.array(list(spec.task_gain(t).values()))
             gain = np.nan_to_num(parts) @ weights
-            labels[t.name] = np.where(np.isnan(parts).all(axis=1), np.nan, gain)
+            skip = t.missing_gain == "skip" and np.isnan(parts).all(axis=1)
+            labels[t.name] = np.where(skip, np.nan, gain)
     return np.stack([labels[t.name] for t in spec.tasks], axis=1)
 
 

@@ -128,18 +128,18 @@ def _estimator(spec: RankerSpec, relevance: Relevance) -> object:
 
 
 def fit(train: D.Encoded, valid: D.Encoded, spec: RankerSpec) -> LambdaMART | None:
-    """Fit on the training requests, early-stopped on the validation NDCG@k; None without requests or
-    without a positive training gain (nothing to rank)."""
+    """Fit on the training requests, early-stopped on the validation NDCG@k; None without requests, without
+    a request of two or more rows, or without a positive training gain (nothing to rank)."""
     import lightgbm
 
     if train.request is None or not len(train):
         return None
     gain = gains(spec, train.raw_labels)
-    if not (gain > 0).any():
+    order, sizes = grouped(train)
+    if not (gain > 0).any() or sizes.max() < 2:
         return None
     t0 = time.perf_counter()
     relevance = Relevance.of(gain)
-    order, sizes = grouped(train)
     fit_args: dict = {"group": sizes, "categorical_feature": list(range(categorical_columns(train)))}
     valid_gain = gains(spec, valid.raw_labels) if valid.request is not None else np.zeros(0)
     if (valid_gain > 0).any():

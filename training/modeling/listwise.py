@@ -10,7 +10,8 @@ tensor ops with no per-request Python:
                 |delta NDCG_ij|, the change in the request's NDCG (linear gains, the scores' current order) when
                 i and j swap places (LambdaRank / LambdaMART's weights, Burges 2010), averaged with those weights
 
-A candidate without a gain (every gain label null: mask False) is not part of its list. A request with
+A candidate without a gain (mask False: every gain label null, with the task's missing_gain: skip) is not
+part of its list. A request with
 fewer than two such candidates, or without a positive gain, carries no listwise signal: it is skipped, and
 the counts say how many requests did count.
 """

@@ -125,8 +125,12 @@ class TaskConfig(_Strict):
         "`listnet` (softmax cross-entropy of the scores against the gains)", examples=["huber"])
     gain: dict[str, float] | None = Field(
         None, description="ranking tasks: task -> weight of its label in the gain the head learns to order by "
-        "(null labels count 0; a row whose every gain label is null is left out of its list); default: "
-        "`eval.gain_weights`", examples=[{"click": 1.0, "like": 1.0}])
+        "(null labels count 0); default: `eval.gain_weights`", examples=[{"click": 1.0, "like": 1.0}])
+    missing_gain: Literal["zero", "skip"] = Field(
+        "zero", description="ranking tasks: a row whose every gain label is null: `zero` (default) ranks it with "
+        "gain 0, as NDCG@k and the LambdaMART baseline count it (e.g. a movie never watched has no like, and "
+        "belongs below the liked ones); `skip` leaves it out of its list (a null that means the outcome was "
+        "not recorded)", examples=["skip"])
     weight: float = Field(1.0, ge=0, description="fixed loss weight (loss_balancing: fixed), and the task's "
                           "weight in the validation loss that early stopping watches", examples=[0.5])
 
@@ -136,8 +140,8 @@ class TaskConfig(_Strict):
             return self._check_ranking()
         if self.group is None or self.group == "ranking":
             raise ValueError(f"task {self.name!r}: a {self.type} task needs group: engagement or satisfaction")
-        if self.gain is not None:
-            raise ValueError(f"task {self.name!r}: gain is for ranking tasks")
+        if self.gain is not None or self.missing_gain != "zero":
+            raise ValueError(f"task {self.name!r}: gain and missing_gain are for ranking tasks")
         if self.column is None:
             self.column = self.name
         if self.loss is None:

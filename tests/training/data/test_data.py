@@ -92,3 +92,18 @@ def test_null_labels_become_masked_not_zero(small_table: pa.Table, tmp_path: Pat
     assert e.mask[:, names.index("like")].sum() == len(like) - like.null_count
     assert np.isnan(e.raw_labels[~e.mask]).all()
     assert (e.labels[~e.mask] == 0).all()  # a safe training target, never seen by the loss
+
+
+@pytest.mark.parametrize("missing", ["zero", "skip"])
+def test_a_row_without_any_gain_label_ranks_at_gain_zero_unless_skipped(small_table: pa.Table, missing: str) -> None:
+    """The ranking head's gain over like alone: a row never liked nor disliked (like null) is in its list at
+    gain 0 by default, as NDCG@k and LambdaMART count it; missing_gain: skip leaves it out (masked)."""
+    spec = load_spec(DEMO_SPEC)
+    rank = next(t for t in spec.tasks if t.listwise)
+    rank.gain, rank.missing_gain = {"like": 2.0}, missing
+    labels = D.raw_labels(small_table, spec)
+    like = small_table.column("like").to_numpy(zero_copy_only=False).astype(float)
+    gain = labels[:, spec.task_names().index(rank.name)]
+    unseen = np.isnan(like)
+    assert unseen.any() and np.array_equal(gain[~unseen], 2.0 * like[~unseen])
+    assert (np.isnan(gain[unseen]).all() if missing == "skip" else (gain[unseen] == 0).all())

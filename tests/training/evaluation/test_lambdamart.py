@@ -85,6 +85,13 @@ def test_no_lambdamart_without_a_request_id(spec) -> None:
     assert "lambdamart" not in record and "lambdamart" not in B.split_baseline(record, "valid")
 
 
+def test_no_lambdamart_when_every_request_is_one_row(spec) -> None:
+    """A request id that is unique per row (a row id taken for the request) groups nothing: no ranker, no
+    NDCG, rather than a one-tree model over lists of one."""
+    train, valid = _ranking_problem(1, requests=2400, size=1), _ranking_problem(2)
+    assert L.fit(train, valid, spec) is None
+
+
 def test_training_measures_it_beside_the_gbdt(trained) -> None:
     ranker = trained.baseline["lambdamart"]
     assert ranker["kind"] == "lambdamart" and ranker["iterations"] >= 1 and ranker["relevance"] == {"labels": "gain"}
