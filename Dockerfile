@@ -57,6 +57,9 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG PIP_CONFIG_FILE
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=wheel /wheels /wheels
+# LightGBM (the LambdaMART baseline) links the system's OpenMP, which slim images lack.
+RUN ldconfig -p | grep -q libgomp.so.1 || { apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*; }
 RUN pip install ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} -c /tmp/constraints.txt "$(ls /wheels/*.whl)[train,s3]" \
  && rm -rf /wheels /tmp/constraints.txt
 COPY configs/ /app/configs/

@@ -17,7 +17,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/buildah.sh"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
-PACKAGES=python3,python3-pip,python3-venv,ca-certificates
+PACKAGES=python3,python3-pip,python3-venv,ca-certificates,libgomp1   # libgomp1: LightGBM's OpenMP (train image)
 
 key=$(cat "$0" "$CA_BUNDLE" | sha256sum | cut -c1-12)
 IMAGE=localhost/ranker-python:bookworm-$key

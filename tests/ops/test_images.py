@@ -145,8 +145,10 @@ def ready(url: str) -> bool:
 def test_train_image_has_cpu_torch_and_runs_ranker(train_image: str) -> None:
     with container(train_image) as name:
         help_out = run_in(name, "ranker", "--help")
+        lightgbm = run_in(name, "python", "-c", "import lightgbm")  # its OpenMP library is in the image
         listing = run_in(name, "python", "-m", "pip", "list", "--format", "json")
     assert help_out.returncode == 0 and "retrain" in help_out.stdout, help_out.stdout + help_out.stderr
+    assert lightgbm.returncode == 0, lightgbm.stderr
     print(f"\nranker --help in {train_image}:\n{help_out.stdout}")
     packages = {p["name"].lower(): p["version"] for p in json.loads(listing.stdout)}
     assert packages["torch"].endswith("+cpu"), packages["torch"]

@@ -69,10 +69,8 @@ def test_log_on_a_regression_head_is_refused_naming_profile_task_and_transform(t
 
 
 def test_log_on_a_ranking_head_is_refused():
-    # `ranking` heads (unbounded scores) are being added to TaskInfo; the rule is "binary heads only",
-    # so a head of any other type is refused. model_construct stands in for the new type today.
-    ranking = TaskInfo.model_construct(name="order", type="ranking", group="engagement", output="order",
-                                       label_transform="none", score_stats=None, calibration=None, train_label=None)
+    # A ranking head's scores are unbounded: the rule is "binary heads only".
+    ranking = TaskInfo(name="order", type="ranking", group="ranking", output="order")
     weights = parse_weights("profiles: {default: {order: {weight: 1, transform: log}}}")
     with pytest.raises(WeightsError, match=r"profiles\.default\.order\.transform: log .*'order' is a ranking head"):
         compile_weights(weights, [*TASKS, ranking])
