@@ -77,9 +77,9 @@ def local_threads(configured: int | None) -> int:
 
     One core is left free by default: torch's OpenMP threads wait for each other at every operation by
     spinning, so when another busy process takes a core, a thread per core spins against it and the epoch
-    runs many times slower (the demo training 24x on 2 cores; bench/train_contention.py). With one core
-    left, a competing process costs little, and on a quiet 2-core machine one thread trains the demo
-    model within a few percent of two (its batches are small).
+    runs many times slower (bench/train_contention.py). It is where a default run starts: one process's fit
+    then chooses each epoch between this and every core by timing (training/fit/threads.py); the GBDT and
+    LambdaMART baselines keep it.
     """
     if configured:
         return configured

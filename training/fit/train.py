@@ -33,7 +33,7 @@ from training.data import splits as S
 from training.data.columns import expand_numeric_patterns
 from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
-from training.distributed.launch import local_threads
+from training.distributed.launch import local_threads, usable_cores
 from training.evaluation import baseline as B
 from training.evaluation.constant import Constant, constants_of
 from training.evaluation.inference import EVAL_BATCH, export_heads, gate_report, predict
@@ -43,6 +43,7 @@ from training.fit.early_stopping import HeadTracker, Stopper, combine_heads, hea
 from training.fit.progress import EpochBar, epoch_progress
 from training.fit.progress import write as progress_write
 from training.fit.schedule import make_scheduler
+from training.fit.threads import ThreadChooser
 from training.modeling.bias_tower import BiasData, prepare_bias, training_graph
 from training.modeling.grad_conflict import MGDAUB, PCGrad
 from training.modeling.losses import (
@@ -235,9 +236,14 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
     n_tasks = len(parts.losses.is_bce)
     sums, seen, rows = torch.zeros(n_tasks), torch.zeros(n_tasks), 0
     parts.requests = 0
+    if parts.threads is not None:
+        parts.threads.start_epoch()
     for step, batch in zip(range(steps), batches, strict=False):  # never pulls a batch beyond `steps`
-        per_task, counts, loss = train_step(parts.graph, parts.losses, parts.balancer, parts.opt, batch,
-                                            parts.sync, parts.scheduler)
+        def one_step(batch: Batch = batch) -> tuple[torch.Tensor, ...]:
+            return train_step(parts.graph, parts.losses, parts.balancer, parts.opt, batch, parts.sync,
+                              parts.scheduler)
+
+        per_task, counts, loss = parts.threads.run(step, one_step) if parts.threads else one_step()
         if parts.average is not None:
             parts.average.update()
         rows += len(batch.labels)
@@ -282,6 +288,7 @@ class FitParts:
     average: WeightAverage | None = None  # train.ema_epochs: validated and kept in place of the raw weights
     requests: int = 0  # this rank's requests in the epoch's batches (batches of whole requests)
     lists: torch.Tensor | None = None  # (T,) the epoch's counts per task, summed over the ranks
+    threads: ThreadChooser | None = None  # train.threads unset, one process: each epoch's thread count by timing
 
     @classmethod
     def build(cls, spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, dist: Dist) -> FitParts:
@@ -303,8 +310,11 @@ class FitParts:
         opt = make_optimizer(spec, graph, balancer)
         steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
         average = WeightAverage(graph, spec.train.ema_epochs * steps) if spec.train.ema_epochs else None
+        threads = None
+        if spec.train.threads is None and not dist.active and usable_cores() >= 2:
+            threads = ThreadChooser(local_threads(None), usable_cores())
         return cls(graph, MaskedTaskLosses([t.loss for t in spec.tasks]), balancer, opt, feed, valid, dist, sync,
-                   scheduler=make_scheduler(spec.train, opt, steps), average=average)
+                   scheduler=make_scheduler(spec.train, opt, steps), average=average, threads=threads)
 
 
 def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, parts: FitParts, epoch: int,
@@ -338,7 +348,8 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
            "valid_loss": valid_total, "valid_task_loss": valid_tasks,
            "valid_metrics": {t: {k: v for k, v in m.items() if k != "observed"} for t, m in metrics["tasks"].items()},
            "valid_ndcg": metrics.get(f"ndcg@{spec.eval.ndcg_k}"),
-           "task_weights": dict(zip(names, parts.balancer.task_weights().tolist(), strict=True))}
+           "task_weights": dict(zip(names, parts.balancer.task_weights().tolist(), strict=True)),
+           "threads": torch.get_num_threads()}  # the epoch's intra-op threads (chosen by timing when unset)
     if listwise := [(j, t.name) for j, t in enumerate(spec.tasks) if t.listwise]:
         requests = int(dist.all_sum(torch.tensor([parts.requests], dtype=torch.int64)).item())
         log["ranking_requests"] = {name: {"requests": requests, "skipped": requests - int(parts.lists[j])}

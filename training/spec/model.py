@@ -194,9 +194,11 @@ class TrainConfig(_Strict):
         "metric improves; `off`: every head from the best epoch (the report still lists each head's best "
         "epoch)", examples=["combine"])
     seed: int = Field(0, description="seed of initialization and batch order", examples=[1])
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads (and the GBDT baseline's); default "
-                                "one fewer than the usable cores, at least 1, so that a competing busy process "
-                                "does not make every thread spin-wait (README, 'threads')", examples=[1])
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (and the baselines'); default: "
+                                "each epoch of a one-process fit times every core against one fewer and trains on "
+                                "the faster (a competing busy process makes every-core threads spin-wait); the "
+                                "baselines and torchrun processes use one fewer than the usable cores, at least 1 "
+                                "(README, 'threads')", examples=[1])
     parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
                              examples=[2000])
     quantize: Literal["none", "dynamic", "static"] = Field(
