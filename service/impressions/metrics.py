@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 log = logging.getLogger("service.impressions")
 WARN_INTERVAL = 60.0
 # Why records are lost: the queue was full (the writer fell behind), the disk is full, the directory
-# cannot be written, or the object store kept refusing uploads past the spool's bound.
-REASONS = ("queue_full", "disk_full", "unwritable", "store_error")
+# cannot be written, the object store kept refusing uploads past the spool's bound, or (a bug) a
+# record held a value Arrow could not convert.
+REASONS = ("queue_full", "disk_full", "unwritable", "store_error", "invalid")
 
 
 class LogMetrics:

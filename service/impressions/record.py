@@ -24,12 +24,16 @@ from service.contract.bundle import Manifest
 from service.contract.features import CategoricalEncoder
 
 HEAD_PREFIX = "head_"
+# A value shared by a record's rows (request fields, user and context features) is held as a dictionary
+# array: one string per record and an int32 index per row, no string copied per row. Parquet files
+# are written without the Arrow schema, so readers see plain strings (dictionary-encoded pages).
+SHARED_STRING = pa.dictionary(pa.int32(), pa.string())
 # Columns every row has; a feature with one of these names is logged as `feature_<name>` (but the
 # item-id feature named item_id, which is the item_id column itself).
 REQUEST_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
-    ("request_id", pa.string()), ("ts", pa.timestamp("ms", tz="UTC")), ("replica", pa.string()),
-    ("model_name", pa.string()), ("model_version", pa.int64()), ("weights_generation", pa.int64()),
-    ("profile", pa.string()), ("experiment", pa.string()), ("arm", pa.string()), ("user_key", pa.string()),
+    ("request_id", SHARED_STRING), ("ts", pa.timestamp("ms", tz="UTC")), ("replica", SHARED_STRING),
+    ("model_name", SHARED_STRING), ("model_version", pa.int64()), ("weights_generation", pa.int64()),
+    ("profile", SHARED_STRING), ("experiment", SHARED_STRING), ("arm", SHARED_STRING), ("user_key", SHARED_STRING),
 )
 ITEM_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("item_id", pa.string()), ("position", pa.int32()), ("score", pa.float64()),
@@ -46,7 +50,14 @@ class LoggedFeature:
     name: str
     column: str
     categorical: bool
+    shared: bool  # a user or context feature: one value per request
     clip: tuple[float, float] | None  # numeric features: the training range the encoder clips to
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        if not self.categorical:
+            return pa.float64()
+        return SHARED_STRING if self.shared else pa.string()
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,10 @@ def build_layout(manifest: Manifest, keep: Sequence[str] | None) -> LogLayout:
             continue
         column = f"feature_{enc.name}" if enc.name in RESERVED or enc.name.startswith(HEAD_PREFIX) else enc.name
         clip = None if isinstance(enc, CategoricalEncoder) or enc.clip_min is None else (enc.clip_min, enc.clip_max)
-        features.append(LoggedFeature(enc.name, column, isinstance(enc, CategoricalEncoder), clip))
+        features.append(LoggedFeature(enc.name, column, isinstance(enc, CategoricalEncoder), enc.source != "item", clip))
     tasks = tuple(t.name for t in manifest.tasks)
     fields = [*REQUEST_FIELDS, *ITEM_FIELDS, *((f"{HEAD_PREFIX}{t}", pa.float64()) for t in tasks)]
-    fields += [(f.column, pa.string() if f.categorical else pa.float64()) for f in features]
+    fields += [(f.column, f.arrow_type) for f in features]
     if features:
         fields += [(name, pa.list_(pa.string())) for name in FLAG_FIELDS]
     return LogLayout(tasks, tuple(features), pa.schema(fields))

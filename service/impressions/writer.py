@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,11 @@ if TYPE_CHECKING:
     from service.profiles import CompiledWeights
 
 log = logging.getLogger("service.impressions")
-MAX_BATCH = 512  # records per flush at most: bounds the writer's memory and one batch's GIL hold
+MAX_BATCH = 512  # records converted before a flush is forced: bounds the writer's memory
+# Records converted at once (~0.17 ms each at 500 rows, GIL held): in groups, so that a few requests
+# wait for the writer's GIL now and then rather than every request a little (the p50 stays put);
+# 16 x 0.17 ms stays under the interpreter's 5 ms switch interval.
+GROUP = 16
 MAX_PENDING = 256  # published-later files kept in the spool while the object store refuses them
 _STOP = object()
 
@@ -124,14 +129,20 @@ class ImpressionLog:
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
         self._recover()
-        pending: list[Impression] = []
+        taken: list[Impression] = []
+        converted: list[_Converted] = []
         next_flush = time.monotonic() + self.config.flush_seconds
         next_recover = time.monotonic() + self.config.roll_seconds
         while True:
-            stop = self._take(pending, max(0.0, next_flush - time.monotonic()))
-            if stop or time.monotonic() >= next_flush or len(pending) >= MAX_BATCH:
-                self._flush(pending)
-                pending = []
+            stop = self._take(taken, max(0.0, next_flush - time.monotonic()))
+            flush = stop or time.monotonic() >= next_flush
+            if len(taken) >= GROUP or (flush and taken):
+                converted += self._convert(taken)
+                taken = []
+                time.sleep(0)  # let a waiting request thread take the GIL before the next group
+            if flush or sum(c.records for c in converted) >= MAX_BATCH:
+                self._write(converted)
+                converted = []
                 next_flush = time.monotonic() + self.config.flush_seconds
                 if self._segment is not None and self._due(self._segment):
                     self._roll()
@@ -142,8 +153,8 @@ class ImpressionLog:
                 self._recover()
                 next_recover = time.monotonic() + self.config.roll_seconds
 
-    def _take(self, pending: list[Impression], timeout: float) -> bool:
-        """Wait up to `timeout` for records, then take every queued one; True on the stop request."""
+    def _take(self, taken: list[Impression], timeout: float) -> bool:
+        """Wait up to `timeout` for a record, then take queued ones up to GROUP; True on the stop request."""
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -151,8 +162,8 @@ class ImpressionLog:
         while True:
             if item is _STOP:
                 return True
-            pending.append(item)
-            if len(pending) >= MAX_BATCH:
+            taken.append(item)
+            if len(taken) >= GROUP:
                 return False
             try:
                 item = self._queue.get_nowait()
@@ -163,27 +174,33 @@ class ImpressionLog:
         return (segment.bytes >= self.config.roll_bytes
                 or time.monotonic() - segment.opened >= self.config.roll_seconds)
 
-    def _flush(self, records: Sequence[Impression]) -> None:
-        """One batch per run of records with the same hour and layout, into its segment."""
-        start = 0
+    def _convert(self, records: Sequence[Impression]) -> list[_Converted]:
+        """One Arrow batch per run of records with the same hour and layout."""
+        out, start = [], 0
         for i in range(1, len(records) + 1):
-            if i == len(records) or _group(records[i]) != _group(records[start]):
-                self._write(records[start:i])
-                start = i
+            if i < len(records) and _group(records[i]) == _group(records[start]):
+                continue
+            run, (part, layout) = records[start:i], _group(records[start])
+            start = i
+            try:
+                out.append(_Converted(part, layout.schema, record_batch(run, self.owner), len(run)))
+            except (pa.ArrowException, ValueError, TypeError) as e:  # a value Arrow cannot hold: a bug, counted
+                log.exception("impression log: cannot convert %d records", len(run))
+                self._dropped("invalid", len(run), f"records that cannot be converted ({type(e).__name__})")
+        return out
 
-    def _write(self, records: Sequence[Impression]) -> None:
-        part, layout = _group(records[0])
-        pause_point("write")
-        try:
-            batch = record_batch(records, self.owner)
-            segment = self._segment_for(part, layout.schema)
-            segment.write(batch)
-        except OSError as e:
-            self._abandon_segment()
-            reason = "disk_full" if _disk_full(e) else "unwritable"
-            self._dropped(reason, len(records), f"cannot write {self.spool}: {e}")
-            return
-        self.metrics.records.inc(len(records))
+    def _write(self, converted: Sequence[_Converted]) -> None:
+        """The flush: every converted batch into the open segment of its hour and layout."""
+        for c in converted:
+            pause_point("write")
+            try:
+                self._segment_for(c.part, c.schema).write(c.batch)
+            except OSError as e:
+                self._abandon_segment()
+                reason = "disk_full" if _disk_full(e) else "unwritable"
+                self._dropped(reason, c.records, f"cannot write {self.spool}: {e}")
+                continue
+            self.metrics.records.inc(c.records)
 
     def _segment_for(self, part: str, schema: pa.Schema) -> segments.Segment:
         current = self._segment
@@ -221,6 +238,9 @@ class ImpressionLog:
             done = segments.compact(path)
         except OSError as e:
             self.warnings.warn("disk_full", f"compacting {path} failed ({e}); retried later", 0)
+            return
+        except pa.ArrowException:  # a bug: the segment stays for a fixed writer, this one keeps logging
+            log.exception("impression log: cannot compact %s", path)
             return
         if done.ready is not None:
             self._publish(done.ready)
@@ -263,6 +283,14 @@ class ImpressionLog:
     def _dropped(self, reason: str, records: int, message: str) -> None:
         self.metrics.dropped.labels(reason=reason).inc(records)
         self.warnings.warn(reason, message, records)
+
+
+@dataclass(frozen=True)
+class _Converted:
+    part: str  # date=.../hour=...
+    schema: pa.Schema
+    batch: pa.RecordBatch
+    records: int
 
 
 def _group(record: Impression) -> tuple[str, LogLayout]:
