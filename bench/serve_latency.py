@@ -156,9 +156,9 @@ def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProces
             {**workers_env, **other, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-other")},
             tmp / "workers-other.log", "/v2/health/ready")
     if args.logging:  # the same server with the impression log on (bench/serve_logging.py)
-        servers["logging"] = ServerProcess([sys.executable, "-m", "service.cli"],
-                                           {**env, "RANKER_LOG_DIR": str(tmp / "impressions-log")},
-                                           tmp / "logging.log", "/v2/health/ready")
+        for name, extra in logging_servers(tmp).items():
+            servers[name] = ServerProcess([sys.executable, "-m", "service.cli"], {**env, **extra},
+                                          tmp / f"{name}.log", "/v2/health/ready")
     if args.id_only:
         redis_env = {**env, "RANKER_FEATURE_STORE": "redis", "RANKER_REDIS_URL": args.redis.url,
                      "RANKER_REDIS_TIMEOUT": "0.5"}
@@ -216,16 +216,23 @@ def run_logging(args: argparse.Namespace, manifest, servers: dict[str, ServerPro
     """Logging off ("ours") vs on ("logging") at FLOOR_SIZE candidates; the "logging" server is stopped here,
     so its files are published and counted."""
     bodies = [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(DISTINCT_BODIES)]
-    ports = {"off": servers["ours"].port, "on": servers["logging"].port}
+    ports = {"off": servers["ours"].port, "on": servers["logging"].port, "on, features none": servers["logging-none"].port}
     result = serve_logging.measure(ports, bodies, FLOOR_SIZE, args.requests, args.duration, args.concurrency)
     answered, result.dropped = serve_logging.server_counts(ports["on"])
     result.rows_answered = int(answered) * FLOOR_SIZE
     servers.pop("logging").stop()
+    servers.pop("logging-none").stop()
     result.rows_logged = serve_logging.logged_rows(tmp / "impressions-log")
     result.offer_us, result.batch_us_per_record, result.compact_us_per_record = serve_logging.in_process(
         serving, bodies[0], min(args.requests, 200))
     print(f"measured logging off vs on at {FLOOR_SIZE} candidates", file=sys.stderr)
     return result
+
+
+def logging_servers(tmp: Path) -> dict[str, dict[str, str]]:
+    """The servers with the impression log on: every feature kept, and none."""
+    return {"logging": {"RANKER_LOG_DIR": str(tmp / "impressions-log")},
+            "logging-none": {"RANKER_LOG_DIR": str(tmp / "impressions-log-none"), "RANKER_LOG_FEATURES": "none"}}
 
 
 def run_logging_only(args: argparse.Namespace) -> serve_logging.LoggingResult:
@@ -238,7 +245,7 @@ def run_logging_only(args: argparse.Namespace) -> serve_logging.LoggingResult:
                "RANKER_WEIGHTS_PATH": str(args.weights), "RANKER_MAX_CANDIDATES": str(FLOOR_SIZE)}
         servers = {name: ServerProcess([sys.executable, "-m", "service.cli"], {**env, **extra},
                                        Path(tmp) / f"{name}.log", "/v2/health/ready")
-                   for name, extra in (("ours", {}), ("logging", {"RANKER_LOG_DIR": str(Path(tmp) / "impressions-log")}))}
+                   for name, extra in {"ours": {}, **logging_servers(Path(tmp))}.items()}
         try:
             for s in servers.values():
                 s.wait_ready()
