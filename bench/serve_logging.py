@@ -131,7 +131,7 @@ def render(r: LoggingResult) -> list[str]:
 
     lines = [f"Impression log off vs on, {r.size} candidates per request (all returned), the same server "
              "otherwise, measured interleaved in one run: latency client-side in ms, one request at a time; peak = "
-             "closed loop with its connections, in slices alternating between the two servers.", "",
+             "closed loop with its connections, in slices alternating between the servers.", "",
              "| impression log | p50 | p99 | requests | peak req/s | peak rows logged/s |",
              "|---|---:|---:|---:|---:|---:|"]
     for name in VARIANTS:

@@ -172,6 +172,7 @@ def test_kill_9_under_load_loses_at_most_one_flush_interval(deploy, tmp_path: Pa
     assert not list(logs.rglob(".part-*"))
     rows = read_log(logs).num_rows
     lost_requests = len([t for t in answered if t <= killed]) - rows / 20
+    print(f"kill -9: {len(answered)} answered at {rate:.0f}/s, {lost_requests:.0f} not on disk")
     assert lost_requests >= 0
     assert lost_requests <= math.ceil(rate * 0.5) + 5, (lost_requests, rate)
 
@@ -181,3 +182,32 @@ def test_the_log_is_off_by_default(deploy, tmp_path: Path, manifest) -> None:
     rank(d.client, example_request(manifest, 3))
     assert "ranker_log_dropped_total" not in d.client.get("/metrics").text
     assert not list(Path(os.getcwd()).glob("impressions"))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 256 KiB tmpfs (root only; skipped where mounting is not allowed)."""
+    import subprocess
+
+    path = tmp_path / "tiny-disk"
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_full_disk_costs_records_not_requests(deploy, tiny_disk: Path, manifest) -> None:
+    d = deploy(RANKER_LOG_DIR=str(tiny_disk), **FAST)
+    body = orjson.dumps(example_request(manifest, 500, seed=0))
+    for _ in range(60):  # ~15 KiB of Arrow per request: the disk fills within the first flushes
+        assert d.client.post("/v1/rank", content=body).status_code == 200
+        time.sleep(0.01)
+    time.sleep(0.5)
+    page = d.client.get("/metrics").text
+    assert metric(page, "ranker_log_dropped_total", reason="disk_full") > 0
+    assert metric(page, "ranker_requests_total", status="200") == 60
+    d.stop()
+    assert sum('"disk_full"' in line for line in d.server.logs().splitlines()) <= 2  # lost; compaction failed
