@@ -42,9 +42,9 @@ SEGMENT_SUFFIX = ".arrows"
 READY_SUFFIX = ".ready"
 TMP_SUFFIX = ".tmp"
 CLAIMED = ".claimed-"
-# The compaction is the writer's largest cost (bench/serve_latency.py, docs/BENCHMARKS.md): LZ4 (raw) and
-# dictionary pages for strings only took it from ~540 to ~330 ns a row against zstd with every default,
-# at twice the bytes (~46 per row). Statistics only where readers filter (the time window, the model).
+# The compaction is one of the writer's two costs (bench/serve_latency.py, docs/BENCHMARKS.md): LZ4 (raw)
+# and dictionary pages for strings only encode faster than zstd with every default, at about twice the
+# bytes. Statistics only where readers filter (the time window, the model).
 # Without the Arrow schema, readers see plain strings where the segments hold dictionary arrays.
 PARQUET_OPTIONS: dict = dict(compression="lz4", store_schema=False, write_statistics=["ts", "model_version", "position"])
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
