@@ -40,7 +40,8 @@ image-test: setup
 lint: setup
 	$(BIN)/ruff check service training tests bench scripts
 
-# run: demo data -> train -> publish to ./registry -> ranker-serve on 127.0.0.1:$(PORT or 8000) -> one real
+# run: demo data -> train -> publish to ./registry -> ranker-serve on 127.0.0.1:$(PORT or 8000), impressions
+# logged into ./logs -> one real
 # /v1/rank request, printed. From a terminal the server then stays in the foreground (Ctrl-C stops it
 # cleanly); from CI or a pipe it is stopped right after the request. KEEP_SERVING=1|0 overrides.
 # The setup step is timed here and reported by demo.sh with the training and serving times.
@@ -49,4 +50,4 @@ run:
 	SETUP_MS=$$(( ($$(date +%s%N) - t0) / 1000000 )) PATH="$(abspath $(BIN)):$$PATH" ./scripts/demo.sh
 
 clean:
-	rm -rf $(VENV) data runs registry .pytest_cache
+	rm -rf $(VENV) data runs registry logs .pytest_cache

@@ -13,10 +13,12 @@ times each stage of this server's request path in-process for 500 candidates, th
 (bench/response_cost.py), the split graph against the unsplit one (bench/split_cost.py: FLOPs and
 session.run time for the demo, user-heavy and large shapes), id-only requests (bench/serve_id_only.py),
 computes each floor's verdict and writes the tables into docs/BENCHMARKS.md between
-`<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`.
+`<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`. The impression log's cost (logging
+off vs on at 500 candidates, bench/serve_logging.py) goes into its own section, `serve-latency-logging`.
 
     python bench/serve_latency.py --bundle runs/demo-bundle            # full run (~10 min)
     python bench/serve_latency.py --bundle B --sizes 20 --requests 20 --duration 0.5 --no-doc   # smoke
+    python bench/serve_latency.py --bundle runs/demo-bundle --logging-only    # the log's section alone (~1 min)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import orjson
 import response_cost
+import serve_logging
 import split_cost
 from doc_sections import DOC, write_section
 from http_load import LoadResult, closed_loop, open_loop, post_request, sequential
@@ -55,6 +58,7 @@ from service.registry import Registry
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "serve-latency"
 SECTION_ID_ONLY = "serve-latency-id-only"
+SECTION_LOGGING = "serve-latency-logging"
 DISTINCT_BODIES = 8
 
 
@@ -96,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-id-only", action="store_true", help="skip the id-only rows (and Redis)")
     p.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4], help="wrk connection counts at 500")
     p.add_argument("--no-split", action="store_true", help="skip the split vs unsplit graph tables")
+    p.add_argument("--no-logging", action="store_true", help="skip the impression log off vs on rows")
+    p.add_argument("--logging-only", action="store_true",
+                   help="measure only the impression log off vs on (its section of the doc alone)")
     return p.parse_args(argv)
 
 
@@ -148,6 +155,10 @@ def start_servers(args: argparse.Namespace, tmp: Path) -> dict[str, ServerProces
             [sys.executable, "-m", "service.cli"],
             {**workers_env, **other, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-other")},
             tmp / "workers-other.log", "/v2/health/ready")
+    if args.logging:  # the same server with the impression log on (bench/serve_logging.py)
+        for name, extra in logging_servers(tmp).items():
+            servers[name] = ServerProcess([sys.executable, "-m", "service.cli"], {**env, **extra},
+                                          tmp / f"{name}.log", "/v2/health/ready")
     if args.id_only:
         redis_env = {**env, "RANKER_FEATURE_STORE": "redis", "RANKER_REDIS_URL": args.redis.url,
                      "RANKER_REDIS_TIMEOUT": "0.5"}
@@ -180,6 +191,8 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
                     args.same_order.append(same)
                 rows.append(row)
                 print(f"measured {size} candidates", file=sys.stderr)
+            if args.logging:
+                args.logging_result = run_logging(args, manifest, servers, serving, Path(tmp))
             if args.id_only:
                 id_only = run_id_only(args, manifest, servers, Path(tmp))
         finally:
@@ -196,6 +209,50 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
                                                or args.sizes[:1], max_seconds=args.duration)
     stages["split"] = [] if args.no_split else split_cost.measure(args.sizes, args.requests, args.duration)
     return rows, stages, id_only
+
+
+def run_logging(args: argparse.Namespace, manifest, servers: dict[str, ServerProcess], serving,
+                tmp: Path) -> serve_logging.LoggingResult:
+    """Logging off ("ours") vs on ("logging") at FLOOR_SIZE candidates; the "logging" server is stopped here,
+    so its files are published and counted."""
+    bodies = [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(DISTINCT_BODIES)]
+    ports = {"off": servers["ours"].port, "on": servers["logging"].port, "on, features none": servers["logging-none"].port}
+    result = serve_logging.measure(ports, bodies, FLOOR_SIZE, args.requests, args.duration, args.concurrency)
+    answered, result.dropped = serve_logging.server_counts(ports["on"])
+    result.rows_answered = int(answered) * FLOOR_SIZE
+    servers.pop("logging").stop()
+    servers.pop("logging-none").stop()
+    result.rows_logged = serve_logging.logged_rows(tmp / "impressions-log")
+    result.offer_us, result.batch_us_per_record, result.compact_us_per_record = serve_logging.in_process(
+        serving, bodies[0], min(args.requests, 200))
+    print(f"measured logging off vs on at {FLOOR_SIZE} candidates", file=sys.stderr)
+    return result
+
+
+def logging_servers(tmp: Path) -> dict[str, dict[str, str]]:
+    """The servers with the impression log on: every feature kept, and none."""
+    return {"logging": {"RANKER_LOG_DIR": str(tmp / "impressions-log")},
+            "logging-none": {"RANKER_LOG_DIR": str(tmp / "impressions-log-none"), "RANKER_LOG_FEATURES": "none"}}
+
+
+def run_logging_only(args: argparse.Namespace) -> serve_logging.LoggingResult:
+    manifest = read_manifest(args.bundle)
+    serving = load_serving(args.bundle, args.weights)
+    with tempfile.TemporaryDirectory(prefix="serve-logging-") as tmp:
+        registry = Registry(Path(tmp) / "registry", manifest.model_name)
+        registry.publish(args.bundle)
+        env = {"RANKER_REGISTRY_ROOT": str(registry.root), "RANKER_MODEL_NAME": manifest.model_name,
+               "RANKER_WEIGHTS_PATH": str(args.weights), "RANKER_MAX_CANDIDATES": str(FLOOR_SIZE)}
+        servers = {name: ServerProcess([sys.executable, "-m", "service.cli"], {**env, **extra},
+                                       Path(tmp) / f"{name}.log", "/v2/health/ready")
+                   for name, extra in {"ours": {}, **logging_servers(Path(tmp))}.items()}
+        try:
+            for s in servers.values():
+                s.wait_ready()
+            return run_logging(args, manifest, servers, serving, Path(tmp))
+        finally:
+            for s in servers.values():
+                s.stop()
 
 
 def run_id_only(args: argparse.Namespace, manifest, servers: dict[str, ServerProcess], tmp: Path) -> IdOnlyResult:
@@ -292,6 +349,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no bundle at {args.bundle}; run `make run` (or `ranker train configs/demo.yaml --out {args.bundle}`)")
     args.load_average = [os.getloadavg()[0]]
     args.same_order = []
+    args.logging = not args.no_logging and (args.logging_only or FLOOR_SIZE in args.sizes)
+    args.logging_result = None
+    if args.logging_only:
+        args.logging_result = run_logging_only(args)
+        args.load_average.append(os.getloadavg()[0])
+        write_logging(args)
+        return
     rows, stages, id_only = run(args)
     args.load_average.append(os.getloadavg()[0])
     text = render(rows, stages, args)
@@ -303,6 +367,17 @@ def main(argv: list[str] | None = None) -> None:
             write_section(SECTION_ID_ONLY, "## Id-only requests: features from the feature store "
                           f"(`bench/serve_latency.py`)\n\n{id_text}", args.doc)
         print(f"\nwritten to {args.doc}", file=sys.stderr)
+    write_logging(args)
+
+
+def write_logging(args: argparse.Namespace) -> None:
+    """Print the impression log's rows and write its section (unless --no-doc)."""
+    if args.logging_result is None:
+        return
+    text = f"{run_header(args)}.\n\n" + "\n".join(serve_logging.render(args.logging_result))
+    print(text)
+    if not args.no_doc:
+        write_section(SECTION_LOGGING, f"## Impression log cost (`bench/serve_latency.py`)\n\n{text}", args.doc)
 
 
 if __name__ == "__main__":

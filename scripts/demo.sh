@@ -2,18 +2,19 @@
 # The whole product on demo data, on this machine:
 #   generate impression logs -> train -> export a verified bundle -> publish it to a local registry
 #   -> publish the item and user feature snapshots (the embedded feature store)
-#   -> start the ranking server on 127.0.0.1 -> send one real /v1/rank request with ids only
-#      (features looked up by id) and print the answer.
+#   -> start the ranking server on 127.0.0.1 (impression log on, into logs/ beside the registry)
+#   -> send one real /v1/rank request with ids only (features looked up by id) and print the answer.
 #
 # Then the server keeps running in the foreground (Ctrl-C stops it cleanly) when the output is a
 # terminal; otherwise (CI, pipes) it is stopped cleanly right after the example request.
-# Override with KEEP_SERVING=1 or KEEP_SERVING=0. Other knobs: DEMO_ROWS, REGISTRY, PORT.
+# Override with KEEP_SERVING=1 or KEEP_SERVING=0. Other knobs: DEMO_ROWS, REGISTRY, PORT, LOG_DIR.
 # It ends with the time each stage took: setup (SETUP_MS, measured by `make run`), training, serving.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${DEMO_ROWS:-200000}
 REGISTRY=${REGISTRY:-registry}
 PORT=${PORT:-8000}
+LOG_DIR=${LOG_DIR:-$(dirname "$REGISTRY")/logs}  # the impression log, beside the registry
 if [ -t 1 ]; then KEEP_SERVING=${KEEP_SERVING:-1}; else KEEP_SERVING=${KEEP_SERVING:-0}; fi
 URL="http://127.0.0.1:$PORT"
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -28,9 +29,9 @@ ranker features publish data/demo-features/items.parquet --registry "$REGISTRY" 
 ranker features publish data/demo-features/users.parquet --registry "$REGISTRY" --entity user
 T_SERVE=$(now_ms)
 
-echo "starting the ranking server on $URL (log: runs/serve.log)"
+echo "starting the ranking server on $URL (log: runs/serve.log; impressions: $LOG_DIR/impressions)"
 ranker-serve --registry-root "$REGISTRY" --model-name demo --weights-path configs/weights.yaml \
-    --host 127.0.0.1 --port "$PORT" > runs/serve.log 2>&1 &
+    --log-dir "$LOG_DIR" --host 127.0.0.1 --port "$PORT" > runs/serve.log 2>&1 &
 SERVER=$!
 stop_server() {
     if kill -0 "$SERVER" 2>/dev/null; then
@@ -77,6 +78,17 @@ with urllib.request.urlopen(req, timeout=10) as r:
     print(json.dumps(json.load(r), indent=2))
 PY
 T_DONE=$(now_ms)
+if [ "$KEEP_SERVING" != "1" ]; then
+    stop_server  # the log writer publishes its Parquet file on the way out
+    python - "$LOG_DIR" <<'PY'
+import sys
+from pathlib import Path
+import pyarrow.parquet as pq
+files = sorted(Path(sys.argv[1]).glob("impressions/date=*/hour=*/*.parquet"))
+rows = sum(pq.read_metadata(f).num_rows for f in files)
+print(f"impression log: {rows} rows in {len(files)} Parquet file(s) under {sys.argv[1]}/impressions")
+PY
+fi
 
 echo
 echo "time: setup $(if [ -n "${SETUP_MS:-}" ]; then seconds "$SETUP_MS"; else echo "not measured (run through make run)"; fi)," \
@@ -89,5 +101,6 @@ if [ "$KEEP_SERVING" = "1" ]; then
     echo "  curl -s $URL/v1/rank -H 'Content-Type: application/json' -d @runs/example-request.json"
     echo "  curl -s $URL/v1/models;  curl -s $URL/metrics | grep ^ranker_"
     echo "  edit configs/weights.yaml: the next request uses the new profiles"
+    echo "  ls $LOG_DIR/impressions/*/*: what was ranked, as Parquet (a file per segment roll and at shutdown)"
     wait "$SERVER"
 fi

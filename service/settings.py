@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.contract.bundle import SessionConfig
+from service.impressions.config import LogConfig, parse_features
 
 ENV_PREFIX = "RANKER_"
 
@@ -64,6 +65,23 @@ class Settings(BaseSettings):
     redis_retry_interval: float = Field(1.0, gt=0, description="seconds reads fail fast after a Redis failure")
     feature_cache_ttl: float = Field(0.0, ge=0, description="seconds Redis features stay in an in-process cache (0 = off)")
     feature_cache_size: int = Field(100_000, ge=1, description="most ids the in-process feature cache holds")
+    log_dir: str | None = Field(None, description=(
+        "impression log destination: a directory or s3://bucket/prefix (impressions/ under it); unset = off"))
+    log_sample: float = Field(1.0, ge=0, le=1, description=(
+        "share of ranked responses logged, chosen by a hash of the request id (the same on every replica)"))
+    log_features: str = Field("all", description=(
+        "feature values kept per logged item: all, none, or a comma-separated list of feature names"))
+    log_queue_size: int = Field(1024, ge=1, description=(
+        "ranked responses waiting for the log writer; more are dropped (ranker_log_dropped_total)"))
+    log_flush_seconds: float = Field(1.0, gt=0, le=60, description=(
+        "seconds between writes of the queued records to the open segment: the most traffic a kill -9 loses"))
+    log_roll_seconds: float = Field(300.0, gt=0, description="seconds before a segment is compacted to Parquet")
+    log_roll_bytes: int = Field(64 << 20, ge=1 << 16, description="bytes of Arrow data before a segment is compacted")
+    log_spool_dir: Path | None = Field(None, description=(
+        "local directory for segments of an s3:// log (default: $TMPDIR/ranker-impressions-spool); keep it "
+        "on a volume that survives restarts so a crash loses nothing"))
+    replica: str | None = Field(None, description=(
+        "this server's name in log file names (with the pid); default: the host name (the pod name)"))
     workers: int = Field(1, ge=1, description=(
         "server processes sharing the port (uvicorn workers); above 1, /metrics adds up every process "
         "(prometheus-client multiprocess mode, files in $PROMETHEUS_MULTIPROC_DIR or a fresh temp dir)"))
@@ -76,6 +94,15 @@ class Settings(BaseSettings):
         if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
             raise ValueError("admin_token must be at least 16 characters (or unset to turn admin routes off)")
         return self
+
+    def log_config(self) -> LogConfig | None:
+        """The impression log's settings; None when RANKER_LOG_DIR is unset (logging off)."""
+        if not self.log_dir:
+            return None
+        return LogConfig(destination=self.log_dir, sample=self.log_sample, features=parse_features(self.log_features),
+                         queue_size=self.log_queue_size, flush_seconds=self.log_flush_seconds,
+                         roll_seconds=self.log_roll_seconds, roll_bytes=self.log_roll_bytes,
+                         spool_dir=self.log_spool_dir, replica=self.replica)
 
     def session_config(self) -> SessionConfig:
         return SessionConfig(intra_op_threads=self.ort_intra_op_threads, inter_op_threads=self.ort_inter_op_threads,

@@ -252,6 +252,9 @@ class _Scalar:
         self.value = value
 
 
+SharedValue = _Scalar  # for readers of `request_columns` (the impression log repeats it per logged row)
+
+
 def encode_column(encoder: CategoricalEncoder | NumericEncoder, values: Any, n_rows: int,
                   clipped: dict[str, int] | None = None) -> np.ndarray | Any:
     """(n_rows,) encoded values of one feature from a list of values; or, from one shared value (_Scalar

@@ -62,7 +62,8 @@ class RankRequest:
     every item feature of the model.
 
     `unknown` names the fields the model does not read (service.contract.unknown: `user.age`).
-    `defaulted` and `clipped` are filled when the request is encoded, for the metrics: feature ->
+    `columns` is filled when the request is encoded: feature -> the raw values the encoder read (after
+    the feature-store fill; the impression log keeps them). `defaulted` and `clipped` too, for the metrics: feature ->
     values the model's default replaced (service.contract.missing), and numeric feature -> values
     outside the training range, clipped to it (service.contract.features).
     """
@@ -75,6 +76,7 @@ class RankRequest:
     request_id: str | None
     defaulted: dict[str, int] = field(default_factory=dict)
     clipped: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
     explain: bool = False
     scores: bool = True  # each returned item carries its per-task scores

@@ -42,7 +42,7 @@ class RankingModel(Protocol):
 
     def encode(self, request: RankRequest, filled: Filled | None = None) -> dict[str, np.ndarray]:
         """Request (plus the features the store filled in) -> model inputs, one row per candidate; fills
-        request.defaulted and request.clipped, and raises InvalidRequest for a missing feature trained with
+        request.columns, request.defaulted and request.clipped, and raises InvalidRequest for a missing feature trained with
         on_missing: error."""
         ...
 
@@ -83,6 +83,7 @@ class OnnxRankingModel:
         user = filled.user if filled is not None else request.user
         items = {**request.items, **filled.item_columns} if filled is not None else request.items
         columns = features.request_columns(user, request.context, items, n)
+        request.columns.update(columns)  # what the model saw, for the impression log
         request.defaulted.update(check_defaulted(features, missing_values(columns), columns))
         if self.manifest.input_layout == "split":  # user and context encoded once, one row
             return encode_split(features, columns, n, request.clipped)

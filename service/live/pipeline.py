@@ -4,7 +4,7 @@
     fields the model does not read noted)
     ->  fill features left out (service.feature_store)  ->  encode (service.contract.features, numpy;
     missing features counted or refused)  ->  session.run (all heads)  ->  combine (weights profile,
-    numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  msgspec
+    numpy)  ->  refuse non-finite scores  ->  sort, top-k  ->  msgspec  ->  queued for the impression log
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from service.profiles import CompiledWeights
 
 if TYPE_CHECKING:
     from service.feature_store.lookup import FeatureLookup
+    from service.impressions.writer import ImpressionLog
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,10 @@ class Ranked:
 
 
 def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
-         header_request_id: str | None = None, lookup: FeatureLookup | None = None) -> Ranked:
-    """Score and sort one request with one (model, weights) pair. Raises RankerError subclasses."""
+         header_request_id: str | None = None, lookup: FeatureLookup | None = None,
+         impressions: ImpressionLog | None = None) -> Ranked:
+    """Score and sort one request with one (model, weights) pair. Raises RankerError subclasses.
+    With `impressions`, the response is also queued for the impression log (references, no I/O)."""
     model, weights = serving.model, serving.weights
     header_id = check_header_request_id(header_request_id)
     request = model.parse(raw)
@@ -66,6 +69,8 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     if filled is not None:
         header["lookup"] = filled.summary
     body = response_body(header, request.item_ids, scores, heads, order, parts, request.scores)
+    if impressions is not None:
+        impressions.offer(request_id, model, weights, profile.name, arm, request, scores, heads, order)
     if metrics is not None:
         metrics.inference_duration.observe(inference)
         metrics.candidates.observe(len(request.item_ids))

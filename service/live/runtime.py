@@ -19,6 +19,7 @@ from service.feature_store.embedded import EmbeddedStore
 from service.feature_store.lookup import FeatureLookup
 from service.feature_store.metrics import FeatureStoreMetrics
 from service.feature_store.redis_store import RedisStore
+from service.impressions.writer import ImpressionLog
 from service.live.model_store import ModelStore
 from service.live.pipeline import Ranked, rank
 from service.live.state import Serving, ServingState
@@ -50,6 +51,8 @@ class Runtime:
         self.models = ModelStore(registry, self.state, self.metrics, settings.session_config(),
                                  settings.max_candidates, fits=self.features.fits)
         self.weights = WeightsStore(settings.weights_path, self.state, self.metrics, on_change=self.models.weights_changed)
+        log_config = settings.log_config()
+        self.impressions = ImpressionLog(log_config, self.metrics.registry) if log_config is not None else None
         self.in_flight = 0
         self._limiter: anyio.CapacityLimiter | None = None
         self._tasks: list[asyncio.Task] = []
@@ -64,6 +67,8 @@ class Runtime:
         # id-only requests from an empty store while its snapshot is still loading.
         await self.features.check_async()
         s = self.settings
+        if self.impressions is not None:
+            self.impressions.start()
         self._tasks = [
             asyncio.create_task(self.weights.run(s.weights_poll_interval), name="weights-poll"),
             asyncio.create_task(self.models.run(s.poll_interval), name="registry-poll"),
@@ -79,6 +84,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.impressions is not None:  # after the last request: what was queued is written and published
+            await anyio.to_thread.run_sync(self.impressions.stop)
 
     def serving(self) -> Serving:
         """The (model, weights) pair for one request; NotReady (503) until both are valid."""
@@ -109,7 +116,7 @@ class Runtime:
     async def rank(self, serving: Serving, body: bytes, header_request_id: str | None) -> Ranked:
         """Run the CPU-bound ranking path on a scoring thread (the event loop keeps serving probes), or
         on the event loop itself with scoring_threads 0."""
-        fn = partial(rank, serving, body, self.metrics, header_request_id, self.lookup)
+        fn = partial(rank, serving, body, self.metrics, header_request_id, self.lookup, self.impressions)
         if self._limiter is None:
             return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
