@@ -24,7 +24,7 @@ def test_misfit_model_is_refused_then_taken_once_the_weights_fit(client, registr
     version = publish_renamed_task(registry, bundle_dir, tmp_path)
     models = lambda: client.get("/v1/models").json()  # noqa: E731
     assert wait_until(lambda: str(version) in models()["refused_versions"])
-    assert "profiles.default.rating" in models()["refused_versions"][str(version)]
+    assert "profiles.balanced.rating" in models()["refused_versions"][str(version)]
     assert models()["model"]["version"] == 1 and client.get("/v2/health/ready").status_code == 200
     weights_path.write_text("profiles: {default: {click: 1.0, like: 1.0}}\n")  # fits both models
     assert wait_until(lambda: models()["model"]["version"] == version, timeout=5)

@@ -83,7 +83,7 @@ def test_good_warm_started_candidate_is_promoted(seeded: Registry, demo_spec: Ra
     assert warm["embedding_rows_mapped"]["user_id"] == f"{vocab}/{vocab}"  # same data: every row carried over
     assert {g["gate"] for g in out.report["gates"]} >= {"parity", "finite", "metric", "mean_shift", "topk_overlap"}
     # The spec's eval.weights (configs/weights.yaml): one overlap row and one NDCG row per served profile.
-    profiles = {"default", "satisfaction_first", "engagement_first", "click_only"}
+    profiles = {"default", "balanced", "satisfaction_first", "engagement_first", "click_only"}
     for gate in ("topk_overlap", "ndcg"):
         assert {g["subject"] for g in out.report["gates"] if g["gate"] == gate} == profiles
     assert out.report["weights"]["profiles"] == sorted(profiles)
