@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from service.contract.calibration import Calibration, calibrate
 from service.contract.features import CATEGORICAL_INPUT, FeatureEncoders
+from service.contract.feedback import FeedbackConfig
 from service.contract.files import atomic_write_bytes, sha256_file
 from service.contract.layout import Layout, input_names, split_rows
 from service.contract.lookups import Lookups, check_lookups
@@ -116,6 +117,7 @@ class Manifest(BaseModel):
     data_window: dict[str, Any] = Field(default_factory=dict)  # start/end timestamps, row counts
     data_columns: DataColumns | None = None  # None: a bundle from before it was recorded (tools use defaults)
     metrics: dict[str, Any] = Field(default_factory=dict)  # offline metrics, gate statistics
+    feedback: FeedbackConfig | None = None  # the spec's feedback events and label rules (POST /v1/feedback)
     parity_sample: ParitySample
 
     @model_validator(mode="after")

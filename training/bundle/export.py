@@ -206,7 +206,7 @@ def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tas
         format_version=version, model_name=trained.spec.name, model_sha256=sha256_file(model_path),
         features=trained.prepared.encoders, input_layout=layout, lookups=trained.spec.lookups(), tasks=tasks,
         model_args=trained.args.to_dict(), data_window=data_window(trained), parity_sample=parity,
-        data_columns=data_columns(trained.spec.data),
+        data_columns=data_columns(trained.spec.data), feedback=trained.spec.feedback,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from service.contract.feedback import BINARY_AGGREGATES, FeedbackConfig
 from training.spec.data import SPLIT_NAMES, DataConfig
 from training.spec.errors import format_errors
 from training.spec.model import NEEDS_SHARING, ModelConfig, TrainConfig
@@ -271,6 +272,10 @@ class RankerSpec(_Strict):
         default_factory=LookupConfig, description="features the server looks up by id when a request "
         "leaves them out (the feature store), and the tables training joins onto id-only logs",
         examples=[{"item": {"features": ["price"]}}])
+    feedback: FeedbackConfig | None = Field(
+        None, description="events the server takes at `POST /v1/feedback` and the rule that turns them into each "
+        "label task's label (`ranker logs join`); copied into the manifest. Unset: the server takes no feedback",
+        examples=[{"window": "24h", "events": {"click": "flag"}, "labels": {"click": "any(click)"}}])
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RankerSpec:
@@ -292,6 +297,8 @@ class RankerSpec(_Strict):
             if unknown:
                 raise ValueError(f"{field}: unknown task(s) {unknown}; tasks are {tasks}")
         check_lookup(self)
+        if self.feedback is not None:
+            _check_feedback(self)
         return self
 
     def lookups(self) -> dict[str, list[str]]:
@@ -443,3 +450,18 @@ def load_spec(path: str | Path, data_path: str | None = None) -> RankerSpec:
     if spec.eval.weights is not None and not Path(spec.eval.weights).is_absolute():
         spec.eval.weights = str((path.parent / spec.eval.weights).resolve())
     return spec
+
+
+def _check_feedback(spec: RankerSpec) -> None:
+    """Every label task's column has a rule (a rule for another column writes an extra column: a label for a
+    later task, or a subset of the spec's tasks); a binary task's rule gives 0/1."""
+    rules = {r.column: r for r in spec.feedback.rules()}
+    missing = [t.column for t in spec.label_tasks() if t.column not in rules]
+    if missing:
+        raise ValueError(f"feedback.labels: no rule for label column(s) {missing}; every label task's column "
+                         f"needs one, e.g. `{missing[0]}: any(EVENT)`")
+    for task in spec.label_tasks():
+        rule = rules[task.column]
+        if task.type == "binary" and rule.aggregate not in BINARY_AGGREGATES:
+            raise ValueError(f"feedback.labels.{task.column}: {rule.aggregate}() does not give a 0/1 label for "
+                             f"binary task {task.name!r}; use one of {', '.join(BINARY_AGGREGATES)}")

@@ -101,6 +101,7 @@ def test_manifest_describes_the_model(bundle_dir: Path, trained) -> None:
     assert m.model_args["arch"] == "mmoe" and m.model_args["tasks"] == trained.spec.task_names()
     assert m.data_window["rows"]["test"] == trained.prepared.splits.test.num_rows
     assert len(m.parity_sample.rows) == 32
+    assert m.feedback == trained.spec.feedback and m.feedback.events["click"] == "flag"  # what the server accepts
     # measured on the bundle (onnxruntime), as `ranker evaluate` measures it; torch agrees to float rounding
     assert m.metrics["test"]["tasks"]["click"]["auc"] == pytest.approx(trained.metrics["test"]["tasks"]["click"]["auc"],
                                                                       abs=1e-4)

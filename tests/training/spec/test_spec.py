@@ -22,6 +22,12 @@ def write_spec(tmp_path: Path, edit) -> Path:
 
 
 BAD_SPECS = {
+    "feedback without a rule for a label task": (lambda r: r["feedback"]["labels"].pop("rating"),
+                                                 "no rule for label column(s) ['rating']"),
+    "feedback sum on a binary task": (lambda r: r["feedback"]["labels"].update(click="count(click)"),
+                                      "feedback.labels.click: count() does not give a 0/1 label"),
+    "feedback rule on an undeclared event": (lambda r: r["feedback"]["labels"].update(like="last(thumb)"),
+                                             "event 'thumb' is not declared"),
     "typo in a key": (lambda r: r["train"].update(epoch=3), "train.epoch"),
     "zero experts": (lambda r: r["model"].update(num_experts=0), "model.num_experts"),
     "unknown task type": (lambda r: r["tasks"][0].update(type="ordinal"), "tasks.0.type"),
