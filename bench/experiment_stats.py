@@ -87,8 +87,8 @@ def one_run(spec, seed: int, users: int, effect: float, resamples: int) -> dict:
     lo, hi = naive_interval(log)
     truth = true_difference(effect)
     return {"seed": seed, "rows": int(len(log.arm)), "difference": d["value"], "lo": d["lo"], "hi": d["hi"],
-            "naive_lo": lo, "naive_hi": hi, "covers": d["lo"] <= truth <= d["hi"], "naive_covers": lo <= truth <= hi,
-            "flags": not d["lo"] <= 0 <= d["hi"], "naive_flags": not lo <= 0 <= hi,
+            "naive_lo": float(lo), "naive_hi": float(hi), "covers": bool(d["lo"] <= truth <= d["hi"]), "naive_covers": bool(lo <= truth <= hi),
+            "flags": bool(not d["lo"] <= 0 <= d["hi"]), "naive_flags": bool(not lo <= 0 <= hi),
             "verdict": report["comparisons"]["treatment"]["click"]["verdict"], "srm_p": report["srm"]["p_value"]}
 
 

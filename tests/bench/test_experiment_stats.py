@@ -1,5 +1,7 @@
 """bench/experiment_stats.py runs small: a known effect inside its interval, and the naive interval narrower."""
 
+import json
+
 from bench.experiment_stats import EFFECT, measure, render, simulate, summary, true_difference
 
 
@@ -15,5 +17,6 @@ def test_benchmark_runs_small_and_renders():
     s = summary(results)
     assert s["runs"] == 4 and s["coverage"] >= 0.5 and s["aa_quiet"] >= 0.5
     assert s["naive_width"] < 0.7 * s["width"]  # the users' correlated rows: clustering widens the interval
+    assert json.loads(json.dumps(results)) == results  # what the benchmark saves under bench/results/
     text = render(results)
     assert "bootstrap by user" in text and "of 4" in text
