@@ -16,6 +16,8 @@ user) as a JoinedLog, exactly as `ranker experiment report` runs them on a joine
     .venv/bin/python -m bench.experiment_stats                 # 50 runs each; docs/BENCHMARKS.md "experiment-stats"
     .venv/bin/python -m bench.experiment_stats --runs 3 --users 500 --no-write-doc   # smoke
     .venv/bin/python -m bench.experiment_stats --replot        # the section again from the saved JSON
+    .venv/bin/python -m bench.experiment_stats --write-joined runs/joined-sim   # one run as a joined log
+                                                               # (Parquet, date=.../), for the report's CLI
 """
 
 from __future__ import annotations
@@ -68,6 +70,37 @@ def simulate(seed: int, users: int, effect: float) -> JoinedLog:
                      labels={"click": clicks}, experiment="simulated", counts={})
 
 
+def joined_table(log: JoinedLog, day: str = "2026-12-01"):
+    """A simulated run as the joined log `ranker logs join` writes (the columns the report reads, and a few more)."""
+    import pyarrow as pa
+
+    n = len(log.arm)
+    ts = np.datetime64(day, "ms").astype(np.int64) + log.request * 1000
+    null = np.full(n, np.nan)
+    return pa.table({
+        "request_id": pa.array(np.char.add("r", log.request.astype(str))),
+        "item_id": pa.array(np.char.add("i", ((log.request * 7 + log.position.astype(np.int64)) % 500).astype(str))),
+        "ts": pa.array(ts, pa.timestamp("ms", tz="UTC")), "position": pa.array(log.position.astype(np.int32)),
+        "user_key": pa.array(np.char.add("u", log.cluster.astype(str))), "model_name": pa.array(["demo"] * n),
+        "model_version": pa.array(np.full(n, 1, np.int64)), "model_role": pa.array(["current"] * n),
+        "weights_generation": pa.array(np.full(n, 1, np.int64)),
+        "profile": pa.array(np.array(["default", "tuned"])[log.arm]),
+        "experiment": pa.array([log.experiment] * n), "arm": pa.array(np.asarray(log.arms)[log.arm]),
+        "click": log.labels["click"], "watch_time": null, "like": null, "rating": null})
+
+
+def write_joined(out: Path, users: int, seed: int = 0) -> Path:
+    """One simulated run (the known effect) as a joined log under out/date=2026-12-01/."""
+    import pyarrow.parquet as pq
+
+    log = simulate(seed, users, EFFECT)
+    log.arms = ["control", "tuned"]
+    part = Path(out) / "date=2026-12-01"
+    part.mkdir(parents=True, exist_ok=True)
+    pq.write_table(joined_table(log), part / "part-0.parquet")
+    return part / "part-0.parquet"
+
+
 def naive_interval(log: JoinedLog) -> tuple[float, float]:
     """Treatment - control click rate with a row-level (binomial, unclustered) 95 % interval."""
     means, variances = [], []
@@ -114,6 +147,9 @@ def summary(results: dict) -> dict:
             "aa_quiet": 1 - share(aa, "flags"), "naive_aa_quiet": 1 - share(aa, "naive_flags"),
             "power": share(eff, "flags"), "width": width(eff, "lo", "hi"), "naive_width": width(eff, "naive_lo", "naive_hi"),
             "srm_alarms": sum(r["srm_p"] < 0.001 for r in [*eff, *aa]), "runs": len(eff),
+            "sd_observed": float(np.std([r["difference"] - np.mean([x["difference"] for x in runs])
+                                         for runs in (eff, aa) for r in runs], ddof=2)),
+            "sd_implied": float(np.median([(r["hi"] - r["lo"]) / (2 * Z95) for r in [*eff, *aa]])),
             "rows": float(np.median([r["rows"] for r in eff]))}
 
 
@@ -137,6 +173,10 @@ def render(results: dict) -> str:
         f"{ok(s['aa_quiet'], QUIET_FLOOR)}) | {s['naive_aa_quiet']:.0%} |",
         f"| median interval width (known effect) | {s['width']:.4f} | {s['naive_width']:.4f} |",
         f"| known effect detected (power) | {s['power']:.0%} | |", "",
+        f"The intervals are as wide as the runs vary: the standard deviation of the estimated difference over the "
+        f"{2 * n} runs (each scenario about its own mean) is {s['sd_observed']:.5f}; the median interval's "
+        f"half-width / 1.96 is {s['sd_implied']:.5f}. The naive interval is {s['width'] / s['naive_width']:.1f}x "
+        "too narrow: a user's impressions are not independent draws.", "",
         "A correct 95 % interval flags an A/A split in 5 % of runs by design, so the A/A floor equals the nominal "
         f"rate: over {n} runs the share of quiet runs has a binomial sd of about "
         f"{np.sqrt(0.05 * 0.95 / n):.0%}. The sample-ratio check (chi-square of users per arm against 50/50) "
@@ -151,7 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--write-doc", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--replot", action="store_true")
+    p.add_argument("--write-joined", type=Path, help="write one simulated run (--users users, seed 0, the known "
+                   "effect on arm 'tuned') as a joined log into this directory, and stop")
     ns = p.parse_args(argv)
+    if ns.write_joined:
+        print(f"wrote {write_joined(ns.write_joined, ns.users)}")
+        return
     results = json.loads(RESULTS.read_text()) if ns.replot else measure(ns.runs, ns.users, ns.resamples)
     text = render(results)
     print(text)

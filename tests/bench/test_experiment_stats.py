@@ -20,3 +20,18 @@ def test_benchmark_runs_small_and_renders():
     assert json.loads(json.dumps(results)) == results  # what the benchmark saves under bench/results/
     text = render(results)
     assert "bootstrap by user" in text and "of 4" in text
+
+
+def test_written_joined_log_is_what_the_report_reads(tmp_path):
+    from typer.testing import CliRunner
+
+    from bench.experiment_stats import write_joined
+    from tests.conftest import DEMO_SPEC
+    from training.cli import app
+
+    write_joined(tmp_path / "joined", users=400)
+    out = CliRunner().invoke(app, ["experiment", "report", str(tmp_path / "joined"), "--spec", str(DEMO_SPEC),
+                                   "--expected", "control=0.5,tuned=0.5", "--out", str(tmp_path / "r"),
+                                   "--bootstrap", "200"])
+    assert out.exit_code == 0, out.output
+    assert "| tuned |" in out.stdout and "No observed label in any arm: watch_time, like, rating." in out.stdout

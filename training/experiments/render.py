@@ -64,7 +64,10 @@ def markdown(report: dict) -> str:
     lines += [f"| {a} | {e['users']:,} | {e['requests']:,} | {e['rows']:,} |" for a, e in arms.items()]
     lines.append("")
     tasks = next(iter(arms.values()))["tasks"] if arms else {}
-    for task in [*tasks, "ndcg"]:
+    empty = [t for t in tasks if all(e["tasks"][t]["observed"] == 0 for e in arms.values())]
+    if empty:
+        lines += [f"No observed label in any arm: {', '.join(empty)}.", ""]
+    for task in [*(t for t in tasks if t not in empty), "ndcg"]:
         if task == "ndcg":
             title, pick = f"NDCG@{report['ndcg_k']} of the served lists (by the logged labels, mean over users)", None
         else:
