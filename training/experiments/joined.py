@@ -47,6 +47,7 @@ class JoinedLog:
             key is a cluster of its own).
         position: (N,) served position, 1 = top.
         labels: label task name -> (N,) float64, NaN = not observed.
+        window: the first and last row time compared (ISO, UTC), when the log has the time column.
         counts: rows and requests read and left out, by reason.
     """
 
@@ -57,6 +58,7 @@ class JoinedLog:
     position: np.ndarray
     labels: dict[str, np.ndarray]
     experiment: str | None = None
+    window: dict[str, str] | None = None
     roles: dict[str, list[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -92,6 +94,7 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
     dataset = open_dataset(path)
     names = set(dataset.schema.names)
     request_col = spec.data.request_id or "request_id"
+    time_col = spec.data.timestamp or "ts"
     labels = label_columns(spec)
     need = {request_col: "the request id (data.request_id)", "position": "the served position",
             "user_key": "the user key the split hashed", **{c: f"the label of task {t!r}" for t, c in labels.items()}}
@@ -99,7 +102,7 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
     for column, why in need.items():
         if column not in names:
             raise ExperimentError(f"the joined log {path} has no column {column!r} ({why})")
-    wanted = sorted(set(need) | ({"model_role"} & names) | ({"model_version"} & names))
+    wanted = sorted(set(need) | ({"model_role", "model_version", time_col} & names))
     table = dataset.to_table(columns=wanted)
     counts = {"rows_read": table.num_rows}
 
@@ -130,7 +133,16 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
     roles = _roles(table, by)
     counts["rows"] = table.num_rows
     return JoinedLog(arm=arm_codes, arms=[str(a) for a in arms], request=request, cluster=cluster, position=position,
-                     labels=values, experiment=experiment, roles=roles, counts=counts)
+                     labels=values, experiment=experiment, window=_window(table, time_col), roles=roles, counts=counts)
+
+
+def _window(table: pa.Table, column: str) -> dict[str, str] | None:
+    """The first and last time of the compared rows, ISO text (None without a time column or rows)."""
+    if column not in table.column_names or table.num_rows == 0 or not pa.types.is_timestamp(table[column].type):
+        return None
+    bounds = pc.min_max(table[column])
+    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    return None if first is None else {"start": first.isoformat(), "end": last.isoformat()}
 
 
 def _one_experiment(table: pa.Table, experiment: str | None, request_col: str, counts: dict) -> tuple[pa.Table, str]:

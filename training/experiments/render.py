@@ -54,7 +54,9 @@ def markdown(report: dict) -> str:
         left.append(f"{c['other_experiment_rows']:,} rows of other experiments")
     if c.get("rows_without_user_key"):
         left.append(f"{c['rows_without_user_key']:,} rows without a user key (each such request counted as a user)")
-    lines += ["; ".join(left) + f"; {c['rows']:,} rows compared.", ""]
+    window = report.get("window")
+    span = f" from {window['start']} to {window['end']}" if window else ""
+    lines += ["; ".join(left) + f"; {c['rows']:,} rows compared{span}.", ""]
     lines += [f"**warning:** {w}" if not w.startswith("SAMPLE") else f"**{w}**" for w in report["warnings"]]
     if report["warnings"]:
         lines.append("")

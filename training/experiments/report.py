@@ -71,6 +71,33 @@ def per_user(log: JoinedLog, spec: RankerSpec) -> tuple[np.ndarray, np.ndarray, 
     return np.column_stack(parts) if parts else np.empty((len(keys), 0)), arm_of_group, columns, requests
 
 
+def arm_statistics(rows: np.ndarray, col: dict[str, int], tasks: list[str], resamples: int,
+                   rng: np.random.Generator) -> tuple[dict, dict[str, np.ndarray]]:
+    """One arm's estimates from its (U, K) per-user sums, and each statistic's (B,) bootstrap draws."""
+    total = rows.sum(axis=0)
+    reps = S.replicates(rows, resamples, rng)
+    entry: dict = {"users": int(len(rows)), "tasks": {}}
+    draws = {}
+    for stat in [*tasks, "ndcg"]:
+        s, n = (col["ndcg:mean"], col["ndcg:n"]) if stat == "ndcg" else (col[f"{stat}:sum"], col[f"{stat}:n"])
+        draws[stat] = S.ratio(reps[:, s], reps[:, n])
+        estimate = S.percentile(float(total[s] / total[n]) if total[n] > 0 else None, draws[stat]).to_dict()
+        if stat == "ndcg":
+            entry["ndcg"] = {"users": int(total[n]), **estimate}
+        else:
+            entry["tasks"][stat] = {"observed": int(total[n]), **estimate}
+    return entry, draws
+
+
+def users_in_several_arms(log: JoinedLog) -> int:
+    """Users seen in more than one arm (the arms are then not independent samples)."""
+    n = int(log.cluster.max(initial=-1)) + 1
+    if n == 0:
+        return 0
+    first = np.unique(log.arm * n + log.cluster, return_index=True)[1]  # one row per (arm, user)
+    return int((np.bincount(log.cluster[first], minlength=n) > 1).sum())
+
+
 def analyze(log: JoinedLog, spec: RankerSpec, by: str = "arm", control: str | None = None,
             expected: Mapping[str, float] | None = None, resamples: int = S.RESAMPLES, seed: int = 0,
             lower_better: tuple[str, ...] = ()) -> dict:
@@ -83,43 +110,26 @@ def analyze(log: JoinedLog, spec: RankerSpec, by: str = "arm", control: str | No
         raise ExperimentError(f"--lower-better {unknown[0]!r}: not a label task of the spec {sorted(log.labels)}")
     matrix, arm_of_group, columns, requests = per_user(log, spec)
     col = {c: i for i, c in enumerate(columns)}
-    k = spec.eval.ndcg_k
     kinds = {t.name: "rate" if t.type == "binary" else "mean" for t in spec.label_tasks()}
-    arms, draws = {}, {}
+    tasks = list(log.labels)
     order = [control, *sorted(a for a in log.arms if a != control)]
+    arms, draws = {}, {}
     for i, arm in enumerate(order):
-        rows = matrix[arm_of_group == log.arms.index(arm)]
-        total = rows.sum(axis=0)
-        reps = S.replicates(rows, resamples, np.random.default_rng([seed, i]))
-        entry = {"users": int(len(rows)), "requests": requests[arm], "rows": int((log.arm == log.arms.index(arm)).sum()),
-                 "tasks": {}}
-        draws[arm] = {}
-        for task in log.labels:
-            s, n = col[f"{task}:sum"], col[f"{task}:n"]
-            point = float(total[s] / total[n]) if total[n] > 0 else None
-            draws[arm][task] = S.ratio(reps[:, s], reps[:, n])
-            entry["tasks"][task] = {"kind": kinds[task], "observed": int(total[n]),
-                                    **S.percentile(point, draws[arm][task]).to_dict()}
-        m, n = col["ndcg:mean"], col["ndcg:n"]
-        point = float(total[m] / total[n]) if total[n] > 0 else None
-        draws[arm]["ndcg"] = S.ratio(reps[:, m], reps[:, n])
-        entry["ndcg"] = {"users": int(total[n]), **S.percentile(point, draws[arm]["ndcg"]).to_dict()}
-        arms[arm] = entry
-    comparisons = {}
-    for arm in order[1:]:
-        out = {}
-        for task in [*log.labels, "ndcg"]:
-            a = arms[arm]["ndcg" if task == "ndcg" else "tasks"]
-            c = arms[control]["ndcg" if task == "ndcg" else "tasks"]
-            a, c = (a, c) if task == "ndcg" else (a[task], c[task])
-            out[task] = S.compare(a["value"], draws[arm][task], c["value"], draws[control][task],
-                                  higher_is_better=task not in lower_better).to_dict()
-        comparisons[arm] = out
+        code = log.arms.index(arm)
+        arms[arm], draws[arm] = arm_statistics(matrix[arm_of_group == code], col, tasks, resamples,
+                                               np.random.default_rng([seed, i]))
+        arms[arm] |= {"requests": requests[arm], "rows": int((log.arm == code).sum())}
+        for task in tasks:
+            arms[arm]["tasks"][task]["kind"] = kinds[task]
+
+    def value(arm: str, stat: str) -> float | None:
+        return (arms[arm]["ndcg"] if stat == "ndcg" else arms[arm]["tasks"][stat])["value"]
+
+    comparisons = {arm: {stat: S.compare(value(arm, stat), draws[arm][stat], value(control, stat),
+                                         draws[control][stat], higher_is_better=stat not in lower_better).to_dict()
+                         for stat in [*tasks, "ndcg"]} for arm in order[1:]}
     warnings = []
-    n_clusters = int(log.cluster.max(initial=-1)) + 1
-    shared = int((np.bincount(log.cluster[np.unique(log.arm * n_clusters + log.cluster, return_index=True)[1]],
-                              minlength=n_clusters) > 1).sum()) if n_clusters else 0
-    if shared:
+    if shared := users_in_several_arms(log):
         warnings.append(f"{shared} users appear in more than one arm (an assignment that changed during the "
                         "window?): the arms are not independent samples, the intervals are too optimistic")
     srm = None
@@ -132,6 +142,7 @@ def analyze(log: JoinedLog, spec: RankerSpec, by: str = "arm", control: str | No
             warnings.insert(0, f"SAMPLE RATIO MISMATCH: the users per arm do not match the configured shares "
                             f"(chi-square p = {srm['p_value']:.2e} < {S.SRM_ALPHA}); the assignment or the logging "
                             "is broken for some arm, and the differences below cannot be trusted")
-    return {"by": by, "experiment": log.experiment, "control": control, "ndcg_k": k, "resamples": resamples,
-            "seed": seed, "confidence": S.CONFIDENCE, "lower_better": sorted(lower_better), "counts": log.counts,
-            "arms": arms, "comparisons": comparisons, "srm": srm, "warnings": warnings}
+    return {"by": by, "experiment": log.experiment, "control": control, "ndcg_k": spec.eval.ndcg_k,
+            "resamples": resamples, "seed": seed, "confidence": S.CONFIDENCE, "lower_better": sorted(lower_better),
+            "window": log.window, "counts": log.counts, "arms": arms, "comparisons": comparisons, "srm": srm,
+            "warnings": warnings}

@@ -83,3 +83,26 @@ def test_model_versions_compare_the_canary_with_current(tmp_path, spec):
     assert report["comparisons"]["4"]["click"]["verdict"] == "better"
     with pytest.raises(ExperimentError, match="control arm '7'"):
         analyze(read_joined(root, spec, by="model_version"), spec, by="model_version", control="7")
+
+
+def test_the_specs_request_and_time_columns_are_read(tmp_path, spec):
+    table = joined_table(seed=0).rename_columns({"request_id": "rid", "ts": "when"})
+    root = write_partitioned(table, tmp_path / "renamed")
+    renamed = spec.model_copy(deep=True)
+    renamed.data.request_id, renamed.data.timestamp = "rid", "when"
+    log = read_joined(root, renamed)
+    assert log.window["start"].startswith("2025-12-06") and log.counts["rows"] == table.num_rows
+    with pytest.raises(ExperimentError, match="no column 'request_id'"):
+        read_joined(root, spec)
+
+
+def test_roles_lower_better_and_users_in_two_arms(tmp_path, spec):
+    current = joined_table(seed=0, role="current")
+    canary = joined_table(seed=0, role="canary", effect=0.3)  # the same users (seed 0) in both roles
+    root = write_partitioned(pa.concat_tables([current, canary]), tmp_path / "roles")
+    report = analyze(read_joined(root, spec, by="model_role"), spec, by="model_role", resamples=200,
+                     lower_better=("click",))
+    assert report["control"] == "current" and report["comparisons"]["canary"]["click"]["verdict"] == "worse"
+    assert "appear in more than one arm" in report["warnings"][0]
+    with pytest.raises(ExperimentError, match="--lower-better 'clicks'"):
+        analyze(read_joined(root, spec, by="model_role"), spec, by="model_role", lower_better=("clicks",))
