@@ -128,8 +128,10 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
     # A request without a user key cannot be tied to its user: it is a unit of its own.
     cluster = np.where(keyless, users.max(initial=-1) + 1 + request, users)
     cluster = np.unique(cluster, return_inverse=True)[1].reshape(-1)
-    position = table["position"].to_numpy(zero_copy_only=False).astype(np.float64)
-    values = {t: table[c].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64) for t, c in labels.items()}
+    if table["position"].null_count:
+        raise ExperimentError(f"the column 'position' has nulls in {table['position'].null_count} rows")
+    position = _floats(table, "position", "the served position")
+    values = {t: _floats(table, c, f"the label of task {t!r}") for t, c in labels.items()}
     roles = _roles(table, by)
     counts["rows"] = table.num_rows
     return JoinedLog(arm=arm_codes, arms=[str(a) for a in arms], request=request, cluster=cluster, position=position,
@@ -143,6 +145,15 @@ def _window(table: pa.Table, column: str) -> dict[str, str] | None:
     bounds = pc.min_max(table[column])
     first, last = bounds["min"].as_py(), bounds["max"].as_py()
     return None if first is None else {"start": first.isoformat(), "end": last.isoformat()}
+
+
+def _floats(table: pa.Table, column: str, what: str) -> np.ndarray:
+    """(N,) float64 of a numeric column, NaN for nulls; ExperimentError naming a column that is not numeric."""
+    try:
+        values = table[column].cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ExperimentError(f"the column {column!r} ({what}) is {table[column].type}, not numeric") from e
+    return values.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def _one_experiment(table: pa.Table, experiment: str | None, request_col: str, counts: dict) -> tuple[pa.Table, str]:

@@ -52,6 +52,15 @@ def test_a_missing_label_column_is_named(tmp_path):
     assert out.exit_code == 2 and "no column 'like'" in out.stderr, out.output
 
 
+def test_a_label_column_that_is_not_numeric_is_named(tmp_path):
+    table = joined_table(seed=0)
+    table = table.set_column(table.schema.get_field_index("click"), "click",
+                             pa.array(["yes"] * table.num_rows))
+    pq.write_table(table, tmp_path / "joined.parquet")
+    out = invoke(tmp_path / "joined.parquet", "--spec", DEMO_SPEC, "--out", tmp_path / "r")
+    assert out.exit_code == 2 and "'click' (the label of task 'click') is string, not numeric" in out.stderr, out.output
+
+
 def test_bad_input_exits_2_naming_it(tmp_path):
     root = write_partitioned(joined_table(seed=0), tmp_path / "joined")
     absent = invoke(root, "--spec", DEMO_SPEC, "--control", "nobody", "--out", tmp_path / "r")
