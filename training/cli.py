@@ -12,6 +12,7 @@ from service.contract.bundle import BundleError, read_manifest
 from service.profiles import WeightsError
 from service.registry import Registry, RegistryError
 from training.data import DataError
+from training.experiments.cli import experiment_app
 from training.features.cli import features_app
 from training.nightly.cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
@@ -208,6 +209,8 @@ app.add_typer(features_app, name="features")
 app.command("replay")(replay_command)
 app.command("tune")(tune_command)
 app.add_typer(weights_app, name="weights")
+# Experiments (training/experiments/cli.py): the report of arms and canaries from the joined log.
+app.add_typer(experiment_app, name="experiment")
 
 if __name__ == "__main__":
     app()
