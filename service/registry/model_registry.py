@@ -232,6 +232,13 @@ class Registry:
         logger.info("%s of %s version %d started (share %g)", mode, self.model_name, version, share)
         return record
 
+    def check_canary_slot(self) -> None:
+        """RegistryError when a canary is running (a new one would have to wait for its end)."""
+        running = self.canary()
+        if running is not None:
+            raise RegistryError(f"a {running.mode} of version {running.version} is running; "
+                                "promote or abort it before starting another")
+
     def abort_canary(self, reason: str = "canary aborted") -> CanaryRecord:
         """End the running canary; CURRENT serves everyone. Returns the ended record."""
         with self.lock():

@@ -70,6 +70,11 @@ def retrain_command(
              "(default: the spec's eval.weights, else eval.score_weights as one profile)")] = None,
     nproc: Annotated[int, typer.Option(min=1, help="train in N processes on this machine (torchrun); process 0 "
                                        "exports, gates and publishes; the exit codes are the same")] = 1,
+    canary: Annotated[float | None, typer.Option(
+        help="a passing candidate is published without becoming CURRENT and serves this share of users "
+             "(0 < share <= 1) as a canary; `ranker registry promote|abort` ends it")] = None,
+    shadow: Annotated[bool, typer.Option(
+        help="a passing candidate scores every request in the shadow (CURRENT's ranking served) instead")] = False,
 ) -> None:
     """Train on a data window, gate against CURRENT, publish; promote only if every gate passes."""
     from service.profiles import WeightsError
@@ -90,6 +95,8 @@ def retrain_command(
     if data and train:
         fail("give either --data (one dataset, split by the spec's rule) or --train (new training rows of a "
              "pre-split spec), not both")
+    if canary is not None and not 0 < canary <= 1:
+        fail(f"--canary: the share must be a number in (0, 1], not {canary}")
     dist = Dist.from_env()
     try:
         spec = load_spec(spec_path, data_path=data)
@@ -98,7 +105,8 @@ def retrain_command(
         reg = Registry(registry, spec.name, keep=keep)
         opts = RetrainOptions(work_dir=work, start=start, end=end, partitions=partition or [],
                               warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
-                              weights=weights, allow_holdout_overlap=allow_holdout_overlap)
+                              weights=weights, allow_holdout_overlap=allow_holdout_overlap, canary=canary,
+                              shadow=shadow)
         outcome = retrain(spec, reg, opts, dist)
     except HoldoutOverlap as e:
         fail(f"{e}. {overlap_advice(spec_path, data)}")
