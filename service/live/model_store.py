@@ -162,6 +162,9 @@ class ModelStore:
                 self.state.set_canary_record(record)
                 self.metrics.set_canary(record)
             return
+        if loaded is not None:  # a canary of another version (aborted and replaced between two polls)
+            self.state.clear_canary()
+            self.metrics.set_canary(None)
         if record.version in self.refused and not retry_refused:
             return
         check = await self._load(record.version, record)
@@ -190,9 +193,6 @@ class ModelStore:
             if result == "refused":
                 self._misfits.add(version)
             self.metrics.model_loads.labels(result=result).inc()
-            if canary is not None and self.state.canary is not None:  # an older canary does not stay on
-                self.state.clear_canary()
-                self.metrics.set_canary(None)
             log.error("model version refused; the previous model keeps serving" if canary is None else
                       f"{role} version refused; CURRENT serves every request",
                       extra={"model_version": version, "result": result, "role": role, "error": str(e)})
