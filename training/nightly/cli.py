@@ -1,8 +1,9 @@
 """Operations commands: `ranker retrain` (the nightly job) and `ranker registry list|show|promote|rollback|canary|abort`.
 
 The registry root and model name also come from RANKER_REGISTRY_ROOT and RANKER_MODEL_NAME, the
-variables the server reads, so one ConfigMap configures both. Exit codes of `retrain`: 0 promoted,
-3 rejected by a gate, 4 registry busy (locked, or CURRENT moved during the run), 2 any other error.
+variables the server reads, so one ConfigMap configures both. Exit codes of `retrain`: 0 promoted
+(with --canary: started as a canary), 3 rejected by a gate, 4 registry busy (locked, CURRENT moved
+during the run, or another canary running), 2 any other error.
 """
 
 from __future__ import annotations
