@@ -15,11 +15,15 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from service.registry.canary import CanaryRecord
 
 LATENCY_BUCKETS = (0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 INFERENCE_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1)
@@ -122,6 +126,13 @@ class RankerMetrics:
         self.model_info = Gauge("ranker_model_info", "1 for the model version being served", ["version"], registry=r,
                                 multiprocess_mode="livemax")  # any live process serving it
         self._versions: set[str] = set()
+        # The canary beside CURRENT: mode "canary" or "shadow"; at most one series at 1 per process.
+        self.canary_info = Gauge("ranker_canary_info", "1 for the canary or shadow version loaded beside CURRENT",
+                                 ["version", "mode"], registry=r, multiprocess_mode="livemax")
+        self._canaries: set[tuple[str, str]] = set()
+        # role: current | canary | shadow (the model that scored); bounded, never a version or a user.
+        self.model_requests = Counter("ranker_model_requests", "Requests scored, by the role of the model that "
+                                      "scored them (current, canary, shadow)", ["role"], registry=r)
         self.model_loads = Counter("ranker_model_loads", "Model load attempts by result", ["result"], registry=r)
         self.weights_reloads = Counter(
             "ranker_weights_reloads", "weights.yaml load attempts by result", ["result"], registry=r)
@@ -148,6 +159,18 @@ class RankerMetrics:
             self.model_info.clear()
         self._versions.add(str(version))
         self.model_info.labels(version=str(version)).set(1)
+
+    def set_canary(self, record: CanaryRecord | None) -> None:
+        """record: the CanaryRecord loaded beside CURRENT, or None when no canary serves."""
+        if multiprocess_mode():
+            for version, mode in self._canaries:
+                self.canary_info.labels(version=version, mode=mode).set(0)
+        else:
+            self.canary_info.clear()
+        if record is not None:
+            labels = (str(record.version), str(record.mode))
+            self._canaries.add(labels)
+            self.canary_info.labels(version=labels[0], mode=labels[1]).set(1)
 
     def observe_request(self, profile: str, status: int, seconds: float, arm: str | None = None) -> None:
         self.request_duration.labels(profile=profile, status=str(status)).observe(seconds)

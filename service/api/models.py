@@ -25,6 +25,7 @@ def model_summary(runtime: Runtime) -> dict[str, Any]:
         "pinned_version": runtime.models.pinned,
         "refused_versions": {str(v): why for v, why in runtime.models.refused.items()},
         "model": None,
+        "canary": canary_summary(runtime),
         "weights": None,
         "feature_store": runtime.features.describe(),
     }
@@ -55,3 +56,14 @@ def model_summary(runtime: Runtime) -> dict[str, Any]:
             "last_error": runtime.weights.last_error,
         }
     return out
+
+
+def canary_summary(runtime: Runtime) -> dict[str, Any] | None:
+    """The registry's CANARY record as last polled, and whether its version serves here (or why not)."""
+    record, loaded = runtime.models.canary_record, runtime.state.canary
+    if record is None:
+        return None
+    serving = loaded is not None and loaded.model.version == record.version
+    return {"version": record.version, "share": record.share, "mode": record.mode, "salt": record.salt,
+            "started_at": record.started_at, "serving": serving,
+            "error": None if serving else runtime.models.canary_error or runtime.models.refused.get(record.version)}

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from service.api.deps import RuntimeDep, read_body
 from service.api.errors import status_of
@@ -37,7 +38,10 @@ class LookupSummary(BaseModel):
 
 class RankResponse(BaseModel):
     request_id: str
-    model_version: int
+    model_version: int = Field(description="the model version that scored this request")
+    model_role: str = Field(description=(
+        "'current' (the registry's CURRENT) or 'canary' (the canary version serving a share of users, "
+        "`ranker registry canary`)"))
     profile: str
     arm: str | None = Field(description=(
         "experiment arm (weights.yaml `experiments`): a profile name, 'control' (the default profile), or "
@@ -81,7 +85,11 @@ async def rank(request: Request, runtime: RuntimeDep) -> Response:
             body = await read_body(request, runtime.settings.max_body_bytes)
             ranked = await runtime.rank(serving, body, request.headers.get("x-request-id"))
         status = 200
-        return Response(ranked.body, media_type="application/json", headers={"X-Request-ID": ranked.request_id})
+        # A shadow scores the request after the response is sent: its cost never delays this answer.
+        shadow = (BackgroundTask(runtime.shadow, ranked.shadow, body, ranked.request_id)
+                  if ranked.shadow is not None else None)
+        return Response(ranked.body, media_type="application/json", headers={"X-Request-ID": ranked.request_id},
+                        background=shadow)
     except RankerError as e:
         status, error = status_of(e), e.message
         raise
@@ -102,7 +110,7 @@ def _record(runtime: RuntimeDep, start: float, status: int, ranked: Ranked | Non
     extra: dict[str, Any] = {"status": status, "latency_ms": round(seconds * 1000, 3)}
     if ranked is not None:
         extra.update(request_id=ranked.request_id, candidates=ranked.candidates, model_version=ranked.model_version,
-                     profile=ranked.profile, arm=ranked.arm, weights_generation=ranked.weights_generation,
+                     model_role=ranked.model_role, profile=ranked.profile, arm=ranked.arm, weights_generation=ranked.weights_generation,
                      inference_ms=round(ranked.inference_seconds * 1000, 3))
     else:
         # An over-long header is refused (422); the log keeps only its bounded prefix.

@@ -63,7 +63,8 @@ def _request_columns(records: Sequence[Impression], repeat: pa.Array, ks: np.nda
     numbers = {"ts": [round(r.ts * 1000) for r in records], "model_version": [r.model_version for r in records],
                "weights_generation": [r.weights_generation for r in records]}
     strings = {"request_id": [r.request_id for r in records], "replica": [replica] * len(records),
-               "model_name": [r.model_name for r in records], "profile": [r.profile for r in records],
+               "model_name": [r.model_name for r in records],
+               "model_role": [r.model_role for r in records], "profile": [r.profile for r in records],
                "experiment": [r.experiment for r in records], "arm": [r.arm for r in records],
                "user_key": [r.user_key for r in records]}
     out = {}

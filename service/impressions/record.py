@@ -32,7 +32,8 @@ SHARED_STRING = pa.dictionary(pa.int32(), pa.string())
 # item-id feature named item_id, which is the item_id column itself).
 REQUEST_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("request_id", SHARED_STRING), ("ts", pa.timestamp("ms", tz="UTC")), ("replica", SHARED_STRING),
-    ("model_name", SHARED_STRING), ("model_version", pa.int64()), ("weights_generation", pa.int64()),
+    ("model_name", SHARED_STRING), ("model_version", pa.int64()), ("model_role", SHARED_STRING),
+    ("weights_generation", pa.int64()),
     ("profile", SHARED_STRING), ("experiment", SHARED_STRING), ("arm", SHARED_STRING), ("user_key", SHARED_STRING),
 )
 ITEM_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
@@ -97,6 +98,7 @@ class Impression:
     request_id: str
     model_name: str
     model_version: int
+    model_role: str  # current | canary | shadow (a shadow's rows: the positions it would have given)
     weights_generation: int
     profile: str
     experiment: str | None

@@ -84,14 +84,15 @@ class ImpressionLog:
     # -- the request thread -------------------------------------------------------------------------
     def offer(self, request_id: str, model: RankingModel, weights: CompiledWeights, profile: str,
               arm: str | None, request: RankRequest, scores: np.ndarray, heads: dict[str, np.ndarray],
-              order: np.ndarray) -> None:
-        """Queue one ranked response (a few µs; references only). A full queue drops it, counted."""
+              order: np.ndarray, role: str = "current") -> None:
+        """Queue one ranked response (a few µs; references only). A full queue drops it, counted.
+        role: the model's (current, canary, or shadow: scored but not served)."""
         if not sampled(request_id, self.config.sample):
             return
         experiments = weights.weights.file.experiments
         key = experiments.key if experiments is not None else "user_id"
         record = Impression(
-            now(), request_id, model.manifest.model_name, model.version, weights.generation, profile,
+            now(), request_id, model.manifest.model_name, model.version, role, weights.generation, profile,
             experiments.name if experiments is not None else None, arm, key_text(request.user.get(key)),
             request.item_ids, order, scores, heads, request.columns, self._layout(model))
         try:

@@ -5,6 +5,11 @@ no longer fit the active weights is refused: the old model keeps serving, the re
 and counted in `ranker_model_loads_total{result}`, and the version is not retried by polling
 (an admin reload retries it; a weights change retries the versions refused for the weights). An operator can pin a version (admin rollback); polling then holds
 it until an admin reload follows CURRENT again.
+
+The CANARY record (service/registry/canary.py) is followed on the same poll: its version is loaded
+and verified beside CURRENT the same way and handed to the state with the record; one that fails
+is refused the same way (logged, counted, in `refused`, shown by /v1/models) while CURRENT serves
+everyone. An ended record, or a canary version that became CURRENT, drops the canary.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from service.contract.bundle import BundleError, Manifest, SessionConfig
 from service.live.model import load_model
 from service.live.state import ModelRefused, ServingState
 from service.metrics import RankerMetrics
-from service.registry import Registry, RegistryError
+from service.registry import CanaryRecord, Registry, RegistryError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,28 +75,35 @@ class ModelStore:
         self._lock = asyncio.Lock()  # one load at a time
         self._said_no_current = False
         self._loader = anyio.CapacityLimiter(1)  # loads never take the scoring threads
+        self.canary_record: CanaryRecord | None = None  # the registry's, as last read
+        self.canary_error: str | None = None  # why the record's version does not serve, if it does not
 
     async def check(self, retry_refused: bool = False) -> ModelCheck:
-        """Load the target version (pinned, else CURRENT) if it is not the one serving."""
+        """Load the target version (pinned, else CURRENT) if it is not the one serving; then follow CANARY."""
         async with self._lock:
-            try:
-                target = self.pinned if self.pinned is not None else await self._run(self.registry.current)
-            except (RegistryError, OSError) as e:
-                log.error("cannot read the registry's CURRENT pointer", extra={"error": str(e)})
-                return ModelCheck("failed", None, str(e))
-            if target is None:
-                if not self._said_no_current:
-                    log.warning("the registry has no CURRENT version of this model yet; polling",
-                                extra={"registry": str(self.registry.root), "model_name": self.registry.model_name})
-                    self._said_no_current = True
-                return ModelCheck("no_current", None)
-            # Only the version: a reference to the old model held across _load would keep it (and its
-            # request schema's reference cycles) alive through the post-swap collection, then frozen.
-            if self._serving_version() == target:
-                return ModelCheck("unchanged", target)
-            if target in self.refused and not retry_refused:
-                return ModelCheck("skipped", target, self.refused[target])
-            return await self._load(target)
+            result = await self._check_current(retry_refused)
+            await self._follow_canary(retry_refused)
+            return result
+
+    async def _check_current(self, retry_refused: bool) -> ModelCheck:
+        try:
+            target = self.pinned if self.pinned is not None else await self._run(self.registry.current)
+        except (RegistryError, OSError) as e:
+            log.error("cannot read the registry's CURRENT pointer", extra={"error": str(e)})
+            return ModelCheck("failed", None, str(e))
+        if target is None:
+            if not self._said_no_current:
+                log.warning("the registry has no CURRENT version of this model yet; polling",
+                            extra={"registry": str(self.registry.root), "model_name": self.registry.model_name})
+                self._said_no_current = True
+            return ModelCheck("no_current", None)
+        # Only the version: a reference to the old model held across _load would keep it (and its
+        # request schema's reference cycles) alive through the post-swap collection, then frozen.
+        if self._serving_version() == target:
+            return ModelCheck("unchanged", target)
+        if target in self.refused and not retry_refused:
+            return ModelCheck("skipped", target, self.refused[target])
+        return await self._load(target)
 
     async def pin(self, version: int) -> ModelCheck:
         """Serve `version` (loading it now) and stop following CURRENT until `unpin`."""
@@ -128,31 +140,73 @@ class ModelStore:
             await self.check()
             await asyncio.sleep(interval)
 
-    async def _load(self, version: int) -> ModelCheck:
+    async def _follow_canary(self, retry_refused: bool) -> None:
+        """Make the state's canary what the CANARY record says (a failed read keeps what serves)."""
+        try:
+            record = await self._run(self.registry.canary)
+        except (RegistryError, OSError) as e:
+            log.error("cannot read the registry's CANARY record; the canary (if any) is unchanged",
+                      extra={"error": str(e)})
+            return
+        self.canary_record = record
+        loaded = self.state.canary
+        if record is None or record.version == self._serving_version():
+            self.canary_error = None
+            if loaded is not None:
+                self.state.clear_canary()
+                self.metrics.set_canary(None)
+                log.info("canary ended", extra={"model_version": loaded.model.version})
+            return
+        if loaded is not None and loaded.model.version == record.version:
+            if loaded.record != record:
+                self.state.set_canary_record(record)
+                self.metrics.set_canary(record)
+            return
+        if loaded is not None:  # a canary of another version (aborted and replaced between two polls)
+            self.state.clear_canary()
+            self.metrics.set_canary(None)
+        if record.version in self.refused and not retry_refused:
+            return
+        check = await self._load(record.version, record)
+        self.canary_error = check.error
+
+    async def _load(self, version: int, canary: CanaryRecord | None = None) -> ModelCheck:
+        role = canary.mode if canary is not None else "current"
         try:
             bundle_dir: Path = await self._run(self.registry.bundle_dir, version)
-            model = await self._run(load_model, bundle_dir, version, self.session_config, self.max_candidates)
+            loaded = self.state.canary
+            if canary is None and loaded is not None and loaded.model.version == version:
+                model = loaded.model  # a promoted canary: loaded and verified already, warm
+            else:
+                model = await self._run(load_model, bundle_dir, version, self.session_config, self.max_candidates)
             problem = self.fits(model.manifest) if self.fits is not None else None
             if problem:
                 raise ModelRefused(f"model version {version}: {problem}")
             replaced = self.state.model is not None
-            self.state.set_model(model)
+            if canary is not None:
+                self.state.set_canary(model, canary)
+            else:
+                self.state.set_model(model)
         except (BundleError, RegistryError, ModelRefused, OSError) as e:
             result = "refused" if isinstance(e, ModelRefused) else "failed"
             self.refused[version] = str(e)
             if result == "refused":
                 self._misfits.add(version)
             self.metrics.model_loads.labels(result=result).inc()
-            log.error("model version refused; the previous model keeps serving",
-                      extra={"model_version": version, "result": result, "error": str(e)})
+            log.error("model version refused; the previous model keeps serving" if canary is None else
+                      f"{role} version refused; CURRENT serves every request",
+                      extra={"model_version": version, "result": result, "role": role, "error": str(e)})
             return ModelCheck(result, version, str(e))
         self.refused.pop(version, None)
         self._misfits.discard(version)
-        self.history.append(version)
         self.metrics.model_loads.labels(result="success").inc()
-        self.metrics.set_model_version(version)
+        if canary is not None:
+            self.metrics.set_canary(canary)
+        else:
+            self.history.append(version)
+            self.metrics.set_model_version(version)
         await self._run(freeze_long_lived, replaced)
-        log.info("model version loaded", extra={"model_version": version, "path": str(bundle_dir),
+        log.info("model version loaded", extra={"model_version": version, "role": role, "path": str(bundle_dir),
                                                 "load_seconds": round(model.load_seconds, 3)})
         return ModelCheck("success", version)
 

@@ -14,15 +14,15 @@ from functools import partial
 
 import anyio
 
-from service.errors import NotReady, Overloaded
+from service.errors import NotReady, Overloaded, RankerError
 from service.feature_store.embedded import EmbeddedStore
 from service.feature_store.lookup import FeatureLookup
 from service.feature_store.metrics import FeatureStoreMetrics
 from service.feature_store.redis_store import RedisStore
 from service.impressions.writer import ImpressionLog
 from service.live.model_store import ModelStore
-from service.live.pipeline import Ranked, rank
-from service.live.state import Serving, ServingState
+from service.live.pipeline import Ranked, rank, shadow_rank
+from service.live.state import Canary, Serving, ServingState
 from service.live.weights_store import WeightsStore
 from service.metrics import RankerMetrics
 from service.registry import Registry
@@ -120,6 +120,24 @@ class Runtime:
         if self._limiter is None:
             return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+
+    async def shadow(self, shadow: Canary, body: bytes, request_id: str) -> None:
+        """Score an answered request with the shadow model (the route runs this after the response is sent).
+        Shed first when the server is at its in-flight limit; a failure is counted and logged, never raised."""
+        if self.in_flight >= self.settings.max_in_flight:
+            self.metrics.model_requests.labels(role="shadow_skipped").inc()
+            return
+        fn = partial(shadow_rank, shadow, body, request_id, self.metrics, self.lookup, self.impressions)
+        try:
+            if self._limiter is None:
+                fn()
+            else:
+                await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        except RankerError as e:
+            self.metrics.model_requests.labels(role="shadow_failed").inc()
+            log.warning("the shadow model could not score a request", extra={
+                "request_id": request_id, "model_version": shadow.model.version, "error": e.message})
 
 
 def build_feature_store(settings: Settings, metrics: FeatureStoreMetrics, state: ServingState,

@@ -24,6 +24,7 @@ POINTS = (
     "current_tmp_written",  # local store: the new CURRENT is written beside the old one
     "current_replaced",     # CURRENT is replaced; history.jsonl is not yet appended
     "retention_renamed",    # an old version is renamed out of versions/, not yet deleted
+    "canary_tmp_written",   # local store: a new CANARY record is written beside the old one
 )
 
 

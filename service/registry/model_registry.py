@@ -3,7 +3,8 @@
 Layout under `<root>/<model_name>/` (root: a local path or an fsspec URL such as s3://bucket/prefix):
     versions/000001/{model.onnx, manifest.json, checkpoint.pt, gate_report.json, gate_report.md}
     CURRENT          the serving version, replaced atomically
-    history.jsonl    one line per change of CURRENT (publish, promote, rollback)
+    CANARY           a version serving a share of users beside CURRENT, or in the shadow (canary.py)
+    history.jsonl    one line per change of CURRENT (publish, promote, rollback) or of CANARY
     .lock            held while publishing or moving CURRENT
 
 Versions are monotonic and immutable. A publish stages a full copy of the bundle (manifest
@@ -12,7 +13,7 @@ and object_store.py explain how on each kind of storage), and only then may move
 CURRENT naming a complete bundle; leftovers are cleaned by the next publish. Retention keeps the
 newest `keep` versions and never deletes CURRENT or the version a rollback would go back to.
 
-Servers only read: `current()`, `versions()`, `bundle_dir(version)` (a local path; for an object
+Servers only read: `current()`, `canary()`, `versions()`, `bundle_dir(version)` (a local path; for an object
 store, a verified copy in a local cache).
 """
 
@@ -28,6 +29,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.contract.bundle import read_manifest, write_manifest
+from service.registry.canary import (
+    CANARY_FILE,
+    CanaryRecord,
+    Mode,
+    check_share,
+    default_salt,
+    ended_record,
+    parse_record,
+)
 from service.registry.failpoints import pause_point
 from service.registry.local import LocalStore
 from service.registry.store import RegistryError, RegistryLocked, Store, version_name
@@ -110,8 +120,17 @@ class Registry:
         """A local directory holding the complete bundle of `version`."""
         return self.store.local_version_dir(version)
 
+    def canary(self) -> CanaryRecord | None:
+        """The running canary or shadow, or None."""
+        return parse_record(self.store.read(CANARY_FILE), self.location)
+
     def history(self) -> list[dict]:
-        """Changes of CURRENT, oldest first. A torn last line (a crash mid-append) is skipped."""
+        """Changes of CURRENT, oldest first (canary changes: `events`)."""
+        return [e for e in self.events() if "event" not in e]
+
+    def events(self) -> list[dict]:
+        """Every line of history.jsonl, oldest first: changes of CURRENT, and of the canary (an `event`
+        key: canary_started, canary_aborted, canary_promoted). A torn last line (a crash mid-append) is skipped."""
         raw = self.store.read(HISTORY_FILE)
         entries = []
         for line in (raw or b"").decode(errors="replace").splitlines():
@@ -187,11 +206,69 @@ class Registry:
         return version
 
     def promote(self, version: int, reason: str = "promoted") -> None:
-        """Point CURRENT at an existing version."""
+        """Point CURRENT at an existing version (the canary's version: the canary ends, promoted)."""
         with self.lock():
             if version not in self.versions():
                 raise RegistryError(f"version {version} of {self.model_name!r} does not exist in {self.location}")
             self._set_current(version, reason)
+
+    def start_canary(self, version: int, share: float, mode: Mode = "canary", *, force: bool = False,
+                     reason: str = "canary started") -> CanaryRecord:
+        """Let `version` serve `share` of the users beside CURRENT (mode canary), or score every request in
+        the shadow (mode shadow). The version must exist, not be CURRENT and not be rejected by the gates
+        (unless force); a running canary of another version must be aborted or promoted first. Starting
+        the running version again changes its share or mode (same salt: a wider share keeps its users)."""
+        check_share(share)
+        with self.lock():
+            current, running = self.current(), self.canary()
+            self._check_canary_target(version, current, force)
+            if running is not None and running.version != version:
+                raise RegistryError(f"a {running.mode} of version {running.version} is running; "
+                                    "promote or abort it before starting another")
+            record = CanaryRecord(version=version, share=share, mode=mode,
+                                  salt=default_salt(self.model_name, version), started_at=_now())
+            self.store.replace(CANARY_FILE, record.to_json())
+            self._canary_event("canary_started", version, current, reason, share=share, mode=mode, salt=record.salt)
+        logger.info("%s of %s version %d started (share %g)", mode, self.model_name, version, share)
+        return record
+
+    def check_canary_slot(self) -> None:
+        """RegistryError when a canary is running (a new one would have to wait for its end)."""
+        running = self.canary()
+        if running is not None:
+            raise RegistryError(f"a {running.mode} of version {running.version} is running; "
+                                "promote or abort it before starting another")
+
+    def abort_canary(self, reason: str = "canary aborted") -> CanaryRecord:
+        """End the running canary; CURRENT serves everyone. Returns the ended record."""
+        with self.lock():
+            running = self.canary()
+            if running is None:
+                raise RegistryError(f"no canary of {self.model_name!r} is running in {self.location}")
+            self._end_canary(running, "aborted", reason)
+            return running
+
+    def _check_canary_target(self, version: int, current: int | None, force: bool) -> None:
+        if version not in self.versions():
+            raise RegistryError(f"version {version} of {self.model_name!r} does not exist in {self.location} "
+                                f"(versions: {self.versions()})")
+        if version == current:
+            raise RegistryError(f"version {version} is CURRENT already; a canary needs another version")
+        if current is None:
+            raise RegistryError(f"{self.model_name!r} has no CURRENT version for a canary to run beside; promote one")
+        report = self.report(version)
+        if report and report.get("decision") == "rejected" and not force:
+            raise RegistryError(f"version {version} was rejected by the gates ({report.get('failed')}); "
+                                "pass --force to canary it anyway")
+
+    def _end_canary(self, record: CanaryRecord, how: str, reason: str) -> None:
+        self.store.replace(CANARY_FILE, ended_record(how, _now()))
+        self._canary_event(f"canary_{how}", record.version, self.current(), reason, mode=record.mode)
+        logger.info("%s of %s version %d %s", record.mode, self.model_name, record.version, how)
+
+    def _canary_event(self, event: str, version: int, current: int | None, reason: str, **fields: Any) -> None:
+        entry = {"event": event, "canary": version, "current": current, "at": _now(), "reason": reason, **fields}
+        self.store.append(HISTORY_FILE, (json.dumps(entry) + "\n").encode())
 
     def rollback(self) -> int:
         """Point CURRENT at the newest older version that has served before. Returns it.
@@ -222,13 +299,16 @@ class Registry:
         previous = self.current()
         self.store.replace(CURRENT_FILE, f"{version}\n".encode())
         pause_point("current_replaced")
-        entry = {"version": version, "previous": previous, "at": datetime.now(UTC).isoformat(), "reason": reason}
+        entry = {"version": version, "previous": previous, "at": _now(), "reason": reason}
         self.store.append(HISTORY_FILE, (json.dumps(entry) + "\n").encode())
+        running = self.canary()
+        if running is not None and running.version == version:  # the canary became CURRENT: it is over
+            self._end_canary(running, "promoted", reason)
 
     def _apply_retention(self) -> None:
         versions = self.versions()
-        current = self.current()
-        protected = {current, self._previous_current(current)}
+        current, running = self.current(), self.canary()
+        protected = {current, self._previous_current(current), running.version if running else None}
         for v in versions[: max(0, len(versions) - self.keep)]:
             if v not in protected:
                 self.store.delete_version(v)
@@ -238,3 +318,7 @@ class Registry:
         existing = set(self.versions())
         served = {h["version"] for h in self.history()} & existing
         return max((v for v in served if current is None or v < current), default=None)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

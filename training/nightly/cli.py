@@ -1,8 +1,9 @@
-"""Operations commands: `ranker retrain` (the nightly job) and `ranker registry list|show|promote|rollback`.
+"""Operations commands: `ranker retrain` (the nightly job) and `ranker registry list|show|promote|rollback|canary|abort`.
 
 The registry root and model name also come from RANKER_REGISTRY_ROOT and RANKER_MODEL_NAME, the
-variables the server reads, so one ConfigMap configures both. Exit codes of `retrain`: 0 promoted,
-3 rejected by a gate, 4 registry busy (locked, or CURRENT moved during the run), 2 any other error.
+variables the server reads, so one ConfigMap configures both. Exit codes of `retrain`: 0 promoted
+(with --canary: started as a canary), 3 rejected by a gate, 4 registry busy (locked, CURRENT moved
+during the run, or another canary running), 2 any other error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 from service.contract.bundle import MANIFEST_FILE, BundleError, read_manifest
 from service.registry import REPORT_MD, Registry, RegistryError, RegistryLocked
 
-registry_app = typer.Typer(help="List versions, show reports, promote and roll back.", no_args_is_help=True,
+registry_app = typer.Typer(help="List versions, show reports, promote, roll back, canary and abort.", no_args_is_help=True,
                            pretty_exceptions_enable=False)
 
 RegistryOpt = Annotated[str, typer.Option("--registry", envvar="RANKER_REGISTRY_ROOT",
@@ -70,6 +71,11 @@ def retrain_command(
              "(default: the spec's eval.weights, else eval.score_weights as one profile)")] = None,
     nproc: Annotated[int, typer.Option(min=1, help="train in N processes on this machine (torchrun); process 0 "
                                        "exports, gates and publishes; the exit codes are the same")] = 1,
+    canary: Annotated[float | None, typer.Option(
+        help="a passing candidate is published without becoming CURRENT and serves this share of users "
+             "(0 < share <= 1) as a canary; `ranker registry promote|abort` ends it")] = None,
+    shadow: Annotated[bool, typer.Option(
+        help="a passing candidate scores every request in the shadow (CURRENT's ranking served) instead")] = False,
 ) -> None:
     """Train on a data window, gate against CURRENT, publish; promote only if every gate passes."""
     from service.profiles import WeightsError
@@ -90,6 +96,8 @@ def retrain_command(
     if data and train:
         fail("give either --data (one dataset, split by the spec's rule) or --train (new training rows of a "
              "pre-split spec), not both")
+    if canary is not None and not 0 < canary <= 1:
+        fail(f"--canary: the share must be a number in (0, 1], not {canary}")
     dist = Dist.from_env()
     try:
         spec = load_spec(spec_path, data_path=data)
@@ -98,7 +106,8 @@ def retrain_command(
         reg = Registry(registry, spec.name, keep=keep)
         opts = RetrainOptions(work_dir=work, start=start, end=end, partitions=partition or [],
                               warm_start=warm_start, publish_rejected=publish_rejected, progress=progress,
-                              weights=weights, allow_holdout_overlap=allow_holdout_overlap)
+                              weights=weights, allow_holdout_overlap=allow_holdout_overlap, canary=canary,
+                              shadow=shadow)
         outcome = retrain(spec, reg, opts, dist)
     except HoldoutOverlap as e:
         fail(f"{e}. {overlap_advice(spec_path, data)}")
@@ -164,22 +173,37 @@ def list_versions(registry: RegistryOpt, model: ModelOpt = None,
     """Versions, which is CURRENT, and why each was or wasn't promoted."""
     try:
         reg = open_registry(registry, model)
-        current, history = reg.current(), reg.history()
+        current, history, running = reg.current(), reg.history(), reg.canary()
         served = {h["version"] for h in history}
         rows = [version_row(reg, v, current, served) for v in reg.versions()]
+        events = reg.events()
     except RegistryError as e:
         fail(str(e))
+    for row in rows:
+        row["canary"] = running.mode if running is not None and running.version == row["version"] else None
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
         return
     typer.echo(f"{reg.location}: CURRENT = {current}")
+    if running is not None:
+        typer.echo(f"{reg.location}: CANARY = {canary_text(running)}")
     typer.echo(f"{'':2}{'version':>7}  {'decision':<13} {'created (UTC)':<19}  {'data until':<19}  why")
     for r in rows:
         mark = "* " if r["current"] else "  "
         typer.echo(f"{mark}{r['version']:>7}  {r['decision']:<13} {r['created']:<19}  {r['window_end']:<19}  {r['why']}")
-    for h in history[-5:]:
-        typer.echo(f"  history: {h['at'][:19]} CURRENT -> {h['version']} ({h['reason']})")
+    for h in events[-5:]:
+        if "event" in h:
+            typer.echo(f"  history: {h['at'][:19]} {h['event']} {h['canary']} ({h['reason']})")
+        else:
+            typer.echo(f"  history: {h['at'][:19]} CURRENT -> {h['version']} ({h['reason']})")
+
+
+def canary_text(record) -> str:
+    """One line for a running canary record."""
+    if record.mode == "shadow":
+        return f"{record.version} (shadow: scores every request, CURRENT's ranking served; since {record.started_at[:19]})"
+    return f"{record.version} (canary: {record.share:.4g} of users; salt {record.salt}; since {record.started_at[:19]})"
 
 
 @registry_app.command("show")
@@ -196,8 +220,11 @@ def show(registry: RegistryOpt, version: Annotated[int | None, typer.Argument(he
             manifest = read_manifest(reg.bundle_dir(version))
             text = (f"version {version}: no gate report (published without gates)\n"
                     f"created {manifest.created_at.isoformat()}, data window {manifest.data_window}\n").encode()
+        running = reg.canary()
     except (RegistryError, BundleError) as e:
         fail(str(e))
+    if running is not None and running.version == version:
+        typer.echo(f"version {version} is the running CANARY: {canary_text(running)}")
     typer.echo(text.decode())
 
 
@@ -212,12 +239,50 @@ def promote(registry: RegistryOpt, version: Annotated[int, typer.Argument(help="
         report = reg.report(version) if version in reg.versions() else None
         if report and report.get("decision") == "rejected" and not force:
             fail(f"version {version} was rejected by the gates ({report['failed']}); pass --force to promote it anyway")
+        running = reg.canary()
         reg.promote(version, reason=reason + (" (forced over gate rejection)" if force and report else ""))
     except RegistryLocked as e:
         fail(str(e), code=4)
     except RegistryError as e:
         fail(str(e))
-    typer.echo(f"CURRENT = {version}")
+    ended = running is not None and running.version == version
+    typer.echo(f"CURRENT = {version}" + (f" (the {running.mode} of version {version} ends: promoted)" if ended else ""))
+
+
+@registry_app.command("canary")
+def canary(registry: RegistryOpt, version: Annotated[int, typer.Argument(help="version to serve beside CURRENT")],
+           share: Annotated[float, typer.Option(help="share of users (0 < share <= 1) the canary serves")] = 0.05,
+           shadow: Annotated[bool, typer.Option(
+               help="score every request with VERSION too, serve CURRENT's ranking, log both")] = False,
+           model: ModelOpt = None,
+           force: Annotated[bool, typer.Option(help="canary even a version the gates rejected")] = False,
+           reason: Annotated[str, typer.Option(help="recorded in history.jsonl")] = "canary started by hand") -> None:
+    """Serve VERSION to a stable share of users beside CURRENT (or in the shadow); every server follows within
+    its poll interval. `promote VERSION` ends it as CURRENT, `abort` ends it."""
+    try:
+        reg = open_registry(registry, model)
+        record = reg.start_canary(version, share, "shadow" if shadow else "canary", force=force, reason=reason)
+        current = reg.current()
+    except RegistryLocked as e:
+        fail(str(e), code=4)
+    except (RegistryError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"CANARY = {canary_text(record)}; CURRENT = {current}")
+
+
+@registry_app.command("abort")
+def abort(registry: RegistryOpt, model: ModelOpt = None,
+          reason: Annotated[str, typer.Option(help="recorded in history.jsonl")] = "canary aborted by hand") -> None:
+    """End the running canary or shadow; CURRENT serves every request again."""
+    try:
+        reg = open_registry(registry, model)
+        ended = reg.abort_canary(reason=reason)
+        current = reg.current()
+    except RegistryLocked as e:
+        fail(str(e), code=4)
+    except RegistryError as e:
+        fail(str(e))
+    typer.echo(f"{ended.mode} of version {ended.version} aborted; CURRENT = {current} serves every request")
 
 
 @registry_app.command("rollback")

@@ -17,16 +17,19 @@ from training.nightly.gates import GateResult
 from training.spec import RankerSpec
 
 
-def decision_of(results: list[GateResult], not_published: str | None) -> str:
+def decision_of(results: list[GateResult], not_published: str | None, canary: dict | None = None) -> str:
     if not_published:
         return "not published"
-    return "promoted" if all(r.passed for r in results) else "rejected"
+    if not all(r.passed for r in results):
+        return "rejected"
+    return "canary" if canary is not None else "promoted"
 
 
 def build_report(*, results: list[GateResult], trained: Trained, version: int | None, started_at: datetime,
                  spec: RankerSpec, opts: Any, current: Any, warm_start: dict | None,
                  weights: dict | None = None, not_published: str | None = None,
-                 holdout_overlap: str | None = None, test_metrics: dict | None = None) -> dict:
+                 holdout_overlap: str | None = None, test_metrics: dict | None = None,
+                 canary: dict | None = None) -> dict:
     """A JSON-ready account of the run (see docs/OPERATIONS.md for the fields)."""
     finished = datetime.now(UTC)
     splits = trained.prepared.splits
@@ -38,7 +41,8 @@ def build_report(*, results: list[GateResult], trained: Trained, version: int | 
     return {
         "format": 1,
         "model_name": spec.name,
-        "decision": decision_of(results, not_published),
+        "decision": decision_of(results, not_published, canary),
+        "canary": canary,  # {share, mode}: a passing candidate started a canary beside CURRENT instead of promoting
         "version": version,
         "current_before": current.version,
         "compared_with": current.version if current.bundle is not None else None,
@@ -117,6 +121,12 @@ def render_gate_report(report: dict) -> str:
     if report.get("weights"):
         w = report["weights"]
         lines.append(f"- Profiles ranked by: {', '.join(w['profiles'])} from `{w['source']}` (sha256 {w['sha256'][:12]})")
+    if report.get("canary") and report["decision"] == "canary":
+        c, v = report["canary"], report["version"]
+        who = ("scores every request in the shadow" if c["mode"] == "shadow"
+               else f"serves {c['share']:.4g} of users")
+        lines.append(f"- Canary: v{v} {who} beside CURRENT v{report['current_before']} (not promoted); "
+                     f"`ranker registry promote {v}` or `ranker registry abort`")
     lines += [f"- Note: {n}" for n in report["notes"]]
     if report["holdout"].get("overlap"):
         lines.append(f"- **WARNING: {report['holdout']['overlap']}** (run with --allow-holdout-overlap: the metric "

@@ -1,8 +1,13 @@
 """The nightly job: train on a data window, export, gate against CURRENT, publish, promote or not.
 
     retrain()      reads top to bottom: window -> CURRENT -> fit -> export -> gates -> publish
-    exit codes     0 promoted, 3 rejected by a gate, 4 registry busy (locked, or CURRENT moved
-                   during the run), 2 bad input or a failed step; CURRENT moves only on 0.
+    exit codes     0 promoted (or, with `canary`, published and started as a canary), 3 rejected by a
+                   gate, 4 registry busy (locked, CURRENT moved during the run, or another canary
+                   running), 2 bad input or a failed step; CURRENT moves only on 0 without `canary`.
+
+With `canary` (a share of users) a passing candidate is published without becoming CURRENT and
+starts a canary (or a shadow) beside CURRENT: `ranker registry promote VERSION` or `abort` ends it.
+The first model of a registry has nothing to run beside, so it is promoted as without `canary`.
 
 A rejected candidate is still published, as a version that is not CURRENT, with its gate report
 (unless publish_rejected is off), so on-call can see what was trained and why it was refused, and
@@ -62,11 +67,13 @@ class RetrainOptions:
     progress: bool = False
     weights: Path | None = None  # the weights.yaml that will serve (default: the spec's eval.weights)
     allow_holdout_overlap: bool = False  # run even when the holdout may hold rows CURRENT trained on (reported)
+    canary: float | None = None  # a passing candidate starts a canary of this share of users instead of promoting
+    shadow: bool = False  # ... or a shadow (every request scored, CURRENT's ranking served)
 
 
 @dataclass
 class RetrainOutcome:
-    decision: str  # promoted | rejected | not published
+    decision: str  # promoted | canary | rejected | not published
     exit_code: int
     version: int | None
     report: dict
@@ -226,6 +233,9 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions, dist: Di
     context["test_metrics"] = candidate.manifest.metrics.get("test")  # measured on the bundle, as `evaluate` does
     results = gate_candidate(trained, candidate, current, weights)
     promote = all(r.passed for r in results)
+    canary = canary_plan(opts, current) if promote else None
+    if canary is not None:
+        context["canary"] = canary
     if not promote and not opts.publish_rejected:
         report = build_report(results=results, trained=trained, version=None, **context)
         return finish(report, EXIT_REJECTED, None, opts.work_dir)
@@ -234,15 +244,35 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions, dist: Di
         report = build_report(results=results, trained=trained, version=version, **context)
         return {REPORT_JSON: json.dumps(report, indent=2).encode(), REPORT_MD: render_gate_report(report).encode()}
 
+    reason = "promoted by gates" if promote else "rejected by gates"
+    version = None
     try:
-        version = registry.publish(bundle_dir, make_current=promote, expect_current=current.version if promote else "any",
-                                   reason="promoted by gates" if promote else "rejected by gates",
+        if canary is not None:
+            registry.check_canary_slot()  # before publishing: another canary running is a busy registry
+        version = registry.publish(bundle_dir, make_current=promote and canary is None,
+                                   expect_current=current.version if promote else "any",
+                                   reason="canary by gates" if canary is not None else reason,
                                    extra_files=report_files)
-    except (RegistryLocked, RegistryConflict) as e:
-        report = build_report(results=results, trained=trained, version=None, not_published=str(e), **context)
-        return finish(report, EXIT_BUSY, None, opts.work_dir)
+        if canary is not None:
+            registry.start_canary(version, canary["share"], canary["mode"], reason="passed the gates (ranker retrain)")
+    except (RegistryLocked, RegistryConflict, RegistryError) as e:
+        if not isinstance(e, RegistryLocked | RegistryConflict) and canary is None:
+            raise
+        # version is set when the canary could not start after the publish (another one began meanwhile)
+        report = build_report(results=results, trained=trained, version=version, not_published=str(e), **context)
+        return finish(report, EXIT_BUSY, version, opts.work_dir)
     report = build_report(results=results, trained=trained, version=version, **context)
     return finish(report, EXIT_PROMOTED if promote else EXIT_REJECTED, version, opts.work_dir)
+
+
+def canary_plan(opts: RetrainOptions, current: Current) -> dict | None:
+    """{share, mode} of the canary a passing candidate starts, or None (promote): none asked, or no CURRENT."""
+    if opts.canary is None and not opts.shadow:
+        return None
+    if current.version is None:
+        logger.warning("no CURRENT to run a canary beside: the first model is promoted")
+        return None
+    return {"share": opts.canary if opts.canary is not None else 1.0, "mode": "shadow" if opts.shadow else "canary"}
 
 
 def finish(report: dict, code: int, version: int | None, work_dir: Path) -> RetrainOutcome:

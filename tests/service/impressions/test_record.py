@@ -37,8 +37,9 @@ def test_settings_turn_the_log_on_only_with_a_directory() -> None:
 def test_layout_columns(manifest) -> None:
     everything = build_layout(manifest, None)
     names = everything.schema.names
-    assert names[:13] == ["request_id", "ts", "replica", "model_name", "model_version", "weights_generation",
-                          "profile", "experiment", "arm", "user_key", "item_id", "position", "score"]
+    assert names[:14] == ["request_id", "ts", "replica", "model_name", "model_version", "model_role",
+                          "weights_generation", "profile", "experiment", "arm", "user_key", "item_id", "position",
+                          "score"]
     assert [n for n in names if n.startswith("head_")] == [f"head_{t.name}" for t in manifest.tasks]
     features = {f.name for f in manifest.features.all()} - {"item_id"}  # item_id is the item_id column
     assert features <= set(names) and names[-2:] == ["defaulted", "clipped"]

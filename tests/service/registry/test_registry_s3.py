@@ -64,3 +64,16 @@ def test_an_unreachable_store_is_a_registry_error(tmp_path: Path) -> None:
     reg = Registry("s3://nowhere", MODEL, cache_dir=tmp_path, storage_options=dead)
     with pytest.raises(RegistryError, match="storage error in read"):
         reg.current()  # servers keep their model on RegistryError; a raw client error would escape them
+
+
+def test_a_canary_record_on_s3_is_read_by_a_server(s3: S3Server, tmp_path: Path, bundle_dir: Path) -> None:
+    root = s3.make_bucket("reg-canary") + "/models"
+    trainer = Registry(root, MODEL, cache_dir=tmp_path / "trainer-cache")
+    server = Registry(root, MODEL, cache_dir=tmp_path / "server-cache")
+    trainer.publish(bundle_dir)
+    trainer.publish(bundle_dir, make_current=False)
+    started = trainer.start_canary(2, 0.25, "shadow")
+    assert server.canary() == started
+    trainer.promote(2)
+    assert server.canary() is None and server.current() == 2
+    assert [e.get("event") for e in server.events()][-2:] == [None, "canary_promoted"]
