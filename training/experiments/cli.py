@@ -79,6 +79,8 @@ def report_command(
     seed: Annotated[int, typer.Option(help="seed of the bootstrap")] = 0,
     lower_better: Annotated[list[str] | None, typer.Option("--lower-better", help="TASK whose lower values are "
                                                            "better (repeatable)")] = None,
+    start: Annotated[str | None, typer.Option(help="only rows served at or after this ISO time (naive = UTC)")] = None,
+    end: Annotated[str | None, typer.Option(help="only rows served before this ISO time (naive = UTC)")] = None,
 ) -> None:
     """Per arm and task: the rate or mean with a 95 % interval (bootstrap by user), the difference to control,
     NDCG@k of the served lists, a sample-ratio check and a verdict."""
@@ -90,7 +92,7 @@ def report_command(
         fail("--weights and --expected both give the shares: pass one")
     try:
         spec = load_spec(spec_path)
-        log = read_joined(joined, spec, by, experiment)
+        log = read_joined(joined, spec, by, experiment, start, end)
         if weights is not None and by != "arm":
             fail("--weights gives the shares of weights arms (--by arm); for model versions use --expected")
         shares = weights_shares(weights, log.experiment) if weights is not None else \

@@ -18,6 +18,7 @@ become dense integer codes with Arrow's dictionary encoding, so millions of rows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +84,10 @@ def open_dataset(path: str | Path) -> ds.Dataset:
         raise ExperimentError(f"{path}: not a Parquet dataset: {e}") from e
 
 
-def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment: str | None = None) -> JoinedLog:
-    """Read the rows an experiment report compares, grouped `by` arm, model_version or model_role.
+def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment: str | None = None,
+                start: str | None = None, end: str | None = None) -> JoinedLog:
+    """Read the rows an experiment report compares, grouped `by` arm, model_version or model_role; with
+    `start`/`end` (ISO times, naive = UTC) only the rows served in [start, end).
 
     Raises ExperimentError naming a missing column, an unknown experiment, or a log with several
     experiments when `experiment` is not given.
@@ -102,8 +105,15 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
     for column, why in need.items():
         if column not in names:
             raise ExperimentError(f"the joined log {path} has no column {column!r} ({why})")
+    if (start or end) and time_col not in names:
+        raise ExperimentError(f"--start/--end: the joined log {path} has no time column {time_col!r} (data.timestamp)")
     wanted = sorted(set(need) | ({"model_role", "model_version", time_col} & names))
-    table = dataset.to_table(columns=wanted)
+    when = None
+    for flag, bound, keep in (("--start", start, ds.field(time_col).__ge__), ("--end", end, ds.field(time_col).__lt__)):
+        if bound is not None:
+            cut = keep(pa.scalar(_instant(flag, bound), type=pa.timestamp("ms", tz="UTC")))
+            when = cut if when is None else when & cut
+    table = dataset.to_table(columns=wanted, filter=when)
     counts = {"rows_read": table.num_rows}
 
     if "model_role" in names:  # shadow rows were scored, not shown: they have no outcome
@@ -136,6 +146,14 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
     counts["rows"] = table.num_rows
     return JoinedLog(arm=arm_codes, arms=[str(a) for a in arms], request=request, cluster=cluster, position=position,
                      labels=values, experiment=experiment, window=_window(table, time_col), roles=roles, counts=counts)
+
+
+def _instant(flag: str, text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ExperimentError(f"{flag} {text!r}: not an ISO date or time (e.g. 2026-12-07T12:00:00)") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _window(table: pa.Table, column: str) -> dict[str, str] | None:

@@ -85,3 +85,26 @@ def test_model_versions_with_expected_shares(tmp_path):
     assert out.exit_code == 0, out.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["control"] == "3" and report["srm"]["observed"] == {"3": 950, "4": 50}
+
+
+def test_start_and_end_select_the_rows_served_in_the_window(tmp_path):
+    """A log holding two experiments on two days: the window picks one (a closed loop reads each phase)."""
+    day_ms = 86_400_000
+    first = joined_table(seed=1, experiment="exp-1")
+    second = joined_table(seed=2, experiment="exp-2", effect=0.2)
+    second = second.set_column(second.schema.get_field_index("ts"), "ts",
+                               pa.compute.add(second["ts"], pa.scalar(day_ms, pa.duration("ms"))))
+    root = write_partitioned(first, tmp_path / "joined", "2025-12-06")
+    write_partitioned(second, root, "2025-12-07")
+    both = invoke(root, "--spec", DEMO_SPEC, "--out", tmp_path / "r", "--bootstrap", 100)
+    assert both.exit_code == 2 and "--experiment" in both.stderr
+    out = invoke(root, "--spec", DEMO_SPEC, "--out", tmp_path / "r", "--bootstrap", 100,
+                 "--start", "2025-12-07T00:00:00")
+    assert out.exit_code == 0, out.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["experiment"] == "exp-2" and report["counts"]["rows_read"] == second.num_rows
+    early = invoke(root, "--spec", DEMO_SPEC, "--out", tmp_path / "e", "--bootstrap", 100, "--end", "2025-12-07")
+    assert early.exit_code == 0, early.output
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["experiment"] == "exp-1"
+    bad = invoke(root, "--spec", DEMO_SPEC, "--out", tmp_path / "b", "--start", "yesterday")
+    assert bad.exit_code == 2 and "--start 'yesterday'" in bad.stderr
