@@ -13,6 +13,7 @@ from service.profiles import WeightsError
 from service.registry import Registry, RegistryError
 from training.data import DataError
 from training.features.cli import features_app
+from training.logs.cli import logs_app
 from training.nightly.cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 from training.weights.cli import replay_command, tune_command, weights_app
@@ -208,6 +209,8 @@ app.add_typer(features_app, name="features")
 app.command("replay")(replay_command)
 app.command("tune")(tune_command)
 app.add_typer(weights_app, name="weights")
+# The loop (training/logs/cli.py): impression log + feedback -> training data.
+app.add_typer(logs_app, name="logs")
 
 if __name__ == "__main__":
     app()
