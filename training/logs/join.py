@@ -23,10 +23,12 @@ from training.logs.join_sql import (
     REQUIRED_FEEDBACK,
     REQUIRED_IMPRESSION,
     JoinPlan,
-    event_dedupe_statement,
     event_report_statement,
     impression_report_statement,
     join_statement,
+    script,
+    shadow_statement,
+    step_statements,
 )
 from training.spec import RankerSpec
 
@@ -88,10 +90,11 @@ def parquet_source(path: str, what: str) -> list[str]:
     return files
 
 
-def connect(engine: Engine):
+def connect(engine: Engine, database: str = ":memory:"):
+    """database: a file for the steps' tables (compressed on disk, so a 50M-key table needs no RAM)."""
     import duckdb
 
-    con = duckdb.connect()
+    con = duckdb.connect(database)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{engine.memory_limit}'")
     con.execute("SET preserve_insertion_order = false")  # lets COPY stream instead of buffering in order
@@ -190,18 +193,19 @@ def replace_partitions(tmp: Path, out: Path) -> list[str]:
 
 
 def fill_report(con, plan: JoinPlan, report: JoinReport) -> None:
-    for state, rows, shadow, dups, kept in con.execute(impression_report_statement(plan)).fetchall():
+    for state, rows, dups, kept in con.execute(impression_report_statement(plan)).fetchall():
         if state == "before_start":
             continue  # read only to recognise an earlier run's events
         report.impressions_read += rows
-        report.shadow_excluded += shadow
         report.duplicate_impressions += dups
         if state == "pending":
             report.pending += kept
         else:
             report.labelled_rows += kept
-    read, kept = con.execute(event_dedupe_statement()).fetchone()
-    report.events_read, report.duplicate_events = read, read - (kept or 0)
+    report.shadow_excluded = con.execute(shadow_statement(plan)).fetchone()[0]
+    report.impressions_read += report.shadow_excluded
+    report.events_read = con.execute("SELECT count(*) FROM feedback").fetchone()[0]
+    report.duplicate_events = report.events_read - con.execute("SELECT count(*) FROM ev_class").fetchone()[0]
     for cls, event, n in con.execute(event_report_statement(plan)).fetchall():
         report.events[cls] = report.events.get(cls, 0) + n
         report.events_by_name.setdefault(str(event), {})[cls] = n
@@ -227,12 +231,14 @@ def run_join(impressions: str, feedback: str, spec: RankerSpec, out: Path, *, wi
     tmp = out / f"{_TMP}{uuid.uuid4().hex}"
     tmp.mkdir()
     spill = engine.temp_directory or str(tmp / "spill")
-    con = connect(Engine(engine.memory_limit, engine.threads, spill))
+    con = connect(Engine(engine.memory_limit, engine.threads, spill), str(tmp / "join.duckdb"))
     try:
         columns = register_views(con, parquet_source(impressions, "impressions"), parquet_source(feedback, "feedback"))
         plan = plan_for(columns, spec, window_seconds, skew_seconds, start, horizon(con, end))
         report = JoinReport(plan.start.isoformat() if plan.start else None, plan.end.isoformat(), plan.window_seconds)
         rows = tmp / "rows"
+        for statement in step_statements(plan):
+            con.execute(statement)
         con.execute(f"COPY ({join_statement(plan)}) TO '{rows}' (FORMAT parquet, PARTITION_BY ({PARTITION}), "
                     "COMPRESSION zstd)")
         fill_report(con, plan, report)
@@ -247,7 +253,7 @@ def run_join(impressions: str, feedback: str, spec: RankerSpec, out: Path, *, wi
 
 def print_sql(impressions: str, spec: RankerSpec, *, dialect: str, window_seconds: float | None,
               skew_seconds: float, start: datetime | None, end: datetime | None) -> str:
-    """The join statement for this data and spec (its columns come from the impression files' schema)."""
+    """The join's statements for this data and spec (its columns come from the impression files' schema)."""
     con = connect(Engine())
     try:
         columns = register_views(con, parquet_source(impressions, "impressions"), [])
@@ -255,7 +261,7 @@ def print_sql(impressions: str, spec: RankerSpec, *, dialect: str, window_second
                         end or datetime.now(UTC).replace(microsecond=0))
     finally:
         con.close()
-    return join_statement(plan, dialect) + ";"  # type: ignore[arg-type]
+    return script(plan, dialect)  # type: ignore[arg-type]
 
 
 def as_counts(report: JoinReport) -> Mapping[str, int]:

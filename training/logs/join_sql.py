@@ -5,6 +5,9 @@ and `feedback` (views over the Parquet files, or Spark temp views), and use only
 share: CTEs, `ROW_NUMBER() OVER (...)`, `CASE`, `min_by`/`max_by`, `INTERVAL 'n' SECOND`, and
 `CAST(ts AS DATE)` under a UTC session time zone. Only identifier quoting differs by dialect.
 
+Two steps build small tables (one row per shown key; the events with their class), then one statement
+writes the rows: only keys logged twice are ranked, so the log is streamed, never sorted.
+
 The semantics (docs/OPERATIONS.md, "The join"):
 - impressions in [start, end) are deduplicated per (request_id, item_id), the first by ts kept; rows
   with model_role 'shadow' were never shown and are left out before that;
@@ -72,33 +75,67 @@ def _s(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def ctes(plan: JoinPlan, dialect: Dialect = "duckdb") -> dict[str, str]:
-    """The named steps every statement is built from."""
+def _shadow(plan: JoinPlan, q, prefix: str = "") -> str:
+    if not plan.shadow:
+        return "FALSE"
+    role = prefix + q("model_role")
+    return f"({role} IS NOT NULL AND {role} = 'shadow')"
+
+
+def _labelled(plan: JoinPlan, ts: str) -> str:
+    """The impressions this run labels: start <= ts and ts + window <= end."""
+    since = f"{ts} >= {_ts(plan.start)} AND " if plan.start else ""
+    return f"{since}{ts} <= {_ts(plan.end)} - {_seconds(plan.window_seconds)}"
+
+
+def _read(plan: JoinPlan, ts: str) -> str:
+    """The impressions read: back to start - window - skew (an earlier run's, to recognise their events)."""
+    reach = plan.window_seconds + plan.skew_seconds
+    low = f"{ts} >= {_ts(plan.start - timedelta(seconds=reach))} AND " if plan.start else ""
+    return f"{low}{ts} < {_ts(plan.end)}"
+
+
+def steps(plan: JoinPlan, dialect: Dialect = "duckdb") -> dict[str, str]:
+    """The two tables the join and the report read, in order: name -> query.
+
+    imp_keys: one row per (request_id, item_id) shown (shadow rows left out): the first ts, how many
+    rows, and the state (label / pending / before_start). ev_class: each event after the event_id
+    dedupe, with its class."""
     q = lambda n: _q(n, dialect)  # noqa: E731
-    end, window = _ts(plan.end), _seconds(plan.window_seconds)
-    reach = plan.window_seconds + plan.skew_seconds  # impressions an event in [start, end] may belong to
-    low = f"ts >= {_ts(plan.start - timedelta(seconds=reach))} AND " if plan.start else ""
-    shadow = f"({q('model_role')} IS NOT NULL AND {q('model_role')} = 'shadow')" if plan.shadow else "FALSE"
-    state = (f"CASE WHEN {'ts < ' + _ts(plan.start) if plan.start else 'FALSE'} THEN 'before_start' "
-             f"WHEN ts > {end} - {window} THEN 'pending' ELSE 'label' END")
-    rank = "ROW_NUMBER() OVER (PARTITION BY request_id, item_id, {s} ORDER BY ts) AS _rn"
-    cols = ", ".join(q(c) for c in plan.columns)
+    start = f"ts < {_ts(plan.start)}" if plan.start else "FALSE"
+    state = (f"CASE WHEN {start} THEN 'before_start' WHEN ts > {_ts(plan.end)} - {_seconds(plan.window_seconds)} "
+             "THEN 'pending' ELSE 'label' END")
     return {
-        # keys only: classifies events and counts rows for the report
-        "imp_rows": (f"SELECT request_id, item_id, ts, {state} AS _state, {shadow} AS _shadow, "
-                     f"{rank.format(s=shadow)} FROM impressions WHERE {low}ts < {end}"),
-        "imp_keys": "SELECT request_id, item_id, ts, _state FROM imp_rows WHERE _rn = 1 AND NOT _shadow",
-        # every column, for the output
-        "imp": (f"SELECT {cols} FROM (SELECT {cols}, {state} AS _state, {rank.format(s='FALSE')} FROM impressions "
-                f"WHERE {low}ts < {end} AND NOT {shadow}) d WHERE _rn = 1 AND _state = 'label'"),
-        "ev": ("SELECT request_id, item_id, event, value, ts FROM (SELECT request_id, item_id, event, value, ts, "
-               "event_id, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ts) AS _rn FROM feedback) d "
-               "WHERE event_id IS NULL OR _rn = 1"),
-        "ev_class": (f"SELECT e.request_id, e.item_id, e.event, e.value, e.ts, {_event_class(plan)} AS _class "
-                     "FROM ev e LEFT JOIN imp_keys i ON e.request_id = i.request_id AND e.item_id = i.item_id"),
-        "labels": (f"SELECT request_id, item_id, {', '.join(_aggregates(plan.rules, q))} FROM ev_class "
-                   "WHERE _class = 'counted' GROUP BY request_id, item_id"),
+        "imp_keys": (f"SELECT request_id, item_id, ts, n, {state} AS _state FROM (SELECT request_id, item_id, "
+                     f"min(ts) AS ts, count(*) AS n FROM impressions WHERE {_read(plan, 'ts')} AND NOT "
+                     f"{_shadow(plan, q)} GROUP BY request_id, item_id) k"),
+        "ev_class": (f"SELECT e.request_id, e.item_id, e.event, e.value, e.ts, {_event_class(plan)} AS _class FROM "
+                     "(SELECT request_id, item_id, event, value, ts FROM (SELECT request_id, item_id, event, value, "
+                     "ts, event_id, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ts) AS _rn FROM feedback) d "
+                     "WHERE event_id IS NULL OR _rn = 1) e "
+                     "LEFT JOIN imp_keys i ON e.request_id = i.request_id AND e.item_id = i.item_id"),
     }
+
+
+def step_statements(plan: JoinPlan, dialect: Dialect = "duckdb") -> list[str]:
+    """`CREATE TABLE name AS query` (DuckDB, on disk) or `CACHE TABLE name AS query` (Spark) for each step."""
+    verb = "CACHE TABLE" if dialect == "spark" else "CREATE OR REPLACE TABLE"
+    return [f"{verb} {name} AS\n{query}" for name, query in steps(plan, dialect).items()]
+
+
+def _first_rows(plan: JoinPlan, q) -> str:
+    """Every column of the labelled impressions, one row per key: the keys logged once pass straight
+    through; only the few logged twice are ranked by ts (a sort of them, not of the whole log)."""
+    cols = ", ".join(q(c) for c in plan.columns)
+    icols = ", ".join("i." + q(c) for c in plan.columns)
+    on = "i.request_id = d.request_id AND i.item_id = d.item_id"
+    shadow = _shadow(plan, q, "i.")
+    once = (f"SELECT {icols} FROM impressions i LEFT JOIN dup_keys d ON {on} WHERE d.request_id IS NULL AND "
+            f"{_labelled(plan, 'i.ts')} AND NOT {shadow}")
+    twice = (f"SELECT {cols} FROM (SELECT {icols}, ROW_NUMBER() OVER (PARTITION BY i.request_id, i.item_id "
+             f"ORDER BY i.ts) AS _rn FROM impressions i JOIN dup_keys d ON {on} WHERE {_read(plan, 'i.ts')} AND NOT "
+             f"{shadow}) x WHERE _rn = 1 AND {_labelled(plan, 'ts')}")
+    return f"{once}\n  UNION ALL\n  {twice}"
 
 
 def _event_class(plan: JoinPlan) -> str:
@@ -142,36 +179,38 @@ def _label(i: int, r: LabelRule, q) -> str:
     return f"CAST({value} AS DOUBLE) AS {q(r.column)}"
 
 
-def _with(plan: JoinPlan, names: Sequence[str], dialect: Dialect) -> str:
-    steps = ctes(plan, dialect)
-    return "WITH\n" + ",\n".join(f"{n} AS (\n  {steps[n]}\n)" for n in names) + "\n"
-
-
 def join_statement(plan: JoinPlan, dialect: Dialect = "duckdb") -> str:
-    """The labelled rows: every impression column (renamed), one label column per rule, and `date`."""
+    """The labelled rows (after step_statements): every impression column (renamed), one label column per
+    rule, and `date`."""
     q = lambda n: _q(n, dialect)  # noqa: E731
     cols = [f"i.{q(c)} AS {q(plan.renames.get(c, c))}" for c in plan.columns]
     labels = [_label(i, r, q) for i, r in enumerate(plan.rules)]
-    return (_with(plan, ["imp_rows", "imp_keys", "ev", "ev_class", "labels", "imp"], dialect)
-            + f"SELECT {', '.join(cols + labels)}, CAST(CAST(i.ts AS DATE) AS STRING) AS {q(PARTITION)}\n"
-            + "FROM imp i LEFT JOIN labels l ON i.request_id = l.request_id AND i.item_id = l.item_id")
+    return ("WITH\ndup_keys AS (\n  SELECT request_id, item_id FROM imp_keys WHERE n > 1\n),\n"
+            f"labels AS (\n  SELECT request_id, item_id, {', '.join(_aggregates(plan.rules, q))} FROM ev_class "
+            "WHERE _class = 'counted' GROUP BY request_id, item_id\n),\n"
+            f"imp AS (\n  {_first_rows(plan, q)}\n)\n"
+            f"SELECT {', '.join(cols + labels)}, CAST(CAST(i.ts AS DATE) AS STRING) AS {q(PARTITION)}\n"
+            "FROM imp i LEFT JOIN labels l ON i.request_id = l.request_id AND i.item_id = l.item_id")
+
+
+def script(plan: JoinPlan, dialect: Dialect = "duckdb") -> str:
+    """The whole join as the engine runs it: the steps, then the join (`--print-sql`)."""
+    return ";\n\n".join([*step_statements(plan, dialect), join_statement(plan, dialect)]) + ";"
 
 
 def impression_report_statement(plan: JoinPlan, dialect: Dialect = "duckdb") -> str:
-    """Rows per state: (state, rows, shadow, duplicates, kept)."""
-    return (_with(plan, ["imp_rows"], dialect)
-            + "SELECT _state, count(*) AS rows_read, sum(CASE WHEN _shadow THEN 1 ELSE 0 END) AS shadow, "
-            "sum(CASE WHEN NOT _shadow AND _rn > 1 THEN 1 ELSE 0 END) AS duplicates, "
-            "sum(CASE WHEN NOT _shadow AND _rn = 1 THEN 1 ELSE 0 END) AS kept FROM imp_rows GROUP BY _state")
+    """Per state: (state, rows, duplicates, kept); shadow rows are counted by shadow_statement."""
+    return ("SELECT _state, sum(n) AS rows_read, sum(n - 1) AS duplicates, count(*) AS kept FROM imp_keys "
+            "GROUP BY _state")
+
+
+def shadow_statement(plan: JoinPlan, dialect: Dialect = "duckdb") -> str:
+    """Shadow rows with start <= ts < end."""
+    since = f"ts >= {_ts(plan.start)} AND " if plan.start else ""
+    return (f"SELECT count(*) FROM impressions WHERE {since}ts < {_ts(plan.end)} AND "
+            f"{_shadow(plan, lambda n: _q(n, dialect))}")
 
 
 def event_report_statement(plan: JoinPlan, dialect: Dialect = "duckdb") -> str:
-    """Events per (class, event name), after the event_id dedupe; the rows read and dropped come with it."""
-    return (_with(plan, ["imp_rows", "imp_keys", "ev", "ev_class"], dialect)
-            + "SELECT _class, event, count(*) AS events FROM ev_class GROUP BY _class, event")
-
-
-def event_dedupe_statement() -> str:
-    """(events read, events kept after the event_id dedupe)."""
-    return ("SELECT count(*) AS events_read, sum(CASE WHEN event_id IS NULL OR _rn = 1 THEN 1 ELSE 0 END) AS kept "
-            "FROM (SELECT event_id, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY ts) AS _rn FROM feedback) d")
+    """Events per (class, event name), after the event_id dedupe."""
+    return "SELECT _class, event, count(*) AS events FROM ev_class GROUP BY _class, event"

@@ -207,6 +207,7 @@ def test_print_sql_in_both_dialects(tmp_path: Path) -> None:
     spark = invoke("--impressions", str(tmp_path / "imp"), "--spec", spec, "--print-sql", "--dialect", "spark",
                    "--end", END.isoformat())
     assert duck.exit_code == 0 and spark.exit_code == 0, duck.output + spark.output
-    assert "ROW_NUMBER() OVER (PARTITION BY request_id, item_id" in duck.output and "max_by(" in duck.output
+    assert "CREATE OR REPLACE TABLE imp_keys AS" in duck.output and "CACHE TABLE ev_class AS" in spark.output
+    assert "ROW_NUMBER() OVER (PARTITION BY i.request_id, i.item_id" in duck.output and "max_by(" in duck.output
     assert "`model_role`" in spark.output and '"model_role"' not in spark.output
     assert "TIMESTAMP '2026-12-01 13:00:00.000'" in spark.output
