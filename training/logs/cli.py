@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +40,8 @@ def join_command(
                                       "still counts (earlier ones are reported as early)")] = "5s",
     start: Annotated[str | None, typer.Option(help="label impressions from this date (UTC; floored to midnight "
                                               "so each day is written whole)", show_default="all")] = None,
+    last_days: Annotated[int | None, typer.Option(min=1, help="--start = midnight UTC N days ago (the nightly "
+                                                  "form; relabels the days whose windows were still open)")] = None,
     end: Annotated[str | None, typer.Option(help="the horizon: impressions with ts + window <= end are "
                                             "labelled, younger ones are pending", show_default="the newest "
                                             "event's ts (now without events)")] = None,
@@ -60,6 +62,10 @@ def join_command(
         window_s = parse_window(window) if window is not None else None
         skew_s = 0.0 if skew.strip() in ("0", "0s") else parse_window(skew)
         t0, t1 = _time(start, "--start"), _time(end, "--end")
+        if last_days is not None:
+            if t0 is not None:
+                fail("--start and --last-days: give one")
+            t0 = datetime.now(UTC) - timedelta(days=last_days)
         if print_sql:
             if dialect not in ("duckdb", "spark"):
                 fail(f"--dialect {dialect!r}: use duckdb or spark")

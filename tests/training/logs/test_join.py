@@ -195,6 +195,10 @@ def test_cli_prints_the_report_and_refuses_bad_inputs(tmp_path: Path) -> None:
     missing = invoke("--impressions", str(tmp_path / "imp"), "--feedback", str(broken), "--spec", spec,
                      "--out", str(tmp_path / "out3"))
     assert missing.exit_code == 2 and "'event_id'" in missing.output
+    both = invoke(*base, "--out", str(tmp_path / "out5"), "--start", "2026-12-01", "--last-days", "2")
+    assert both.exit_code == 2 and "--last-days" in both.output
+    recent = invoke(*base, "--out", str(tmp_path / "out6"), "--last-days", "1")  # 2026-12-01 is long before
+    assert recent.exit_code == 0 and "0 labelled rows written" in recent.output, recent.output
     empty = invoke("--impressions", str(tmp_path / "nothing"), "--feedback", str(broken), "--spec", spec,
                    "--out", str(tmp_path / "out4"))
     assert empty.exit_code == 2 and "--impressions" in empty.output
