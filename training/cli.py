@@ -14,6 +14,7 @@ from service.registry import Registry, RegistryError
 from training.data import DataError
 from training.experiments.cli import experiment_app
 from training.features.cli import features_app
+from training.logs.cli import logs_app
 from training.nightly.cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 from training.weights.cli import replay_command, tune_command, weights_app
@@ -211,6 +212,8 @@ app.command("tune")(tune_command)
 app.add_typer(weights_app, name="weights")
 # Experiments (training/experiments/cli.py): the report of arms and canaries from the joined log.
 app.add_typer(experiment_app, name="experiment")
+# The loop (training/logs/cli.py): impression log + feedback -> training data.
+app.add_typer(logs_app, name="logs")
 
 if __name__ == "__main__":
     app()

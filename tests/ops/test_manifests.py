@@ -99,6 +99,22 @@ def test_cronjob_runs_a_valid_retrain_command_one_at_a_time() -> None:
     assert str(Path(args[1]).parent) in mounts
 
 
+def test_cronjob_joins_the_log_before_the_retrain_into_the_specs_data() -> None:
+    pod = by_kind("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    join, retrain = pod["initContainers"][0], pod["containers"][0]
+    args = join["args"]
+    assert args[:2] == ["logs", "join"]
+    ctx = get_command(app).make_context("ranker", list(args), resilient_parsing=False, obj=None)
+    logs = ctx.command.get_command(ctx, "logs")
+    sub_ctx = logs.make_context("logs", list(args[1:]))
+    params = sub_ctx.command.get_command(sub_ctx, "join").make_context("join", list(args[2:])).params
+    spec = yaml.safe_load(by_kind("ConfigMap", "ranker-spec")["data"]["spec.yaml"])
+    assert params["out"] == Path(spec["data"]["path"]) and params["last_days"] == 2
+    assert RankerSpec.model_validate(spec).feedback is not None
+    data = {m["name"]: m for m in retrain["volumeMounts"]}["data"]
+    assert data.get("readOnly") and not {m["name"]: m for m in join["volumeMounts"]}["data"].get("readOnly")
+
+
 def test_config_maps_hold_a_valid_spec_and_the_repo_weights() -> None:
     spec = yaml.safe_load(by_kind("ConfigMap", "ranker-spec")["data"]["spec.yaml"])
     RankerSpec.model_validate(spec)

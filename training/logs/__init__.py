@@ -1,0 +1,1 @@
+"""Impression log + feedback events -> the table `ranker train` reads (`ranker logs join`)."""
