@@ -19,6 +19,8 @@ from service.feature_store.embedded import EmbeddedStore
 from service.feature_store.lookup import FeatureLookup
 from service.feature_store.metrics import FeatureStoreMetrics
 from service.feature_store.redis_store import RedisStore
+from service.feedback.log import FeedbackLog
+from service.feedback.metrics import FeedbackMetrics
 from service.impressions.writer import ImpressionLog
 from service.live.model_store import ModelStore
 from service.live.pipeline import Ranked, rank
@@ -53,6 +55,9 @@ class Runtime:
         self.weights = WeightsStore(settings.weights_path, self.state, self.metrics, on_change=self.models.weights_changed)
         log_config = settings.log_config()
         self.impressions = ImpressionLog(log_config, self.metrics.registry) if log_config is not None else None
+        self.feedback_metrics = FeedbackMetrics(self.metrics.registry) if log_config is not None else None
+        self.feedback = (FeedbackLog(log_config, self.feedback_metrics, settings.feedback_dedup_ids)
+                         if log_config is not None and self.feedback_metrics is not None else None)
         self.in_flight = 0
         self._limiter: anyio.CapacityLimiter | None = None
         self._tasks: list[asyncio.Task] = []
@@ -69,6 +74,8 @@ class Runtime:
         s = self.settings
         if self.impressions is not None:
             self.impressions.start()
+        if self.feedback is not None:
+            self.feedback.start()
         self._tasks = [
             asyncio.create_task(self.weights.run(s.weights_poll_interval), name="weights-poll"),
             asyncio.create_task(self.models.run(s.poll_interval), name="registry-poll"),
@@ -86,6 +93,8 @@ class Runtime:
         self._tasks = []
         if self.impressions is not None:  # after the last request: what was queued is written and published
             await anyio.to_thread.run_sync(self.impressions.stop)
+        if self.feedback is not None:
+            await anyio.to_thread.run_sync(self.feedback.stop)
 
     def serving(self) -> Serving:
         """The (model, weights) pair for one request; NotReady (503) until both are valid."""
