@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import statistics
 import threading
 import time
@@ -133,6 +134,20 @@ def test_an_unwritable_directory_is_a_503_never_a_200(deploy, tmp_path: Path, ma
     page = d.client.get("/metrics").text
     assert metric(page, "ranker_feedback_write_failures_total") == 1
     assert metric(page, "ranker_feedback_rejected_total", reason="write_failed") == 1
+
+
+def test_an_answered_batch_survives_kill_9(deploy, tmp_path: Path) -> None:
+    """A 200 means fsynced: SIGKILL right after the answer, and the restarted replica publishes it."""
+    logs = tmp_path / "logs"
+    env = {"RANKER_LOG_DIR": str(logs), "RANKER_REPLICA": "kill-test", **FAST}
+    d = deploy(**env)
+    events = [{"request_id": "r1", "item_id": f"i{n}", "event": "click", "event_id": f"e{n}"} for n in range(3)]
+    assert post(d.client, events).status_code == 200
+    d.server.proc.send_signal(signal.SIGKILL)
+    d.server.proc.wait(5)
+    assert not feedback_files(logs) and list(logs.rglob("feedback/*/*/.part-*.arrows"))
+    deploy(**env).stop()  # the same replica restarted: its recovery compacts the dead process's segment
+    assert read_feedback(logs).column("event_id").to_pylist() == ["e0", "e1", "e2"]
 
 
 def test_a_model_without_feedback_events_says_so(deploy, tmp_path: Path, bundle_dir: Path) -> None:
