@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
@@ -68,8 +67,7 @@ async def feedback(request: Request, runtime: RuntimeDep,
     metrics = runtime.feedback_metrics
     try:
         _authorize(runtime, authorization)
-        log = runtime.feedback
-        if log is None:
+        if runtime.feedback is None:  # before the body is read: the same answer append_feedback would give
             raise FeedbackOff("feedback is off on this server: RANKER_LOG_DIR (the log destination) is not set")
         model = runtime.state.model
         if model is None:
@@ -80,7 +78,7 @@ async def feedback(request: Request, runtime: RuntimeDep,
                               "events (its spec has no `feedback:` section)")
         body = await read_body(request, runtime.settings.feedback_max_body_bytes)
         batch = parse_feedback(body, config, runtime.settings.feedback_max_events)
-        appended = await anyio.to_thread.run_sync(log.append, batch)
+        appended = await runtime.append_feedback(batch)
     except RankerError as e:
         if metrics is not None:
             metrics.rejected.labels(reason=_reason(e)).inc()

@@ -91,12 +91,12 @@ class Segment:
 
     def sync(self) -> None:
         """fsync what was written (the feedback log answers only after it): the file's data, and the first
-        time its directory entries up to the table's root, so the file itself survives a power loss."""
+        time the directory entries from the spool down, so the file itself survives a power loss."""
         if self._sync_fd is None:
             fd = os.open(self.path, os.O_RDONLY)  # fsync through any descriptor flushes the file's pages
             try:
                 os.fsync(fd)
-                for directory in (self.dir, self.dir.parent, self.dir.parent.parent):
+                for directory in (self.dir, *self.dir.parents[:3]):  # hour=, date=, the table, the spool
                     fsync_dir(directory)
             except BaseException:
                 os.close(fd)

@@ -14,12 +14,13 @@ from functools import partial
 
 import anyio
 
-from service.errors import NotReady, Overloaded
+from service.errors import FeedbackOff, NotReady, Overloaded
 from service.feature_store.embedded import EmbeddedStore
 from service.feature_store.lookup import FeatureLookup
 from service.feature_store.metrics import FeatureStoreMetrics
 from service.feature_store.redis_store import RedisStore
-from service.feedback.log import FeedbackLog
+from service.feedback.events import Batch
+from service.feedback.log import Appended, FeedbackLog
 from service.feedback.metrics import FeedbackMetrics
 from service.impressions.writer import ImpressionLog
 from service.live.model_store import ModelStore
@@ -60,12 +61,16 @@ class Runtime:
                          if log_config is not None and self.feedback_metrics is not None else None)
         self.in_flight = 0
         self._limiter: anyio.CapacityLimiter | None = None
+        self._feedback_limiter: anyio.CapacityLimiter | None = None
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         """Load the weights, then poll the weights file and the registry in the background."""
         threads = self.settings.scoring_threads
         self._limiter = anyio.CapacityLimiter(threads) if threads else None
+        # Feedback appends are serialized by the log's lock: two threads keep one writing and the next
+        # one ready, and the calls beyond wait on the event loop, not in the shared thread pool.
+        self._feedback_limiter = anyio.CapacityLimiter(2)
         # Weights first, so the first model is checked against them (a misfit model is the one refused).
         await anyio.to_thread.run_sync(self.weights.check)
         # Snapshots before the first model: the model is checked against them, and it never serves
@@ -129,6 +134,12 @@ class Runtime:
         if self._limiter is None:
             return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+
+    async def append_feedback(self, batch: Batch) -> Appended:
+        """Write a checked feedback batch durably, on a worker thread (never the event loop)."""
+        if self.feedback is None:
+            raise FeedbackOff("feedback is off on this server: RANKER_LOG_DIR (the log destination) is not set")
+        return await anyio.to_thread.run_sync(self.feedback.append, batch, limiter=self._feedback_limiter)
 
 
 def build_feature_store(settings: Settings, metrics: FeatureStoreMetrics, state: ServingState,
