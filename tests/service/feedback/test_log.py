@@ -5,6 +5,7 @@ route's 503) and remembers nothing, and a dead process's segment is recovered by
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -69,6 +70,16 @@ def test_a_retried_batch_is_not_written_twice(tmp_path: Path) -> None:
     assert (same.accepted, same.duplicates) == (1, 1)
     ids = pq.read_table(published(tmp_path)).column("event_id").to_pylist()
     assert ids == ["a", "b", None, None, "c", "d"]
+
+
+def test_concurrent_retries_write_each_event_once(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    ids = [f"e{n}" for n in range(50)]
+    with ThreadPoolExecutor(4) as pool:  # the same batch sent four times at once (a client's hedged retries)
+        results = list(pool.map(lambda _: log.append(batch(*ids)), range(4)))
+    log.stop()
+    assert sorted(r.accepted for r in results) == [0, 0, 0, 50]
+    assert sorted(pq.read_table(published(tmp_path)).column("event_id").to_pylist()) == sorted(ids)
 
 
 def test_the_remembered_ids_are_bounded(tmp_path: Path) -> None:
