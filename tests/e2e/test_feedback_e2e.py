@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import statistics
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,10 +17,12 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from feedback_helpers import feedback_files, read_feedback
 from impressions_helpers import metric, read_log
 
 from service.examples import example_request
+from service.impressions.segments import read_segment
 
 FAST = {"RANKER_LOG_FLUSH_SECONDS": "0.2"}
 TOKEN = "feedback-token-0123456789"
@@ -134,6 +137,40 @@ def test_an_unwritable_directory_is_a_503_never_a_200(deploy, tmp_path: Path, ma
     page = d.client.get("/metrics").text
     assert metric(page, "ranker_feedback_write_failures_total") == 1
     assert metric(page, "ranker_feedback_rejected_total", reason="write_failed") == 1
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 256 KiB tmpfs (root only; skipped where mounting is not allowed), as the impression log's tests use."""
+    path = tmp_path / "tiny-disk"
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_full_disk_is_a_503_and_every_200_is_on_disk(deploy, tiny_disk: Path) -> None:
+    d = deploy(RANKER_LOG_DIR=str(tiny_disk), **FAST)
+    answered: dict[str, int] = {}
+    for b in range(40):  # ~40 KiB of Arrow per batch: the disk fills within the first ten
+        events = [{"request_id": "r" * 120 + str(b), "item_id": "i" * 120, "event": "click",
+                   "event_id": f"{b}-{n}"} for n in range(100)]
+        r = post(d.client, events)
+        for n in range(100):
+            answered[f"{b}-{n}"] = r.status_code
+    statuses = set(answered.values())
+    assert statuses == {200, 503}, statuses
+    assert metric(d.client.get("/metrics").text, "ranker_feedback_write_failures_total") > 0
+    d.stop()
+    on_disk = set(read_feedback(tiny_disk).column("event_id").to_pylist())
+    for path in tiny_disk.rglob("feedback/*/*/.part-*.arrows"):  # the full disk kept them from compacting
+        table = read_segment(path)
+        if table is not None:
+            on_disk |= set(table.column("event_id").to_pylist())
+    assert {i for i, status in answered.items() if status == 200} <= on_disk  # never a 200 that is not there
 
 
 def test_an_answered_batch_survives_kill_9(deploy, tmp_path: Path) -> None:
