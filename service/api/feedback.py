@@ -21,7 +21,6 @@ from service.errors import (
     RankerError,
     Unauthorized,
 )
-from service.feedback.events import parse_feedback
 from service.live.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
@@ -67,7 +66,7 @@ async def feedback(request: Request, runtime: RuntimeDep,
     metrics = runtime.feedback_metrics
     try:
         _authorize(runtime, authorization)
-        if runtime.feedback is None:  # before the body is read: the same answer append_feedback would give
+        if runtime.feedback is None:  # before the body is read: the same answer take_feedback would give
             raise FeedbackOff("feedback is off on this server: RANKER_LOG_DIR (the log destination) is not set")
         model = runtime.state.model
         if model is None:
@@ -77,8 +76,7 @@ async def feedback(request: Request, runtime: RuntimeDep,
             raise FeedbackOff(f"model {model.manifest.model_name} version {model.version} declares no feedback "
                               "events (its spec has no `feedback:` section)")
         body = await read_body(request, runtime.settings.feedback_max_body_bytes)
-        batch = parse_feedback(body, config, runtime.settings.feedback_max_events)
-        appended = await runtime.append_feedback(batch)
+        appended = await runtime.take_feedback(body, config)
     except RankerError as e:
         if metrics is not None:
             metrics.rejected.labels(reason=_reason(e)).inc()

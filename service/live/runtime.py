@@ -14,12 +14,13 @@ from functools import partial
 
 import anyio
 
+from service.contract.feedback import FeedbackConfig
 from service.errors import FeedbackOff, NotReady, Overloaded
 from service.feature_store.embedded import EmbeddedStore
 from service.feature_store.lookup import FeatureLookup
 from service.feature_store.metrics import FeatureStoreMetrics
 from service.feature_store.redis_store import RedisStore
-from service.feedback.events import Batch
+from service.feedback.events import parse_feedback
 from service.feedback.log import Appended, FeedbackLog
 from service.feedback.metrics import FeedbackMetrics
 from service.impressions.writer import ImpressionLog
@@ -69,7 +70,7 @@ class Runtime:
         threads = self.settings.scoring_threads
         self._limiter = anyio.CapacityLimiter(threads) if threads else None
         # Feedback appends are serialized by the log's lock: two threads keep one writing and the next
-        # one ready, and the calls beyond wait on the event loop, not in the shared thread pool.
+        # one parsed, and the calls beyond wait on the event loop, not in the shared thread pool.
         self._feedback_limiter = anyio.CapacityLimiter(2)
         # Weights first, so the first model is checked against them (a misfit model is the one refused).
         await anyio.to_thread.run_sync(self.weights.check)
@@ -135,11 +136,15 @@ class Runtime:
             return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
 
-    async def append_feedback(self, batch: Batch) -> Appended:
-        """Write a checked feedback batch durably, on a worker thread (never the event loop)."""
-        if self.feedback is None:
+    async def take_feedback(self, body: bytes, config: FeedbackConfig) -> Appended:
+        """Check a feedback body against the model's events and write it durably, both on a worker thread
+        (parsing 1,000 events takes ~0.7 ms, the Arrow batch and the fsync longer: never on the event loop)."""
+        log = self.feedback
+        if log is None:
             raise FeedbackOff("feedback is off on this server: RANKER_LOG_DIR (the log destination) is not set")
-        return await anyio.to_thread.run_sync(self.feedback.append, batch, limiter=self._feedback_limiter)
+        max_events = self.settings.feedback_max_events
+        return await anyio.to_thread.run_sync(lambda: log.append(parse_feedback(body, config, max_events)),
+                                              limiter=self._feedback_limiter)
 
 
 def build_feature_store(settings: Settings, metrics: FeatureStoreMetrics, state: ServingState,
