@@ -160,11 +160,10 @@ class FeedbackLog:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Roll the open segment and publish what is closed (after the last request)."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout)
-        self._thread = None
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout)
+            self._thread = None
         with self._lock:
             self._close_current()
         self._finish_closed()

@@ -20,6 +20,7 @@ from service.feedback.log import FeedbackLog
 from service.feedback.metrics import FeedbackMetrics
 from service.impressions import segments
 from service.impressions.config import LogConfig
+from service.impressions.sinks import SinkError
 
 CONFIG = FeedbackConfig(events={"click": "flag", "rating": "number"}, labels={"click": "any(click)"})
 
@@ -107,4 +108,22 @@ def test_a_dead_process_s_segment_is_recovered_at_start(tmp_path: Path) -> None:
     assert not published(tmp_path)
     log = open_log(tmp_path)  # the same replica (same owner tag: a restarted container) recovers it
     log.stop()
+    assert pq.read_table(published(tmp_path)).column("event_id").to_pylist() == ["a", "b"]
+
+
+class DownStore:
+    location = "s3://down"
+
+    def publish(self, local: Path, key: str) -> None:
+        raise SinkError("the store is down")
+
+
+def test_files_wait_in_the_spool_while_the_store_is_down(tmp_path: Path) -> None:
+    log = FeedbackLog(LogConfig(destination=str(tmp_path), replica="unit"), FeedbackMetrics(CollectorRegistry()))
+    log.sink = DownStore()
+    log.append(batch("a", "b"))
+    log.stop()
+    waiting = list(tmp_path.rglob("feedback/*/*/.part-*.ready"))
+    assert len(waiting) == 1 and pq.read_table(waiting[0]).num_rows == 2 and not published(tmp_path)
+    open_log(tmp_path).stop()  # the next process of the replica publishes it (acknowledged events are never dropped)
     assert pq.read_table(published(tmp_path)).column("event_id").to_pylist() == ["a", "b"]
