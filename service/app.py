@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import admin, health, metrics, models, rank
+from service.api import admin, feedback, health, metrics, models, rank
 from service.api.errors import install_error_handlers
 from service.live.runtime import Runtime
 from service.settings import Settings, load_settings
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="mtl-ranker", summary="Multi-task ranking server", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     install_error_handlers(app, settings.retry_after)
-    for module in (rank, health, models, metrics):
+    for module in (rank, feedback, health, models, metrics):
         app.include_router(module.router)
     if settings.admin_token is not None:
         app.include_router(admin.router)

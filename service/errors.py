@@ -90,3 +90,15 @@ class FeatureStoreUnavailable(RankerError):
     """The feature store failed (outage, timeout) and the server is configured to fail closed."""
 
     code = "feature_store_unavailable"
+
+
+class FeedbackOff(RankerError):
+    """`POST /v1/feedback` cannot take events here: the log is off, or the served model declares no events."""
+
+    code = "feedback_off"
+
+
+class FeedbackWriteFailed(RankerError):
+    """A feedback batch could not be made durable (disk full, unwritable directory): 503, the client retries."""
+
+    code = "feedback_write_failed"

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     feature_cache_ttl: float = Field(0.0, ge=0, description="seconds Redis features stay in an in-process cache (0 = off)")
     feature_cache_size: int = Field(100_000, ge=1, description="most ids the in-process feature cache holds")
     log_dir: str | None = Field(None, description=(
-        "impression log destination: a directory or s3://bucket/prefix (impressions/ under it); unset = off"))
+        "impression and feedback log destination: a directory or s3://bucket/prefix (impressions/ and feedback/ "
+        "under it); unset = off"))
     log_sample: float = Field(1.0, ge=0, le=1, description=(
         "share of ranked responses logged, chosen by a hash of the request id (the same on every replica)"))
     log_features: str = Field("all", description=(
@@ -80,6 +81,13 @@ class Settings(BaseSettings):
     log_spool_dir: Path | None = Field(None, description=(
         "local directory for segments of an s3:// log (default: $TMPDIR/ranker-impressions-spool); keep it "
         "on a volume that survives restarts so a crash loses nothing"))
+    feedback_token: SecretStr | None = Field(None, description=(
+        "bearer token POST /v1/feedback requires (`Authorization: Bearer <token>`); unset = no token needed"))
+    feedback_max_events: int = Field(1000, ge=1, description="most events one POST /v1/feedback may carry (413 above)")
+    feedback_max_body_bytes: int = Field(1 << 20, ge=1024, description=(
+        "largest POST /v1/feedback body in bytes (413 above)"))
+    feedback_dedup_ids: int = Field(100_000, ge=0, description=(
+        "recent event ids remembered per process: a retried batch's events with these ids are not written again"))
     replica: str | None = Field(None, description=(
         "this server's name in log file names (with the pid); default: the host name (the pod name)"))
     workers: int = Field(1, ge=1, description=(
@@ -93,6 +101,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
             raise ValueError("admin_token must be at least 16 characters (or unset to turn admin routes off)")
+        if self.feedback_token is not None and len(self.feedback_token.get_secret_value()) < 16:
+            raise ValueError("feedback_token must be at least 16 characters (or unset for no token)")
         return self
 
     def log_config(self) -> LogConfig | None:

@@ -23,6 +23,8 @@ from service.contract.request import MAX_REQUEST_ID, field_path
 from service.errors import (
     Conflict,
     FeatureStoreUnavailable,
+    FeedbackOff,
+    FeedbackWriteFailed,
     FieldProblem,
     InternalError,
     InvalidRequest,
@@ -48,6 +50,8 @@ STATUS: dict[type[RankerError], int] = {
     NotReady: 503,
     Overloaded: 503,
     FeatureStoreUnavailable: 503,
+    FeedbackOff: 409,
+    FeedbackWriteFailed: 503,
 }
 
 

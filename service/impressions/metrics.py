@@ -34,8 +34,11 @@ class LogMetrics:
 class Warnings:
     """At most one warning line per reason per `interval` seconds, saying how many were lost since the last."""
 
-    def __init__(self, interval: float = WARN_INTERVAL) -> None:
+    def __init__(self, interval: float = WARN_INTERVAL, logger: logging.Logger = log,
+                 what: str = "impression log", lost: str = "records lost", counted: str = "ranker_log_dropped_total"
+                 ) -> None:
         self.interval = interval
+        self._log, self._what, self._lost, self._counted = logger, what, lost, counted
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._since: dict[str, int] = {}
@@ -49,5 +52,5 @@ class Warnings:
                 return
             self._last[reason] = now
             lost, self._since[reason] = self._since[reason], 0
-        log.warning("impression log: %s (%d records lost since the last warning for %s; counted in "
-                    "ranker_log_dropped_total)", message, lost, reason, extra={"reason": reason, "lost": lost})
+        self._log.warning("%s: %s (%d %s since the last warning for %s; counted in %s)", self._what, message, lost,
+                          self._lost, reason, self._counted, extra={"reason": reason, "lost": lost})

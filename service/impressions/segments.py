@@ -1,6 +1,6 @@
 """Arrow IPC stream segments in the spool, and their compaction into Parquet files.
 
-    <spool>/impressions/date=YYYY-MM-DD/hour=HH/
+    <spool>/<table>/date=YYYY-MM-DD/hour=HH/        table: impressions, or feedback (service/feedback/log.py)
         .part-<start>-<seq>-<owner>.arrows          the open segment: IPC stream, a record batch per flush
         .part-<start>-<seq>-<owner>.ready           its Parquet, complete and fsynced, not yet published
         part-<start>-<seq>-<owner>.parquet          published (local destination; else on the object store)
@@ -33,7 +33,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.contract.files import default_file_mode
+from service.contract.files import default_file_mode, fsync_dir
 from service.impressions.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ def new_stem(owner: str, seq: int) -> str:
 class Segment:
     """One open IPC stream; every `write` reaches the OS before it returns (pyarrow's OSFile is unbuffered)."""
 
-    def __init__(self, spool: Path, part: str, stem: str, schema: pa.Schema) -> None:
-        self.dir = spool / TABLE / part
+    def __init__(self, spool: Path, part: str, stem: str, schema: pa.Schema, table: str = TABLE) -> None:
+        self.dir = spool / table / part
         self.part, self.stem, self.schema = part, stem, schema
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f".{stem}{SEGMENT_SUFFIX}"
@@ -82,11 +82,28 @@ class Segment:
         self.opened = time.monotonic()
         self.bytes = 0
         self.rows = 0
+        self._sync_fd: int | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(batch)
         self.bytes += batch.nbytes
         self.rows += batch.num_rows
+
+    def sync(self) -> None:
+        """fsync what was written (the feedback log answers only after it): the file's data, and the first
+        time the directory entries from the spool down, so the file itself survives a power loss."""
+        if self._sync_fd is None:
+            fd = os.open(self.path, os.O_RDONLY)  # fsync through any descriptor flushes the file's pages
+            try:
+                os.fsync(fd)
+                for directory in (self.dir, *self.dir.parents[:3]):  # hour=, date=, the table, the spool
+                    fsync_dir(directory)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._sync_fd = fd
+            return
+        os.fsync(self._sync_fd)
 
     def close(self) -> None:
         """Close the stream (end-of-stream marker); a failure leaves a file `read_segment` still reads."""
@@ -94,6 +111,9 @@ class Segment:
             self._writer.close()
         finally:
             self._file.close()
+            if self._sync_fd is not None:
+                os.close(self._sync_fd)
+                self._sync_fd = None
 
 
 def read_segment(path: Path) -> pa.Table | None:
@@ -146,10 +166,10 @@ def _write_ready(segment: Path, stem: str, table: pa.Table, strings: list[str]) 
     return Compacted(table.num_rows, ready)
 
 
-def publish(ready: Path, spool: Path, sink: Sink) -> None:
+def publish(ready: Path, spool: Path, sink: Sink, table: str = TABLE) -> None:
     """Make a ready file visible at its final key (raises SinkError / OSError, the file kept)."""
-    part = ready.parent.relative_to(spool / TABLE).as_posix()
-    sink.publish(ready, f"{TABLE}/{part}/{segment_stem(ready)}.parquet")
+    part = ready.parent.relative_to(spool / table).as_posix()
+    sink.publish(ready, f"{table}/{part}/{segment_stem(ready)}.parquet")
 
 
 def segment_stem(path: Path) -> str:
@@ -161,10 +181,11 @@ def segment_stem(path: Path) -> str:
     return name
 
 
-def leftovers(spool: Path, owner: str, stale_seconds: float, keep: set[Path]) -> tuple[list[Path], list[Path]]:
+def leftovers(spool: Path, owner: str, stale_seconds: float, keep: set[Path], table: str = TABLE
+              ) -> tuple[list[Path], list[Path]]:
     """(segments, ready files) left by dead writers: this owner's (but `keep`, the ones open now) and
     anyone's untouched for stale_seconds. Stale temp files (a compaction killed midway) are removed."""
-    root, cutoff = spool / TABLE, time.time() - stale_seconds
+    root, cutoff = spool / table, time.time() - stale_seconds
     segments, ready = [], []
     for path in sorted(root.glob("date=*/hour=*/.part-*")):
         if path in keep:

@@ -40,6 +40,12 @@ def test_short_admin_token_is_refused():
         Settings(admin_token="short")
 
 
+def test_short_feedback_token_is_refused():
+    with pytest.raises(ValueError, match="feedback_token"):
+        Settings(feedback_token="short")
+    assert Settings(feedback_token="f" * 16).feedback_token.get_secret_value() == "f" * 16
+
+
 def test_to_env_round_trips(monkeypatch):
     s = Settings(max_candidates=123, ort_allow_spinning=False, admin_token="y" * 16)
     for k, v in s.to_env().items():
