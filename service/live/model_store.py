@@ -151,6 +151,8 @@ class ModelStore:
         self.history.append(version)
         self.metrics.model_loads.labels(result="success").inc()
         self.metrics.set_model_version(version)
+        self.metrics.set_serving(self.state.ready, model.manifest.created_at)
+        self.metrics.set_feature_sources({f.name: f.source for f in model.manifest.features.all()})
         await self._run(freeze_long_lived, replaced)
         log.info("model version loaded", extra={"model_version": version, "path": str(bundle_dir),
                                                 "load_seconds": round(model.load_seconds, 3)})

@@ -61,7 +61,12 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     inference = time.perf_counter() - t0
     # Explanations cost nothing unless asked for: `combine` is the whole scoring step otherwise.
     scores, parts = profile.explain(heads) if request.explain else (profile.combine(heads), None)  # (B,)
-    require_finite(scores, heads)
+    try:
+        require_finite(scores, heads)
+    except ModelOutputError:
+        if metrics is not None:
+            metrics.non_finite_scores.inc()
+        raise
     order = top_k_order(scores, request.top_k)
     request_id = request.request_id or header_id or uuid.uuid4().hex
     header = {"request_id": request_id, "model_version": model.version, "profile": profile.name, "arm": arm,
