@@ -150,8 +150,24 @@ def test_real_faults_fire_their_alerts_and_the_fix_clears_them(deploy, manifest,
         timings["defaulted clears"] = wait_alert(prom, "RankerFeatureDefaulted", present=False)
         assert active(prom) == {}, "quiet after the fixes"
     assert set(traffic.statuses) == {200}, traffic.statuses  # fail-open: the outage cost no request
+    check_dashboard_queries(prom)
     print(json.dumps({**{k: round(v, 1) for k, v in timings.items()}, "total": round(time.monotonic() - t_start, 1)}))
 
+
+
+def check_dashboard_queries(prom: PrometheusServer) -> None:
+    """Every panel's query is valid PromQL to a real Prometheus, and the main panels show data."""
+    empty = []
+    for p in json.loads(render()["dashboard.json"])["panels"]:
+        for t in p["targets"]:
+            expr = t["expr"].replace("$__rate_interval", "15s").replace("$task", ".*")
+            r = httpx.get(f"{prom.url}/api/v1/query", params={"query": expr}, timeout=5.0).json()
+            assert r["status"] == "success", (p["title"], expr, r)
+            if not r["data"]["result"]:
+                empty.append(p["title"])
+    for title in ("Traffic by profile and arm", "Request latency (answered)", "Head score p10 / p50 / p90 by task",
+                  "Model version served", "Model age", "Weights generation and refusals"):
+        assert title not in empty, (title, empty)
 
 
 def used_metric_names() -> set[str]:
