@@ -4,6 +4,8 @@ per alert where it fires and one where it stays quiet (synthetic series, promtoo
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -11,9 +13,11 @@ import pytest
 import yaml
 from prometheus_helpers import promtool
 from server_helpers import REPO
+from typer.main import get_command
 
 from scripts.monitoring.__main__ import main, render
 from scripts.monitoring.rules import ALERTS, MODEL_AGE_HOURS, github_anchor, rules_file
+from training.cli import app
 
 MONITORING = REPO / "deploy" / "monitoring"
 JOB = {"job": "ranker", "instance": "a:8000"}
@@ -198,3 +202,29 @@ def test_promtool_fails_a_case_that_expects_the_wrong_thing(tmp_path: Path, aler
         check["exp_alerts"] = []
     out = run_promtool_tests(tmp_path, wrong)
     assert out.returncode != 0 and alert in out.stdout + out.stderr
+
+
+def runbook_commands() -> list[list[str]]:
+    """Every `ranker ...` command quoted in "When an alert fires", as words."""
+    doc = (REPO / "docs" / "OPERATIONS.md").read_text()
+    section = doc.split("## When an alert fires", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"`(ranker [^`]+)`", section.replace("\n", " "))
+    return [shlex.split(c.replace("...", "")) for c in quoted]
+
+
+def test_the_runbook_commands_exist_with_the_options_they_use() -> None:
+    root = get_command(app)
+    commands = runbook_commands()
+    assert len(commands) >= 10
+    for words in commands:
+        cmd, rest = root, words[1:]
+        while hasattr(cmd, "commands") and rest and not rest[0].startswith("-"):
+            sub = cmd.commands.get(rest[0])
+            if sub is None:
+                break
+            cmd, rest = sub, rest[1:]
+        assert not hasattr(cmd, "commands"), words  # reached a command, not a group
+        options = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        for word in rest:
+            if word.startswith("--"):
+                assert word.split("=")[0] in options, (words, word)
