@@ -153,6 +153,10 @@ class RankerMetrics:
                                   "(user, context: once per request; item: once per candidate)",
                                   ["feature", "source"], registry=r, multiprocess_mode="livemax")
         self._feature_labels: set[tuple[str, str]] = set()
+        self.head_score_training = Gauge(
+            "ranker_head_score_training", "The served model's head outputs on its holdout (manifest score_stats), "
+            "by task and stat (mean, p05, p50, p95)", ["task", "stat"], registry=r, multiprocess_mode="livemax")
+        self._training_labels: set[tuple[str, str]] = set()
         self.weights_generation = Gauge("ranker_weights_generation", "Generation of the active weights.yaml",
                                         registry=r, multiprocess_mode="livemax")
         self.weights_refused = Gauge(
@@ -182,6 +186,15 @@ class RankerMetrics:
         for feature, source in labels:
             self.feature_info.labels(feature=feature, source=source).set(1)
         self._feature_labels |= labels
+
+    def set_training_scores(self, stats: Mapping[str, Mapping[str, float]]) -> None:
+        """stats: task -> {stat: value} of the model now served; a task or stat it lacks reads NaN."""
+        values = {(task, stat): v for task, by_stat in stats.items() for stat, v in by_stat.items()}
+        for task, stat in self._training_labels - set(values):
+            self.head_score_training.labels(task=task, stat=stat).set(float("nan"))
+        for (task, stat), v in values.items():
+            self.head_score_training.labels(task=task, stat=stat).set(v)
+        self._training_labels |= set(values)
 
     def observe_request(self, profile: str, status: int, seconds: float, arm: str | None = None) -> None:
         self.request_duration.labels(profile=profile, status=str(status)).observe(seconds)

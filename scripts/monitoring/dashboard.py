@@ -51,8 +51,15 @@ def panels() -> list[dict]:
                                          f"ignoring (status) group_left() sum (rate({m.REQUESTS}[{RATE}]))",
                                          "{{status}}")], "percentunit", thresholds=[0.01]),
         panel("Non-finite scores refused", [(f"sum (rate({m.NON_FINITE}[{RATE}]))", "refused/s")], "reqps"),
-        panel("Head score p10 / p50 / p90 by task", quantiles(m.HEAD_SCORE, by="task", qs=(0.1, 0.5, 0.9)), "short",
-              description="Each head's served output; compare with the manifest's score statistics (GET /v1/models)."),
+        panel("Head score p05 / p50 / p95 by task: served and training",
+              quantiles(m.HEAD_SCORE, by="task", qs=(0.05, 0.5, 0.95))
+              + [(f"max by (task, stat) ({m.HEAD_SCORE_TRAINING}{{stat=~\"p05|p50|p95\"}})", "{{task}} training {{stat}}")],
+              "short", description="Each head's served output (histogram quantiles, as coarse as its buckets) beside "
+                                   "the same quantiles of the served model on its holdout (the manifest's score_stats)."),
+        panel("Head score mean by task: served and training",
+              [(f"sum by (task) (rate({m.HEAD_SCORE}_sum[{RATE}])) / sum by (task) (rate({m.HEAD_SCORE}_count[{RATE}]))",
+                "{{task}} served"), (f"max by (task) ({m.HEAD_SCORE_TRAINING}{{stat=\"mean\"}})", "{{task}} training")],
+              "short"),
         panel("Head score distribution ($task)", [(f"sum by (le) (rate({m.HEAD_SCORE}_bucket{{task=~\"$task\"}}"
                                                    f"[{RATE}]))", "{{le}}")], "short", kind="heatmap"),
         panel("Defaulted share by feature", [(feature_share(m.DEFAULTED, RATE), "{{feature}}")], "percentunit",

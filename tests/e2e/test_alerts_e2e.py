@@ -165,7 +165,8 @@ def check_dashboard_queries(prom: PrometheusServer) -> None:
             assert r["status"] == "success", (p["title"], expr, r)
             if not r["data"]["result"]:
                 empty.append(p["title"])
-    for title in ("Traffic by profile and arm", "Request latency (answered)", "Head score p10 / p50 / p90 by task",
+    for title in ("Traffic by profile and arm", "Request latency (answered)",
+                  "Head score p05 / p50 / p95 by task: served and training", "Head score mean by task: served and training",
                   "Model version served", "Model age", "Weights generation and refusals"):
         assert title not in empty, (title, empty)
 
@@ -211,5 +212,7 @@ def test_every_metric_the_rules_and_dashboard_use_is_exported_by_a_real_server(d
     assert 'ranker_feature_info{feature="device",source="context"} 1.0' in text
     assert 'ranker_feature_info{feature="item_popularity",source="item"} 1.0' in text
     assert 'ranker_features_defaulted_total{feature="device"} 1.0' in text
+    click = next(t for t in manifest.tasks if t.name == "click").score_stats
+    assert f'ranker_head_score_training{{stat="p50",task="click"}} {click.quantiles["p50"]!r}' in text
     created = float(re.search(r"^ranker_model_created_timestamp_seconds (\S+)$", text, re.M).group(1))
     assert created == manifest.created_at.timestamp()
