@@ -149,6 +149,9 @@ class RankerMetrics:
         self.model_created = Gauge(
             "ranker_model_created_timestamp_seconds", "When the served model's bundle was created (manifest "
             "created_at), Unix seconds", registry=r, multiprocess_mode="livemin")  # the oldest model served
+        self.model_refused = Gauge(
+            "ranker_model_refused", "1 while the version this process should serve (CURRENT, or a pinned one) "
+            "was refused; the previous model keeps serving", registry=r, multiprocess_mode="livemax")
         self.feature_info = Gauge("ranker_feature_info", "1 for each feature the served model reads, by its source "
                                   "(user, context: once per request; item: once per candidate)",
                                   ["feature", "source"], registry=r, multiprocess_mode="livemax")

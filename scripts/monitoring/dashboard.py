@@ -74,7 +74,8 @@ def panels() -> list[dict]:
               quantiles(m.FS_DURATION, by="entity", qs=(0.99,))
               + [(f"max by (entity) ({m.FS_SNAPSHOT_VERSION})", "{{entity}} snapshot version")], "s"),
         panel("Model version served", [(f"max by (version) ({m.MODEL_INFO}) == 1", "v{{version}}"),
-                                       (f"sum by (result) (increase({m.MODEL_LOADS}[1h]))", "loads {{result}} /1h")],
+                                       (f"sum by (result) (increase({m.MODEL_LOADS}[1h]))", "loads {{result}} /1h"),
+                                       (f"max by (instance) ({m.MODEL_REFUSED})", "{{instance}} refused CURRENT")],
               "none"),
         panel("Model age", [(f"(time() - max by (instance) ({m.MODEL_CREATED})) / 3600", "{{instance}}")], "h",
               thresholds=[MODEL_AGE_HOURS]),

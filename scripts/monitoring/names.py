@@ -28,6 +28,7 @@ FS_DURATION = "ranker_feature_lookup_duration_seconds"
 # Gauges
 READY = "ranker_ready"
 MODEL_INFO = "ranker_model_info"
+MODEL_REFUSED = "ranker_model_refused"
 MODEL_CREATED = "ranker_model_created_timestamp_seconds"
 FEATURE_INFO = "ranker_feature_info"
 HEAD_SCORE_TRAINING = "ranker_head_score_training"

@@ -119,6 +119,10 @@ ALERTS: tuple[Alert, ...] = (
           "weights.yaml was refused; the last good weights still serve",
           "{{ $labels.instance }} refused the current weights.yaml (ranker_weights_refused = 1) and keeps "
           "scoring with the last file it accepted; the server log has the offending key."),
+    Alert("RankerModelRefused", f"max by (job, instance) ({m.MODEL_REFUSED}) == 1", "5m", "ticket",
+          "A ranker refused the model version it should serve",
+          "{{ $labels.instance }} refused the version CURRENT names (ranker_model_refused = 1: sha256, parity, "
+          "or tasks that do not fit the weights) and keeps serving the previous model."),
     Alert("RankerModelTooOld",
           f"(time() - max by (job, instance) ({m.MODEL_CREATED})) / 3600 > {MODEL_AGE_HOURS}",
           "10m", "ticket", f"The served model is older than {MODEL_AGE_HOURS} h",

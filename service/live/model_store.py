@@ -88,10 +88,13 @@ class ModelStore:
             # Only the version: a reference to the old model held across _load would keep it (and its
             # request schema's reference cycles) alive through the post-swap collection, then frozen.
             if self._serving_version() == target:
+                self.metrics.model_refused.set(0)
                 return ModelCheck("unchanged", target)
             if target in self.refused and not retry_refused:
                 return ModelCheck("skipped", target, self.refused[target])
-            return await self._load(target)
+            check = await self._load(target)
+            self.metrics.model_refused.set(0 if check.result == "success" else 1)
+            return check
 
     async def pin(self, version: int) -> ModelCheck:
         """Serve `version` (loading it now) and stop following CURRENT until `unpin`."""

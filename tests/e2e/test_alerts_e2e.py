@@ -1,13 +1,14 @@
 """The alert rules against a real Prometheus scraping a real server: each fault is made for real (Redis
-killed under load, a bad weights file written, requests leaving a feature out), the matching alert is
-read back from Prometheus's HTTP API while pending or firing, and it clears after the fix. The rules are
-the generator's, rendered with a 5 s rate window and a 1 s `for:` (scripts/monitoring/rules.py Timing).
+killed under load, a bad weights file written, a corrupt model made CURRENT, requests leaving a feature
+out), the matching alert is read back from Prometheus's HTTP API while pending or firing, and it clears
+after the fix (Redis back, the file restored, `rollback`, the feature sent again). The rules are the generator's, rendered with a 5 s rate window and a 1 s `for:` (scripts/monitoring/rules.py Timing).
 And every metric name the rules and the dashboard use is one a real server exports."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import time
 from collections import Counter
@@ -109,6 +110,13 @@ def prometheus(tmp_path: Path):
         p.stop()
 
 
+def corrupt_copy(bundle_dir: Path, to: Path) -> Path:
+    shutil.copytree(bundle_dir, to)
+    with open(to / "model.onnx", "ab") as f:
+        f.write(b"\0")  # breaks the sha256 the manifest records
+    return to
+
+
 def load_redis(server: RedisServer, manifest, feature_files) -> None:
     for entity, path in feature_files.items():
         load_into_redis(path, server.client(), manifest.model_name, entity, model_kinds(manifest, entity))
@@ -142,6 +150,11 @@ def test_real_faults_fire_their_alerts_and_the_fix_clears_them(deploy, manifest,
         timings["weights refused fire"] = wait_alert(prom, "RankerWeightsReloadRefused")
         d.weights_path.write_bytes(good_weights)
         timings["weights refused clear"] = wait_alert(prom, "RankerWeightsReloadRefused", present=False)
+
+        broken = d.registry.publish(corrupt_copy(d.bundle_dir, d.root / "broken"))  # CURRENT -> a bad sha256
+        timings["model refused fires"] = wait_alert(prom, "RankerModelRefused")
+        assert d.registry.rollback() == 1 and broken == 2  # the runbook's fix: ranker registry rollback
+        timings["model refused clears"] = wait_alert(prom, "RankerModelRefused", present=False)
 
         traffic.body = orjson.dumps(without_device)
         timings["defaulted fires"] = wait_alert(prom, "RankerFeatureDefaulted", "device")

@@ -111,6 +111,9 @@ def unit_tests() -> list[dict]:
              [("10m", []), ("25m", [fired(ticket, job="ranker", entity="item")])]),
         case("RankerWeightsReloadRefused", [series("ranker_weights_refused", "0 0 1 1 1 1 1 0 0 0")],
              [("2m", []), ("4m", [fired(ticket, **JOB)]), ("8m", [])]),
+        case("RankerModelRefused", [series("ranker_model_refused", "0 1 1 1 1 1 1 1 0 0"),
+                                    series("ranker_model_refused", "0x10", instance="b:8000")],
+             [("3m", []), ("7m", [fired(ticket, **JOB)]), ("9m", [])]),
         # promtool evaluates at Unix time 0 + eval_time: a model created at -37 h is 37 h old at t = 0.
         case("RankerModelTooOld",
              [series("ranker_model_created_timestamp_seconds", f"{-(MODEL_AGE_HOURS + 1) * HOUR}x30"),
