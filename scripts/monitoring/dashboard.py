@@ -4,7 +4,7 @@ query built from `names.py` and, for the feature shares, from the rules' own exp
 from __future__ import annotations
 
 from scripts.monitoring import names as m
-from scripts.monitoring.rules import LATENCY_SLO_SECONDS, MODEL_AGE_HOURS, feature_share
+from scripts.monitoring.rules import JOB, LATENCY_SLO_SECONDS, MODEL_AGE_HOURS, feature_share
 
 RATE = "$__rate_interval"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -84,7 +84,7 @@ def panels() -> list[dict]:
                                                   (f"sum by (result) (increase({m.WEIGHTS_RELOADS}[1h]))",
                                                    "reloads {{result}} /1h")], "none"),
         panel("Ready processes and unknown request fields",
-              [(f"sum ({m.READY})", "ready"), ("count (up{job=\"ranker\"} == 1)", "up"),
+              [(f"sum ({m.READY})", "ready"), (f"count (up{{job=\"{JOB}\"}} == 1)", "up"),
                (f"sum by (field) (rate({m.UNKNOWN_FIELDS}[{RATE}]))", "unknown {{field}}/s")], "short"),
         panel("Impression log", [(f"sum by (reason) (rate({m.LOG_DROPPED}[{RATE}]))", "dropped {{reason}}"),
                                  (f"sum (rate({m.LOG_RECORDS}[{RATE}]))", "written"),
