@@ -216,10 +216,18 @@ def test_every_metric_the_rules_and_dashboard_use_is_exported_by_a_real_server(d
     used = used_metric_names()
     assert len(used) >= 25, used
     assert used - names == set(), f"rules or dashboard use names the server does not export: {used - names}"
-    for query in [r["expr"] for r in rules_file()["groups"][0]["rules"]]:  # label matchers name real labels
-        for name, matchers in re.findall(r"\b(ranker_[a-z0-9_]+)\{([^}]*)\}", query):
-            for label in re.findall(r"(\w+)\s*[=!~]+", matchers):
-                assert label in labels.get(name, {label}), (name, label, labels.get(name))
+    checked = 0  # label matchers and `by (...)` labels name real labels (where the scrape has samples)
+    for query in [r["expr"] for r in rules_file()["groups"][0]["rules"]]:
+        uses = [(name, re.findall(r"(\w+)\s*[=!~]+", matchers))
+                for name, matchers in re.findall(r"\b(ranker_[a-z0-9_]+)\{([^}]*)\}", query)]
+        uses += [(name, [x.strip() for x in by.split(",")]) for by, name in
+                 re.findall(r"by \(([^)]*)\) \((?:rate|increase)\((ranker_[a-z0-9_]+)", query)]
+        for name, used_labels in uses:
+            for label in set(used_labels) - {"job", "instance", "le"}:
+                if name in labels:
+                    assert label in labels[name], (name, label, labels[name])
+                    checked += 1
+    assert checked >= 8, checked
     text = d.client.get("/metrics").text
     assert "ranker_ready 1.0" in text and "ranker_weights_generation 1.0" in text and "ranker_weights_refused 0.0" in text
     assert 'ranker_feature_info{feature="device",source="context"} 1.0' in text
