@@ -21,9 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 # Two pytest workers, one per core of the 2-core machines this runs on (TEST_WORKERS=0 for one process).
 TEST_WORKERS ?= 2
 
-# The tests start a real redis-server (the Redis feature store); install Debian's package if missing.
+# The tests start a real redis-server (the Redis feature store) and a real prometheus (the alert rules,
+# with promtool); install Debian's packages if missing.
 services:
 	./scripts/install_redis.sh
+	./scripts/install_prometheus.sh
 
 test: setup services
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -150,6 +151,31 @@ class RankerMetrics:
         self._unknown_lock = threading.Lock()
         self.head_score = HeadScoreHistogram()
         r.register(self.head_score)
+        # For the alert rules (deploy/monitoring): set when the served pair changes, never per request.
+        self.non_finite_scores = Counter(
+            "ranker_non_finite_scores", "Requests refused because the model produced a NaN or infinite score",
+            registry=r)
+        self.ready = Gauge("ranker_ready", "1 while a verified model with valid weights serves (ready probe 200)",
+                           registry=r, multiprocess_mode="livemin")  # any live process not ready: 0
+        self.model_created = Gauge(
+            "ranker_model_created_timestamp_seconds", "When the served model's bundle was created (manifest "
+            "created_at), Unix seconds", registry=r, multiprocess_mode="livemin")  # the oldest model served
+        self.model_refused = Gauge(
+            "ranker_model_refused", "1 while the version this process should serve (CURRENT, or a pinned one) "
+            "was refused; the previous model keeps serving", registry=r, multiprocess_mode="livemax")
+        self.feature_info = Gauge("ranker_feature_info", "1 for each feature the served model reads, by its source "
+                                  "(user, context: once per request; item: once per candidate)",
+                                  ["feature", "source"], registry=r, multiprocess_mode="livemax")
+        self._feature_labels: set[tuple[str, str]] = set()
+        self.head_score_training = Gauge(
+            "ranker_head_score_training", "The served model's head outputs on its holdout (manifest score_stats), "
+            "by task and stat (mean, p05, p50, p95)", ["task", "stat"], registry=r, multiprocess_mode="livemax")
+        self._training_labels: set[tuple[str, str]] = set()
+        self.weights_generation = Gauge("ranker_weights_generation", "Generation of the active weights.yaml",
+                                        registry=r, multiprocess_mode="livemax")
+        self.weights_refused = Gauge(
+            "ranker_weights_refused", "1 while weights.yaml holds content that was refused (the last good weights "
+            "stay active)", registry=r, multiprocess_mode="livemax")
 
     def set_model_version(self, version: int) -> None:
         if multiprocess_mode():  # clear() would leave the old version's value in this process's file
@@ -171,6 +197,30 @@ class RankerMetrics:
             labels = (str(record.version), str(record.mode))
             self._canaries.add(labels)
             self.canary_info.labels(version=labels[0], mode=labels[1]).set(1)
+
+    def set_serving(self, ready: bool, model_created: datetime | None = None) -> None:
+        """After a model or weights swap: the ready flag, and the served model's creation time."""
+        self.ready.set(1 if ready else 0)
+        if model_created is not None:
+            self.model_created.set(model_created.timestamp())
+
+    def set_feature_sources(self, sources: Mapping[str, str]) -> None:
+        """sources: feature -> user | context | item, of the model now served (the alerts' denominators)."""
+        labels = set(sources.items())
+        for feature, source in self._feature_labels - labels:
+            self.feature_info.labels(feature=feature, source=source).set(0)  # a 0, not removed: see set_model_version
+        for feature, source in labels:
+            self.feature_info.labels(feature=feature, source=source).set(1)
+        self._feature_labels |= labels
+
+    def set_training_scores(self, stats: Mapping[str, Mapping[str, float]]) -> None:
+        """stats: task -> {stat: value} of the model now served; a task or stat it lacks reads NaN."""
+        values = {(task, stat): v for task, by_stat in stats.items() for stat, v in by_stat.items()}
+        for task, stat in self._training_labels - set(values):
+            self.head_score_training.labels(task=task, stat=stat).set(float("nan"))
+        for (task, stat), v in values.items():
+            self.head_score_training.labels(task=task, stat=stat).set(v)
+        self._training_labels |= set(values)
 
     def observe_request(self, profile: str, status: int, seconds: float, arm: str | None = None) -> None:
         self.request_duration.labels(profile=profile, status=str(status)).observe(seconds)

@@ -100,10 +100,13 @@ class ModelStore:
         # Only the version: a reference to the old model held across _load would keep it (and its
         # request schema's reference cycles) alive through the post-swap collection, then frozen.
         if self._serving_version() == target:
+            self.metrics.model_refused.set(0)
             return ModelCheck("unchanged", target)
         if target in self.refused and not retry_refused:
             return ModelCheck("skipped", target, self.refused[target])
-        return await self._load(target)
+        check = await self._load(target)
+        self.metrics.model_refused.set(0 if check.result == "success" else 1)
+        return check
 
     async def pin(self, version: int) -> ModelCheck:
         """Serve `version` (loading it now) and stop following CURRENT until `unpin`."""
@@ -205,6 +208,9 @@ class ModelStore:
         else:
             self.history.append(version)
             self.metrics.set_model_version(version)
+            self.metrics.set_serving(self.state.ready, model.manifest.created_at)
+            self.metrics.set_feature_sources({f.name: f.source for f in model.manifest.features.all()})
+            self.metrics.set_training_scores(training_scores(model.manifest))
         await self._run(freeze_long_lived, replaced)
         log.info("model version loaded", extra={"model_version": version, "role": role, "path": str(bundle_dir),
                                                 "load_seconds": round(model.load_seconds, 3)})
@@ -213,6 +219,19 @@ class ModelStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Registry reads and model loads run on their own thread, never on the event loop."""
         return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._loader)
+
+
+TRAINING_STATS = ("p05", "p50", "p95")  # the quantiles the dashboard draws beside the served ones
+
+
+def training_scores(manifest: Manifest) -> dict[str, dict[str, float]]:
+    """task -> mean and TRAINING_STATS of its holdout outputs, for the tasks whose manifest has them."""
+    out = {}
+    for task in manifest.tasks:
+        if task.score_stats is not None:
+            qs = task.score_stats.quantiles
+            out[task.name] = {"mean": task.score_stats.mean, **{q: qs[q] for q in TRAINING_STATS if q in qs}}
+    return out
 
 
 def freeze_long_lived(replaced: bool) -> None:

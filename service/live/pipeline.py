@@ -79,7 +79,12 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
     if canary is not None and canary.record.mode == "canary" and canary.record.takes(user_key(weights, request.user)):
         model, weights, role = canary.model, canary.weights, "canary"
         request = model.parse(raw)  # the canary's own schema
-    s = score(model, weights, request, lookup)
+    try:
+        s = score(model, weights, request, lookup)
+    except ModelOutputError:
+        if metrics is not None:
+            metrics.non_finite_scores.inc()
+        raise
     request_id = request.request_id or header_id or uuid.uuid4().hex
     header = {"request_id": request_id, "model_version": model.version, "model_role": role,
               "profile": s.profile.name, "arm": s.arm, "weights_generation": weights.generation}

@@ -62,6 +62,9 @@ class WeightsStore:
             return self._fail(f"cannot read {self.path}: {e}", digest=f"oserror:{e.errno}", force=force)
         digest = sha256_bytes(data)
         # force re-validates a refused file (it may fit a newer model); the active content never changes.
+        if digest == self._accepted and self.last_error is not None:  # a refused file reverted to the good one
+            self._seen, self.last_error = digest, None
+            self.metrics.weights_refused.set(0)
         if digest == self._accepted or (digest == self._seen and not force):
             return WeightsCheck("unchanged", self.generation or None, self.last_error)
         try:
@@ -72,6 +75,9 @@ class WeightsStore:
         self._seen = self._accepted = digest
         self.generation, self.last_error = weights.generation, None
         self.metrics.weights_reloads.labels(result="success").inc()
+        self.metrics.weights_generation.set(weights.generation)
+        self.metrics.weights_refused.set(0)
+        self.metrics.set_serving(self.state.ready)
         if self.on_change is not None:
             self.on_change()
         log.info("weights loaded", extra={"weights_generation": weights.generation, "sha256": digest[:12],
@@ -82,6 +88,7 @@ class WeightsStore:
         if digest != self._seen or force:
             self._seen, self.last_error = digest, error
             self.metrics.weights_reloads.labels(result="failed").inc()
+            self.metrics.weights_refused.set(1)
             log.error("weights file refused; the last good weights stay active",
                       extra={"error": error, "weights_generation": self.generation or None})
         return WeightsCheck("failed", self.generation or None, error)

@@ -73,3 +73,7 @@ def test_two_processes_share_the_port_and_metrics_add_up(deploy, manifest, tmp_p
         assert metric(text, 'ranker_head_score_count{task="click"}') == ok * CANDIDATES
         assert metric(text, 'ranker_candidates_per_request_sum') == ok * CANDIDATES
         assert metric(text, 'ranker_model_info{version="1"}') == 1
+        # the alert rules' gauges, merged over the live processes (livemin / livemax)
+        assert metric(text, "ranker_ready") == 1 and metric(text, "ranker_weights_refused") == 0
+        assert metric(text, "ranker_model_created_timestamp_seconds") == manifest.created_at.timestamp()
+        assert metric(text, 'ranker_feature_info{feature="device",source="context"}') == 1

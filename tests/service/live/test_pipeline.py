@@ -87,8 +87,10 @@ def test_a_model_that_scores_non_finite_is_an_error_not_a_null(edited_bundle, ma
     weights = parse_weights("profiles: {default: {click: 1.0, rating: 1.0}}", generation=1)
     old = Serving(model, compile_weights(weights, model.tasks))
     body = with_every_numeric(example_request(manifest, 5, seed=5), manifest, 1e308)
+    metrics = RankerMetrics()
     with pytest.raises(ModelOutputError, match="non-finite"):
-        rank(old, orjson.dumps(body))
+        rank(old, orjson.dumps(body), metrics)
+    assert metrics.non_finite_scores._value.get() == 1  # RankerNonFiniteScore's counter
 
 
 def test_defaulted_features_are_counted_per_feature(serving, manifest):

@@ -69,3 +69,34 @@ def test_experiments_are_hot_reloaded_and_a_bad_section_keeps_the_last_good(tmp_
     assert check.result == "failed" and "experiments" in check.error
     assert state.serving.weights.weights.file.experiments.arms == {"t": 0.3}
     assert count(metrics, "failed") == 1
+
+
+def gauge(g) -> float:
+    return g._value.get()
+
+
+def test_refused_gauge_follows_the_file_on_disk_and_clears_when_it_is_reverted(tmp_path):
+    ws, state, metrics = store(tmp_path, "profiles: {default: {a: 1}}")
+    state.set_model(FakeModel(1, ["a"]))
+    ws.check()
+    assert (gauge(metrics.weights_refused), gauge(metrics.weights_generation), gauge(metrics.ready)) == (0, 1, 1)
+    good = ws.path.read_text()
+    ws.path.write_text("profiles: {default: {c: 1}}")
+    assert ws.check().result == "failed"
+    assert gauge(metrics.weights_refused) == 1 and gauge(metrics.weights_generation) == 1
+    ws.path.write_text(good)  # the fix an operator makes most: the previous file back
+    assert ws.check().result == "unchanged" and ws.last_error is None
+    assert gauge(metrics.weights_refused) == 0
+    ws.path.write_text("profiles: {default: {c: 1}}")  # the same bad content again is refused again
+    assert ws.check().result == "failed" and gauge(metrics.weights_refused) == 1
+    ws.path.unlink()  # a missing file is refused too
+    assert ws.check().result == "failed" and gauge(metrics.weights_refused) == 1
+    ws.path.write_text("profiles: {default: {a: 2}}")
+    assert ws.check().result == "success"
+    assert (gauge(metrics.weights_refused), gauge(metrics.weights_generation)) == (0, 2)
+
+
+def test_ready_gauge_is_zero_until_a_model_and_weights_serve(tmp_path):
+    ws, state, metrics = store(tmp_path, "profiles: {default: {a: 1}}")
+    ws.check()  # weights without a model: not ready
+    assert gauge(metrics.ready) == 0
