@@ -1,7 +1,7 @@
 """docs/WEIGHTS.md: every command of the operator's guide runs, in order, as written.
 
 The guide's ```bash blocks run as one bash script in a directory laid out as `make run` leaves it
-(runs/demo-bundle, data/demo, registry/, configs/weights.yaml), with a real server on a free port
+(runs/demo-bundle, data/demo, registry/, configs/, .venv, bench/), with a real server on a free port
 in place of localhost:8000, reading that weights file.
 """
 
@@ -36,7 +36,10 @@ def workdir(tmp_path: Path, bundle_dir: Path, tiny_dir: Path) -> Path:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "demo").symlink_to(tiny_dir)
     (tmp_path / "configs").mkdir()
-    shutil.copy(REPO / "configs" / "weights.yaml", tmp_path / "configs" / "weights.yaml")
+    for name in ("weights.yaml", "demo.yaml"):
+        shutil.copy(REPO / "configs" / name, tmp_path / "configs" / name)
+    for name in (".venv", "bench"):  # the guide's `.venv/bin/python -m bench...` runs from the repository root
+        (tmp_path / name).symlink_to(REPO / name)
     Registry(tmp_path / "registry", "demo").publish(bundle_dir)
     return tmp_path
 
