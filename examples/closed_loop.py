@@ -215,15 +215,15 @@ def run(args: argparse.Namespace) -> dict:
                 raise RuntimeError(f"the retrain did not end in a canary: {steps['retrain']['failed']}")
             v2 = steps["retrain"]["version"]
             if not wait_for(lambda: (serving(client).get("canary") or {}).get("serving"), 30):
-                raise RuntimeError(f"the server did not start the canary: {serving(client)}")
+                raise RuntimeError(f"the server did not start the canary: {serving(client).get('canary')}")
             phases["B"] = Phase(f"B: v2 canary on {args.canary:.0%} of users").run(
                 client, users, args.requests, args.candidates, args.top_k)
             steps["join_b"] = join(out, spec, args.wait)
             steps["canary_report"] = report(out, spec, phases["B"], "canary-report", "--by", "model_version",
                                             "--expected", f"1={1 - args.canary},{v2}={args.canary}")
             ranker("registry", "promote", v2, "--registry", registry, "--model", MODEL)
-            if not wait_for(lambda: serving(client).get("version") == v2, 30):
-                raise RuntimeError(f"the server did not swap to v{v2}: {serving(client)}")
+            if not wait_for(lambda: serving(client)["model"]["version"] == v2, 30):
+                raise RuntimeError(f"the server did not swap to v{v2}: it serves v{serving(client)['model']['version']}")
             experiment = {"name": "loop-click-only", "key": "user_id", "arms": {"click_only": 0.5}}
             weights = yaml.safe_load((out / "weights.yaml").read_text())
             (out / "weights.yaml").write_text(yaml.safe_dump({**weights, "experiments": experiment}, sort_keys=False))
@@ -242,8 +242,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def summarize(phases: dict[str, Phase], steps: dict, v2: int, seconds: float, args: argparse.Namespace) -> dict:
     canary, weights = steps["canary_report"], steps["weights_report"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
     return {
-        "seconds": round(seconds, 1), "args": {k: str(v) for k, v in vars(args).items()},
+        "commit": commit.stdout.strip() or "?", "seconds": round(seconds, 1), "args": {k: str(v) for k, v in vars(args).items()},
         "failed_requests": sum(p.failed() for p in phases.values()),
         "phases": {k: {"name": p.name, "rank": dict(p.statuses), "feedback": dict(p.feedback)} for k, p in phases.items()},
         "joins": {k: v for k, v in steps.items() if k.startswith("join")},
@@ -283,7 +284,10 @@ def benchmarks_section(s: dict) -> str:
     head = "| task | arm's mean [95 %] | true mean | difference to control [95 %] | true difference | verdict |\n" \
            "|---|---|---|---|---|---|"
     lines = [
-        "`.venv/bin/python examples/closed_loop.py --out runs/closed-loop --write-benchmarks` "
+        "## The loop, closed: rank → log → feedback → join → retrain → canary → promote (issue 23 §6)",
+        "",
+        f"Produced by `.venv/bin/python examples/closed_loop.py --out runs/closed-loop --write-benchmarks` at commit "
+        f"`{s['commit']}` "
         f"(args: {', '.join(f'{k}={v}' for k, v in s['args'].items() if k not in ('out', 'write_benchmarks'))}): "
         "rank → log → feedback → join → retrain → canary → promote on the demo world, through a real server. "
         f"{s['failed_requests']} failed requests of "
@@ -323,7 +327,8 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=40)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--canary", type=float, default=0.2)
-    parser.add_argument("--position-bias", type=float, default=0.5, help="eta of P(examined) = (1 + position)^-eta")
+    parser.add_argument("--position-bias", type=float, default=0.0, help=(
+        "eta of P(examined) = (1 + position)^-eta; 0 = the world v1 was trained on (ranker demo-data's default)"))
     parser.add_argument("--window", default="2s", help="the attribution window of the loop's spec")
     parser.add_argument("--wait", type=float, default=4.0, help="seconds before each join (window + log roll)")
     parser.add_argument("--write-benchmarks", action="store_true")
