@@ -307,10 +307,20 @@ def benchmarks_section(s: dict) -> str:
         "",
         head, *_comparison_rows(weights["report"], weights["truth"], "control", "click_only"),
         "",
+        f"The true difference lies inside the report's 95 % interval in {_covered(s)} task comparisons above. "
         "True means are the simulator's expectations for the very lists served (P(click) at the shown position, "
         "and the satisfaction labels' expectations weighted by it, as they are observed after a click).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _covered(s: dict) -> str:
+    """'k of n': comparisons (canary and weights arm, every task) whose interval holds the true difference."""
+    pairs = [(s["canary"], "1", str(s["retrain"]["version"])), (s["weights"], "control", "click_only")]
+    hits = [c["report"]["comparisons"][arm][task]["difference"]["lo"] <= c["truth"][arm][task] - c["truth"][control][task]
+            <= c["report"]["comparisons"][arm][task]["difference"]["hi"]
+            for c, control, arm in pairs for task in TRUTH_TASKS]
+    return f"{sum(hits)} of {len(hits)}"
 
 
 def _count(join_report: dict, key: str) -> str:
