@@ -295,7 +295,7 @@ def benchmarks_section(s: dict) -> str:
         f"(rank and feedback) in {s['seconds']:.0f} s.",
         "",
         "- Joins (labelled rows written / pending): " + ", ".join(
-            f"{k} {_count(v, 'labelled')} / {_count(v, 'pending')}" for k, v in s["joins"].items()),
+            f"{k} {v['labelled_rows']:,} / {v['pending']:,}" for k, v in s["joins"].items()),
         f"- The retrain on phase A's joined log ended in `{s['retrain']['decision']}`: v{v2} at "
         f"{s['args']['canary']} of users.",
         "",
@@ -321,11 +321,6 @@ def _covered(s: dict) -> str:
             <= c["report"]["comparisons"][arm][task]["difference"]["hi"]
             for c, control, arm in pairs for task in TRUTH_TASKS]
     return f"{sum(hits)} of {len(hits)}"
-
-
-def _count(join_report: dict, key: str) -> str:
-    value = join_report.get(key, join_report.get(f"{key}_rows", "?"))
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def main() -> int:
