@@ -66,9 +66,27 @@ def test_server_probes_resources_and_weights_mount() -> None:
     assert weights["configMap"]["name"] == "ranker-weights"
     mount = next(m for m in c["volumeMounts"] if m["name"] == "weights")
     assert "subPath" not in mount  # subPath mounts never see ConfigMap updates
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["RANKER_WEIGHTS_PATH"] == f"{mount['mountPath']}/weights.yaml"
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_servers_log_where_the_nightly_join_reads() -> None:
+    """The impression log and feedback land on the volume the CronJob's join reads, one writer per pod."""
+    pod = by_kind("Deployment", "ranker")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["RANKER_REPLICA"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    data = next(v for v in pod["volumes"] if v["name"] == "data")["persistentVolumeClaim"]["claimName"]
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "data")
+    assert not mount.get("readOnly") and env["RANKER_LOG_DIR"]["value"].startswith(mount["mountPath"] + "/")
+    job = by_kind("CronJob", "ranker-retrain")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    join = job["initContainers"][0]
+    job_data = next(v for v in job["volumes"] if v["name"] == "data")["persistentVolumeClaim"]["claimName"]
+    job_mount = next(m for m in join["volumeMounts"] if m["name"] == "data")["mountPath"]
+    log_dir = env["RANKER_LOG_DIR"]["value"].replace(mount["mountPath"], job_mount, 1)
+    assert data == job_data
+    assert f"--impressions={log_dir}/impressions" in join["args"] and f"--feedback={log_dir}/feedback" in join["args"]
 
 
 def test_selectors_connect_service_pdb_hpa_and_pods() -> None:
