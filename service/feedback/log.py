@@ -219,11 +219,4 @@ class FeedbackLog:
             except OSError as e:
                 self.warnings.warn("unwritable", f"cannot list {self.spool}: {e}", 0)
                 return
-        for path in stale:
-            claimed = segments.claim(path, self.owner)
-            if claimed is not None:
-                log.info("feedback log: recovering a segment", extra={"segment": str(claimed)})
-                self._finish(claimed)
-        for path in ready:
-            if not self._publish(path):
-                break  # the store is down: keep the rest for the next round
+        segments.take_over(stale, ready, self.owner, self._finish, self._publish, "feedback log")

@@ -250,3 +250,17 @@ def claim(segment: Path, owner: str) -> Path | None:
     except FileNotFoundError:
         return None
     return target
+
+
+def take_over(stale: list[Path], ready: list[Path], owner: str, finish, publish, what: str) -> None:
+    """Recovery's second half, for any log on these segments: claim and `finish` (compact, publish) each
+    stale segment of a dead writer, then `publish` the Parquet files waiting in the spool, stopping at the
+    first failure (the store is down: the rest wait for the next round)."""
+    for path in stale:
+        claimed = claim(path, owner)
+        if claimed is not None:
+            log.info("%s: recovering a segment", what, extra={"segment": str(claimed)})
+            finish(claimed)
+    for path in ready:
+        if not publish(path):
+            break
