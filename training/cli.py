@@ -15,6 +15,7 @@ from training.data import DataError
 from training.experiments.cli import experiment_app
 from training.features.cli import features_app
 from training.logs.cli import logs_app
+from training.monitor.cli import monitor_app
 from training.nightly.cli import registry_app, retrain_command
 from training.spec import SpecError, load_spec
 from training.weights.cli import replay_command, tune_command, weights_app
@@ -214,6 +215,8 @@ app.add_typer(weights_app, name="weights")
 app.add_typer(experiment_app, name="experiment")
 # The loop (training/logs/cli.py): impression log + feedback -> training data.
 app.add_typer(logs_app, name="logs")
+# Monitoring (training/monitor/cli.py): served rows against the bundle's training distribution.
+app.add_typer(monitor_app, name="monitor")
 
 if __name__ == "__main__":
     app()

@@ -18,6 +18,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from service.contract.calibration import Calibration, calibrate
+from service.contract.distribution import TrainingDistribution
 from service.contract.features import CATEGORICAL_INPUT, FeatureEncoders
 from service.contract.feedback import FeedbackConfig
 from service.contract.files import atomic_write_bytes, sha256_file
@@ -117,6 +118,9 @@ class Manifest(BaseModel):
     data_window: dict[str, Any] = Field(default_factory=dict)  # start/end timestamps, row counts
     data_columns: DataColumns | None = None  # None: a bundle from before it was recorded (tools use defaults)
     metrics: dict[str, Any] = Field(default_factory=dict)  # offline metrics, gate statistics
+    # Per feature, its training distribution (service/contract/distribution.py), for `ranker monitor drift`;
+    # None: a bundle from before it was recorded.
+    training_distribution: TrainingDistribution | None = None
     feedback: FeedbackConfig | None = None  # the spec's feedback events and label rules (POST /v1/feedback)
     parity_sample: ParitySample
 

@@ -34,6 +34,7 @@ from service.contract.bundle import (
     load_bundle,
     write_manifest,
 )
+from service.contract.distribution import TrainingDistribution
 from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureEncoders
 from service.contract.files import sha256_file
 from service.contract.layout import Layout, split_columns, split_rows
@@ -57,6 +58,7 @@ from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
 from training.fit.train import Trained
 from training.modeling.model import ExportHeads
+from training.monitor.distribution import SAMPLE_ROWS, describe
 from training.spec.data import DataConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -207,7 +209,15 @@ def build_manifest(trained: Trained, model_path: Path, parity: ParitySample, tas
         features=trained.prepared.encoders, input_layout=layout, lookups=trained.spec.lookups(), tasks=tasks,
         model_args=trained.args.to_dict(), data_window=data_window(trained), parity_sample=parity,
         data_columns=data_columns(trained.spec.data), feedback=trained.spec.feedback,
+        training_distribution=training_distribution(trained),
     )
+
+
+def training_distribution(trained: Trained) -> TrainingDistribution:
+    """The features' distribution on the train split's first SAMPLE_ROWS rows (streamed or in memory alike)."""
+    splits, encoders = trained.prepared.splits, trained.prepared.encoders
+    n = min(SAMPLE_ROWS, splits.rows("train"))
+    return describe(splits.first_rows("train", n).select([f.name for f in encoders.all()]), encoders)
 
 
 def data_columns(cfg: DataConfig) -> DataColumns:
