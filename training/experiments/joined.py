@@ -18,7 +18,7 @@ become dense integer codes with Arrow's dictionary encoding, so millions of rows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from training.data.instants import utc_instant
 from training.spec import RankerSpec
 
 BY = ("arm", "model_version", "model_role")
@@ -150,10 +151,9 @@ def read_joined(path: str | Path, spec: RankerSpec, by: str = "arm", experiment:
 
 def _instant(flag: str, text: str) -> datetime:
     try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise ExperimentError(f"{flag} {text!r}: not an ISO date or time (e.g. 2026-12-07T12:00:00)") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        return utc_instant(text)
+    except ValueError as e:
+        raise ExperimentError(f"{flag}: {e}") from None
 
 
 def _window(table: pa.Table, column: str) -> dict[str, str] | None:

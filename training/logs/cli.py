@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from service.contract.feedback import FeedbackError, parse_window
+from training.data.instants import utc_instant
 
 logs_app = typer.Typer(help="Join the server's impression log with feedback events into training data.",
                        no_args_is_help=True)
@@ -18,10 +19,9 @@ def _time(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
     try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO date/time", param_hint=option) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        return utc_instant(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=option) from None
 
 
 @logs_app.command("join")

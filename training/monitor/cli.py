@@ -5,13 +5,14 @@ Exit 0: nothing crossed an alert threshold; 1: something did (named on stderr); 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from service.contract.bundle import BundleError, Manifest, read_manifest
+from training.data.instants import utc_instant
 from training.monitor.data import MonitorInputError, Served, read_served
 from training.monitor.drift import (
     ALERT,
@@ -31,10 +32,9 @@ def _time(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
     try:
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO date/time", param_hint=option) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+        return utc_instant(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=option) from None
 
 
 @monitor_app.command("drift")

@@ -107,4 +107,4 @@ def test_start_and_end_select_the_rows_served_in_the_window(tmp_path):
     assert early.exit_code == 0, early.output
     assert json.loads((tmp_path / "e" / "report.json").read_text())["experiment"] == "exp-1"
     bad = invoke(root, "--spec", DEMO_SPEC, "--out", tmp_path / "b", "--start", "yesterday")
-    assert bad.exit_code == 2 and "--start 'yesterday'" in bad.stderr
+    assert bad.exit_code == 2 and "--start: 'yesterday' is not an ISO date" in bad.stderr
