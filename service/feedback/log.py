@@ -41,7 +41,6 @@ from service.feedback.metrics import FeedbackMetrics
 from service.impressions import segments
 from service.impressions.config import LogConfig
 from service.impressions.metrics import Warnings
-from service.impressions.sinks import SinkError
 from service.impressions.writer import open_destination
 
 log = logging.getLogger("service.feedback")
@@ -58,7 +57,7 @@ class Appended:
         return len(self.events)
 
 
-class FeedbackLog:
+class FeedbackLog(segments.SegmentSteps):
     """Durable feedback appends for one process. `start` / `stop` run in the app's lifespan.
 
     Args:
@@ -66,6 +65,9 @@ class FeedbackLog:
         metrics: the feedback metrics (write failures are counted here).
         dedup_ids: how many recent event ids are remembered for idempotence.
     """
+
+    table = TABLE
+    what = "feedback log"
 
     def __init__(self, config: LogConfig, metrics: FeedbackMetrics, dedup_ids: int = 100_000) -> None:
         self.config = config
@@ -142,15 +144,6 @@ class FeedbackLog:
             return
         self._closed.append(segment.path)
 
-    def _abandon_segment(self) -> None:
-        """After a write error: close what can be closed; the file is ours, so recovery compacts it later."""
-        if self._segment is not None:
-            try:
-                self._segment.close()
-            except OSError:
-                pass
-            self._segment = None
-
     # -- lifecycle and the roller thread -------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="feedback-log", daemon=True)
@@ -187,27 +180,6 @@ class FeedbackLog:
             closed, self._closed = self._closed, []
         for path in closed:
             self._finish(path)
-
-    def _finish(self, path: Path) -> None:
-        """Compact a closed segment and publish its Parquet; on failure the files wait for `_recover`."""
-        try:
-            done = segments.compact(path)
-        except OSError as e:
-            self.warnings.warn("disk_full", f"compacting {path} failed ({e}); retried later", 0)
-            return
-        except pa.ArrowException:
-            log.exception("feedback log: cannot compact %s", path)
-            return
-        if done.ready is not None:
-            self._publish(done.ready)
-
-    def _publish(self, ready: Path) -> bool:
-        try:
-            segments.publish(ready, self.spool, self.sink, table=TABLE)
-        except (SinkError, OSError) as e:
-            self.warnings.warn("store_error", f"publishing {ready.name} failed ({e}); retried later", 0)
-            return False
-        return True
 
     def _recover(self) -> None:
         """Compact and publish what dead writers (or this one, after a failure) left in the spool."""

@@ -29,12 +29,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.contract.files import default_file_mode, fsync_dir
-from service.impressions.sinks import Sink
+from service.impressions.sinks import Sink, SinkError
 
 log = logging.getLogger(__name__)
 TABLE = "impressions"
@@ -264,3 +265,46 @@ def take_over(stale: list[Path], ready: list[Path], owner: str, finish, publish,
     for path in ready:
         if not publish(path):
             break
+
+
+class SegmentSteps:
+    """What a log on these segments does with them once written, shared by the impression log and the
+    feedback log: drop a broken open segment, compact a closed one, publish its Parquet. The log sets
+    `spool`, `sink`, `warnings` (service/impressions/metrics.py) and `_segment`; `table` and `what` name it."""
+
+    table: str = TABLE
+    what: str = "impression log"
+    spool: Path
+    sink: Sink
+    warnings: Any
+    _segment: Segment | None
+
+    def _abandon_segment(self) -> None:
+        """After a write error: close what can be closed; the file is ours, so recovery compacts it later."""
+        if self._segment is not None:
+            try:
+                self._segment.close()
+            except OSError:
+                pass  # the same full disk; the segment's complete batches stay readable
+            self._segment = None
+
+    def _finish(self, path: Path) -> None:
+        """Compact a closed segment and publish its Parquet; on failure the files wait for recovery."""
+        try:
+            done = compact(path)
+        except OSError as e:
+            self.warnings.warn("disk_full", f"compacting {path} failed ({e}); retried later", 0)
+            return
+        except pa.ArrowException:  # a bug: the segment stays for a fixed writer, this one keeps logging
+            log.exception("%s: cannot compact %s", self.what, path)
+            return
+        if done.ready is not None:
+            self._publish(done.ready)
+
+    def _publish(self, ready: Path) -> bool:
+        try:
+            publish(ready, self.spool, self.sink, table=self.table)
+        except (SinkError, OSError) as e:
+            self.warnings.warn("store_error", f"publishing {ready.name} failed ({e}); retried later", 0)
+            return False
+        return True

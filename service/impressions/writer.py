@@ -40,7 +40,7 @@ from service.impressions.config import LogConfig
 from service.impressions.failpoints import pause_point
 from service.impressions.metrics import LogMetrics, Warnings
 from service.impressions.record import Impression, LogLayout, build_layout, now, sampled
-from service.impressions.sinks import LocalSink, ObjectSink, Sink, SinkError, is_url
+from service.impressions.sinks import LocalSink, ObjectSink, Sink, is_url
 
 if TYPE_CHECKING:
     from service.contract.request import RankRequest
@@ -66,7 +66,7 @@ def open_destination(config: LogConfig) -> tuple[Sink, Path]:
     return ObjectSink(config.destination), spool
 
 
-class ImpressionLog:
+class ImpressionLog(segments.SegmentSteps):
     """Records ranked responses off the request path. `start` / `stop` run in the app's lifespan."""
 
     def __init__(self, config: LogConfig, registry: CollectorRegistry) -> None:
@@ -213,15 +213,6 @@ class ImpressionLog:
         self._segment = segments.Segment(self.spool, part, segments.new_stem(self.owner, self._seq), schema)
         return self._segment
 
-    def _abandon_segment(self) -> None:
-        """After a write error: close what can be closed; the file is recovered later (it is ours)."""
-        if self._segment is not None:
-            try:
-                self._segment.close()
-            except OSError:
-                pass  # the same full disk; the segment's complete batches stay readable
-            self._segment = None
-
     def _roll(self) -> None:
         segment, self._segment = self._segment, None
         if segment is None:
@@ -232,27 +223,6 @@ class ImpressionLog:
             self.warnings.warn("disk_full", f"closing {segment.path} failed ({e}); recovered later", 0)
             return
         self._finish(segment.path)
-
-    def _finish(self, path: Path) -> None:
-        """Compact a closed segment and publish its Parquet; on failure the files wait for `_recover`."""
-        try:
-            done = segments.compact(path)
-        except OSError as e:
-            self.warnings.warn("disk_full", f"compacting {path} failed ({e}); retried later", 0)
-            return
-        except pa.ArrowException:  # a bug: the segment stays for a fixed writer, this one keeps logging
-            log.exception("impression log: cannot compact %s", path)
-            return
-        if done.ready is not None:
-            self._publish(done.ready)
-
-    def _publish(self, ready: Path) -> bool:
-        try:
-            segments.publish(ready, self.spool, self.sink)
-        except (SinkError, OSError) as e:
-            self.warnings.warn("store_error", f"publishing {ready.name} failed ({e}); retried later", 0)
-            return False
-        return True
 
     def _recover(self) -> None:
         """Compact and publish what dead writers (or this one, after a failure) left in the spool."""

@@ -9,19 +9,10 @@ from typing import Annotated
 import typer
 
 from service.contract.feedback import FeedbackError, parse_window
-from training.data.instants import utc_instant
+from training.data.instants import option_instant
 
 logs_app = typer.Typer(help="Join the server's impression log with feedback events into training data.",
                        no_args_is_help=True)
-
-
-def _time(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return utc_instant(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint=option) from None
 
 
 @logs_app.command("join")
@@ -61,7 +52,7 @@ def join_command(
         spec = load_spec(spec_path)
         window_s = parse_window(window) if window is not None else None
         skew_s = 0.0 if skew.strip() in ("0", "0s") else parse_window(skew)
-        t0, t1 = _time(start, "--start"), _time(end, "--end")
+        t0, t1 = option_instant(start, "--start"), option_instant(end, "--end")
         if last_days is not None:
             if t0 is not None:
                 fail("--start and --last-days: give one")

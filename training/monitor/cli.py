@@ -5,14 +5,13 @@ Exit 0: nothing crossed an alert threshold; 1: something did (named on stderr); 
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from service.contract.bundle import BundleError, Manifest, read_manifest
-from training.data.instants import utc_instant
+from training.data.instants import option_instant
 from training.monitor.data import MonitorInputError, Served, read_served
 from training.monitor.drift import (
     ALERT,
@@ -26,15 +25,6 @@ from training.monitor.drift import (
 from training.monitor.report import markdown, names, report_dict, write_report
 
 monitor_app = typer.Typer(help="Watch what a served model sees: drift of its inputs and scores.", no_args_is_help=True)
-
-
-def _time(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return utc_instant(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint=option) from None
 
 
 @monitor_app.command("drift")
@@ -57,7 +47,7 @@ def drift_command(
     th = Thresholds(psi_warn=psi_warn, psi_alert=psi_alert, rate_alert=rate_alert)
     try:
         manifest = read_manifest(bundle)
-        served = read_served(data, manifest, _time(start, "--start"), _time(end, "--end"), max_rows)
+        served = read_served(data, manifest, option_instant(start, "--start"), option_instant(end, "--end"), max_rows)
     except (BundleError, MonitorInputError) as e:
         fail(str(e))
     if served.rows == 0:
