@@ -101,6 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4], help="wrk connection counts at 500")
     p.add_argument("--no-split", action="store_true", help="skip the split vs unsplit graph tables")
     p.add_argument("--no-logging", action="store_true", help="skip the impression log off vs on rows")
+    p.add_argument("--logging-seconds", type=float, default=12.0,
+                   help="seconds of wrk per server and connection count in the log's off-vs-on rows (in 6 slices)")
     p.add_argument("--logging-only", action="store_true",
                    help="measure only the impression log off vs on (its section of the doc alone)")
     return p.parse_args(argv)
@@ -217,14 +219,14 @@ def run_logging(args: argparse.Namespace, manifest, servers: dict[str, ServerPro
     so its files are published and counted."""
     bodies = [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(DISTINCT_BODIES)]
     ports = {"off": servers["ours"].port, "on": servers["logging"].port, "on, features none": servers["logging-none"].port}
-    result = serve_logging.measure(ports, bodies, FLOOR_SIZE, args.requests, args.duration, args.concurrency)
+    result = serve_logging.measure(ports, bodies[0], FLOOR_SIZE, args.logging_seconds, args.concurrency)
     answered, result.dropped = serve_logging.server_counts(ports["on"])
     result.rows_answered = int(answered) * FLOOR_SIZE
     servers.pop("logging").stop()
     servers.pop("logging-none").stop()
     result.rows_logged = serve_logging.logged_rows(tmp / "impressions-log")
     result.offer_us, result.batch_us_per_record, result.compact_us_per_record = serve_logging.in_process(
-        serving, bodies[0], min(args.requests, 200))
+        serving, [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(64)], min(args.requests, 200))
     print(f"measured logging off vs on at {FLOOR_SIZE} candidates", file=sys.stderr)
     return result
 

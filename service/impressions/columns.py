@@ -14,7 +14,6 @@ the training range (the model saw the range's edge): the trainer re-applies both
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -31,22 +30,29 @@ from service.impressions.record import (
 
 
 def record_batch(records: Sequence[Impression], replica: str) -> pa.RecordBatch:
-    """Records of one layout -> a batch with layout.schema: sum of the records' top-k rows."""
+    """Records of one layout -> a batch with layout.schema: sum of the records' top-k rows.
+
+    Every column is gathered the same way: the records' (B,) columns concatenated, then one `take` of
+    the logged rows (`rows`: each record's top-k order, offset by the candidates before it)."""
     layout = records[0].layout
-    picks = [r.order.tolist() for r in records]
-    ks = np.fromiter(map(len, picks), dtype=np.int64, count=len(picks))
-    repeat = pa.array(np.repeat(np.arange(len(records), dtype=np.int32), ks))  # row -> its record
-    out: dict[str, pa.Array] = _request_columns(records, repeat, ks, replica)
-    out["item_id"] = _strings(_gather([r.item_ids for r in records], picks))
-    out["position"] = pa.array(np.concatenate([np.arange(1, k + 1, dtype=np.int32) for k in ks.tolist()]))
-    out["score"] = pa.array(np.concatenate([_float(r.scores)[r.order] for r in records]))
+    sizes = [len(r.item_ids) for r in records]
+    ks = np.fromiter((len(r.order) for r in records), dtype=np.int64, count=len(records))
+    offsets = np.cumsum(sizes) - sizes
+    rows = np.concatenate([r.order + offset for r, offset in zip(records, offsets.tolist(), strict=True)])
+    repeat = np.repeat(np.arange(len(records), dtype=np.int32), ks)  # row -> its record
+    firsts = np.cumsum(ks) - ks
+    out: dict[str, pa.Array] = _request_columns(records, repeat, replica)
+    out["item_id"] = _strings(_flat([r.item_ids for r in records], sizes)).take(pa.array(rows))
+    out["position"] = pa.array((np.arange(len(rows)) - np.repeat(firsts, ks) + 1).astype(np.int32))
+    out["score"] = pa.array(np.concatenate([r.scores for r in records]).astype(np.float64, copy=False)[rows])
     for task in layout.tasks:
-        out[f"{HEAD_PREFIX}{task}"] = pa.array(np.concatenate([_float(r.heads[task])[r.order] for r in records]))
+        head = np.concatenate([r.heads[task] for r in records]).astype(np.float64, copy=False)
+        out[f"{HEAD_PREFIX}{task}"] = pa.array(head[rows])
     defaulted, clipped = [], []
     for f in layout.features:
         columns = [r.columns.get(f.name) for r in records]
-        values, missing, outside = (_shared_feature(f, columns, repeat, ks) if f.shared
-                                    else _feature(f, columns, records, picks))
+        values, missing, outside = (_shared_feature(f, columns, repeat) if f.shared
+                                    else _item_feature(f, columns, sizes, rows))
         out[f.column] = values
         defaulted.append(missing)
         clipped.append(outside)
@@ -57,9 +63,8 @@ def record_batch(records: Sequence[Impression], replica: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([out[name] for name in layout.schema.names], schema=layout.schema)
 
 
-def _request_columns(records: Sequence[Impression], repeat: pa.Array, ks: np.ndarray, replica: str
-                     ) -> dict[str, pa.Array]:
-    """One value per record, repeated over its rows: numbers by np.repeat, strings as dictionary arrays."""
+def _request_columns(records: Sequence[Impression], repeat: np.ndarray, replica: str) -> dict[str, pa.Array]:
+    """One value per record, repeated over its rows: numbers by indexing, strings as dictionary arrays."""
     numbers = {"ts": [round(r.ts * 1000) for r in records], "model_version": [r.model_version for r in records],
                "weights_generation": [r.weights_generation for r in records]}
     strings = {"request_id": [r.request_id for r in records], "replica": [replica] * len(records),
@@ -70,32 +75,31 @@ def _request_columns(records: Sequence[Impression], repeat: pa.Array, ks: np.nda
     out = {}
     for name, kind in REQUEST_FIELDS:
         if name in numbers:
-            out[name] = pa.array(np.repeat(np.array(numbers[name], dtype=np.int64), ks), type=kind)
+            out[name] = pa.array(np.array(numbers[name], dtype=np.int64)[repeat], type=kind)
         else:
             out[name] = _repeated(pa.array(strings[name], type=pa.string()), repeat)
     return out
 
 
-def _shared_feature(f: LoggedFeature, columns: list[Any], repeat: pa.Array, ks: np.ndarray
+def _shared_feature(f: LoggedFeature, columns: list[Any], repeat: np.ndarray
                     ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """A user or context feature, one value per record (request_columns' SharedValue), repeated over its
-    rows: a dictionary array for a categorical one, np.repeat for a numeric one."""
+    rows: a dictionary array for a categorical one, indexed for a numeric one."""
     once = [c.value if isinstance(c, SharedValue) else None for c in columns]
     if f.categorical:
         strings = _strings(once)
-        missing = np.repeat(strings.is_null().to_numpy(zero_copy_only=False), ks)
-        return _repeated(strings, repeat), missing, np.zeros(len(missing), dtype=bool)
-    return _numeric(f, np.repeat(np.array(once, dtype=np.float64), ks))  # None -> NaN
+        missing = strings.is_null().to_numpy(zero_copy_only=False)[repeat]
+        return _repeated(strings, repeat), missing, np.zeros(len(repeat), dtype=bool)
+    return _numeric(f, np.array(once, dtype=np.float64)[repeat])  # None -> NaN
 
 
-def _feature(f: LoggedFeature, columns: list[Any], records: Sequence[Impression], picks: list[list[int]]
-             ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """(rows,) values, missing mask, clipped mask of one feature over the batch."""
+def _item_feature(f: LoggedFeature, columns: list[Any], sizes: list[int], rows: np.ndarray
+                  ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(rows,) values, missing mask, clipped mask of one item feature over the batch."""
     if f.categorical:
-        values = _strings(_gather(columns, picks))
+        values = _strings(_flat(columns, sizes)).take(pa.array(rows))
         return values, values.is_null().to_numpy(zero_copy_only=False), np.zeros(len(values), dtype=bool)
-    return _numeric(f, np.concatenate([_numbers(c, r.order, len(p)) for c, r, p in zip(columns, records, picks,
-                                                                                     strict=True)]))
+    return _numeric(f, np.concatenate([_numbers(c, n) for c, n in zip(columns, sizes, strict=True)])[rows])
 
 
 def _numeric(f: LoggedFeature, x: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
@@ -104,27 +108,27 @@ def _numeric(f: LoggedFeature, x: np.ndarray) -> tuple[pa.Array, np.ndarray, np.
     return pa.array(x, from_pandas=True), missing, outside  # from_pandas: NaN -> null
 
 
-def _repeated(once: pa.Array, repeat: pa.Array) -> pa.DictionaryArray:
-    """(R,) strings -> (rows,) dictionary array, row i = once[repeat[i]]; a null is a null index (Parquet
-    cannot write a null inside the dictionary)."""
-    encoded = once.dictionary_encode()
-    return pa.DictionaryArray.from_arrays(encoded.indices.take(repeat), encoded.dictionary)
+def _repeated(once: pa.Array, repeat: np.ndarray) -> pa.DictionaryArray:
+    """(R,) strings -> (rows,) dictionary array, row i = once[repeat[i]], with `once` as the dictionary
+    itself (no hashing). A null is a null index: Parquet cannot write a null inside the dictionary."""
+    if not once.null_count:
+        return pa.DictionaryArray.from_arrays(repeat, once, safe=False)  # repeat < len(once) by construction
+    nulls = once.is_null().to_numpy(zero_copy_only=False)
+    return pa.DictionaryArray.from_arrays(pa.array(repeat, mask=nulls[repeat]), once.fill_null(""), safe=False)
 
 
-def _gather(columns: list[Any], picks: list[list[int]]) -> list[Any]:
-    """The picked values of each record's column, concatenated (a shared value repeated)."""
+def _flat(columns: list[Any], sizes: list[int]) -> list[Any]:
+    """The records' (B,) columns of one feature, concatenated (a missing column as None values)."""
     out: list[Any] = []
-    for column, picked in zip(columns, picks, strict=True):
+    for column, n in zip(columns, sizes, strict=True):
         if column is None:
-            out.extend([None] * len(picked))
+            out.extend([None] * n)
         elif isinstance(column, SharedValue):
-            out.extend([column.value] * len(picked))
+            out.extend([column.value] * n)
         elif isinstance(column, np.ndarray):
-            out.extend(column[picked].tolist())
-        elif len(picked) == 1:
-            out.append(column[picked[0]])
-        elif picked:
-            out.extend(itemgetter(*picked)(column))
+            out.extend(column.tolist())
+        else:
+            out.extend(column)
     return out
 
 
@@ -136,16 +140,14 @@ def _strings(values: list[Any]) -> pa.Array:
         return pa.array([category_key(v) for v in values], type=pa.string())
 
 
-def _numbers(column: Any, order: np.ndarray, k: int) -> np.ndarray:
+def _numbers(column: Any, n: int) -> np.ndarray:
+    """(n,) float64 of one record's numeric column: the server's encoder left a float array (NaN =
+    missing; service/live/model.py), the feature store may fill a list."""
     if column is None:
-        return np.full(k, np.nan)
+        return np.full(n, np.nan)
     if isinstance(column, SharedValue):
-        return np.full(k, np.nan if column.value is None else float(column.value))
-    return np.asarray(column, dtype=np.float64)[order]  # a list: None -> NaN
-
-
-def _float(a: np.ndarray) -> np.ndarray:
-    return a if a.dtype == np.float64 else a.astype(np.float64)
+        return np.full(n, np.nan if column.value is None else float(column.value))
+    return np.asarray(column, dtype=np.float64)  # a list: None -> NaN
 
 
 def _names_per_row(mask: np.ndarray, names: list[str]) -> pa.Array:

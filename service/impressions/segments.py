@@ -153,12 +153,14 @@ def compact(segment: Path) -> Compacted:
 
 def _write_ready(segment: Path, stem: str, table: pa.Table, strings: list[str]) -> Compacted:
     tmp, ready = segment.with_name(f".{stem}{TMP_SUFFIX}"), segment.with_name(f".{stem}{READY_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            os.fchmod(f.fileno(), default_file_mode())
-            pq.write_table(table, f, use_dictionary=strings, **PARQUET_OPTIONS)
-            f.flush()
-            os.fsync(f.fileno())
+    try:  # pyarrow's own file, not a Python one: the encoding and every write run without the GIL
+        pq.write_table(table, str(tmp), use_dictionary=strings, **PARQUET_OPTIONS)
+        os.chmod(tmp, default_file_mode())
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, ready)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """The impression log of one server process: a bounded queue and one writer thread.
 
-    request thread:  offer() -> sampled? -> Impression (references) -> queue.put_nowait   (no I/O)
+    request thread:  offer() -> sampled? -> Impression (references) -> deque.append       (no I/O, no wake-up)
     writer thread:   every flush_seconds: the queued records -> one Arrow batch per (hour, layout)
                      -> the open segment (IPC stream, written to the OS at once)
                      on roll (hour or model layout changes, roll_bytes, roll_seconds, shutdown):
@@ -18,10 +18,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +48,10 @@ if TYPE_CHECKING:
     from service.profiles import CompiledWeights
 
 log = logging.getLogger("service.impressions")
-MAX_BATCH = 512  # records converted before a flush is forced: bounds the writer's memory
-# Records converted at once (~0.17 ms each at 500 rows, GIL held): in groups, so that a few requests
-# wait for the writer's GIL now and then rather than every request a little (the p50 stays put);
-# 16 x 0.17 ms stays under the interpreter's 5 ms switch interval.
-GROUP = 16
+# Records converted into one Arrow batch (per-batch costs shared; the writer holds the GIL between
+# pyarrow's calls for a few hundred µs at most) and written before the next group is taken.
+GROUP = 32
 MAX_PENDING = 256  # published-later files kept in the spool while the object store refuses them
-_STOP = object()
 
 
 def open_destination(config: LogConfig) -> tuple[Sink, Path]:
@@ -73,8 +70,12 @@ class ImpressionLog(segments.SegmentSteps):
         self.config = config
         self.sink, self.spool = open_destination(config)
         self.owner = segments.owner_tag(config.replica or socket.gethostname(), os.getpid())
-        self._queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
-        self.metrics = LogMetrics(registry, self._queue.qsize)
+        # The request threads append, the writer pops: a deque's append and popleft are atomic, and
+        # unlike queue.Queue nothing wakes the writer per record (it wakes on its flush timer), so a
+        # request never waits for the writer thread to take the GIL and go back to sleep.
+        self._queue: deque[Impression] = deque()
+        self._stopping = threading.Event()
+        self.metrics = LogMetrics(registry, self._queue.__len__)
         self.warnings = Warnings()
         self._layouts: dict[tuple[str, int], LogLayout] = {}
         self._segment: segments.Segment | None = None
@@ -95,11 +96,11 @@ class ImpressionLog(segments.SegmentSteps):
             now(), request_id, model.manifest.model_name, model.version, role, weights.generation, profile,
             experiments.name if experiments is not None else None, arm, key_text(request.user.get(key)),
             request.item_ids, order, scores, heads, request.columns, self._layout(model))
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        if len(self._queue) >= self.config.queue_size:  # one writer pops: the bound holds within a few records
             self._dropped("queue_full", 1, f"the queue of {self.config.queue_size} records is full "
                                            "(the writer is behind: slow disk or store)")
+            return
+        self._queue.append(record)
 
     def _layout(self, model: RankingModel) -> LogLayout:
         key = (model.manifest.model_name, model.version)
@@ -119,34 +120,21 @@ class ImpressionLog(segments.SegmentSteps):
         """Write what is queued, roll the open segment, publish; then return (bounded by timeout)."""
         if self._thread is None:
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.warning("impression log: the writer did not take the stop request in %.0f s", timeout)
-            return
+        self._stopping.set()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("impression log: the writer did not finish in %.0f s", timeout)
         self._thread = None
 
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
         self._recover()
-        taken: list[Impression] = []
-        converted: list[_Converted] = []
-        next_flush = time.monotonic() + self.config.flush_seconds
         next_recover = time.monotonic() + self.config.roll_seconds
         while True:
-            stop = self._take(taken, max(0.0, next_flush - time.monotonic()))
-            flush = stop or time.monotonic() >= next_flush
-            if len(taken) >= GROUP or (flush and taken):
-                converted += self._convert(taken)
-                taken = []
-                time.sleep(0)  # let a waiting request thread take the GIL before the next group
-            if flush or sum(c.records for c in converted) >= MAX_BATCH:
-                self._write(converted)
-                converted = []
-                next_flush = time.monotonic() + self.config.flush_seconds
-                if self._segment is not None and self._due(self._segment):
-                    self._roll()
+            stop = self._stopping.wait(self.config.flush_seconds)
+            self._flush()
+            if self._segment is not None and self._due(self._segment):
+                self._roll()
             if stop:
                 self._roll()
                 return
@@ -154,22 +142,13 @@ class ImpressionLog(segments.SegmentSteps):
                 self._recover()
                 next_recover = time.monotonic() + self.config.roll_seconds
 
-    def _take(self, taken: list[Impression], timeout: float) -> bool:
-        """Wait up to `timeout` for a record, then take queued ones up to GROUP; True on the stop request."""
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return False
-        while True:
-            if item is _STOP:
-                return True
-            taken.append(item)
-            if len(taken) >= GROUP:
-                return False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return False
+    def _flush(self) -> None:
+        """The records queued so far, in groups: each converted and written before the next is taken
+        (what arrives meanwhile waits for the next flush)."""
+        for _ in range(-(-len(self._queue) // GROUP)):
+            group = [self._queue.popleft() for _ in range(min(GROUP, len(self._queue)))]
+            self._write(self._convert(group))
+            time.sleep(0)  # let a waiting request thread take the GIL
 
     def _due(self, segment: segments.Segment) -> bool:
         return (segment.bytes >= self.config.roll_bytes

@@ -83,6 +83,9 @@ class OnnxRankingModel:
         user = filled.user if filled is not None else request.user
         items = {**request.items, **filled.item_columns} if filled is not None else request.items
         columns = features.request_columns(user, request.context, items, n)
+        for enc in features.numeric:  # raw numbers once, as float64 (NaN = missing): the encoder reads them,
+            if isinstance(values := columns[enc.name], list):  # and the impression log keeps them as they are
+                columns[enc.name] = np.array(values, dtype=np.float64)
         request.columns.update(columns)  # what the model saw, for the impression log
         request.defaulted.update(check_defaulted(features, missing_values(columns), columns))
         if self.manifest.input_layout == "split":  # user and context encoded once, one row
