@@ -131,6 +131,10 @@ class RankerMetrics:
         self.canary_info = Gauge("ranker_canary_info", "1 for the canary or shadow version loaded beside CURRENT",
                                  ["version", "mode"], registry=r, multiprocess_mode="livemax")
         self._canaries: set[tuple[str, str]] = set()
+        # The registry's CANARY_CHECK (`ranker experiment canary-check`, from the joined log) of the running canary.
+        self.canary_check_failing = Gauge(
+            "ranker_canary_check_failing", "1 when the last check of the running canary found it worse than CURRENT "
+            "on a guarded task, or a sample-ratio mismatch", registry=r, multiprocess_mode="livemax")
         # role: current | canary | shadow (the model that scored); bounded, never a version or a user.
         self.model_requests = Counter("ranker_model_requests", "Requests scored, by the role of the model that "
                                       "scored them (current, canary, shadow)", ["role"], registry=r)

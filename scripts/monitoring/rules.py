@@ -132,6 +132,10 @@ ALERTS: tuple[Alert, ...] = (
           "The impression log is losing records ({{ $labels.reason }})",
           "{{ $value | humanize }} ranked responses were not logged over the window (reason "
           "{{ $labels.reason }}): rankings are unaffected, but the retrain will not see them."),
+    Alert("RankerCanaryWorse", f"max by (job) ({m.CANARY_CHECK_FAILING}) > 0", "1m", "page",
+          "The running canary failed its check against CURRENT",
+          "The last `ranker experiment canary-check` of the running canary found it worse than CURRENT on a guarded "
+          "task, or users split off its share (a sample-ratio mismatch): the users it serves get worse rankings."),
 )
 
 

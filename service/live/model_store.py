@@ -152,6 +152,7 @@ class ModelStore:
                       extra={"error": str(e)})
             return
         self.canary_record = record
+        await self._follow_check(record)
         loaded = self.state.canary
         if record is None or record.version == self._serving_version():
             self.canary_error = None
@@ -172,6 +173,19 @@ class ModelStore:
             return
         check = await self._load(record.version, record)
         self.canary_error = check.error
+
+    async def _follow_check(self, record: CanaryRecord | None) -> None:
+        """`ranker_canary_check_failing` from CANARY_CHECK, read only while a canary runs (a failed read keeps it)."""
+        if record is None or record.mode != "canary":
+            self.metrics.canary_check_failing.set(0)
+            return
+        try:
+            check = await self._run(self.registry.canary_check)
+        except (RegistryError, OSError) as e:
+            log.error("cannot read the registry's CANARY_CHECK record", extra={"error": str(e)})
+            return
+        failing = check is not None and check.version == record.version and check.failing
+        self.metrics.canary_check_failing.set(int(failing))
 
     async def _load(self, version: int, canary: CanaryRecord | None = None) -> ModelCheck:
         role = canary.mode if canary is not None else "current"

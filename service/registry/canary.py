@@ -21,6 +21,8 @@ from service.experiments import bucket, key_text
 from service.registry.store import RegistryError
 
 CANARY_FILE = "CANARY"
+CHECK_FILE = "CANARY_CHECK"  # the last `ranker experiment canary-check` of a canary, beside its record
+FAILING = ("worse", "mismatch")  # check verdicts that mean the canary must not go on as it is
 Mode = Literal["canary", "shadow"]
 MODES: tuple[str, ...] = ("canary", "shadow")
 
@@ -70,6 +72,42 @@ def parse_record(raw: bytes | None, location: str) -> CanaryRecord | None:
                             salt=str(data["salt"]), started_at=str(data["started_at"]))
     except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
         raise RegistryError(f"{location}/{CANARY_FILE}: not a canary record ({e}): {raw[:120]!r}") from e
+
+
+@dataclass(frozen=True)
+class CanaryCheck:
+    """What the last check of a canary found on the joined log (training/experiments/canary.py).
+
+    verdict: ok (no task worse), worse (a guarded task worse than current beyond its interval),
+    mismatch (users per role off the configured share: assignment or logging broken), too-early
+    (fewer users than the check's minimum)."""
+
+    version: int
+    verdict: str
+    worse: list[str]  # the guarded tasks the canary is worse on
+    users: dict[str, int]  # per role
+    at: str
+    aborted: bool = False
+
+    @property
+    def failing(self) -> bool:
+        return self.verdict in FAILING
+
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self)) + "\n").encode()
+
+
+def parse_check(raw: bytes | None, location: str) -> CanaryCheck | None:
+    """The CANARY_CHECK file's record, or None when there is none. RegistryError when unreadable."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+        return CanaryCheck(version=int(data["version"]), verdict=str(data["verdict"]),
+                           worse=[str(t) for t in data["worse"]], users={str(k): int(v) for k, v in data["users"].items()},
+                           at=str(data["at"]), aborted=bool(data.get("aborted", False)))
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
+        raise RegistryError(f"{location}/{CHECK_FILE}: not a canary check ({e}): {raw[:120]!r}") from e
 
 
 def ended_record(how: str, at: str) -> bytes:

@@ -25,6 +25,7 @@ POINTS = (
     "current_replaced",     # CURRENT is replaced; history.jsonl is not yet appended
     "retention_renamed",    # an old version is renamed out of versions/, not yet deleted
     "canary_tmp_written",   # local store: a new CANARY record is written beside the old one
+    "canary_check_tmp_written",  # local store: a new CANARY_CHECK is written beside the old one
 )
 
 

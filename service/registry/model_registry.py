@@ -4,6 +4,7 @@ Layout under `<root>/<model_name>/` (root: a local path or an fsspec URL such as
     versions/000001/{model.onnx, manifest.json, checkpoint.pt, gate_report.json, gate_report.md}
     CURRENT          the serving version, replaced atomically
     CANARY           a version serving a share of users beside CURRENT, or in the shadow (canary.py)
+    CANARY_CHECK     what the last check of a canary found on the joined log (canary.py)
     history.jsonl    one line per change of CURRENT (publish, promote, rollback) or of CANARY
     .lock            held while publishing or moving CURRENT
 
@@ -13,7 +14,7 @@ and object_store.py explain how on each kind of storage), and only then may move
 CURRENT naming a complete bundle; leftovers are cleaned by the next publish. Retention keeps the
 newest `keep` versions and never deletes CURRENT or the version a rollback would go back to.
 
-Servers only read: `current()`, `canary()`, `versions()`, `bundle_dir(version)` (a local path; for an object
+Servers only read: `current()`, `canary()`, `canary_check()`, `versions()`, `bundle_dir(version)` (a local path; for an object
 store, a verified copy in a local cache).
 """
 
@@ -31,11 +32,14 @@ from typing import Any, Literal
 from service.contract.bundle import read_manifest, write_manifest
 from service.registry.canary import (
     CANARY_FILE,
+    CHECK_FILE,
+    CanaryCheck,
     CanaryRecord,
     Mode,
     check_share,
     default_salt,
     ended_record,
+    parse_check,
     parse_record,
 )
 from service.registry.failpoints import pause_point
@@ -123,6 +127,10 @@ class Registry:
     def canary(self) -> CanaryRecord | None:
         """The running canary or shadow, or None."""
         return parse_record(self.store.read(CANARY_FILE), self.location)
+
+    def canary_check(self) -> CanaryCheck | None:
+        """The last check of a canary (of any version: compare it with `canary()`), or None."""
+        return parse_check(self.store.read(CHECK_FILE), self.location)
 
     def history(self) -> list[dict]:
         """Changes of CURRENT, oldest first (canary changes: `events`)."""
@@ -247,6 +255,10 @@ class Registry:
                 raise RegistryError(f"no canary of {self.model_name!r} is running in {self.location}")
             self._end_canary(running, "aborted", reason)
             return running
+
+    def record_canary_check(self, check: CanaryCheck) -> None:
+        """Replace CANARY_CHECK (whole, atomically: servers read it on their poll)."""
+        self.store.replace(CHECK_FILE, check.to_json())
 
     def _check_canary_target(self, version: int, current: int | None, force: bool) -> None:
         if version not in self.versions():

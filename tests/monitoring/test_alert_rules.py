@@ -124,6 +124,10 @@ def unit_tests() -> list[dict]:
              [series("ranker_log_dropped_total", "0+3x20", reason="queue_full"),
               series("ranker_log_dropped_total", "0x20", reason="disk_full")],
              [("3m", []), ("15m", [fired(ticket, job="ranker", reason="queue_full")])]),
+        case("RankerCanaryWorse",
+             [series("ranker_canary_check_failing", "0x5 1x10", instance="a:8000"),
+              series("ranker_canary_check_failing", "0x15", instance="b:8000")],
+             [("4m", []), ("8m", [fired(page, job="ranker")])]),
     ]
 
 

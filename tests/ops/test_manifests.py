@@ -103,7 +103,7 @@ def test_selectors_connect_service_pdb_hpa_and_pods() -> None:
 
 
 def test_cronjob_runs_a_valid_retrain_command_one_at_a_time() -> None:
-    cron = by_kind("CronJob")
+    cron = by_kind("CronJob", "ranker-retrain")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     args = container["args"]
@@ -118,7 +118,7 @@ def test_cronjob_runs_a_valid_retrain_command_one_at_a_time() -> None:
 
 
 def test_cronjob_joins_the_log_before_the_retrain_into_the_specs_data() -> None:
-    pod = by_kind("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    pod = by_kind("CronJob", "ranker-retrain")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     join, retrain = pod["initContainers"][0], pod["containers"][0]
     args = join["args"]
     assert args[:2] == ["logs", "join"]
@@ -131,6 +131,28 @@ def test_cronjob_joins_the_log_before_the_retrain_into_the_specs_data() -> None:
     assert RankerSpec.model_validate(spec).feedback is not None
     data = {m["name"]: m for m in retrain["volumeMounts"]}["data"]
     assert data.get("readOnly") and not {m["name"]: m for m in join["volumeMounts"]}["data"].get("readOnly")
+
+
+def test_the_canary_check_joins_then_checks_the_registry_it_can_write() -> None:
+    cron = by_kind("CronJob", "ranker-canary-check")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    join, check = pod["initContainers"][0], pod["containers"][0]
+    ctx = get_command(app).make_context("ranker", list(join["args"]), resilient_parsing=False, obj=None)
+    logs = ctx.command.get_command(ctx, "logs")
+    sub = logs.make_context("logs", list(join["args"][1:]))
+    joined = sub.command.get_command(sub, "join").make_context("join", list(join["args"][2:])).params["out"]
+    args = check["args"]
+    assert args[:2] == ["experiment", "canary-check"]
+    ctx = get_command(app).make_context("ranker", list(args), resilient_parsing=False, obj=None)
+    experiment = ctx.command.get_command(ctx, "experiment")
+    sub = experiment.make_context("experiment", list(args[1:]))
+    params = sub.command.get_command(sub, "canary-check").make_context(
+        "canary-check", list(args[2:]) + ["--registry", "/registry"]).params
+    assert params["joined"] == joined and params["abort_if_worse"]
+    mounts = {m["name"]: m for m in check["volumeMounts"]}
+    assert not mounts["registry"].get("readOnly") and "tmp" in {m["name"] for m in join["volumeMounts"]}
+    assert {"configMapRef": {"name": "ranker-config"}} in check["envFrom"]
 
 
 def test_config_maps_hold_a_valid_spec_and_the_repo_weights() -> None:
@@ -263,4 +285,4 @@ def test_nightly_cronjob_creates_the_pytorchjob_with_least_privilege() -> None:
     generated = kustomization["configMapGenerator"][0]
     assert generated["name"] == pod["volumes"][0]["configMap"]["name"] and generated["files"] == ["pytorchjob.yaml"]
     assert "generateName" in pytorchjob()["metadata"]  # `kubectl create` each night gives a new name
-    assert by_kind("CronJob")["metadata"]["name"] != kinds["CronJob"]["metadata"]["name"]
+    assert by_kind("CronJob", "ranker-retrain")["metadata"]["name"] != kinds["CronJob"]["metadata"]["name"]

@@ -1,11 +1,16 @@
-"""`ranker experiment report`: arms of a weights experiment, or model versions, compared on the joined log.
+"""`ranker experiment report`: arms of a weights experiment, or model versions, compared on the joined log;
+`ranker experiment canary-check`: the running canary against CURRENT, recorded in the registry.
 
 Exit codes: 0 the report was written (whatever it says, a sample-ratio mismatch included: it is a
-warning in the report); 2 bad input (a missing column, an absent control arm, a bad option), named.
+warning in the report), or the canary check found nothing wrong (ok, too early to say, or no canary
+running: an hourly CronJob stays green between canaries); 3 the
+canary check failed (worse on a guarded task, or a sample-ratio mismatch); 4 the registry is locked
+(an abort could not be made); 2 bad input (a missing column, an absent control arm, a bad option), named.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +18,7 @@ import typer
 
 from service.experiments import CONTROL_ARM
 from service.profiles import WeightsError, parse_weights
+from service.registry import RegistryError, RegistryLocked
 from training.experiments.joined import BY, ExperimentError
 from training.experiments.stats import RESAMPLES
 from training.spec import SpecError, load_spec
@@ -21,11 +27,12 @@ experiment_app = typer.Typer(help="Read experiments (weights arms, model canarie
                              no_args_is_help=True, pretty_exceptions_enable=False)
 
 ERRORS = (ExperimentError, SpecError, WeightsError, OSError)
+CHECK_FAILED = 3
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 def parse_expected(text: str) -> dict[str, float]:
@@ -105,3 +112,60 @@ def report_command(
     for warning in report["warnings"]:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
     typer.echo(f"written: {', '.join(str(p) for p in paths.values())}")
+
+
+@experiment_app.command("canary-check")
+def canary_check_command(
+    joined: Annotated[Path, typer.Argument(metavar="JOINED", help="the joined log (`ranker logs join`) covering the "
+                                           "canary's time: a Parquet file or a directory")],
+    spec_path: Annotated[Path, typer.Option("--spec", help="ranker spec: the label tasks and data.request_id")],
+    registry: Annotated[str, typer.Option("--registry", envvar="RANKER_REGISTRY_ROOT",
+                                          help="registry root (a path or s3://...) holding the CANARY record")],
+    model: Annotated[str | None, typer.Option("--model", envvar="RANKER_MODEL_NAME",
+                                              help="model name (default: the registry's only one)")] = None,
+    guard: Annotated[list[str] | None, typer.Option(help="TASK (or ndcg) the canary must not be worse on "
+                                                   "(repeatable; default: every label task)")] = None,
+    min_users: Annotated[int, typer.Option(min=1, help="users per role before a verdict (else too-early)")] = 200,
+    abort_if_worse: Annotated[bool, typer.Option(help="abort the canary when the check fails (CURRENT then serves "
+                                                 "everyone)")] = False,
+    out: Annotated[Path, typer.Option(help="writes the report it rests on here")] = Path("runs/canary-check"),
+    bootstrap: Annotated[int, typer.Option(min=100, help="bootstrap resamples (users drawn with replacement)")] = RESAMPLES,
+    seed: Annotated[int, typer.Option(help="seed of the bootstrap")] = 0,
+    lower_better: Annotated[list[str] | None, typer.Option("--lower-better", help="TASK whose lower values are "
+                                                           "better (repeatable)")] = None,
+) -> None:
+    """The running canary against CURRENT on the rows served since it started: worse on a guarded task (its 95 %
+    interval below 0), a sample-ratio mismatch, ok, or too early. The verdict is written to the registry's
+    CANARY_CHECK, which the servers export as `ranker_canary_check_failing` (the RankerCanaryWorse alert)."""
+    from training.experiments.canary import check_canary
+    from training.experiments.render import write
+    from training.nightly.cli import open_registry
+
+    try:
+        spec = load_spec(spec_path)
+        reg = open_registry(registry, model)
+        checked = check_canary(reg, joined, spec, tuple(guard or ()), min_users, bootstrap, seed,
+                               tuple(lower_better or ()))
+        if checked is None:
+            typer.echo(f"{reg.location}: no canary of {reg.model_name!r} is running: nothing to check")
+            return
+        check, report = checked
+        if report is not None:
+            write(report, out)
+        if check.failing and abort_if_worse:
+            reg.abort_canary(reason=f"canary check: {check.verdict}" + (f" on {', '.join(check.worse)}"
+                                                                         if check.worse else ""))
+            check = dataclasses.replace(check, aborted=True)
+        reg.record_canary_check(check)
+    except RegistryLocked as e:
+        fail(str(e), code=4)
+    except (*ERRORS, RegistryError) as e:
+        fail(str(e))
+    users = ", ".join(f"{role} {n:,}" for role, n in check.users.items())
+    line = f"canary v{check.version}: {check.verdict}" + (f" (worse on {', '.join(check.worse)})" if check.worse
+                                                           else "") + f"; users {users}"
+    typer.echo(line + ("; aborted: CURRENT serves everyone" if check.aborted else ""))
+    if report is not None:
+        typer.echo(f"report: {out}")
+    if check.failing:
+        raise typer.Exit(code=CHECK_FAILED)

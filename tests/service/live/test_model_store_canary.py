@@ -37,3 +37,24 @@ def test_a_canary_replaced_between_polls_stops_serving_and_an_ended_one_is_dropp
                       and runtime.state.serving.canary.model.version == v3)
     registry.abort_canary()
     assert wait_until(lambda: runtime.state.serving.canary is None) and canary(client) is None
+
+
+def failing_gauge(client) -> float:
+    line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith("ranker_canary_check_failing "))
+    return float(line.split()[1])
+
+
+def test_the_canary_check_of_the_running_canary_is_exported_and_clears_when_it_ends(client, registry, bundle_dir):
+    from service.registry.canary import CanaryCheck
+
+    v2 = registry.publish(bundle_dir, make_current=False)
+    registry.start_canary(v2, 0.5)
+    assert wait_until(lambda: client.app.state.runtime.state.serving.canary is not None)
+    assert failing_gauge(client) == 0
+    worse = CanaryCheck(v2, "worse", ["like"], {"current": 900, "canary": 880}, "2026-12-07T00:00:00+00:00")
+    registry.record_canary_check(CanaryCheck(v2 + 1, "worse", ["like"], {}, worse.at))  # another version's: ignored
+    assert not wait_until(lambda: failing_gauge(client) == 1, timeout=1.0)
+    registry.record_canary_check(worse)
+    assert wait_until(lambda: failing_gauge(client) == 1)
+    registry.abort_canary()  # the alert's fix: no canary runs, nothing fails
+    assert wait_until(lambda: failing_gauge(client) == 0)
