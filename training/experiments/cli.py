@@ -152,11 +152,12 @@ def canary_check_command(
         check, report = checked
         if report is not None:
             write(report, out)
+        reg.record_canary_check(check)  # first: if the abort below cannot be made, the servers page on it
         if check.failing and abort_if_worse:
             reg.abort_canary(reason=f"canary check: {check.verdict}" + (f" on {', '.join(check.worse)}"
                                                                          if check.worse else ""))
             check = dataclasses.replace(check, aborted=True)
-        reg.record_canary_check(check)
+            reg.record_canary_check(check)
     except RegistryLocked as e:
         fail(str(e), code=4)
     except (*ERRORS, RegistryError) as e:
