@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if ns.write_doc:
         if not ns.replot:
-            RESULTS.write_text(json.dumps(results, indent=1))
+            RESULTS.write_text(json.dumps(results, separators=(",", ":")))
         write_section(SECTION, text)
 
 

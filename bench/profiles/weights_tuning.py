@@ -15,7 +15,6 @@ objectives ndcg@10:click and ndcg@10:like and configs/weights.yaml as the curren
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from training.weights.tune_report import render_markdown
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "weights-tuning"
 SPEC, WEIGHTS = REPO / "configs" / "demo.yaml", REPO / "configs" / "weights.yaml"
-PNG, RESULTS = REPO / "docs" / "img" / "weights_front_demo.png", REPO / "bench" / "results" / "weights_tuning.json"
+PNG = REPO / "docs" / "img" / "weights_front_demo.png"
 # Engagement against satisfaction, two ways: `like` is logged only on clicked items (null = 0 as a
 # gain), so ndcg@10:like also rewards clicks; seen_ndcg@10:like ranks likes among clicked items only.
 OBJECTIVE_PAIRS = [["ndcg@10:click", "seen_ndcg@10:like"], ["ndcg@10:click", "ndcg@10:like"]]
@@ -186,10 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     text = section(outs, made_by, bundle)
     print(text)
     if not ns.smoke:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps([{"labels": out["labels"].to_dict(), "truth": {
-            k: [p.to_dict(out["objectives"]) for p in v] for k, v in out["truth"].items()}} for out in outs],
-            indent=2, default=str))
         write_section(SECTION, text)
     print(f"plot: {png}")
 

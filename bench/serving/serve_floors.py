@@ -1,11 +1,9 @@
-"""bench/serving/serve_latency.py's floors (issue 13), each verdict computed from one run, and its wrk, response
-and split tables."""
+"""bench/serving/serve_latency.py's floors (issue 13), each verdict computed from one run, and its wrk table."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.serving import response_cost, split_cost
 from service.settings import Settings
 
 FLOOR_SIZE = 500
@@ -54,7 +52,6 @@ def verdicts(row: Any, stages: dict, workers: int = 2) -> list[tuple[str, bool, 
             out.append((f"throughput >= {NAIVE_FACTOR:.0f}x the naive server (wrk, {w.connections} connection"
                         f"{'s' if w.connections > 1 else ''}), {names[server]}", ratio >= NAIVE_FACTOR,
                         f"{ratio:.1f}x ({w.throughput:.0f} vs {n.throughput:.0f} req/s)"))
-    out += split_cost.floors(stages.get("split", []), FLOOR_SIZE)
     at70 = row.ours.at70
     out.append(("p99 <= 3x p50 at 70% of peak (evenly spaced arrivals, Python client)",
                 at70.percentile(99) <= 3 * at70.percentile(50),
@@ -88,14 +85,3 @@ def render_wrk(rows: list, workers: int = 2) -> list[str]:
                        f"| {w.errors} |")
     return out
 
-
-def render_extras(stages: dict) -> list[str]:
-    out = []
-    if stages.get("response"):
-        out += ["", "The response's cost (bench/serving/response_cost.py): the whole in-process request, three requests "
-                "interleaved in one loop:", "", *response_cost.render(stages["response"])]
-    if stages.get("split"):
-        out += ["", "The split graph (user/context once per request) against the unsplit graph of the same weights "
-                "(bench/serving/split_cost.py): matrix FLOPs from ONNX shape inference and session.run time, the two "
-                "graphs interleaved in one loop, one thread:", "", *split_cost.render(stages["split"])]
-    return out

@@ -9,10 +9,8 @@ requests and seconds:
 with client-side p50/p99 latency from the Python client (one request at a time), peak throughput
 (closed loop) and p50/p99 at ~70% of the peak (open loop, Poisson arrivals); at 500 candidates also
 with `wrk` (bench/serving/wrk_load.py; apt-get installs it when missing) at 1, 2 and 4 connections. Then it
-times each stage of this server's request path in-process for 500 candidates, the response's cost
-(bench/serving/response_cost.py), the split graph against the unsplit one (bench/serving/split_cost.py: FLOPs and
-session.run time for the demo, user-heavy and large shapes), id-only requests (bench/serving/serve_id_only.py),
-computes each floor's verdict and writes the tables into docs/BENCHMARKS.md between
+times each stage of this server's request path in-process for 500 candidates, id-only requests
+(bench/serving/serve_id_only.py), computes each floor's verdict and writes the tables into docs/BENCHMARKS.md between
 `<!-- BEGIN serve-latency -->` and `<!-- END serve-latency -->`. The impression log's cost (logging
 off vs on at 500 candidates, bench/serving/serve_logging.py) goes into its own section, `serve-latency-logging`.
 
@@ -38,13 +36,12 @@ from pathlib import Path
 import orjson
 
 from bench.doc_sections import DOC, write_section
-from bench.serving import response_cost, serve_logging, split_cost
+from bench.serving import serve_logging
 from bench.serving.http_load import LoadResult, closed_loop, open_loop, post_request, sequential
 from bench.serving.serve_floors import (
     FLOOR_SIZE,
     OTHER_SCORING,
     WRK_SERVERS,
-    render_extras,
     render_floors,
     render_wrk,
 )
@@ -104,7 +101,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--id-only-size", type=int, default=500, help="candidates per id-only request")
     p.add_argument("--no-id-only", action="store_true", help="skip the id-only rows (and Redis)")
     p.add_argument("--connections", type=int, nargs="+", default=[1, 2, 4], help="wrk connection counts at 500")
-    p.add_argument("--no-split", action="store_true", help="skip the split vs unsplit graph tables")
     p.add_argument("--no-logging", action="store_true", help="skip the impression log off vs on rows")
     p.add_argument("--logging-only", action="store_true",
                    help="measure only the impression log off vs on (its section of the doc alone)")
@@ -210,9 +206,6 @@ def run(args: argparse.Namespace) -> tuple[list[SizeRow], dict, IdOnlyResult | N
         stages = stage_breakdown(serving, stage_request, args.requests, args.profile)
         stages["size"] = stage_size
         stages["gc"] = gc_pauses(serving, stage_request, args.requests)
-    stages["response"] = response_cost.measure(serving, [s for s in (FLOOR_SIZE, 5000) if s in args.sizes]
-                                               or args.sizes[:1], max_seconds=args.duration)
-    stages["split"] = [] if args.no_split else split_cost.measure(args.sizes, args.requests, args.duration)
     return rows, stages, id_only
 
 
@@ -312,8 +305,7 @@ def render(rows: list[SizeRow], stages: dict, args: argparse.Namespace) -> str:
     lines += ["", f"(a) and (c) return {agree} order for the same {FLOOR_SIZE}-candidate request: the naive server "
               "is the same model and profile, served differently (it does not apply the manifest's calibration "
               "maps, so with a calibrated bundle the orders may differ).",
-              "", *render_floors(rows, stages, args.workers_variant), "", *render_wrk(rows, args.workers_variant), "", *render_stages(stages, rows),
-              *render_extras(stages)]
+              "", *render_floors(rows, stages, args.workers_variant), "", *render_wrk(rows, args.workers_variant), "", *render_stages(stages, rows)]
     return "\n".join(lines)
 
 
