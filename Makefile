@@ -40,7 +40,20 @@ image-test: setup
 	RANKER_IMAGE_TEST=1 $(BIN)/python -m pytest -q -s -p no:randomly tests/ops/test_images.py
 
 lint: setup
-	$(BIN)/ruff check service training tests bench scripts
+	$(BIN)/ruff check service training tests bench scripts examples
+
+# bench: the core benchmarks' quick modes, a few minutes in all; they print their tables and write nothing
+# into docs/ (each full run, which rewrites its section of docs/BENCHMARKS.md, is the command written in that
+# section). The serving one needs a bundle: `make run` leaves one in runs/demo-bundle.
+BENCH_BUNDLE ?= runs/demo-bundle
+
+bench: setup
+	@test -f $(BENCH_BUNDLE)/manifest.json || { echo "no bundle in $(BENCH_BUNDLE): make run first, or BENCH_BUNDLE=DIR"; exit 2; }
+	$(BIN)/python -m bench.serving.serve_latency --bundle $(BENCH_BUNDLE) --sizes 20 --requests 20 --duration 0.5 \
+		--no-id-only --no-logging --workers-variant 0 --no-doc
+	$(BIN)/python -m bench.training.train_throughput --rows 20000 --per-row-rows 2000 --epochs 1 --memory-rows 0 \
+		--no-progress --no-write-doc
+	$(BIN)/python -m bench.quality.synthetic --smoke --workers 1
 
 # run: demo data -> train -> publish to ./registry -> ranker-serve on 127.0.0.1:$(PORT or 8000), impressions
 # logged into ./logs -> one real

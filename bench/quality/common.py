@@ -54,11 +54,11 @@ def load_results(path: Path, note: str = "") -> dict:
     return data
 
 
-def save_results(path: Path, data: dict, compact: bool = False) -> None:
-    """Write saved runs as JSON; compact (no white space) for large files such as loss curves."""
+def save_results(path: Path, data: dict) -> None:
+    """Write saved runs as JSON, compact (no white space): the committed files are read by --replot, not by eye."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, separators=(",", ":")) if compact else json.dumps(data, indent=1))
+    path.write_text(json.dumps(data, separators=(",", ":")))
 
 
 def command_line(module: str, argv: Sequence[str] | None = None) -> str:
@@ -146,11 +146,11 @@ def ablation_args(description: str | None, seeds: int, results: Path,
 Run = Callable[[argparse.Namespace, str], dict]  # (parsed flags, provenance line) -> what is saved
 
 
-def run_and_save(ns: argparse.Namespace, results: Path, command: str, run: Run, compact: bool = False) -> dict:
+def run_and_save(ns: argparse.Namespace, results: Path, command: str, run: Run) -> dict:
     """A fresh run, stamped with its provenance at its start; saved unless it is a --smoke run."""
     saved = run(ns, provenance(command))
     if not ns.smoke:
-        save_results(results, saved, compact)
+        save_results(results, saved)
     return saved
 
 

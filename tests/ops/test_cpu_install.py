@@ -2,7 +2,7 @@
 constraints.txt pins (`2.13.0+cpu`) and no CUDA runtime (`nvidia-*` packages, `triton`). With CUDA
 the venv was 5.7 GB instead of 2 GB; constraints.txt says why pip fell back to it.
 
-Only a pin that names a CUDA build (`+cu130`, README "Two commands") lifts the CPU check: a bare
+Only a pin that names a CUDA build (`+cu130`, docs/DEVELOPMENT.md "CPU torch by default") lifts the CPU check: a bare
 `torch==2.13.0` also matches PyPI's CUDA build, which is the bug this guards against."""
 
 from __future__ import annotations

@@ -9,14 +9,14 @@ measured run by run. The models are training/modeling/model.py's MMoE (arch mmoe
 dense-only inputs (no categorical features), so this tests our implementation, not a copy.
 
     .venv/bin/python -m bench.quality.synthetic                # full: 30 runs x 3 correlations x 4 models
-    .venv/bin/python -m bench.quality.synthetic --sensitivity  # 10 runs per cell over SENS_CELLS (c, n_train)
     .venv/bin/python -m bench.quality.synthetic --smoke        # seconds; writes to a temp dir
     .venv/bin/python -m bench.quality.synthetic --replot       # re-render the section from the saved runs
 
-Each mode saves its runs (results/synthetic.json, results/synthetic_sensitivity.json) and rewrites the
-whole section from both files, so the order of the two commands does not matter.
+A run saves its runs (results/synthetic.json) and rewrites the section from that file. The sensitivity
+check (harder functions, less and more data) is retired: docs/BENCHMARKS.md keeps its table and the
+command at its commit.
 
-The package by job: config (settings, models, cells), data (the generator), models (model
+The package by job: config (settings, models), data (the generator), models (model
 arguments, parameter-matched shared-bottom), runs (training, the pool of runs), stats (paired
 changes, sign tests), verdict (the computed claims), markdown and plots (the section), cli (flags).
 """

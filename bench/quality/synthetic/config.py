@@ -1,4 +1,4 @@
-"""What the synthetic benchmark runs: generator and training settings, the models, the sensitivity cells."""
+"""What the synthetic benchmark runs: generator and training settings, the models."""
 
 from __future__ import annotations
 
@@ -8,19 +8,10 @@ from bench.quality.common import RESULTS_DIR
 
 SECTION = "quality-synthetic"
 RESULTS = RESULTS_DIR / "synthetic.json"
-SENS_RESULTS = RESULTS_DIR / "synthetic_sensitivity.json"
 # name -> (arch, expert dropout); the paper's MMoE has no expert dropout, ours defaults to 0.1.
 MODELS = {"mmoe": ("mmoe", 0.0), "omoe": ("omoe", 0.0), "shared_bottom": ("shared_bottom", 0.0),
           "mmoe_ed0.1": ("mmoe", 0.1)}
 PAPER_MODELS = ("mmoe", "omoe", "shared_bottom")
-# Sensitivity cells (c, n_train): harder functions (larger c: more sine periods over the range of
-# w^T x) where capacity may bind, and less / more data to move the generalization gap either way.
-SENS_CELLS: tuple[tuple[float, int], ...] = ((1.0, 2_000), (1.0, 100_000), (3.0, 10_000), (3.0, 100_000),
-                                             (5.0, 100_000))
-SMOKE_SENS_CELLS: tuple[tuple[float, int], ...] = ((3.0, 500), (1.0, 2_000))
-SENS_RUNS = 10
-
-
 @dataclass(frozen=True)
 class SynthConfig:
     d: int = 100

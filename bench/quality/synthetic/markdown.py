@@ -1,33 +1,19 @@
-"""The doc section: the main experiment's tables and figures, then the sensitivity check's."""
+"""The doc section: the experiment's tables and figures."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from bench.quality.common import Output, fmt_ms, md_table
-from bench.quality.synthetic.config import PAPER_MODELS
 from bench.quality.synthetic.plots import plot_curves, plot_histograms
-from bench.quality.synthetic.stats import (
-    cell_groups,
-    cell_pattern,
-    counts,
-    ends,
-    final_losses,
-    is_paper_pattern,
-    paired_change,
-    pooled,
-)
+from bench.quality.synthetic.stats import final_losses
 from bench.quality.synthetic.verdict import verdict
 
 
-def render(res: dict | None, sens: dict | None, out: Output) -> str:
-    """The whole section: the main experiment (if run) and the sensitivity check (if run)."""
-    parts = ["## Quality 1. Ma et al. (KDD 2018) synthetic task-correlation experiment"]
-    if res is not None:
-        parts.append(render_main(res, sens, plot_curves(res, out), plot_histograms(res, out)))
-    if sens is not None:
-        parts.append(render_sensitivity(sens))
-    return "\n\n".join(parts)
+def render(res: dict, out: Output) -> str:
+    """The whole section: the experiment's setup, tables, figures and verdict."""
+    title = "## Quality 1. Ma et al. (KDD 2018) synthetic task-correlation experiment"
+    return f"{title}\n\n{render_main(res, plot_curves(res, out), plot_histograms(res, out))}"
 
 
 def summary_rows(res: dict) -> list[list[str]]:
@@ -64,7 +50,7 @@ def runtime_line(res: dict) -> str:
             f"({res['workers']} worker processes, 1 torch thread each); training time summed over runs: {per_model}.")
 
 
-def render_main(res: dict, sens: dict | None, curves_png: str, hist_png: str) -> str:
+def render_main(res: dict, curves_png: str, hist_png: str) -> str:
     cfg = res["config"]
     header = ["model", "params"]
     for p in cfg["correlations"]:
@@ -102,80 +88,7 @@ fixed as above. The paper ran 200 runs per setting.
 
 **Do we reproduce the paper's finding?**
 
-{verdict(res, sens)}
+{verdict(res)}
 
 Raw curves: `bench/quality/results/synthetic.json`.
-"""
-
-
-def sensitivity_rows(sens: dict) -> list[list[str]]:
-    """One row per (cell, model): median final test MSE per p, paired changes of test and train MSE."""
-    rows = []
-    for res in sens["cells"]:
-        cfg = res["config"]
-        hi, lo, names = ends(res)
-        for name in names:
-            test = paired_change(res, name, hi, lo)
-            train = paired_change(res, name, hi, lo, key="train")
-            vs = "" if name == "mmoe" else counts(test - paired_change(res, "mmoe", hi, lo))
-            rows.append([f"{cfg['c']:g}", f"{cfg['n_train']:,}", f"{res['label_var']:.2f}", name,
-                         f"{np.median(final_losses(res, name, hi, key='train')):.4f}",
-                         *[f"{np.median(final_losses(res, name, str(p))):.4f}" for p in cfg["correlations"]],
-                         f"{np.median(test):+.4f} ({counts(test)})", f"{np.median(train):+.4f} ({counts(train)})", vs])
-    return rows
-
-
-def _pattern_text(res: dict, key: str) -> str:
-    rise, least, most = cell_pattern(res, key)
-    return (f"{'every model clearly rises' if rise else 'not every model clearly rises'}, smallest median Δ "
-            f"{least}, largest {most}" + (" — **the paper's pattern**" if is_paper_pattern(res, key) else ""))
-
-
-def pooled_rows(sens: dict) -> list[list[str]]:
-    rows = []
-    for label, cells in cell_groups(sens):
-        for key, loss in (("curves", "test"), ("train", "train")):
-            d = pooled(cells, key)
-            rows.append([label, loss, *[counts(d[n]) for n in PAPER_MODELS],
-                         *[counts(d[n] - d["mmoe"]) for n in PAPER_MODELS if n != "mmoe"]])
-    return rows
-
-
-def render_sensitivity(sens: dict) -> str:
-    cfg = sens["cells"][0]["config"]
-    ps = [str(p) for p in cfg["correlations"]]
-    hi, lo = ps[0], ps[-1]
-    header = ["c", "train samples", "var(y)", "model", f"median train MSE p={hi}", *[f"median test MSE p={p}" for p in ps],
-              f"test Δ p={hi}→{lo}: median (runs rising, sign-test p)", "train Δ: median (runs rising, p)",
-              "test Δ > MMoE's Δ (runs, p)"]
-    lines = [f"- c = {r['config']['c']:g}, {r['config']['n_train']:,} training samples: test loss: "
-             f"{_pattern_text(r, 'curves')}; train loss: {_pattern_text(r, 'train')}." for r in sens["cells"]]
-    trainings = sum(r["config"]["runs"] * len(ps) * len(r["config"]["models"]) for r in sens["cells"])
-    return f"""### Sensitivity check: harder functions, less and more data
-
-{sens['provenance']}
-
-Same generator, models and training as above (m = {cfg['m']}, {cfg['n_test']:,} test samples, Adam lr {cfg['lr']},
-batch {cfg['batch_size']}, {cfg['steps']} steps) except for the scale c and the training-set size in each cell, the
-paper's three models only, and {cfg['runs']} runs per (cell, model, p), paired across p as above. Larger c puts more
-sine periods over the range of wᵀx (a harder function for the same capacity); fewer samples widen the gap
-between train and test loss, more samples close it. var(y) is the label variance (the MSE of predicting the mean).
-Δ is the per-run change of the final MSE (mean of the two tasks) from p = {hi} to p = {lo}; "clearly rises" means
-the median Δ is positive and the exact sign test over runs gives p < 0.05 (with 10 runs: at least 9 of 10 rise).
-The last column counts the runs where a model's test Δ exceeds MMoE's on the same draw.
-Runtime: {sens['total_seconds'] / 60:.1f} min wall for {trainings} trainings ({sens['cells'][0]['workers']} worker processes).
-
-{md_table(header, sensitivity_rows(sens))}
-
-Per cell, whether every model's Δ clearly rises and which model's median Δ is smallest / largest:
-
-{chr(10).join(lines)}
-
-Pooled over cells (one sign test over all their runs): runs where Δ > 0, and runs where a model's Δ exceeds
-MMoE's on the same draw:
-
-{md_table(["pooled over", "loss", *[f"{n}: Δ > 0" for n in PAPER_MODELS],
-           *[f"{n}: Δ > MMoE's Δ" for n in PAPER_MODELS if n != "mmoe"]], pooled_rows(sens))}
-
-Raw final losses: `bench/quality/results/synthetic_sensitivity.json`.
 """

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from bench.quality.runner import in_job_order
-from bench.quality.synthetic.config import PAPER_MODELS, SynthConfig
+from bench.quality.synthetic.config import SynthConfig
 from bench.quality.synthetic.data import make_data
 from bench.quality.synthetic.models import model_args, n_params, shared_bottom_units
 from training.modeling.model import ModelArgs, build_model
@@ -90,15 +90,3 @@ def run_all(cfg: SynthConfig, workers: int = 2) -> dict:
             "params": {name: n_params(build_model(a)) for name, a in args.items()},
             "seconds": seconds, "total_seconds": time.perf_counter() - t0, "label_var": float(np.mean(label_var)),
             "curves": curves, "train": train}
-
-
-def run_sensitivity(base: SynthConfig, cells: tuple[tuple[float, int], ...], workers: int) -> dict:
-    """The paper's three models over (c, n_train) cells; keeps only final losses (the table needs no curves)."""
-    done = []
-    for c, n_train in cells:
-        print(f"cell c = {c}, n_train = {n_train}", flush=True)
-        res = run_all(replace(base, c=c, n_train=n_train, models=PAPER_MODELS), workers)
-        res["curves"] = {n: {p: np.asarray(v)[:, -1:, :].round(6).tolist() for p, v in d.items()}
-                         for n, d in res["curves"].items()}
-        done.append(res)
-    return {"cells": done, "total_seconds": sum(r["total_seconds"] for r in done)}

@@ -52,27 +52,3 @@ def rises(d: np.ndarray) -> bool:
 def counts(d: np.ndarray) -> str:
     """'rising runs/runs, p = sign-test p-value'."""
     return f"{int((d > 0).sum())}/{len(d)}, p = {sign_test(d):.2g}"
-
-
-def cell_pattern(res: dict, key: str = "curves") -> tuple[bool, str, str]:
-    """(every paper model's loss clearly rises as p falls, smallest median change, largest median change)."""
-    d = {n: (rises(v), float(np.median(v))) for n, v in changes(res, key).items()}
-    return all(r for r, _ in d.values()), min(d, key=lambda n: d[n][1]), max(d, key=lambda n: d[n][1])
-
-
-def is_paper_pattern(res: dict, key: str = "curves") -> bool:
-    """Every model clearly rises, MMoE's median change is the smallest and shared-bottom's the largest."""
-    rise, least, most = cell_pattern(res, key)
-    return rise and least == "mmoe" and most == "shared_bottom"
-
-
-def cell_groups(sens: dict) -> list[tuple[str, list[dict]]]:
-    """All cells, and the cells with the most training data (where train and test MSE come closest)."""
-    most = max(r["config"]["n_train"] for r in sens["cells"])
-    big = [r for r in sens["cells"] if r["config"]["n_train"] == most]
-    return [(f"all {len(sens['cells'])} cells", sens["cells"]), (f"the {len(big)} cells with {most:,} samples", big)]
-
-
-def pooled(cells: list[dict], key: str = "curves") -> dict[str, np.ndarray]:
-    """Paired changes from the highest to the lowest p, concatenated over cells (one sign test over all runs)."""
-    return {n: np.concatenate([changes(r, key)[n] for r in cells]) for n in PAPER_MODELS}

@@ -5,16 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from bench.quality.synthetic.stats import (
-    cell_groups,
     changes,
     counts,
     ends,
     final_losses,
-    is_paper_pattern,
     paired_change,
-    pooled,
     rises,
-    sign_test,
 )
 
 
@@ -48,7 +44,7 @@ def _spread_lines(res: dict) -> list[str]:
     return lines
 
 
-def verdict(res: dict, sens: dict | None) -> str:
+def verdict(res: dict) -> str:
     """Plain-language check of the paper's claims, computed from the numbers."""
     hi, lo, names = ends(res)
     ps = [str(p) for p in res["config"]["correlations"]]
@@ -63,7 +59,7 @@ def verdict(res: dict, sens: dict | None) -> str:
                  + ", ".join(f"{n} {final_losses(res, n, lo)[worst]:.3f}" for n in res["config"]["models"])
                  + ". Draws like it dominate the means and stds, which is why the tables compare runs "
                  "pairwise on the same draw.")
-    lines.append(f"\n**Bottom line.** {bottom_line(res, best)}" + (f" {sensitivity_summary(sens)}" if sens else ""))
+    lines.append(f"\n**Bottom line.** {bottom_line(res, best)}")
     return "\n".join(lines)
 
 
@@ -89,27 +85,3 @@ def bottom_line(res: dict, best: dict[str, str]) -> str:
     else:
         text += gap + "test loss is set mostly by the generalization gap, and task conflict does not measurably bite. "
     return text + "So this setup neither bears out nor contradicts \"MMoE degrades least\"."
-
-
-def sensitivity_summary(sens: dict) -> str:
-    """The bottom line of the sensitivity check: single cells, then the pooled data-rich cells, on test loss."""
-    label, cells = cell_groups(sens)[-1]
-    d = pooled(cells)
-    worse = {n: d[n] - d["mmoe"] for n in ("shared_bottom", "omoe")}
-    ordered = rises(d["shared_bottom"]) and all(rises(v) for v in worse.values())
-    gap = [float(np.median(final_losses(r, "mmoe", ends(r)[0])) / np.median(final_losses(r, "mmoe", ends(r)[0], key="train")))
-           for r in sens["cells"] if r not in cells]
-    full_cells = [f"c = {r['config']['c']:g} / {r['config']['n_train']:,}" for r in sens["cells"] if is_paper_pattern(r)]
-    runs = lambda v: f"{int((v > 0).sum())}/{len(v)} runs (p = {sign_test(v):.2g})"  # noqa: E731
-    return (f"In the sensitivity check below, the full pattern (every model's test loss clearly rises as p falls, "
-            f"shared-bottom's median change the largest, MMoE's the smallest) shows in {', '.join(full_cells) or 'no single cell'} "
-            f"at 10 runs. Pooled over {label}, where train MSE is close to test MSE, the test loss rises from "
-            f"p = 1.0 to p = 0.5 in {runs(d['shared_bottom'])} for shared-bottom, {runs(d['omoe'])} for OMoE and "
-            f"{runs(d['mmoe'])} for MMoE, and by more than MMoE's on the same draw in {runs(worse['shared_bottom'])} "
-            f"for shared-bottom and {runs(worse['omoe'])} for OMoE"
-            + (": **consistent with the paper's finding that MMoE degrades least, where the models are limited by "
-               "fit rather than by data** (a grouping chosen after seeing the cells; sign-test p-values are not "
-               "corrected for the many comparisons in this section)." if ordered
-               else ": not the clear ordering the paper reports.")
-            + (f" In the other cells the models overfit (MMoE's test MSE is {min(gap):.0f}–{max(gap):.0f}× its train "
-               "MSE at p = 1.0) and test loss shows no such ordering." if gap else ""))

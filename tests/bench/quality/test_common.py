@@ -17,13 +17,13 @@ from bench.quality.common import (
 )
 
 
-def test_saved_results_round_trip_in_both_formats(tmp_path: Path) -> None:
+def test_saved_results_are_compact_and_round_trip(tmp_path: Path) -> None:
     data = {"provenance": "Produced by x.", "curves": [[0.25, 1.5]]}
-    save_results(tmp_path / "a" / "indented.json", data)
-    save_results(tmp_path / "compact.json", data, compact=True)
-    assert "\n" not in (tmp_path / "compact.json").read_text() and ", " not in (tmp_path / "compact.json").read_text()
-    assert load_results(tmp_path / "a" / "indented.json") == load_results(tmp_path / "compact.json") == data
-    assert load_results(tmp_path / "compact.json", REPLOT_NOTE)["provenance"] == "Produced by x." + REPLOT_NOTE
+    save_results(tmp_path / "a" / "compact.json", data)
+    text = (tmp_path / "a" / "compact.json").read_text()
+    assert "\n" not in text and ", " not in text
+    assert load_results(tmp_path / "a" / "compact.json") == data
+    assert load_results(tmp_path / "a" / "compact.json", REPLOT_NOTE)["provenance"] == "Produced by x." + REPLOT_NOTE
 
 
 def test_replot_reads_the_saved_runs_and_a_smoke_run_never_writes_them(tmp_path: Path) -> None:

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from bench.doc_sections import DOC
-from bench.quality import expert_dropout, loss_balancing, movielens, mtl_archs, position_bias
+from bench.quality import expert_dropout, movielens, mtl_archs, position_bias
 from bench.quality.synthetic import cli as synthetic
 from bench.quality.synthetic.config import SECTION as SYNTHETIC
 
 # A fresh run writes no note, --replot adds one, a run of one synthetic mode re-renders the other's.
 RERENDERED = re.compile(r" Tables?(?: and figures)? re-rendered from the saved runs[^.]*\.")
 BENCHMARKS = {SYNTHETIC: synthetic.main, movielens.SECTION: movielens.main,
-              expert_dropout.SECTION: expert_dropout.main, loss_balancing.SECTION: loss_balancing.main,
+              expert_dropout.SECTION: expert_dropout.main,
               mtl_archs.SECTION: mtl_archs.main, position_bias.SECTION: position_bias.main}
 
 

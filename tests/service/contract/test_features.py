@@ -37,7 +37,7 @@ def test_integers_floats_and_strings_share_one_key():
 
 
 def test_a_number_matches_only_its_canonical_string():
-    """As the README's request section says: 5 and 5.0 are "5"; "05", 5.5 and "True" are other categories."""
+    """As docs/HTTP.md's request rules say: 5 and 5.0 are "5"; "05", 5.5 and "True" are other categories."""
     enc = CategoricalEncoder(name="c", source="item", vocab=["5", "2.5", "true"])
     assert enc.encode([5, 5.0, "5", 2.5, True]).tolist() == [1, 1, 1, 2, 3]
     assert enc.encode(["05", 5.5, "True", 1, "2.50"]).tolist() == [OOV_INDEX] * 5

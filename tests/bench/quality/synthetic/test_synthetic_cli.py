@@ -1,4 +1,4 @@
-"""`python -m bench.quality.synthetic`: smoke runs of both modes and the options reaching the run."""
+"""`python -m bench.quality.synthetic`: a smoke run and the options reaching the run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bench.quality.synthetic.cli import main
-from bench.quality.synthetic.config import SMOKE_SENS_CELLS
 
 
 @pytest.mark.slow
@@ -34,18 +33,6 @@ def test_scale_and_train_samples_options_reach_the_run(tmp_path: Path) -> None:
     assert "c = 3.0" in text and "400 training" in text and "2 runs per (model, p)" in text
 
 
-@pytest.mark.slow
-def test_sensitivity_smoke_writes_one_row_per_cell_and_model(tmp_path: Path) -> None:
-    doc = tmp_path / "BENCHMARKS.md"
-    main(["--smoke", "--sensitivity", "--workers", "1", "--runs", "2", "--doc", str(doc)])
-    text = doc.read_text()
-    assert "### Sensitivity check" in text and "Final test MSE" not in text  # smoke never reads saved runs
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "| mmoe |" in line]
-    assert len(rows) == len(SMOKE_SENS_CELLS)
-    assert all(f"{c:g} | {n:,} |" in text for c, n in SMOKE_SENS_CELLS)
-    assert "| all 2 cells | test |" in text  # the pooled sign-test table
-
-
 def test_module_entry_runs_main_only_as_the_main_module(monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     # Spawned pool workers import the main module as __mp_main__: it must not start another run there.
@@ -54,4 +41,4 @@ def test_module_entry_runs_main_only_as_the_main_module(monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "argv", ["synthetic", "--help"])
     with pytest.raises(SystemExit) as exit_:
         runpy.run_module("bench.quality.synthetic", run_name="__main__")
-    assert exit_.value.code == 0 and "--sensitivity" in capsys.readouterr().out
+    assert exit_.value.code == 0 and "--replot" in capsys.readouterr().out

@@ -1,0 +1,161 @@
+"""The impression log's cost, in bench/serving/serve_latency.py: the same server with logging off and on.
+
+Three server processes, identical but for RANKER_LOG_DIR and RANKER_LOG_FEATURES, loaded by wrk
+(compiled: the client's CPU is not taken from the server's machine as a Python client's would be) in
+slices interleaved round after round: one connection (latency), then `concurrency` connections (peak
+throughput), so a busy moment of the shared machine hits every server alike. Also, in-process: the
+request thread's share (`offer`: sample, record, queue) and the writer thread's work per record
+(`record_batch`, GIL held; the compaction to Parquet, GIL released), on distinct requests.
+Goals (issue 23): p50 + <= 0.2 ms and throughput >= 0.95x with logging on.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+import timeit
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from prometheus_client import CollectorRegistry
+from wrk_load import WrkResult, run_wrk
+
+from bench.serving.http_load import LoadResult, closed_loop, post_request, sequential
+from service.impressions.columns import record_batch
+from service.impressions.config import LogConfig
+from service.impressions.segments import Segment, compact, new_stem
+from service.impressions.writer import GROUP, ImpressionLog
+from service.live.response import top_k_order
+from service.live.state import Serving
+
+ROUNDS = 6
+GOAL_P50_MS = 0.2
+GOAL_THROUGHPUT = 0.95
+VARIANTS = ("off", "on", "on, features none")  # the third: RANKER_LOG_FEATURES=none (no feature columns)
+LABELS = {"off": "off", "on": "on (all features)", "on, features none": "on, `RANKER_LOG_FEATURES=none`"}
+
+
+@dataclass
+class LoggingResult:
+    size: int
+    latency: dict[str, list[WrkResult]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # 1 connection
+    peak: dict[str, list[WrkResult]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+    offer_us: float = 0.0
+    batch_us_per_record: float = 0.0
+    compact_us_per_record: float = 0.0
+    rows_logged: int = 0
+    rows_answered: int = 0
+    dropped: float = 0.0
+
+    def p(self, name: str, pct: int) -> float:
+        """ms: the median over the slices of one connection's p50 or p99."""
+        return statistics.median(getattr(w, f"p{pct}") for w in self.latency[name]) * 1000
+
+    def throughput(self, name: str) -> float:
+        slices = self.peak[name]
+        return sum(w.requests for w in slices) / sum(w.requests / w.throughput for w in slices)
+
+
+def measure(ports: dict[str, int], body: bytes, size: int, seconds: float, concurrency: int) -> LoggingResult:
+    """ROUNDS rounds; in each, every server gets a 1-connection slice, then a `concurrency` one."""
+    result = LoggingResult(size)
+    per_slice = max(1.0, seconds / ROUNDS)
+    for port in ports.values():  # warm-up
+        run_wrk(port, body, concurrency, 1)
+    for _ in range(ROUNDS):
+        for name in VARIANTS:
+            result.latency[name].append(_checked(run_wrk(ports[name], body, 1, per_slice), name))
+        for name in VARIANTS:
+            result.peak[name].append(_checked(run_wrk(ports[name], body, concurrency, per_slice), name))
+    return result
+
+
+def _checked(r: WrkResult, name: str) -> WrkResult:
+    if r.errors:
+        raise RuntimeError(f"logging {name}: {r.errors} failed requests")
+    return r
+
+
+def server_counts(port: int) -> tuple[float, float]:
+    """(requests answered 200, impression records dropped) from a server's /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    answered = dropped = 0.0
+    for line in text.splitlines():
+        if line.startswith('ranker_requests_total{status="200"}'):
+            answered = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("ranker_log_dropped_total{"):
+            dropped += float(line.rsplit(" ", 1)[1])
+    return answered, dropped
+
+
+def logged_rows(log_dir: Path) -> int:
+    return sum(pq.read_metadata(f).num_rows for f in log_dir.glob("impressions/date=*/hour=*/*.parquet"))
+
+
+def in_process(serving: Serving, bodies: list[bytes], iterations: int) -> tuple[float, float, float]:
+    """(µs of `offer` on the request thread, best of 3 loops; CPU µs per record on the writer thread of
+    `record_batch`, in groups of the writer's GROUP, and of compacting their segment to Parquet, best of
+    3), on real ranked requests, distinct ones for the writer (as the log sees them)."""
+    model, weights = serving.model, serving.weights
+    profile = weights.profile(None)
+    with tempfile.TemporaryDirectory(prefix="log-cost-") as tmp:
+        log = ImpressionLog(LogConfig(destination=tmp, queue_size=4 * iterations + len(bodies)), CollectorRegistry())
+        for i, body in enumerate(bodies):
+            request = model.parse(body)
+            heads = model.predict(model.encode(request))
+            scores = profile.combine(heads)
+            order = top_k_order(scores, None)
+            log.offer(f"bench-{i}", model, weights, profile.name, None, request, scores, heads, order)
+        records = [log._queue.popleft() for _ in bodies]
+        offer_s = min(timeit.repeat(lambda: log.offer("bench", model, weights, profile.name, None, request, scores,
+                                                      heads, order), number=iterations, repeat=3)) / iterations
+        groups = [records[i:i + GROUP] for i in range(0, len(records), GROUP)]
+        batches = [record_batch(g, "bench") for g in groups]  # also the warm-up: pyarrow's first calls
+        batch_s = min(_cpu(lambda: [record_batch(g, "bench") for g in groups]) for _ in range(3))
+        compact_s = float("inf")
+        for seq in range(3):
+            segment = Segment(Path(tmp), "date=2026-01-01/hour=00", new_stem("bench-p0", seq), batches[0].schema)
+            for batch in batches:
+                segment.write(batch)
+            segment.close()
+            compact_s = min(compact_s, _cpu(lambda: compact(segment.path)))  # noqa: B023 (called at once)
+    return offer_s * 1e6, batch_s / len(records) * 1e6, compact_s / len(records) * 1e6
+
+
+def _cpu(work) -> float:
+    """CPU seconds of the process (this thread, and pyarrow's work outside the GIL) to run `work`."""
+    t0 = time.process_time()
+    work()
+    return time.process_time() - t0
+
+
+def render(r: LoggingResult) -> list[str]:
+    lines = [f"Impression log off vs on, {r.size} candidates per request (all returned), the same server "
+             "otherwise, measured by wrk in slices interleaved between the servers, in one run: latency = the median "
+             f"over {ROUNDS} one-connection slices of wrk's p50 and p99, in ms; peak = requests/s over the slices "
+             "with the run's connections.", "",
+             "| impression log | p50 | p99 | requests (1 connection) | peak req/s | peak rows logged/s |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in VARIANTS:
+        rows = r.throughput(name) * r.size if name != "off" else 0
+        lines.append(f"| {LABELS[name]} | {r.p(name, 50):.2f} | {r.p(name, 99):.2f} "
+                     f"| {sum(w.requests for w in r.latency[name]):,} | {r.throughput(name):.0f} | {rows:,.0f} |")
+    lines.append("")
+    for name in VARIANTS[1:]:
+        added = r.p(name, 50) - r.p("off", 50)
+        ratio = r.throughput(name) / r.throughput("off")
+        lines += [f"- {LABELS[name]}: p50 {added:+.2f} ms (goal <= +{GOAL_P50_MS} ms) -> "
+                  f"{'PASS' if added <= GOAL_P50_MS else 'FAIL'}; throughput {ratio:.2f}x (goal >= "
+                  f"{GOAL_THROUGHPUT}x) -> {'PASS' if ratio >= GOAL_THROUGHPUT else 'FAIL'}"]
+    lines += [
+              f"- rows in the all-features log's Parquet files after its server stopped: {r.rows_logged:,} of the "
+              f"{r.rows_answered:,} it answered (warm-up included); records dropped: {r.dropped:.0f}",
+              f"- in-process, per {r.size}-row record: `ImpressionLog.offer` on the request thread {r.offer_us:.1f} µs; "
+              f"on the writer thread, CPU: `record_batch` (Arrow columns, GIL held) {r.batch_us_per_record:.0f} µs "
+              f"and the compaction to Parquet (GIL released) {r.compact_us_per_record:.0f} µs"]
+    return lines
