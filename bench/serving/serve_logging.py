@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry
-from wrk_load import WrkResult, run_wrk
 
-from bench.serving.http_load import LoadResult, closed_loop, post_request, sequential
+from bench.serving.wrk_load import WrkResult, run_wrk
 from service.impressions.columns import record_batch
 from service.impressions.config import LogConfig
 from service.impressions.segments import Segment, compact, new_stem

@@ -3,7 +3,7 @@
 msgspec decodes the body straight into one typed struct per candidate and checks, in C, every
 type, range and length that `service.contract.request.request_model` checks for the candidates and
 the top-level fields, faster than pydantic-core building and validating dicts (the parse stage of
-bench/serve_latency.py went from 393 to 245 µs at 500 candidates), and the per-feature columns the
+bench/serving/serve_latency.py went from 393 to 245 µs at 500 candidates), and the per-feature columns the
 encoder reads come off the structs directly. User and context, one small object each, are
 validated by the pydantic schema's own TypedDicts.
 

@@ -43,7 +43,7 @@ SEGMENT_SUFFIX = ".arrows"
 READY_SUFFIX = ".ready"
 TMP_SUFFIX = ".tmp"
 CLAIMED = ".claimed-"
-# The compaction is one of the writer's two costs (bench/serve_latency.py, docs/BENCHMARKS.md): LZ4 (raw)
+# The compaction is one of the writer's two costs (bench/serving/serve_latency.py, docs/BENCHMARKS.md): LZ4 (raw)
 # and dictionary pages for strings only encode faster than zstd with every default, at about twice the
 # bytes. Statistics only where readers filter (the time window, the model).
 # Without the Arrow schema, readers see plain strings where the segments hold dictionary arrays.

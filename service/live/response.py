@@ -64,7 +64,7 @@ def item_type(task_names: tuple[str, ...], part_names: tuple[str, ...]
     left out) from their values in order, for these task and part names.
 
     msgspec encodes structs in C, field by field in declaration order: the same bytes as dicts through
-    orjson, built and encoded faster (bench/serve_latency.py's stage table: 371 -> 254 µs for 500
+    orjson, built and encoded faster (bench/serving/serve_latency.py's stage table: 371 -> 254 µs for 500
     items, docs/BENCHMARKS.md and docs/ARCHITECTURE.md). Fields are f0, f1, ... renamed to the task names, which
     need not be identifiers (names msgspec cannot rename to get a dict per item).
     """

@@ -77,7 +77,7 @@ def local_threads(configured: int | None) -> int:
 
     One core is left free by default: torch's OpenMP threads wait for each other at every operation by
     spinning, so when another busy process takes a core, a thread per core spins against it and the epoch
-    runs many times slower (bench/train_contention.py). It is where a default run starts: one process's fit
+    runs many times slower (bench/training/train_contention.py). It is where a default run starts: one process's fit
     then chooses each epoch between this and every core by timing (training/fit/threads.py); the GBDT and
     LambdaMART baselines keep it.
     """

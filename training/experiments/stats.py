@@ -3,7 +3,7 @@
 A user, not a row, is the unit of an experiment: the split assigns users to arms, and one user's
 impressions are correlated (a heavy clicker clicks in every request). Resampling rows would treat
 a user's hundred impressions as a hundred independent draws and give intervals far too narrow
-(bench/experiment_stats.py shows how far). So every statistic is first reduced to per-user sums,
+(bench/loop/experiment_stats.py shows how far). So every statistic is first reduced to per-user sums,
 and users are resampled:
 
     rate or mean of a label   sum over users of the label sum / sum over users of the observed count

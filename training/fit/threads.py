@@ -2,7 +2,7 @@
 
 On a quiet machine every core trains fastest; when another busy process holds a core, torch's OpenMP
 threads spin at barriers waiting for the one that lost its core, and every core runs many times slower
-than one fewer (bench/train_contention.py). Neither fixed choice is right on both machines, and load
+than one fewer (bench/training/train_contention.py). Neither fixed choice is right on both machines, and load
 changes during a run, so each epoch starts by timing a few interleaved steps at each choice and trains the
 rest of the epoch at the faster one. A probe that is already far slower stops early, so a busy machine
 pays a few slow steps per epoch, not a slow epoch.

@@ -198,7 +198,7 @@ class TrainConfig(_Strict):
                                 "each epoch of a one-process fit times every core against one fewer and trains on "
                                 "the faster (a competing busy process makes every-core threads spin-wait); the "
                                 "baselines and torchrun processes use one fewer than the usable cores, at least 1 "
-                                "(README, 'threads')", examples=[1])
+                                "(docs/TRAINING.md, 'threads')", examples=[1])
     parity_rows: int = Field(1000, ge=1, description="rows checked torch vs onnxruntime at export",
                              examples=[2000])
     quantize: Literal["none", "dynamic", "static"] = Field(
