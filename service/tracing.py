@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
 
     from service.live.pipeline import Ranked
@@ -74,9 +75,8 @@ class RequestTrace:
         self.span = span
         self.context = trace.set_span_in_context(span)
 
-    def stage(self, name: str) -> AbstractContextManager[trace.Span]:
-        # start_as_current_span records an exception raised inside and sets the span's status to ERROR.
-        return self.tracing.tracer.start_as_current_span(name, context=self.context)
+    def stage(self, name: str) -> StageSpan:
+        return StageSpan(self.tracing.tracer, name, self.context)
 
     def traceparent(self) -> str | None:
         """The W3C `traceparent` of this request's span (sent back in the response's header)."""
@@ -104,6 +104,27 @@ class RequestTrace:
         span.end()
 
 
+class StageSpan:
+    """A child span for the duration of a `with` block; an exception raised inside is recorded on it and
+    sets its status to ERROR. Not made current: nothing in a stage starts spans of its own, and
+    `start_as_current_span`'s context switch and generator cost a quarter more per span."""
+
+    __slots__ = ("context", "name", "span", "tracer")
+
+    def __init__(self, tracer: trace.Tracer, name: str, context: Context) -> None:
+        self.tracer, self.name, self.context = tracer, name, context
+
+    def __enter__(self) -> trace.Span:
+        self.span = self.tracer.start_span(self.name, context=self.context)
+        return self.span
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if error is not None:
+            self.span.record_exception(error)
+            self.span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {getattr(error, 'message', error)}"))
+        self.span.end()
+
+
 def stage(trace: RequestTrace | None, name: str) -> AbstractContextManager[Any]:
     """A child span of the request for one pipeline stage; with tracing off a shared null context."""
     return _OFF if trace is None else trace.stage(name)
@@ -129,12 +150,13 @@ def build_tracing(settings: Settings) -> Tracing | None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
     instance = f"{settings.replica or socket.gethostname()}-p{os.getpid()}"  # as the log files name a process
     resource = Resource.create({"service.name": SERVICE_NAME, "service.instance.id": instance})
     # ParentBased: a request whose caller sampled (or dropped) its trace follows that decision.
-    provider = TracerProvider(resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.trace_sample)))
+    root = ALWAYS_ON if settings.trace_sample >= 1 else TraceIdRatioBased(settings.trace_sample)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(root))
     exporter = OTLPSpanExporter(endpoint=traces_url(settings.otlp_endpoint))
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return Tracing(provider, settings.model_name)
