@@ -105,6 +105,7 @@ class TracingResult:
     peak: dict[str, LoadResult] = field(default_factory=lambda: {v: LoadResult() for v in VARIANTS})
     answered: dict[str, int] = field(default_factory=dict)  # per traced server, warm-up included
     spans: dict[str, int] = field(default_factory=dict)  # received by the sink, per traced server
+    p50_ratio: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # per round
     peak_ratio: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # per round
     work: InProcess | None = None
 
@@ -134,8 +135,13 @@ def measure(ports: dict[str, int], bodies: list[bytes], requests: int, seconds: 
         asyncio.run(sequential(ports[name], reqs[name], CHUNK, seconds))
     start = time.perf_counter()
     for i in range(max(1, requests // CHUNK)):
+        p50s = {}
         for name in rotated(i):
-            _add(result.latency[name], asyncio.run(sequential(ports[name], reqs[name], CHUNK, seconds)), name)
+            r = asyncio.run(sequential(ports[name], reqs[name], CHUNK, seconds))
+            _add(result.latency[name], r, name)
+            p50s[name] = r.percentile(50)
+        for name in VARIANTS:
+            result.p50_ratio[name].append(p50s[name] / p50s["off"])
         if time.perf_counter() - start > 2 * seconds:
             break
     for i in range(ROUNDS):
@@ -244,53 +250,66 @@ def run(args: argparse.Namespace) -> TracingResult:
     return result
 
 
+def verdict(ok: bool, noise: float) -> str:
+    """PASS/FAIL, unless two identical servers differed by more than the goal's margin in this run."""
+    if noise > 1 - GOAL_THROUGHPUT:
+        return f"inconclusive (noise {noise:.0%})"
+    return "PASS" if ok else "FAIL"
+
+
 def render(r: TracingResult, header: str) -> list[str]:
     def p(name: str, q: float) -> float:
         return r.latency[name].percentile(q) * 1000
 
     lines = [header, "",
              f"Tracing off vs on, {SIZE} candidates per request (all returned), the same server otherwise, measured "
-             "interleaved in one run: latency client-side in ms, one request at a time; peak = closed loop with its "
-             f"connections, in {ROUNDS} rounds of slices alternating between the servers (\"peak vs off\" is the "
-             "median of the rounds' ratios). \"on\": every request carries a sampled caller's `traceparent` and "
-             "its 7 spans are exported (OTLP/HTTP protobuf, BatchSpanProcessor) to a collector stand-in on "
-             "127.0.0.1 that decodes them; \"RANKER_TRACE_SAMPLE=0.1\": requests carry no `traceparent` and the "
-             "server traces one in ten.", "",
+             "interleaved in one run: latency client-side in ms, one request at a time, in chunks of "
+             f"{CHUNK}; peak = closed loop with its connections, in {ROUNDS} slices per server; the rounds "
+             "alternate between the servers, and \"vs off\" is the median of the rounds' ratios to the off "
+             "server. \"on\": every request carries a sampled caller's `traceparent` and its 7 spans are exported "
+             "(OTLP/HTTP protobuf, BatchSpanProcessor) to a collector stand-in on 127.0.0.1 that decodes them; "
+             "\"RANKER_TRACE_SAMPLE=0.1\": requests carry no `traceparent` and the server traces one in ten.", "",
              "| tracing | p50 | p99 | requests | peak req/s | p50 vs off | peak vs off |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name in VARIANTS:
         lines.append(f"| {name} | {p(name, 50):.2f} | {p(name, 99):.2f} | {len(r.latency[name].latencies)} "
-                     f"| {r.peak[name].throughput:.0f} | {p(name, 50) / p('off', 50):.3f}x "
+                     f"| {r.peak[name].throughput:.0f} | {median(r.p50_ratio[name]):.3f}x "
                      f"| {median(r.peak_ratio[name]):.3f}x |")
-    lines.append("")
-    noise = max(abs(p(TWIN, 50) / p("off", 50) - 1), abs(median(r.peak_ratio[TWIN]) - 1))
-    lines.append(f"- noise floor of this run: two identical servers (off and its second process) differ by "
-                 f"{noise:.1%} (the larger of the p50 and peak differences)")
+    noise = max(abs(median(r.p50_ratio[TWIN]) - 1), abs(median(r.peak_ratio[TWIN]) - 1))
+    lines += ["", f"- noise floor of this run: two identical servers (off and its second process) differ by "
+              f"{noise:.1%} (the larger of the p50 and peak differences)"]
     for name in TRACED:
-        p50, thr = p(name, 50) / p("off", 50), median(r.peak_ratio[name])
-        lines.append(f"- {name}: p50 {p50:.3f}x off (goal <= {GOAL_P50}x) -> {'PASS' if p50 <= GOAL_P50 else 'FAIL'}; "
-                     f"throughput {thr:.3f}x (goal >= {GOAL_THROUGHPUT}x) -> "
-                     f"{'PASS' if thr >= GOAL_THROUGHPUT else 'FAIL'}")
+        p50, thr = median(r.p50_ratio[name]), median(r.peak_ratio[name])
+        lines.append(f"- {name}: p50 {p50:.3f}x off (goal <= {GOAL_P50}x) -> {verdict(p50 <= GOAL_P50, noise)}; "
+                     f"throughput {thr:.3f}x (goal >= {GOAL_THROUGHPUT}x) -> {verdict(thr >= GOAL_THROUGHPUT, noise)}")
     per = len(STAGES) + 1
     lines.append(f"- spans the collector received from the \"on\" server after it stopped: {r.spans['on']:,} of the "
                  f"{r.answered['on'] * per:,} of its {r.answered['on']:,} answered requests (warm-up included); from "
                  f"the sampled one, {r.spans[SAMPLED]:,}: {r.spans[SAMPLED] / per / max(1, r.answered[SAMPLED]):.1%} "
                  f"of its {r.answered[SAMPLED]:,} requests traced")
     if r.work is not None:
-        w = r.work
-        recorded = w.sampled_us + w.encode_us
-        lines += [
-            f"- CPU per recorded request, in-process (fastest of 20 loops): {w.sampled_us:.0f} µs on the request's "
-            f"threads (7 spans started, ended and queued, `traceparent` read and written) + {w.encode_us:.0f} µs "
-            f"on the exporter thread (the spans encoded to OTLP protobuf, GIL held) = {recorded:.0f} µs, "
-            f"{recorded / w.rank_us:.1%} of the {w.rank_us:.0f} µs `service.live.pipeline.rank` takes for the "
-            f"request; a request whose trace is not sampled: {w.unsampled_us:.0f} µs "
-            f"({w.unsampled_us / w.rank_us:.1%})",
-            f"- the off path's only addition: the route's `runtime.tracing is not None` and six `stage(None, name)` "
-            f"(one shared null context): {w.off_ns:.0f} ns per request ({w.off_ns / (w.rank_us * 1e3):.3%} of the "
-            "in-process request); no OpenTelemetry object is made and the SDK's tracer is never imported. Off "
-            "against the code before tracing cannot be measured side by side: it is that code plus these calls."]
+        lines += render_cpu(r.work)
     return lines
+
+
+def render_cpu(w: InProcess) -> list[str]:
+    """The in-process CPU per request: steady where the end-to-end ratios drown in the machine's noise."""
+    recorded = w.sampled_us + w.encode_us
+    at_sample = w.unsampled_us + 0.1 * (recorded - w.unsampled_us)
+    goal = 1 - GOAL_THROUGHPUT
+    return [
+        f"- CPU per recorded request, in-process (fastest of 20 loops): {w.sampled_us:.0f} µs on the request's "
+        f"threads (7 spans started, ended and queued, `traceparent` read and written) + {w.encode_us:.0f} µs on the "
+        f"exporter thread (the spans encoded to OTLP protobuf, GIL held) = {recorded:.0f} µs, "
+        f"{recorded / w.rank_us:.1%} of the {w.rank_us:.0f} µs `service.live.pipeline.rank` takes for the request "
+        f"(goal <= {goal:.0%}) -> {'PASS' if recorded / w.rank_us <= goal else 'FAIL'}; a request whose trace is "
+        f"not sampled: {w.unsampled_us:.0f} µs ({w.unsampled_us / w.rank_us:.1%}); so at RANKER_TRACE_SAMPLE=0.1 "
+        f"{at_sample:.0f} µs per request on average, {at_sample / w.rank_us:.1%} -> "
+        f"{'PASS' if at_sample / w.rank_us <= goal else 'FAIL'}",
+        f"- the off path's only addition: the route's `runtime.tracing is not None` and six `stage(None, name)` "
+        f"(one shared null context): {w.off_ns:.0f} ns per request ({w.off_ns / (w.rank_us * 1e3):.3%} of the "
+        "in-process request); no OpenTelemetry object is made and the SDK's tracer is never imported. Off "
+        "against the code before tracing cannot be measured side by side: it is that code plus these calls."]
 
 
 def run_header(args: argparse.Namespace, load: list[float]) -> str:
