@@ -3,8 +3,8 @@
 Four server processes, identical but for the tracing settings: off (no RANKER_OTLP_ENDPOINT) twice (the
 second one's ratio to the first is this run's noise floor: two identical processes), on (every
 request traced: its caller's `traceparent` says sampled; spans exported by OTLP/HTTP to a receiver in this
-process that decodes and counts them), and on with RANKER_TRACE_SAMPLE=0.1 for requests without a
-`traceparent` (the server samples one trace in ten; the others make spans that record nothing). Measured
+process that decodes and counts them), and on with the default RANKER_TRACE_SAMPLE=0.1 for requests without
+a `traceparent` (the server samples one trace in ten; the others make spans that record nothing). Measured
 interleaved as bench/serve_logging.py does: a chunk of sequential requests each, then a closed-loop slice
 each, round after round (each round starting with the next server, so no server always goes first), so a
 busy moment of the shared machine hits all alike. Also, in-process: the CPU a recorded request costs (its
@@ -54,13 +54,14 @@ ROUNDS = 12
 DISTINCT_BODIES = 8
 GOAL_P50 = 1.05
 GOAL_THROUGHPUT = 0.95
-SAMPLED = "on, RANKER_TRACE_SAMPLE=0.1"
+SAMPLED = "on, RANKER_TRACE_SAMPLE=0.1 (the default)"
 TWIN = "off, a second process"
-VARIANTS = ("off", TWIN, "on", SAMPLED)
-TRACED = ("on", SAMPLED)
-SERVER_ENV = {"off": {}, TWIN: {}, "on": {}, SAMPLED: {"RANKER_TRACE_SAMPLE": "0.1"}}  # + RANKER_OTLP_ENDPOINT if traced
+RECORDED = "on, every request recorded"
+VARIANTS = ("off", TWIN, RECORDED, SAMPLED)
+TRACED = (RECORDED, SAMPLED)
+SERVER_ENV = {"off": {}, TWIN: {}, RECORDED: {}, SAMPLED: {"RANKER_TRACE_SAMPLE": "0.1"}}  # + RANKER_OTLP_ENDPOINT
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-TRACEPARENT = {"off": True, TWIN: True, "on": True, SAMPLED: False}  # a sampled caller's header, or none
+TRACEPARENT = {"off": True, TWIN: True, RECORDED: True, SAMPLED: False}  # a sampled caller's header, or none
 
 
 class SpanSink:
@@ -266,7 +267,7 @@ def render(r: TracingResult, header: str) -> list[str]:
              "interleaved in one run: latency client-side in ms, one request at a time, in chunks of "
              f"{CHUNK}; peak = closed loop with its connections, in {ROUNDS} slices per server; the rounds "
              "alternate between the servers, and \"vs off\" is the median of the rounds' ratios to the off "
-             "server. \"on\": every request carries a sampled caller's `traceparent` and its 7 spans are exported "
+             "server. \"every request recorded\": every request carries a sampled caller's `traceparent` and its 7 spans are exported "
              "(OTLP/HTTP protobuf, BatchSpanProcessor) to a collector stand-in on 127.0.0.1 that decodes them; "
              "\"RANKER_TRACE_SAMPLE=0.1\": requests carry no `traceparent` and the server traces one in ten.", "",
              "| tracing | p50 | p99 | requests | peak req/s | p50 vs off | peak vs off |",
@@ -283,8 +284,8 @@ def render(r: TracingResult, header: str) -> list[str]:
         lines.append(f"- {name}: p50 {p50:.3f}x off (goal <= {GOAL_P50}x) -> {verdict(p50 <= GOAL_P50, noise)}; "
                      f"throughput {thr:.3f}x (goal >= {GOAL_THROUGHPUT}x) -> {verdict(thr >= GOAL_THROUGHPUT, noise)}")
     per = len(STAGES) + 1
-    lines.append(f"- spans the collector received from the \"on\" server after it stopped: {r.spans['on']:,} of the "
-                 f"{r.answered['on'] * per:,} of its {r.answered['on']:,} answered requests (warm-up included); from "
+    lines.append(f"- spans the collector received from the recording server after it stopped: {r.spans[RECORDED]:,} of "
+                 f"the {r.answered[RECORDED] * per:,} of its {r.answered[RECORDED]:,} answered requests (warm-up included); from "
                  f"the sampled one, {r.spans[SAMPLED]:,}: {r.spans[SAMPLED] / per / max(1, r.answered[SAMPLED]):.1%} "
                  f"of its {r.answered[SAMPLED]:,} requests traced")
     if r.work is not None:

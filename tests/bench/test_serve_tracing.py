@@ -20,9 +20,9 @@ def test_smoke_run_measures_off_and_on_and_writes_its_section(bundle_dir, tmp_pa
            "--duration", "0.3", "--concurrency", "2", "--doc", str(doc)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
-    for row in ("| off |", "| on |", "| on, RANKER_TRACE_SAMPLE=0.1 |"):
+    for row in ("| off |", "| on, every request recorded |", "| on, RANKER_TRACE_SAMPLE=0.1 (the default) |"):
         assert row in out.stdout
-    spans = re.search(r'received from the "on" server after it stopped: ([\d,]+) of the ([\d,]+)', out.stdout)
+    spans = re.search(r'received from the recording server after it stopped: ([\d,]+) of the ([\d,]+)', out.stdout)
     received, expected = (int(g.replace(",", "")) for g in spans.groups())
     assert received == expected > 0  # the batch processor lost nothing, and the flush on stop delivered the rest
     text = doc.read_text()

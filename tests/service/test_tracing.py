@@ -136,3 +136,16 @@ def test_a_base_endpoint_gets_the_traces_path(endpoint, url):
 def test_an_endpoint_that_is_not_http_is_refused_at_startup():
     with pytest.raises(ValueError, match="otlp_endpoint"):
         Settings(otlp_endpoint="collector:4317")
+
+
+def test_new_traces_are_sampled_one_in_ten_by_default_and_a_callers_decision_is_kept():
+    tracing = build_tracing(Settings(otlp_endpoint="http://127.0.0.1:9"))  # nothing is ended, so nothing is sent
+    try:
+        assert Settings().trace_sample == 0.1
+        assert tracing.start_request({"traceparent": TRACEPARENT}, "/v1/rank").span.is_recording()
+        unsampled = TRACEPARENT[:-2] + "00"
+        assert not tracing.start_request({"traceparent": unsampled}, "/v1/rank").span.is_recording()
+        recorded = sum(tracing.start_request({}, "/v1/rank").span.is_recording() for _ in range(2000))
+        assert 120 < recorded < 280  # 10 % of 2,000 by trace id: 200 expected, outside this about 1 run in 10^8
+    finally:
+        tracing.shutdown()
