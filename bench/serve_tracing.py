@@ -80,8 +80,9 @@ class SpanSink:
                 request.ParseFromString(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 for rs in request.resource_spans:
                     instance = next((a.value.string_value for a in rs.resource.attributes
-                                     if a.key == "service.instance.id"), "-p0")
-                    sink.spans[int(instance.rsplit("-p", 1)[1])] += sum(len(s.spans) for s in rs.scope_spans)
+                                     if a.key == "service.instance.id"), "")
+                    pid = instance.rpartition("-p")[2]  # 0: not a server (the in-process measurement)
+                    sink.spans[int(pid) if pid.isdigit() else 0] += sum(len(s.spans) for s in rs.scope_spans)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", "0")
