@@ -10,7 +10,9 @@ only appends finished spans; a slow or dead collector drops spans (the queue is 
 delays or fails a ranking.
 
 With tracing off, `Runtime.tracing` is None: the route tests that, the pipeline's `stage(None, name)`
-returns a shared null context, and no OpenTelemetry object is made; the SDK is not even imported.
+returns a shared null context, and no OpenTelemetry object is made; the SDK's tracer and exporter are
+not even imported. By default one new trace in ten is recorded (RANKER_TRACE_SAMPLE; a caller's sampled
+`traceparent` is always followed): a recorded request's 7 spans cost ~9 % of its CPU in Python.
 """
 
 from __future__ import annotations
