@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, description=(
         "server processes sharing the port (uvicorn workers); above 1, /metrics adds up every process "
         "(prometheus-client multiprocess mode, files in $PROMETHEUS_MULTIPROC_DIR or a fresh temp dir)"))
+    otlp_endpoint: str | None = Field(None, description=(
+        "OpenTelemetry collector for traces of /v1/rank, OTLP over HTTP, e.g. http://otel-collector:4318 "
+        "(/v1/traces is appended to a URL without a path); unset = tracing off"))
+    trace_sample: float = Field(0.1, ge=0, le=1, description=(
+        "share of requests without a traceparent header that are traced (a request with one follows its "
+        "caller's sampling decision); 0.1 keeps tracing within 5 % of a request's CPU, recording every "
+        "request costs ~11 % (docs/OPERATIONS.md, Traces)"))
     host: str = Field("127.0.0.1", description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
@@ -103,6 +110,9 @@ class Settings(BaseSettings):
             raise ValueError("admin_token must be at least 16 characters (or unset to turn admin routes off)")
         if self.feedback_token is not None and len(self.feedback_token.get_secret_value()) < 16:
             raise ValueError("feedback_token must be at least 16 characters (or unset for no token)")
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"otlp_endpoint must be an http:// or https:// URL (OTLP over HTTP), got "
+                             f"{self.otlp_endpoint!r}")
         return self
 
     def log_config(self) -> LogConfig | None:

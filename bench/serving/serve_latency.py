@@ -17,6 +17,7 @@ off vs on at 500 candidates, bench/serving/serve_logging.py) goes into its own s
     python -m bench.serving.serve_latency --bundle runs/demo-bundle            # full run (~10 min)
     python -m bench.serving.serve_latency --bundle B --sizes 20 --requests 20 --duration 0.5 --no-doc   # smoke
     python -m bench.serving.serve_latency --bundle runs/demo-bundle --logging-only    # the log's section alone (~1 min)
+    python -m bench.serving.serve_latency --bundle runs/demo-bundle --tracing-only    # tracing off vs on (bench/serving/serve_tracing.py)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 import orjson
 
 from bench.doc_sections import DOC, write_section
-from bench.serving import serve_logging
+from bench.serving import serve_logging, serve_tracing
 from bench.serving.http_load import LoadResult, closed_loop, open_loop, post_request, sequential
 from bench.serving.serve_floors import (
     FLOOR_SIZE,
@@ -106,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds of wrk per server and connection count in the log's off-vs-on rows (in 6 slices)")
     p.add_argument("--logging-only", action="store_true",
                    help="measure only the impression log off vs on (its section of the doc alone)")
+    p.add_argument("--tracing-only", action="store_true",
+                   help="measure only tracing off vs on (bench/serving/serve_tracing.py, its section of the doc alone)")
     return p.parse_args(argv)
 
 
@@ -344,6 +347,12 @@ def _cpus() -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.tracing_only:
+        forwarded = ["--bundle", str(args.bundle), "--weights", str(args.weights), "--requests", str(args.requests),
+                     "--duration", str(args.duration), "--concurrency", str(args.concurrency), "--doc", str(args.doc)]
+        serve_tracing.main([*forwarded, *(["--no-doc"] if args.no_doc else [])],
+                           command=" ".join(["python bench/serve_latency.py", *sys.argv[1:]]))
+        return
     if not (args.bundle / "manifest.json").exists():
         sys.exit(f"no bundle at {args.bundle}; run `make run` (or `ranker train configs/demo.yaml --out {args.bundle}`)")
     args.load_average = [os.getloadavg()[0]]

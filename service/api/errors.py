@@ -59,11 +59,11 @@ def status_of(error: RankerError) -> int:
     return STATUS.get(type(error), 500)
 
 
-def error_response(error: RankerError, retry_after: int) -> JSONResponse:
+def error_response(error: RankerError, retry_after: int, traceparent: str | None = None) -> JSONResponse:
     status = status_of(error)
     body = {"error": {"code": error.code, "message": error.message,
                       "fields": [{"field": p.field, "message": p.message} for p in error.problems]}}
-    headers = {}
+    headers = {"traceparent": traceparent} if traceparent is not None else {}
     if status == 503:
         headers["Retry-After"] = str(retry_after)
     if status == 401:
@@ -77,7 +77,8 @@ def install_error_handlers(app: FastAPI, retry_after: int) -> None:
             header_id = request.headers.get("x-request-id")
             log.error("%s: %s", error.code, error.message, exc_info=error, extra={
                 "path": request.url.path, "request_id": header_id[:MAX_REQUEST_ID] if header_id else None})
-        return error_response(error, retry_after)
+        # /v1/rank's trace (service/tracing.py), so a refused request can be found among the traces.
+        return error_response(error, retry_after, getattr(request.state, "traceparent", None))
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         return error_response(InternalError(f"internal error ({type(error).__name__})"), retry_after)

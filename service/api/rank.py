@@ -79,17 +79,21 @@ async def rank(request: Request, runtime: RuntimeDep) -> Response:
     """Rank the candidates by the profile's weighted combination of the task heads."""
     start = time.perf_counter()
     status, ranked, error = 500, None, None
+    trace = runtime.tracing.start_request(request.headers, request.url.path) if runtime.tracing is not None else None
+    headers: dict[str, str] = {}
+    if trace is not None and (traceparent := trace.traceparent()) is not None:
+        headers["traceparent"] = request.state.traceparent = traceparent  # error responses carry it too
     try:
         with runtime.admit():
             serving = runtime.serving()
             body = await read_body(request, runtime.settings.max_body_bytes)
-            ranked = await runtime.rank(serving, body, request.headers.get("x-request-id"))
+            ranked = await runtime.rank(serving, body, request.headers.get("x-request-id"), trace)
         status = 200
         # A shadow scores the request after the response is sent: its cost never delays this answer.
         shadow = (BackgroundTask(runtime.shadow, ranked.shadow, body, ranked.request_id)
                   if ranked.shadow is not None else None)
-        return Response(ranked.body, media_type="application/json", headers={"X-Request-ID": ranked.request_id},
-                        background=shadow)
+        headers["X-Request-ID"] = ranked.request_id
+        return Response(ranked.body, media_type="application/json", headers=headers, background=shadow)
     except RankerError as e:
         status, error = status_of(e), e.message
         raise
@@ -98,7 +102,10 @@ async def rank(request: Request, runtime: RuntimeDep) -> Response:
         status, error = 500, internal.message
         raise internal from e
     finally:
-        _record(runtime, start, status, ranked, error, request.headers.get("x-request-id"))
+        header_id = request.headers.get("x-request-id")
+        _record(runtime, start, status, ranked, error, header_id)
+        if trace is not None:
+            trace.finish(status, ranked, error, header_id[:MAX_REQUEST_ID] if header_id else None)
 
 
 def _record(runtime: RuntimeDep, start: float, status: int, ranked: Ranked | None, error: str | None,

@@ -28,6 +28,7 @@ from service.live.response import response_body, top_k_order
 from service.live.state import Canary, Serving
 from service.metrics import RankerMetrics
 from service.profiles import CompiledProfile, CompiledWeights
+from service.tracing import RequestTrace, stage
 
 if TYPE_CHECKING:
     from service.feature_store.lookup import FeatureLookup, Filled
@@ -69,18 +70,21 @@ class Scored:
 
 def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
          header_request_id: str | None = None, lookup: FeatureLookup | None = None,
-         impressions: ImpressionLog | None = None) -> Ranked:
+         impressions: ImpressionLog | None = None, trace: RequestTrace | None = None) -> Ranked:
     """Score and sort one request with one (model, weights) pair, or the canary's. Raises RankerError
-    subclasses. With `impressions`, the response is also queued for the impression log (references, no I/O)."""
+    subclasses. With `impressions`, the response is also queued for the impression log (references, no I/O);
+    with `trace`, each stage is a child span of the request's (service/tracing.py)."""
     model, weights, role = serving.model, serving.weights, "current"
     header_id = check_header_request_id(header_request_id)
-    request = model.parse(raw)
     canary = serving.canary
-    if canary is not None and canary.record.mode == "canary" and canary.record.takes(user_key(weights, request.user)):
-        model, weights, role = canary.model, canary.weights, "canary"
-        request = model.parse(raw)  # the canary's own schema
+    with stage(trace, "parse"):
+        request = model.parse(raw)
+        if (canary is not None and canary.record.mode == "canary"
+                and canary.record.takes(user_key(weights, request.user))):
+            model, weights, role = canary.model, canary.weights, "canary"
+            request = model.parse(raw)  # the canary's own schema
     try:
-        s = score(model, weights, request, lookup)
+        s = score(model, weights, request, lookup, trace)
     except ModelOutputError:
         if metrics is not None:
             metrics.non_finite_scores.inc()
@@ -90,7 +94,8 @@ def rank(serving: Serving, raw: bytes, metrics: RankerMetrics | None = None,
               "profile": s.profile.name, "arm": s.arm, "weights_generation": weights.generation}
     if s.filled is not None:
         header["lookup"] = s.filled.summary
-    body = response_body(header, request.item_ids, s.scores, s.heads, s.order, s.parts, request.scores)
+    with stage(trace, "respond"):
+        body = response_body(header, request.item_ids, s.scores, s.heads, s.order, s.parts, request.scores)
     if impressions is not None:
         impressions.offer(request_id, model, weights, s.profile.name, s.arm, request, s.scores, s.heads, s.order,
                           role)
@@ -116,21 +121,26 @@ def shadow_rank(shadow: Canary, raw: bytes, request_id: str, metrics: RankerMetr
 
 
 def score(model: RankingModel, weights: CompiledWeights, request: RankRequest,
-          lookup: FeatureLookup | None) -> Scored:
+          lookup: FeatureLookup | None, trace: RequestTrace | None = None) -> Scored:
     """profile -> feature store -> encode -> session.run -> combine -> finite? -> top-k order."""
     profile, arm = weights.choose(request.profile, request.user)
     if profile is None:
         raise InvalidRequest.at("profile", f"unknown profile {request.profile!r}; profiles are "
                                            f"{sorted(weights.profiles)}")
-    filled = lookup.fill(model.manifest, request) if lookup is not None else None  # feature store
-    inputs = model.encode(request, filled)  # counts defaulted and clipped values, or refuses (on_missing: error)
-    t0 = time.perf_counter()
-    heads = model.predict(inputs)  # {task: (B,)}
-    inference = time.perf_counter() - t0
-    # Explanations cost nothing unless asked for: `combine` is the whole scoring step otherwise.
-    scores, parts = profile.explain(heads) if request.explain else (profile.combine(heads), None)  # (B,)
-    require_finite(scores, heads)
-    return Scored(request, profile, arm, filled, heads, scores, parts, top_k_order(scores, request.top_k), inference)
+    with stage(trace, "lookup"):
+        filled = lookup.fill(model.manifest, request) if lookup is not None else None  # feature store
+    with stage(trace, "encode"):
+        inputs = model.encode(request, filled)  # counts defaulted and clipped values, or refuses (on_missing: error)
+    with stage(trace, "session.run"):
+        t0 = time.perf_counter()
+        heads = model.predict(inputs)  # {task: (B,)}
+        inference = time.perf_counter() - t0
+    with stage(trace, "combine"):
+        # Explanations cost nothing unless asked for: `combine` is the whole scoring step otherwise.
+        scores, parts = profile.explain(heads) if request.explain else (profile.combine(heads), None)  # (B,)
+        require_finite(scores, heads)
+        order = top_k_order(scores, request.top_k)  # (k,)
+    return Scored(request, profile, arm, filled, heads, scores, parts, order, inference)
 
 
 def observe(metrics: RankerMetrics, s: Scored, weights: CompiledWeights, role: Role) -> None:

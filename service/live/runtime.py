@@ -31,6 +31,7 @@ from service.live.weights_store import WeightsStore
 from service.metrics import RankerMetrics
 from service.registry import Registry
 from service.settings import Settings
+from service.tracing import RequestTrace, Tracing, build_tracing
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,12 @@ class Runtime:
     Args:
         settings: validated settings.
         registry: the model registry (default: `Registry(settings.registry_root, settings.model_name)`).
+        tracing: where request spans go (default: OTLP when settings.otlp_endpoint is set, else None: off).
     """
 
-    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, registry: Registry | None = None, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing if tracing is not None else build_tracing(settings)
         self.metrics = RankerMetrics()
         self.state = ServingState()
         registry = registry or Registry(settings.registry_root, settings.model_name)
@@ -101,6 +104,8 @@ class Runtime:
             await anyio.to_thread.run_sync(self.impressions.stop)
         if self.feedback is not None:
             await anyio.to_thread.run_sync(self.feedback.stop)
+        if self.tracing is not None:  # the spans still queued are exported (bounded by the export timeout)
+            await anyio.to_thread.run_sync(self.tracing.shutdown)
 
     def serving(self) -> Serving:
         """The (model, weights) pair for one request; NotReady (503) until both are valid."""
@@ -128,10 +133,11 @@ class Runtime:
         finally:
             self.in_flight -= 1
 
-    async def rank(self, serving: Serving, body: bytes, header_request_id: str | None) -> Ranked:
+    async def rank(self, serving: Serving, body: bytes, header_request_id: str | None,
+                   trace: RequestTrace | None = None) -> Ranked:
         """Run the CPU-bound ranking path on a scoring thread (the event loop keeps serving probes), or
         on the event loop itself with scoring_threads 0."""
-        fn = partial(rank, serving, body, self.metrics, header_request_id, self.lookup, self.impressions)
+        fn = partial(rank, serving, body, self.metrics, header_request_id, self.lookup, self.impressions, trace)
         if self._limiter is None:
             return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self._limiter)

@@ -185,6 +185,19 @@ def test_every_alert_has_annotations_and_a_runbook_section_that_exists() -> None
         assert path.endswith("docs/OPERATIONS.md") and anchor in anchors, (r["alert"], anchor)
 
 
+def test_every_alert_has_a_runbook_entry_with_three_checks_and_a_fix() -> None:
+    """Issue 26's "done when": per alert, what it means, the first three things to check, the fixing command."""
+    doc = (REPO / "docs" / "OPERATIONS.md").read_text()
+    section = doc.split("## When an alert fires", 1)[1].split("\n## ", 1)[0]
+    entries = dict(re.findall(r"^### (\w+)\n(.*?)(?=^### |\Z)", section, re.M | re.S))
+    for r in yaml.safe_load((MONITORING / "rules.yml").read_text())["groups"][0]["rules"]:
+        entry = entries.get(r["alert"])
+        assert entry is not None, r["alert"]
+        meaning, _, rest = entry.strip().partition("\n\n1. ")
+        assert meaning and all(f"\n{i}. " in f"\n1. {rest}" for i in (1, 2, 3)), r["alert"]
+        assert re.search(r"^Fix: .*`[^`]+`", rest, re.M | re.S), r["alert"]
+
+
 def test_every_alert_has_promtool_cases() -> None:
     tested = {t["name"] for t in unit_tests()}
     assert tested == {a.name for a in ALERTS}
