@@ -25,10 +25,10 @@ from bench.doc_sections import write_section
 from bench.quality.common import provenance
 from service.contract.bundle import load_bundle
 from training.data.demo import DemoConfig, generate, write_partitioned
+from training.evaluation import ranking as R
+from training.profiles.logs import LogColumns, load_weights, read_log, score_log
+from training.profiles.stats import estimate
 from training.spec import load_spec
-from training.weights import ranking as R
-from training.weights.logs import LogColumns, load_weights, read_log, score_log
-from training.weights.stats import estimate
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "ranking-stability"

@@ -17,8 +17,8 @@ from training.features.cli import features_app
 from training.logs.cli import logs_app
 from training.monitor.cli import monitor_app
 from training.nightly.cli import registry_app, retrain_command
+from training.profiles.cli import replay_command, tune_command, weights_app
 from training.spec import SpecError, load_spec
-from training.weights.cli import replay_command, tune_command, weights_app
 
 app = typer.Typer(help="Train, export and publish multi-task ranking models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -207,7 +207,7 @@ def publish(
 app.command("retrain")(retrain_command)
 app.add_typer(registry_app, name="registry")
 app.add_typer(features_app, name="features")
-# Weights (training/weights/cli.py): replay, tune, check, diff.
+# Weights (training/profiles/cli.py): replay, tune, check, diff.
 app.command("replay")(replay_command)
 app.command("tune")(tune_command)
 app.add_typer(weights_app, name="weights")

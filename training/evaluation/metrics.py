@@ -8,8 +8,8 @@ from sklearn.metrics import roc_auc_score
 from service.contract.calibration import PROB_EPS
 from training.data.requests import request_stats, size_warnings
 from training.evaluation.constant import Constant
+from training.evaluation.served import gains, score_weights_profile
 from training.spec import RankerSpec, TaskConfig
-from training.weights.served import gains, score_weights_profile
 
 # A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
 # this, or it effectively uses fewer experts than EFFECTIVE_EXPERTS_FLOOR (exp of the entropy).
@@ -236,7 +236,7 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
         tasks[t.name], warning = task_quality(t, raw_labels[:, j], preds[:, j],
                                               None if served is None else served[:, j], (constants or {}).get(t.name))
         weak += [warning] if warning else []
-    # eval.score_weights is a profile, combined by the server's code (training/weights/served.py).
+    # eval.score_weights is a profile, combined by the server's code (training/evaluation/served.py).
     score = score_weights_profile(spec).combine({t: preds[:, j] for j, t in enumerate(names)})
     gain = gains(spec, raw_labels)
     k = spec.eval.ndcg_k

@@ -37,6 +37,7 @@ from training.data.lineage import lineage, overlap
 from training.distributed.context import Dist
 from training.evaluation.evaluate import holdout_scores
 from training.evaluation.inference import export_heads, predict
+from training.evaluation.served import eval_weights
 from training.fit.train import Trained, train
 from training.modeling.model import ModelArgs
 from training.nightly.gate_report import build_report, render_gate_report, write_gate_report
@@ -44,7 +45,6 @@ from training.nightly.gates import GateResult, Scored, check, parity_gate, run_g
 from training.nightly.warm_start import keep_binned, load_checkpoint, warm_start
 from training.spec import RankerSpec
 from training.streaming.prepare import choose_loading
-from training.weights.served import eval_weights
 
 logger = logging.getLogger(__name__)
 
