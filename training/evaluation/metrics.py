@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from service.contract.calibration import PROB_EPS
 from training.data.requests import request_stats, size_warnings
+from training.evaluation import ranking as R
 from training.evaluation.constant import Constant
 from training.evaluation.served import gains, score_weights_profile
 from training.spec import RankerSpec, TaskConfig
@@ -43,29 +44,20 @@ def rmse(labels: np.ndarray, predictions: np.ndarray) -> float | None:
 def ndcg_at_k(request: np.ndarray, scores: np.ndarray, gains: np.ndarray, k: int) -> float | None:
     """Mean NDCG@k over requests with at least two rows and one positive gain; None if there are none.
 
-    A one-row request ranks nothing (its NDCG is always 1.0), so it does not count.
+    A one-row request ranks nothing (its NDCG is always 1.0), so it does not count. Each request's
+    NDCG is ranking.ndcg's, the one definition every report, gate and replay uses.
 
     Args:
         request: (N,) dense request index per row (rows of a request in any order).
         scores: (N,) model scores; gains: (N,) relevance, >= 0.
     """
-    def dcg(order_key: np.ndarray) -> np.ndarray:
-        order = np.lexsort((-order_key, request))  # by request, then key descending
-        req_sorted = request[order]
-        starts = np.r_[0, np.flatnonzero(req_sorted[1:] != req_sorted[:-1]) + 1]
-        first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        pos = np.arange(len(order)) - first
-        disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
-        return np.bincount(req_sorted, weights=gains[order] * disc, minlength=int(request.max()) + 1)
-
     if len(request) == 0:
         return None
-    ideal = dcg(gains)
-    actual = dcg(scores)
-    counted = (ideal > 0) & (np.bincount(request, minlength=len(ideal)) > 1)
+    per = R.ndcg(R.Requests.of_index(request), scores, gains, k)
+    counted = ~np.isnan(per)
     if not counted.any():
         return None
-    return float(np.mean(actual[counted] / ideal[counted]))
+    return float(np.mean(per[counted]))
 
 
 def gate_stats(gates: np.ndarray, task_names: list[str], shared_slots: list[bool] | None = None) -> dict[str, dict]:
