@@ -44,6 +44,7 @@ from training.fit.progress import EpochBar, epoch_progress
 from training.fit.progress import write as progress_write
 from training.fit.schedule import make_scheduler
 from training.fit.threads import ThreadChooser
+from training.modeling.args import ModelArgs
 from training.modeling.bias_tower import BiasData, prepare_bias, training_graph
 from training.modeling.grad_conflict import MGDAUB, PCGrad
 from training.modeling.losses import (
@@ -53,7 +54,7 @@ from training.modeling.losses import (
     MaskedTaskLosses,
     UncertaintyWeighting,
 )
-from training.modeling.model import ModelArgs, build_model, shared_parameters
+from training.modeling.model import build_model, shared_parameters
 from training.modeling.numeric import binned_features, quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING

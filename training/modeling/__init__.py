@@ -1,5 +1,6 @@
 """The torch model and what trains it.
 
+    args.py           ModelArgs: what every model is built from (the manifest's model_args)
     modules.py        building blocks: FeatureInput, MLP, Tower, Gate (expert dropout)
     model.py          MMoE / OMoE / shared-bottom / single-task; which parameters belong to one task
     ple.py            CGC and PLE (task-specific and shared experts, per level)

@@ -39,7 +39,7 @@ from training.evaluation.evaluate import holdout_scores
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.served import eval_weights
 from training.fit.train import Trained, train
-from training.modeling.model import ModelArgs
+from training.modeling.args import ModelArgs
 from training.nightly.gate_report import build_report, render_gate_report, write_gate_report
 from training.nightly.gates import GateResult, Scored, check, parity_gate, run_gates
 from training.nightly.warm_start import keep_binned, load_checkpoint, warm_start
