@@ -13,6 +13,7 @@ import typer
 
 from service.experiments import CONTROL_ARM
 from service.profiles import WeightsError, parse_weights
+from training.cli_options import fail
 from training.experiments.joined import BY, ExperimentError
 from training.experiments.stats import RESAMPLES
 from training.spec import SpecError, load_spec
@@ -21,11 +22,6 @@ experiment_app = typer.Typer(help="Read experiments (weights arms, model canarie
                              no_args_is_help=True, pretty_exceptions_enable=False)
 
 ERRORS = (ExperimentError, SpecError, WeightsError, OSError)
-
-
-def fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def parse_expected(text: str) -> dict[str, float]:

@@ -14,13 +14,13 @@ import typer
 
 from service.contract.bundle import BundleError, LoadedBundle, load_bundle
 from service.profiles import WeightsError
+from training.cli_options import fail
 from training.data import DataError
 
 weights_app = typer.Typer(help="Check and compare weights files (weights.yaml).", no_args_is_help=True,
                           pretty_exceptions_enable=False)
 
 EXIT_INVALID = 1
-EXIT_ERROR = 2
 ERRORS = (BundleError, DataError, WeightsError, ValueError, OSError)
 
 BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="bundle directory (model.onnx + manifest.json)")]
@@ -36,11 +36,6 @@ LabelOpt = Annotated[list[str] | None, typer.Option(
 ResamplesOpt = Annotated[int, typer.Option("--resamples", min=0, help="bootstrap resamples for the intervals")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="print Markdown instead of a table")]
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=code)
 
 
 def log_columns(bundle: LoadedBundle, request_id: str | None, item_id: str | None, labels: list[str] | None):
