@@ -30,6 +30,7 @@ import torch.nn as nn
 from service.contract.features import FeatureEncoders
 from training import data as D
 from training.data import splits as S
+from training.data.bias_inputs import BiasData, prepare_bias
 from training.data.columns import expand_numeric_patterns
 from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
@@ -45,7 +46,7 @@ from training.fit.progress import write as progress_write
 from training.fit.schedule import make_scheduler
 from training.fit.threads import ThreadChooser
 from training.modeling.args import ModelArgs
-from training.modeling.bias_tower import BiasData, prepare_bias, training_graph
+from training.modeling.bias_tower import training_graph
 from training.modeling.grad_conflict import MGDAUB, PCGrad
 from training.modeling.losses import (
     Balancer,

@@ -6,5 +6,5 @@
     ple.py            CGC and PLE (task-specific and shared experts, per level)
     losses.py         masked per-task losses; fixed, uncertainty and GradNorm balancing
     grad_conflict.py  PCGrad and MGDA-UB
-    bias_tower.py     the training-only position-bias tower and its inputs (never exported)
+    bias_tower.py     the training-only position-bias tower (never exported; its inputs: data/bias_inputs.py)
 """

@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 
 from service.contract.features import FeatureEncoders
 from training.data import DataError, requests
+from training.data.bias_inputs import BiasEncoders
 from training.data.tables import LabelScaler, no_finite_values, no_labels, no_rows, raw_labels
 from training.evaluation.constant import Constant
-from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.assign import TEST, TRAIN, VALID, ByColumn, ByHash, ByTime, Fixed
 from training.streaming.source import Source

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 
 from service.contract.features import FeatureEncoders
+from training.data.bias_inputs import BiasData
 from training.data.tables import LabelScaler
 from training.evaluation.constant import Constant
-from training.modeling.bias_tower import BiasData
 from training.spec import RankerSpec
 from training.streaming.plan import StreamPlan, build_plan
 from training.streaming.source import Source

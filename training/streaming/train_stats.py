@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from training.data.bias_inputs import BiasEncoders
 from training.data.tables import (
     LabelScaler,
     _require_numeric,
@@ -22,7 +23,6 @@ from training.data.tables import (
     with_moments,
 )
 from training.evaluation.constant import Constant
-from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.stats import Moments, NumericStats, ValueCounts
 
