@@ -19,7 +19,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,8 +100,9 @@ class Trained:
     metrics: dict = field(default_factory=dict)  # {"valid": {...}} (+ "test" when asked for)
     train_seconds: float = 0.0
     init_summary: dict | None = None  # what a ModelInit (e.g. warm start) reported
-    stopping: dict = field(default_factory=dict)  # fit_epochs' outcome: best epoch, per-head epochs
+    stopping: dict = field(default_factory=dict)  # fit's outcome: best epoch, per-head epochs
     baseline: dict | None = None  # eval.baseline: the GBDT's metrics on the same splits (evaluation/baseline.py)
+    batch_rows: list[list[np.ndarray]] | None = None  # train(record_batches=True): per epoch, each batch's rows
 
     def warnings(self, metrics: dict | None = None) -> list[str]:
         """What looked wrong in the data (requests spanning splits, one-row requests, ...) and in each measured
@@ -250,8 +251,8 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
             parts.average.update()
         rows += len(batch.labels)
         parts.requests += batch.requests
-        if parts.trace is not None:
-            parts.trace[-1].append(batch.rows)
+        if parts.batch_rows is not None:
+            parts.batch_rows[-1].append(batch.rows)
         with torch.no_grad():
             sums += per_task * counts
             seen += counts
@@ -263,13 +264,29 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
     return sums / seen.clamp_min(1), rows
 
 
+@dataclass
+class Fit:
+    """What `fit` returns: the per-epoch logs, the stopping summary (see fit_epochs) and, when asked for,
+    each epoch's batches as row positions."""
+
+    history: list[dict]
+    stopping: dict
+    batch_rows: list[list[np.ndarray]] | None = None
+
+
 def fit(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
-        progress: bool = True, outcome: dict | None = None, dist: Dist | None = None) -> list[dict]:
+        progress: bool = True, dist: Dist | None = None, record_batches: bool = False) -> Fit:
     """Train in place; restores the best validation epoch (per head, with per_task_stopping: combine).
 
-    Returns per-epoch logs; `outcome`, when given, receives the stopping summary (see fit_epochs).
+    record_batches keeps every batch's row positions per epoch (Fit.batch_rows; tests compare ranks' shares).
     """
-    return list(fit_epochs(spec, prep, model, log_path, progress, outcome, dist))
+    epochs = fit_epochs(spec, prep, model, log_path, progress, dist=dist, record_batches=record_batches)
+    history = []
+    while True:
+        try:
+            history.append(next(epochs))
+        except StopIteration as end:  # the generator's return value: (stopping, batch rows)
+            return Fit(history, *end.value)
 
 
 @dataclass
@@ -285,7 +302,7 @@ class FitParts:
     valid: EvalFeed
     dist: Dist
     sync: GradSync | None = None
-    trace: list | None = None  # when a list: per epoch, a list of every batch's row positions (tests)
+    batch_rows: list | None = None  # when a list: per epoch, a list of every batch's row positions
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
     average: WeightAverage | None = None  # train.ema_epochs: validated and kept in place of the raw weights
     requests: int = 0  # this rank's requests in the epoch's batches (batches of whole requests)
@@ -328,8 +345,8 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
     with epoch_progress(steps, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
         t0 = time.perf_counter()
         batches = parts.feed.batches(epoch, dist.rank, dist.world)
-        if parts.trace is not None:
-            parts.trace.append([])
+        if parts.batch_rows is not None:
+            parts.batch_rows.append([])
         try:
             train_loss, rows = train_epoch(parts, batches, steps, bar)
         finally:
@@ -367,7 +384,7 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
 
 def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
                progress: bool = True, outcome: dict | None = None, dist: Dist | None = None,
-               trace: list | None = None) -> Iterator[dict]:
+               record_batches: bool = False) -> Generator[dict, None, tuple[dict, list | None]]:
     """`fit`, one epoch at a time: yields each epoch's log (also appended to log_path).
 
     Stops after spec.train.epochs or when the early-stopping criterion (train.early_stopping_metric)
@@ -375,11 +392,13 @@ def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, lo
     weights, combines heads if asked, and sets eval mode. `outcome` gets {"best_epoch", "metric",
     "heads": each head's best epoch and metrics, "combined": per-head swap results or None}.
     Under torchrun (`dist`), every rank runs this; validation gathers every rank's predictions and
-    every decision follows rank 0's numbers. `trace` (a list) receives, per epoch, its batches' row positions.
+    every decision follows rank 0's numbers. Returns (the generator's value: `fit` takes it) the stopping
+    summary and, with record_batches, per epoch its batches' row positions. `outcome`, when given, gets the
+    summary too, for callers that read the epochs one at a time (the benchmarks' curves).
     """
     dist = dist or Dist()
     parts = FitParts.build(spec, prep, model, dist)
-    parts.trace = trace
+    parts.batch_rows = [] if record_batches else None
     stopper, heads, best_state = Stopper(spec), HeadTracker(spec, model), None
     try:
         for epoch in range(1, spec.train.epochs + 1):
@@ -404,9 +423,11 @@ def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, lo
     if spec.train.per_task_stopping == "combine" and stopper.best_epoch is not None:
         combined = combine_heads(model, heads, stopper.best_epoch,
                                  lambda: dist.broadcast(validation_metrics(model, prep, spec, dist)))
+    stopping = {"best_epoch": stopper.best_epoch, "metric": spec.train.early_stopping_metric,
+                "heads": per_head_report(heads, stopper.best_epoch), "combined": combined}
     if outcome is not None:
-        outcome.update(best_epoch=stopper.best_epoch, metric=spec.train.early_stopping_metric,
-                       heads=per_head_report(heads, stopper.best_epoch), combined=combined)
+        outcome.update(stopping)
+    return stopping, parts.batch_rows
 
 
 def metrics_text(spec: RankerSpec, metrics: dict) -> str:
@@ -467,13 +488,14 @@ ModelInit = Callable[[nn.Module, ModelArgs, FeatureEncoders], dict]
 
 def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
           init: ModelInit | None = None, eval_test: bool = False, dist: Dist | None = None,
-          trace: list | None = None) -> Trained:
+          record_batches: bool = False) -> Trained:
     """Prepare data, fit, evaluate on valid (and on test with eval_test). Logs go to out_dir/train_log.jsonl.
 
     Test metrics are opt-in, so that choosing a model by its reported numbers never tunes on test.
     Numeric feature patterns (`name: "*"`) become the columns they match; Trained.spec lists them.
     Under torchrun (`dist`) every rank fits; only rank 0 evaluates afterwards (the others return a
-    Trained without metrics: rank 0 alone exports and publishes).
+    Trained without metrics: rank 0 alone exports and publishes). record_batches keeps each epoch's
+    batches as row positions (Trained.batch_rows), for tests of what each rank trained on.
     """
     dist = dist or Dist()
     spec, notes = expand_numeric_patterns(spec)
@@ -495,16 +517,16 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
         log_path = Path(out_dir) / "train_log.jsonl"
         log_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    stopping: dict = {}
-    history = list(fit_epochs(spec, prep, model, log_path, progress and dist.is_leader, stopping, dist, trace))
+    fitted = fit(spec, prep, model, log_path, progress and dist.is_leader, dist, record_batches)
     seconds = time.perf_counter() - t0
+    run = {"history": fitted.history, "stopping": fitted.stopping, "batch_rows": fitted.batch_rows}
     if not dist.is_leader:
-        return Trained(spec=spec, prepared=prep, args=args, model=model, history=history,
-                       train_seconds=seconds, init_summary=init_summary, stopping=stopping)
+        return Trained(spec=spec, prepared=prep, args=args, model=model, train_seconds=seconds,
+                       init_summary=init_summary, **run)
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers, prep.constants) for split in evaluated}
     baseline = None
     if isinstance(prep, Prepared) and B.wanted(spec, len(prep.train)):  # the GBDT needs the training arrays
         baseline = B.measure(spec, prep.train, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
-    return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
-                   train_seconds=seconds, init_summary=init_summary, stopping=stopping, baseline=baseline)
+    return Trained(spec=spec, prepared=prep, args=args, model=model, metrics=metrics, train_seconds=seconds,
+                   init_summary=init_summary, baseline=baseline, **run)
