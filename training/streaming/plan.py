@@ -12,7 +12,7 @@
 What stays in memory: the statistics (one count per distinct categorical value), and for validation
 and test (N, T) float64 labels and (N,) int64 request indices. Training rows are never kept, but for
 `numeric_embedding: ple` / `ple_auto` a uniform sample of up to 200,000 rows' numeric values
-(train_stats.RowSample; at most 20 million values), which their bins are fitted on.
+(fitting.RowSample; at most 20 million values), which their bins are fitted on.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from training.data.tables import LabelScaler, no_finite_values, no_labels, no_ro
 from training.evaluation.constant import Constant
 from training.spec import RankerSpec
 from training.streaming.assign import TEST, TRAIN, VALID, ByColumn, ByHash, ByTime, Fixed
+from training.streaming.fitting import TrainStats
 from training.streaming.source import Source
 from training.streaming.timecut import Keys, time_cuts
-from training.streaming.train_stats import TrainStats
 
 SPLITS = ("train", "valid", "test")
 

@@ -24,7 +24,7 @@ from training.data.tables import (
 )
 from training.evaluation.constant import Constant
 from training.spec import RankerSpec
-from training.streaming.stats import Moments, NumericStats, ValueCounts
+from training.streaming.accumulators import Moments, NumericStats, ValueCounts
 
 # Training rows whose numeric values `numeric_embedding: ple` / `ple_auto` fit their bins on when streaming: up to
 # 200,000, and fewer for a wide table, so that the sample holds at most 20 million values (160 MB of float64).
