@@ -52,6 +52,7 @@ from training.bundle.quantize import CALIBRATION_ROWS, Holdout, calibration_feed
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
+from training.data.interface import SplitRows
 from training.data.lineage import lineage
 from training.evaluation.evaluate import HeadScores, holdout_scores, profile_metrics, scored_metrics
 from training.evaluation.inference import export_heads, predict
@@ -127,14 +128,13 @@ def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray, features: Feature
     return out
 
 
-def holdout_outputs(path: Path, e: Encoded, features: FeatureEncoders, layout: Layout) -> np.ndarray:
-    """onnx_outputs over a whole split: at once in memory, a record batch at a time when streamed."""
-    if isinstance(e, Encoded):
-        return onnx_outputs(path, e.categorical, e.numeric, features, layout)
-    return np.concatenate([onnx_outputs(path, c.categorical, c.numeric, features, layout) for c in e.chunks()])
+def holdout_outputs(path: Path, e: SplitRows, features: FeatureEncoders, layout: Layout) -> np.ndarray:
+    """onnx_outputs over a whole split, a chunk at a time: one chunk in memory, a record batch when streamed."""
+    return np.concatenate([onnx_outputs(path, c.categorical, c.numeric, features, layout)
+                           for c in e.chunks(max(1, len(e)))])
 
 
-def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int, features: FeatureEncoders | None = None,
+def check_parity(heads: ExportHeads, path: Path, e: SplitRows, rows: int, features: FeatureEncoders | None = None,
                  layout: Layout = "full") -> float:
     """Max |onnxruntime - torch| over the first `rows` rows of a real split.
 

@@ -32,6 +32,7 @@ from training import data as D
 from training.data import splits as S
 from training.data.bias_inputs import BiasData, prepare_bias
 from training.data.columns import expand_numeric_patterns
+from training.data.interface import SplitRows, TrainingData
 from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
 from training.distributed.launch import local_threads, usable_cores
@@ -60,15 +61,15 @@ from training.modeling.numeric import binned_features, quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING
 from training.streaming.feed import Batch, EvalFeed, MemoryFeed, SplitTensors, StreamFeed
-from training.streaming.prepare import Streamed, choose_loading, prepare_stream
-from training.streaming.splits import StreamedSplit
+from training.streaming.prepare import choose_loading, prepare_stream
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Prepared:
-    """The data side of a run: tables (for raw parity rows and windows), encoders, arrays.
+    """The in-memory run's TrainingData (training/data/interface.py): tables (for raw parity rows and windows),
+    encoders, arrays.
 
     test is None when the spec has no test split (test_fraction 0, or no data.test file).
     """
@@ -89,11 +90,25 @@ class Prepared:
         """The rows a finished model is judged on: test, or valid without a test split."""
         return self.test if self.test is not None else self.valid
 
+    def training_numerics(self) -> np.ndarray:
+        return self.train.numeric
+
+    def train_arrays(self) -> D.Encoded:
+        return self.train
+
+    def feeds(self, spec: RankerSpec, bias: BiasData | None, grouped: bool) -> tuple[MemoryFeed, EvalFeed]:
+        generator = torch.Generator().manual_seed(spec.train.seed)
+        feed = MemoryFeed(SplitTensors.of(self.train, bias.splits["train"] if bias else None, grouped),
+                          spec.train.batch_size, generator, spec.train.seed)
+        valid = EvalFeed(SplitTensors.of(self.valid, bias.splits["valid"] if bias else None, grouped), None,
+                         EVAL_BATCH, grouped)
+        return feed, valid
+
 
 @dataclass
 class Trained:
     spec: RankerSpec
-    prepared: Prepared | Streamed
+    prepared: TrainingData
     args: ModelArgs
     model: nn.Module
     history: list[dict] = field(default_factory=list)
@@ -129,7 +144,7 @@ def prepare(spec: RankerSpec) -> Prepared:
                     constants=constants_of(spec, enc["train"].raw_labels))
 
 
-def prepare_data(spec: RankerSpec, progress: bool = True) -> Prepared | Streamed:
+def prepare_data(spec: RankerSpec, progress: bool = True) -> TrainingData:
     """In memory (`prepare`) or streamed, as data.streaming says; logs which ran and why."""
     mode, why = choose_loading(spec)
     prep = prepare_stream(spec, why) if mode == "stream" else prepare(spec)
@@ -274,7 +289,7 @@ class Fit:
     batch_rows: list[list[np.ndarray]] | None = None
 
 
-def fit(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
+def fit(spec: RankerSpec, prep: TrainingData, model: nn.Module, log_path: Path | None = None,
         progress: bool = True, dist: Dist | None = None, record_batches: bool = False) -> Fit:
     """Train in place; restores the best validation epoch (per head, with per_task_stopping: combine).
 
@@ -298,7 +313,7 @@ class FitParts:
     losses: MaskedTaskLosses
     balancer: Balancer
     opt: torch.optim.Optimizer
-    feed: MemoryFeed | StreamFeed
+    feed: MemoryFeed | StreamFeed  # what TrainingData.feeds gives
     valid: EvalFeed
     dist: Dist
     sync: GradSync | None = None
@@ -310,21 +325,12 @@ class FitParts:
     threads: ThreadChooser | None = None  # train.threads unset, one process: each epoch's thread count by timing
 
     @classmethod
-    def build(cls, spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, dist: Dist) -> FitParts:
+    def build(cls, spec: RankerSpec, prep: TrainingData, model: nn.Module, dist: Dist) -> FitParts:
         graph = training_graph(model, spec, prep.bias)
         balancer = make_balancer(spec, model, graph)
         bias = prep.bias if graph is not model else None
         grouped = any(t.listwise for t in spec.tasks)  # a ranking task: batches of whole requests
-        if isinstance(prep, Streamed):
-            enc = bias.encoders if bias else None
-            feed = StreamFeed(prep.plan, enc, spec.train.batch_size, spec.train.seed, grouped)
-            valid = EvalFeed(prep.valid, enc, spec.data.streaming.read_batch_rows, grouped)
-        else:
-            generator = torch.Generator().manual_seed(spec.train.seed)
-            feed = MemoryFeed(SplitTensors.of(prep.train, bias.splits["train"] if bias else None, grouped),
-                              spec.train.batch_size, generator, spec.train.seed)
-            valid = EvalFeed(SplitTensors.of(prep.valid, bias.splits["valid"] if bias else None, grouped), None,
-                             EVAL_BATCH, grouped)
+        feed, valid = prep.feeds(spec, bias, grouped)
         sync = GradSync(graph, list(balancer.parameters()), dist, spec.train.embedding_grads) if dist.active else None
         opt = make_optimizer(spec, graph, balancer)
         steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
@@ -336,7 +342,7 @@ class FitParts:
                    scheduler=make_scheduler(spec.train, opt, steps), average=average, threads=threads)
 
 
-def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, parts: FitParts, epoch: int,
+def run_epoch(spec: RankerSpec, prep: TrainingData, model: nn.Module, parts: FitParts, epoch: int,
               progress: bool) -> tuple[dict, dict]:
     """Train one epoch, then measure on validation; returns (the epoch's log, validation metrics)."""
     cfg, names, dist = spec.train, spec.task_names(), parts.dist
@@ -382,7 +388,7 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
     return log, metrics
 
 
-def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
+def fit_epochs(spec: RankerSpec, prep: TrainingData, model: nn.Module, log_path: Path | None = None,
                progress: bool = True, outcome: dict | None = None, dist: Dist | None = None,
                record_batches: bool = False) -> Generator[dict, None, tuple[dict, list | None]]:
     """`fit`, one epoch at a time: yields each epoch's log (also appended to log_path).
@@ -464,7 +470,7 @@ def validation_loss(graph: nn.Module, data: EvalFeed, losses: MaskedTaskLosses,
     return float((weights * per_task).sum()), dict(zip(spec.task_names(), per_task.tolist(), strict=True))
 
 
-def validation_metrics(model: nn.Module, prep: Prepared | Streamed, spec: RankerSpec, dist: Dist | None = None) -> dict:
+def validation_metrics(model: nn.Module, prep: TrainingData, spec: RankerSpec, dist: Dist | None = None) -> dict:
     """Per-task AUC / RMSE and NDCG@k of the served heads (no bias tower) on the whole validation split;
     under torchrun each rank predicts its shard and every rank gathers all predictions."""
     dist, e = dist or Dist(), prep.valid
@@ -473,7 +479,7 @@ def validation_metrics(model: nn.Module, prep: Prepared | Streamed, spec: Ranker
     return prediction_metrics(preds, e.raw_labels, e.request, spec)
 
 
-def evaluate(model: nn.Module, e: D.Encoded | StreamedSplit, spec: RankerSpec, scalers: dict[str, D.LabelScaler],
+def evaluate(model: nn.Module, e: SplitRows, spec: RankerSpec, scalers: dict[str, D.LabelScaler],
              constants: dict[str, Constant] | None = None) -> dict:
     """Task metrics (beside the constant baseline) and NDCG of the model's heads on one split, plus gate
     statistics of gated models."""
@@ -504,8 +510,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     set_seed(spec.train.seed)
     torch.set_num_threads(local_threads(spec.train.threads))
     prep = prepare_data(spec, progress and dist.is_leader)
-    train_numeric = prep.train.numeric if isinstance(prep, Prepared) else prep.plan.numeric_sample  # streamed: a sample
-    args = model_args(spec, prep.encoders, train_numeric)
+    args = model_args(spec, prep.encoders, prep.training_numerics())
     model = build_model(args)
     init_summary = init(model, args, prep.encoders) if init else None
     dist.broadcast_parameters(model)
@@ -526,7 +531,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers, prep.constants) for split in evaluated}
     baseline = None
-    if isinstance(prep, Prepared) and B.wanted(spec, len(prep.train)):  # the GBDT needs the training arrays
-        baseline = B.measure(spec, prep.train, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
+    if (arrays := prep.train_arrays()) is not None and B.wanted(spec, len(arrays)):  # the GBDT needs the arrays
+        baseline = B.measure(spec, arrays, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
     return Trained(spec=spec, prepared=prep, args=args, model=model, metrics=metrics, train_seconds=seconds,
                    init_summary=init_summary, baseline=baseline, **run)
