@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from training.data import DataError
 from training.data.splits import Splits
-from training.data.tables import as_strings, column_vocabulary
+from training.data.tables import ValueFreq, as_strings, value_counts, vocabulary
 from training.spec.model import BiasTowerConfig
 
 
@@ -25,6 +25,19 @@ class BiasEncoders:
 
     vocab: dict[str, list[str]]  # column -> values, most frequent first; value i has index i + 1 (0 = unseen)
     stats: dict[str, tuple[float, float]]  # column -> (mean, std)
+
+    @classmethod
+    def of(cls, cfg: BiasTowerConfig, counts: dict[str, ValueFreq],
+           moments: dict[str, tuple[int, float, float]]) -> BiasEncoders:
+        """The rule both data paths fit by: per categorical column its (values, counts) -> the max_vocab most
+        frequent; per numeric column (count, mean, std) of its finite values -> (mean, std), (0, 1) without any
+        and std 1 for a constant column."""
+        vocab = {name: vocabulary(*counts[name], cfg.max_vocab, 1) for name in cfg.categorical}
+        stats = {}
+        for name in cfg.numeric:
+            count, mean, std = moments[name]
+            stats[name] = (mean, std if std > 1e-12 else 1.0) if count else (0.0, 1.0)
+        return cls(vocab, stats)
 
     def cardinalities(self) -> list[int]:
         return [len(v) + 1 for v in self.vocab.values()]
@@ -49,16 +62,13 @@ def fit_bias_encoders(train: pa.Table, cfg: BiasTowerConfig) -> BiasEncoders:
         if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
             raise DataError(f"column {name!r}: numeric bias feature (model.bias_tower.numeric) must be "
                             f"numeric or boolean, not {t}")
-    vocab = {}
-    for name in cfg.categorical:
-        vocab[name] = column_vocabulary(train.column(name), cfg.max_vocab, min_count=1)
-    stats = {}
+    counts = {name: value_counts(train.column(name)) for name in cfg.categorical}
+    moments = {}
     for name in cfg.numeric:
         x = train.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
         x = x[np.isfinite(x)]
-        std = float(x.std()) if x.size else 1.0
-        stats[name] = (float(x.mean()) if x.size else 0.0, std if std > 1e-12 else 1.0)
-    return BiasEncoders(vocab, stats)
+        moments[name] = (x.size, float(x.mean()) if x.size else 0.0, float(x.std()) if x.size else 1.0)
+    return BiasEncoders.of(cfg, counts, moments)
 
 
 @dataclass(frozen=True)
