@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
 from training.data.interface import SplitRows
-from training.data.lineage import lineage
+from training.data.lineage import data_lineage
 from training.evaluation.evaluate import HeadScores, holdout_scores, profile_metrics, scored_metrics
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
@@ -180,14 +181,7 @@ def data_window(trained: Trained) -> dict:
     return {"start": start, "end": end,
             "rows": {name: splits.rows(name) for name in ("train", "valid", "test")},
             "split": splits.method, "loading": trained.prepared.loading, "warnings": trained.warnings(),
-            "source": cfg.path if cfg.path is not None else cfg.sources(), "lineage": run_lineage(trained)}
-
-
-def run_lineage(trained: Trained) -> dict:
-    """Which files and split rule gave this model its rows, and their time ranges (training/data/lineage.py)."""
-    splits, ts = trained.prepared.splits, trained.spec.data.timestamp
-    times = (splits.time_range("train", ts), splits.time_range(splits.holdout_name(), ts)) if ts else (None, None)
-    return lineage(trained.spec, trained.prepared.streamed, *times)
+            "source": cfg.path if cfg.path is not None else cfg.sources(), "lineage": data_lineage(trained.spec, trained.prepared)}
 
 
 def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:
@@ -355,7 +349,12 @@ def staging(out_dir: Path) -> Iterator[Path]:
 
 
 def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
-    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last).
+    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last); see export_loaded."""
+    return export_loaded(trained, out_dir, split).path
+
+
+def export_loaded(trained: Trained, out_dir: Path, split: bool = True) -> LoadedBundle:
+    """export_bundle, returning the verified bundle at out_dir as the server loaded it (no second load).
 
     A pipeline of single-purpose steps: the graph (with parity), the heads' outputs once per split, the
     calibrated tasks, int8 when asked, the manifest measured on one session of the bundle, written once, the
@@ -376,5 +375,5 @@ def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
         manifest.metrics = bundle_metrics(LoadedBundle(work, manifest, session), trained, tasks, raw, int8)
         write_manifest(work, manifest)
         write_evidence(trained, work, manifest, raw)
-        load_bundle(work, session=session)  # the server's own verification
-    return out_dir
+        loaded = load_bundle(work, session=session)  # the server's own verification
+    return replace(loaded, path=out_dir)
