@@ -27,7 +27,7 @@ exists, the normalizations have statistics and `log` is given to binary heads on
 
 An optional `experiments` section splits the traffic of requests that name no profile between
 profiles by a stable hash of a user key (service/experiments.py). Everything that ranks offline
-(training/weights: replay, diff, tune; the retrain gates) combines heads with `CompiledProfile`
+(training/profiles: replay, diff, tune; the retrain gates) combines heads with `CompiledProfile`
 too, so an offline number describes what this code serves.
 """
 

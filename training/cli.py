@@ -8,28 +8,19 @@ from typing import Annotated
 
 import typer
 
-from service.contract.bundle import BundleError, read_manifest
-from service.profiles import WeightsError
-from service.registry import Registry, RegistryError
-from training.data import DataError
+from service.contract.bundle import read_manifest
+from service.registry import Registry
+from training.cli_options import USER_ERRORS, fail
 from training.experiments.cli import experiment_app
 from training.features.cli import features_app
 from training.logs.cli import logs_app
 from training.monitor.cli import monitor_app
 from training.nightly.cli import registry_app, retrain_command
-from training.spec import SpecError, load_spec
-from training.weights.cli import replay_command, tune_command, weights_app
+from training.profiles.cli import replay_command, tune_command, weights_app
+from training.spec import load_spec
 
 app = typer.Typer(help="Train, export and publish multi-task ranking models.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-
-USER_ERRORS: tuple[type[Exception], ...] = (SpecError, DataError, BundleError, RegistryError, WeightsError)
-
-
-def fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
 
 @app.command("demo-data")
 def demo_data(
@@ -207,7 +198,7 @@ def publish(
 app.command("retrain")(retrain_command)
 app.add_typer(registry_app, name="registry")
 app.add_typer(features_app, name="features")
-# Weights (training/weights/cli.py): replay, tune, check, diff.
+# Weights (training/profiles/cli.py): replay, tune, check, diff.
 app.command("replay")(replay_command)
 app.command("tune")(tune_command)
 app.add_typer(weights_app, name="weights")

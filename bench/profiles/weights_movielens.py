@@ -27,13 +27,13 @@ from bench.quality.movielens import SPEC, smoke_data
 from bench.quality.movielens_data import write_dataset
 from service.contract.bundle import load_bundle
 from training.data.splits import load_splits
+from training.profiles.front_plot import plot_front
+from training.profiles.logs import LogColumns, load_weights, read_log, score_log
+from training.profiles.replay import Metric
+from training.profiles.stats import estimate
+from training.profiles.tune import split_requests, tune
+from training.profiles.tune_report import render_markdown
 from training.spec import load_spec
-from training.weights.front_plot import plot_front
-from training.weights.logs import LogColumns, load_weights, read_log, score_log
-from training.weights.replay import Metric
-from training.weights.stats import estimate
-from training.weights.tune import split_requests, tune
-from training.weights.tune_report import render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "weights-movielens"

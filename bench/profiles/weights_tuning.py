@@ -8,7 +8,7 @@ measured twice: by the logged labels (what an operator has) and by the truth (no
 
 Steps: demo data with truth columns (training/data/demo.py `generate_with_truth`) -> `ranker train`
 with configs/demo.yaml -> the test split (newest 10 %, never trained on) is the replay log -> `tune`
-(training/weights/tune.py: search on one half of its requests, re-measure on the other) with
+(training/profiles/tune.py: search on one half of its requests, re-measure on the other) with
 objectives ndcg@10:click and ndcg@10:like and configs/weights.yaml as the current profiles.
 """
 
@@ -26,12 +26,12 @@ from bench.quality.common import provenance
 from service.contract.bundle import load_bundle
 from training.data.demo import DemoConfig, generate_with_truth, write_partitioned
 from training.data.splits import split_table
+from training.profiles.front_plot import plot_front
+from training.profiles.logs import LogColumns, load_weights, read_log, score_log
+from training.profiles.replay import Metric
+from training.profiles.tune import measure_holdout, split_requests, tune
+from training.profiles.tune_report import render_markdown
 from training.spec import load_spec
-from training.weights.front_plot import plot_front
-from training.weights.logs import LogColumns, load_weights, read_log, score_log
-from training.weights.replay import Metric
-from training.weights.tune import measure_holdout, split_requests, tune
-from training.weights.tune_report import render_markdown
 
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "weights-tuning"

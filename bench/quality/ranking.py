@@ -56,9 +56,9 @@ def job(args: tuple[str, str, dict, int, bool, bool]) -> dict:
 
     from training.evaluation import inference
     from training.evaluation.metrics import ndcg_at_k
+    from training.evaluation.served import gains
     from training.fit.train import train
     from training.spec import load_spec
-    from training.weights.served import gains
 
     torch.set_num_threads(1)
     spec_path, data, overrides, seed, with_head, smoke = args

@@ -102,7 +102,7 @@ def run_ours(spec: RankerSpec, prep: T.Prepared) -> tuple[dict, list[dict], np.n
     T.set_seed(spec.train.seed)
     args = T.model_args(spec, prep.encoders, prep.train.numeric)
     model = T.build_model(args)
-    history = T.fit(spec, prep, model, None, progress=False)
+    history = T.fit(spec, prep, model, None, progress=False).history
     metrics = {split: T.evaluate(model, getattr(prep, split), spec, prep.scalers, prep.constants)
                for split in ("valid", "test")}
     preds = inference.predict(inference.export_heads(model, spec, prep.scalers), prep.test)

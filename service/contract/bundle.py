@@ -225,8 +225,22 @@ class LoadedBundle:
         return {t.name: calibrate(t.calibration, o) for t, o in zip(self.manifest.tasks, raw, strict=True)}
 
 
-def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None) -> LoadedBundle:
-    """Load and verify a bundle; raises BundleError naming the failed check."""
+def open_session(model_path: Path, session_config: SessionConfig | None = None) -> ort.InferenceSession:
+    """An onnxruntime session of one model file (CPU); raises BundleError when onnxruntime cannot load it."""
+    config = session_config or SessionConfig()
+    try:
+        return ort.InferenceSession(str(model_path), sess_options=config.options(), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own untyped errors for unloadable models
+        raise BundleError(f"{model_path}: onnxruntime cannot load it: {e}") from e
+
+
+def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None,
+                session: ort.InferenceSession | None = None) -> LoadedBundle:
+    """Load and verify a bundle; raises BundleError naming the failed check.
+
+    `session`: one the caller already opened on this bundle's model file (the exporter, which measured the
+    bundle with it before writing the manifest); it is verified like a new one (sha256, io names, parity).
+    """
     bundle_dir = Path(bundle_dir)
     manifest = read_manifest(bundle_dir)
     model_path = bundle_dir / manifest.model_file
@@ -235,13 +249,7 @@ def load_bundle(bundle_dir: Path, session_config: SessionConfig | None = None) -
     actual = sha256_file(model_path)
     if actual != manifest.model_sha256:
         raise BundleError(f"{model_path}: sha256 {actual} does not match manifest {manifest.model_sha256}")
-    config = session_config or SessionConfig()
-    try:
-        session = ort.InferenceSession(
-            str(model_path), sess_options=config.options(), providers=["CPUExecutionProvider"]
-        )
-    except Exception as e:  # onnxruntime raises its own untyped errors for unloadable models
-        raise BundleError(f"{model_path}: onnxruntime cannot load it: {e}") from e
+    session = session if session is not None else open_session(model_path, session_config)
     _check_io_names(session, manifest)
     bundle = LoadedBundle(path=bundle_dir, manifest=manifest, session=session)
     check_parity(bundle)

@@ -11,6 +11,9 @@ import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ from service.contract.bundle import (
     SessionConfig,
     TaskInfo,
     load_bundle,
+    open_session,
     write_manifest,
 )
 from service.contract.distribution import TrainingDistribution
@@ -52,7 +56,8 @@ from training.bundle.quantize import CALIBRATION_ROWS, Holdout, calibration_feed
 from training.bundle.report import training_summary, write_bundle_report
 from training.bundle.split import SplitUnsupported, split_heads
 from training.data import Encoded
-from training.data.lineage import lineage
+from training.data.interface import SplitRows
+from training.data.lineage import data_lineage
 from training.evaluation.evaluate import HeadScores, holdout_scores, profile_metrics, scored_metrics
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
@@ -127,14 +132,13 @@ def onnx_outputs(path: Path, cat: np.ndarray, num: np.ndarray, features: Feature
     return out
 
 
-def holdout_outputs(path: Path, e: Encoded, features: FeatureEncoders, layout: Layout) -> np.ndarray:
-    """onnx_outputs over a whole split: at once in memory, a record batch at a time when streamed."""
-    if isinstance(e, Encoded):
-        return onnx_outputs(path, e.categorical, e.numeric, features, layout)
-    return np.concatenate([onnx_outputs(path, c.categorical, c.numeric, features, layout) for c in e.chunks()])
+def holdout_outputs(path: Path, e: SplitRows, features: FeatureEncoders, layout: Layout) -> np.ndarray:
+    """onnx_outputs over a whole split, a chunk at a time: one chunk in memory, a record batch when streamed."""
+    return np.concatenate([onnx_outputs(path, c.categorical, c.numeric, features, layout)
+                           for c in e.chunks(max(1, len(e)))])
 
 
-def check_parity(heads: ExportHeads, path: Path, e: Encoded, rows: int, features: FeatureEncoders | None = None,
+def check_parity(heads: ExportHeads, path: Path, e: SplitRows, rows: int, features: FeatureEncoders | None = None,
                  layout: Layout = "full") -> float:
     """Max |onnxruntime - torch| over the first `rows` rows of a real split.
 
@@ -177,14 +181,7 @@ def data_window(trained: Trained) -> dict:
     return {"start": start, "end": end,
             "rows": {name: splits.rows(name) for name in ("train", "valid", "test")},
             "split": splits.method, "loading": trained.prepared.loading, "warnings": trained.warnings(),
-            "source": cfg.path if cfg.path is not None else cfg.sources(), "lineage": run_lineage(trained)}
-
-
-def run_lineage(trained: Trained) -> dict:
-    """Which files and split rule gave this model its rows, and their time ranges (training/data/lineage.py)."""
-    splits, ts = trained.prepared.splits, trained.spec.data.timestamp
-    times = (splits.time_range("train", ts), splits.time_range(splits.holdout_name(), ts)) if ts else (None, None)
-    return lineage(trained.spec, trained.prepared.streamed, *times)
+            "source": cfg.path if cfg.path is not None else cfg.sources(), "lineage": data_lineage(trained.spec, trained.prepared)}
 
 
 def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:
@@ -298,50 +295,85 @@ def int8_if_asked(trained: Trained, path: Path, tasks: list[TaskInfo], layout: L
                                Holdout(h.raw_labels, h.request), tasks, trained.spec, calibration)
 
 
-def calibration_evidence(trained: Trained, heads: ExportHeads, tasks: list[TaskInfo]) -> tuple[dict, np.ndarray, Encoded]:
-    """Calibration on the last evaluated split (test with --eval-test, else valid, where it was fit):
-    (its summary for the manifest, the raw heads on that split, the split)."""
+def head_outputs(trained: Trained, heads: ExportHeads) -> dict[str, np.ndarray]:
+    """The torch heads' raw (N, T) outputs on each split export reads, each predicted once: valid (calibration
+    is fitted there), the holdout (score statistics) and test when it was evaluated (calibration evidence)."""
     prep = trained.prepared
-    judged = prep.test if "test" in trained.metrics else prep.valid
-    raw = predict(heads, judged)
-    summary = {"split": "test" if judged is prep.test else "valid",
-               **calibration_summary(trained.spec, tasks, raw, judged.raw_labels)}
-    return summary, raw, judged
+    names = ["valid"] + ["test"] * (prep.test is not None)
+    return {name: predict(heads, getattr(prep, name)) for name in names}
 
 
-def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
-    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last).
+def calibrated_tasks(trained: Trained, raw: dict[str, np.ndarray]) -> list[TaskInfo]:
+    """The manifest's tasks with their calibration, fitted on validation, and served-score statistics."""
+    prep = trained.prepared
+    calibrations = fit_calibrations(trained.spec, raw["valid"], prep.valid.raw_labels)
+    return task_infos(trained, calibrations, raw["test" if prep.test is not None else "valid"])
 
-    A pipeline of single-purpose steps: the graph (with parity), calibrated tasks, int8 when asked, the
-    parity sample, the manifest measured on the bundle itself, written once, then the checkpoint, report and
-    plots, and the server's own verification (load_bundle) once. split=False writes the unsplit graph
-    (manifest format 1 or 2), as bundles were before format 3.
-    """
-    out_dir = Path(out_dir)
-    heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
+
+def judged_split(trained: Trained) -> str:
+    """The split calibration is judged on: test with --eval-test, else valid (where it was fit)."""
+    return "test" if "test" in trained.metrics else "valid"
+
+
+def bundle_metrics(bundle: LoadedBundle, trained: Trained, tasks: list[TaskInfo], raw: dict[str, np.ndarray],
+                   int8: dict | None) -> dict:
+    """measure_bundle's metrics, the int8 gate's record (when asked) and the calibration evidence."""
+    metrics = measure_bundle(bundle, trained)
+    if int8 is not None:
+        metrics["int8"] = int8
+    split = judged_split(trained)
+    metrics["calibration"] = {"split": split, **calibration_summary(trained.spec, tasks, raw[split],
+                                                                    getattr(trained.prepared, split).raw_labels)}
+    return metrics
+
+
+def write_evidence(trained: Trained, work: Path, manifest: Manifest, raw: dict[str, np.ndarray]) -> None:
+    """Beside the manifest: the checkpoint (warm starts), the reliability plot and report.md."""
+    save_checkpoint(trained, work / CHECKPOINT_FILE)
+    split = judged_split(trained)
+    plot_reliability(work / RELIABILITY_FILE, manifest.tasks, raw[split], getattr(trained.prepared, split).raw_labels)
+    write_bundle_report(trained, work, manifest.data_window, manifest.metrics)
+
+
+@contextmanager
+def staging(out_dir: Path) -> Iterator[Path]:
+    """A bundle directory built in a temp dir beside out_dir and moved into place when the block succeeds."""
     with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
         work = Path(tmp) / "bundle"
         work.mkdir()
-        model_path = work / MODEL_FILE
-        layout = write_graph(trained, heads, model_path, split)
-        valid = trained.prepared.valid
-        calibrations = fit_calibrations(trained.spec, predict(heads, valid), valid.raw_labels)
-        tasks = task_infos(trained, calibrations, predict(heads, trained.prepared.holdout()))
-        int8 = int8_if_asked(trained, model_path, tasks, layout)
-        manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks, layout),
-                                  tasks, layout)
-        session = ort.InferenceSession(str(model_path), SessionConfig().options(), providers=["CPUExecutionProvider"])
-        manifest.metrics = measure_bundle(LoadedBundle(work, manifest, session), trained)  # as load_bundle serves it
-        if int8 is not None:
-            manifest.metrics["int8"] = int8
-        manifest.metrics["calibration"], raw_judged, judged = calibration_evidence(trained, heads, tasks)
-        write_manifest(work, manifest)
-        save_checkpoint(trained, work / CHECKPOINT_FILE)
-        plot_reliability(work / RELIABILITY_FILE, tasks, raw_judged, judged.raw_labels)
-        write_bundle_report(trained, work, manifest.data_window, manifest.metrics)
-        load_bundle(work)  # the server's own verification
+        yield work
         if out_dir.exists():
             shutil.rmtree(out_dir)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(work), out_dir)
-    return out_dir
+
+
+def export_bundle(trained: Trained, out_dir: Path, split: bool = True) -> Path:
+    """Write a complete, verified bundle at out_dir (built in a temp dir, moved into place last); see export_loaded."""
+    return export_loaded(trained, out_dir, split).path
+
+
+def export_loaded(trained: Trained, out_dir: Path, split: bool = True) -> LoadedBundle:
+    """export_bundle, returning the verified bundle at out_dir as the server loaded it (no second load).
+
+    A pipeline of single-purpose steps: the graph (with parity), the heads' outputs once per split, the
+    calibrated tasks, int8 when asked, the manifest measured on one session of the bundle, written once, the
+    evidence beside it (checkpoint, plot, report), and the server's own verification on that same session.
+    split=False writes the unsplit graph (manifest format 1 or 2), as bundles were before format 3.
+    """
+    out_dir = Path(out_dir)
+    heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
+    with staging(out_dir) as work:
+        model_path = work / MODEL_FILE
+        layout = write_graph(trained, heads, model_path, split)
+        raw = head_outputs(trained, heads)
+        tasks = calibrated_tasks(trained, raw)
+        int8 = int8_if_asked(trained, model_path, tasks, layout)
+        manifest = build_manifest(trained, model_path, build_parity_sample(trained, model_path, tasks, layout),
+                                  tasks, layout)
+        session = open_session(model_path)  # the one session: measured on, then verified with the written manifest
+        manifest.metrics = bundle_metrics(LoadedBundle(work, manifest, session), trained, tasks, raw, int8)
+        write_manifest(work, manifest)
+        write_evidence(trained, work, manifest, raw)
+        loaded = load_bundle(work, session=session)  # the server's own verification
+    return replace(loaded, path=out_dir)

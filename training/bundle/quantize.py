@@ -45,8 +45,8 @@ from service.contract.features import CATEGORICAL_INPUT, NUMERIC_INPUT, FeatureE
 from service.contract.layout import Layout, split_rows
 from service.profiles import WeightsError, compile_weights
 from training.evaluation.metrics import ndcg_at_k
+from training.evaluation.served import eval_weights, heads_of
 from training.spec import RankerSpec
-from training.weights.served import eval_weights, heads_of
 
 Method = Literal["dynamic", "static"]
 AUC_DROP = 0.002

@@ -30,7 +30,7 @@ from training.bundle.metric_tables import (  # noqa: E402
 )
 from training.evaluation.baseline import split_baseline  # noqa: E402
 from training.fit.train import Trained  # noqa: E402
-from training.modeling.model import ModelArgs  # noqa: E402
+from training.modeling.args import ModelArgs  # noqa: E402
 from training.spec import RankerSpec  # noqa: E402
 
 REPORT_FILE = "report.md"

@@ -20,9 +20,13 @@ checked once the candidate's split is known). Otherwise the retrain is refused, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.data.tables import dataset
 from training.spec import RankerSpec
+
+if TYPE_CHECKING:
+    from training.data.interface import TrainingData
 
 RULE_KEYS = {"files": (), "column": ("split_column",), "time": ("timestamp",),
              "random": ("seed", "valid_fraction", "test_fraction", "request_id", "start", "end"),
@@ -56,6 +60,13 @@ def lineage(spec: RankerSpec, streamed: bool = False, train_time: tuple | None =
     files = {role: data_files(path) for role, path in spec.data.sources().items()}
     return {"rule": split_rule(spec, streamed), "files": files, "train_time": _iso(train_time),
             "holdout_time": _iso(holdout_time)}
+
+
+def data_lineage(spec: RankerSpec, data: TrainingData) -> dict:
+    """The lineage of a run's data: its files and split rule, and (with a timestamp) its train and holdout ranges."""
+    splits, ts = data.splits, spec.data.timestamp
+    times = (splits.time_range("train", ts), splits.time_range(splits.holdout_name(), ts)) if ts else (None, None)
+    return lineage(spec, data.streamed, *times)
 
 
 def _iso(time_range: tuple | None) -> list[str] | None:

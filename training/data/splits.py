@@ -125,7 +125,7 @@ def split_by_time(table: pa.Table, cfg: DataConfig) -> Splits:
     train_frac = 1.0 - cfg.valid_fraction - cfg.test_fraction
     a, b = (starts[min(np.searchsorted(starts, int(n * f)), len(starts) - 1)] if f < 1 else n
             for f in (train_frac, train_frac + cfg.valid_fraction))
-    _check_sizes(a, b - a, n - b, cfg)
+    check_sizes(a, b - a, n - b, cfg)
     test = table.slice(b) if cfg.test_fraction > 0 else None
     return Splits(table.slice(0, a), table.slice(a, b - a), test, "by time")
 
@@ -145,30 +145,49 @@ def split_random(table: pa.Table, cfg: DataConfig) -> Splits:
     where = np.where(rank[group] < cut_test, 2, np.where(rank[group] < cut_valid, 1, 0))  # (N,) 0/1/2
     parts = [table.filter(pa.array(where == k)) for k in range(3)]
     test = parts[2] if cfg.test_fraction > 0 else None
-    _check_sizes(*(p.num_rows for p in parts), cfg)
+    check_sizes(*(p.num_rows for p in parts), cfg)
     return Splits(parts[0], parts[1], test, f"at random (seed {cfg.seed})")
+
+
+# The split rules both data paths follow (a stream applies them a record batch at a time:
+# training/streaming/assign.py): a split column's codes, the rows every split must get.
+
+
+def column_split_codes(col: pa.ChunkedArray | pa.Array, column: str) -> np.ndarray:
+    """(N,) int8 split of each row by data.split_column's value: 0 train, 1 valid, 2 test (SPLIT_NAMES order).
+
+    Raises DataError naming any other value (null included).
+    """
+    values = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+    codes = pc.index_in(values, value_set=pa.array(SPLIT_NAMES)).to_numpy(zero_copy_only=False)
+    if np.isnan(codes.astype(float)).any():
+        found = set(pc.unique(values).to_pylist()) - set(SPLIT_NAMES)
+        raise DataError(f"column {column!r} (data.split_column): values must be train, valid or test; "
+                        f"found {sorted(str(v) for v in found)}")
+    return codes.astype(np.int8)
+
+
+def check_column_splits(rows: list[int], column: str) -> None:
+    """A split column must give train and valid rows; `rows` is the rows per split (SPLIT_NAMES order)."""
+    for name, n in zip(("train", "valid"), rows, strict=False):
+        if not n:
+            raise DataError(f"column {column!r} (data.split_column) has no {name!r} rows")
+
+
+def check_sizes(train: int, valid: int, test: int, cfg: DataConfig, test_wanted: bool | None = None) -> None:
+    """Train and valid (and test, when asked for: test_fraction > 0 unless `test_wanted` says) must each get rows."""
+    wanted = cfg.test_fraction > 0 if test_wanted is None else test_wanted
+    if train <= 0 or valid <= 0 or (wanted and test <= 0):
+        raise DataError(f"{train + valid + test:,} rows are too few for a train/valid"
+                        f"{'/test' if cfg.test_fraction else ''} split with valid_fraction {cfg.valid_fraction} "
+                        f"and test_fraction {cfg.test_fraction} (train {train:,}, valid {valid:,}, test {test:,} rows)")
 
 
 def split_by_column(table: pa.Table, cfg: DataConfig) -> Splits:
     """Rows by the value of split_column: train, valid and (optionally) test."""
-    col = table.column(cfg.split_column)
-    values = pc.cast(col, pa.string()) if not pa.types.is_string(col.type) else col
-    found = set(pc.unique(values).to_pylist())
-    unknown = sorted(str(v) for v in found - set(SPLIT_NAMES))
-    if unknown:
-        raise DataError(f"column {cfg.split_column!r} (data.split_column): values must be train, valid or test; "
-                        f"found {unknown}")
-    for name in ("train", "valid"):
-        if name not in found:
-            raise DataError(f"column {cfg.split_column!r} (data.split_column) has no {name!r} rows")
-    parts = {name: table.filter(pc.equal(values, name)) for name in SPLIT_NAMES}
-    return Splits(parts["train"], parts["valid"], parts["test"] if "test" in found else None,
+    codes = column_split_codes(table.column(cfg.split_column), cfg.split_column)
+    rows = np.bincount(codes, minlength=len(SPLIT_NAMES))
+    check_column_splits(rows.tolist(), cfg.split_column)
+    parts = {name: table.filter(pa.array(codes == k)) for k, name in enumerate(SPLIT_NAMES)}
+    return Splits(parts["train"], parts["valid"], parts["test"] if rows[2] else None,
                   f"by column {cfg.split_column!r}")
-
-
-def _check_sizes(train: int, valid: int, test: int, cfg: DataConfig) -> None:
-    """Train and valid (and test, when asked for) must each get rows."""
-    if train <= 0 or valid <= 0 or (cfg.test_fraction > 0 and test <= 0):
-        raise DataError(f"{train + valid + test:,} rows are too few for a train/valid"
-                        f"{'/test' if cfg.test_fraction else ''} split with valid_fraction {cfg.valid_fraction} "
-                        f"and test_fraction {cfg.test_fraction} (train {train:,}, valid {valid:,}, test {test:,} rows)")

@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
 from training.data import requests
 from training.features.join import FeatureTableError, join_keys, join_lookup_tables, joined_columns
-from training.spec import DataConfig, RankerSpec, TaskConfig
+from training.spec import DataConfig, NumericFeature, RankerSpec, TaskConfig
 
 
 class DataError(ValueError):
@@ -223,16 +223,34 @@ def _validate_label(col: pa.ChunkedArray, task: TaskConfig) -> None:
 # -- encoders and labels ---------------------------------------------------------------------------
 
 
-def fit_encoders(train: pa.Table, spec: RankerSpec) -> FeatureEncoders:
-    """Vocabularies, normalization statistics and clip ranges from the training split only."""
+# The encoder rules, one for both data paths: the in-memory fit below reads a whole training table,
+# the streamed one (training/streaming/fitting.py) merged statistics of its record batches; both hand
+# their statistics to encoders_of.
+ValueFreq = tuple[list[str], np.ndarray]  # a column's distinct values and their counts
+NumericSummary = tuple[float, float, float, float, float]  # fill (median), clip min, clip max, mean, std
+
+
+def encoders_of(spec: RankerSpec, counts: dict[str, ValueFreq], numeric: dict[str, NumericSummary]) -> FeatureEncoders:
+    """The feature encoders from training statistics: per categorical feature its (values, counts), per
+    numeric one (median, min, max of the finite values; mean, std of the transformed, filled values)."""
     categorical = [
         CategoricalEncoder(name=f.name, source=f.source, on_missing=f.on_missing,
-                           vocab=column_vocabulary(train.column(f.name), f.max_vocab, f.min_count))
+                           vocab=vocabulary(*counts[f.name], f.max_vocab, f.min_count))
         for f in spec.features.categorical
     ]
-    numeric = [_fit_numeric(train.column(f.name), f.name, f.source, f.transform).model_copy(
-        update={"on_missing": f.on_missing}) for f in spec.features.numeric]
-    return FeatureEncoders(categorical=categorical, numeric=numeric, item_id_feature=item_id_feature(spec))
+    encoders = []
+    for f in spec.features.numeric:
+        fill, lo, hi, mean, std = numeric[f.name]
+        encoders.append(with_moments(NumericEncoder(name=f.name, source=f.source, transform=f.transform, fill_value=fill,
+                                                    clip_min=lo, clip_max=hi, on_missing=f.on_missing), mean, std))
+    return FeatureEncoders(categorical=categorical, numeric=encoders, item_id_feature=item_id_feature(spec))
+
+
+def fit_encoders(train: pa.Table, spec: RankerSpec) -> FeatureEncoders:
+    """Vocabularies, normalization statistics and clip ranges from the training split only."""
+    counts = {f.name: value_counts(train.column(f.name)) for f in spec.features.categorical}
+    numeric = {f.name: _numeric_stats(train.column(f.name), f) for f in spec.features.numeric}
+    return encoders_of(spec, counts, numeric)
 
 
 def item_id_feature(spec: RankerSpec) -> str | None:
@@ -248,9 +266,14 @@ def as_strings(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return col.cast(pa.string())
 
 
-def column_vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[str]:
+def value_counts(col: pa.ChunkedArray) -> ValueFreq:
+    """The column's non-null values as strings, and how often each occurs."""
     counts = pc.value_counts(as_strings(col).drop_null())
-    return vocabulary(counts.field("values").to_pylist(), counts.field("counts").to_numpy(), max_vocab, min_count)
+    return counts.field("values").to_pylist(), counts.field("counts").to_numpy()
+
+
+def column_vocabulary(col: pa.ChunkedArray, max_vocab: int, min_count: int) -> list[str]:
+    return vocabulary(*value_counts(col), max_vocab, min_count)
 
 
 def vocabulary(values: list[str], freq: np.ndarray, max_vocab: int, min_count: int) -> list[str]:
@@ -260,7 +283,7 @@ def vocabulary(values: list[str], freq: np.ndarray, max_vocab: int, min_count: i
     return [values[i] for i in order[:max_vocab] if freq[i] >= min_count]
 
 
-def _fit_numeric(col: pa.ChunkedArray, name: str, source: str, transform: str) -> NumericEncoder:
+def _numeric_stats(col: pa.ChunkedArray, f: NumericFeature) -> NumericSummary:
     """Missing -> the median; values clipped to the [min, max] of the finite training values.
 
     The clip range changes no training row (all lie inside it); at serving it maps a value beyond
@@ -270,9 +293,9 @@ def _fit_numeric(col: pa.ChunkedArray, name: str, source: str, transform: str) -
     x = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
     finite = x[np.isfinite(x)]
     fill, lo, hi = float(np.median(finite)), float(finite.min()), float(finite.max())
-    probe = NumericEncoder(name=name, source=source, transform=transform, fill_value=fill, clip_min=lo, clip_max=hi)
+    probe = NumericEncoder(name=f.name, source=f.source, transform=f.transform)  # for its transform
     z = probe.apply_transform(np.clip(np.where(np.isnan(x), fill, x), lo, hi))
-    return with_moments(probe, float(z.mean()), float(z.std()))
+    return fill, lo, hi, float(z.mean()), float(z.std())
 
 
 def with_moments(probe: NumericEncoder, mean: float, std: float) -> NumericEncoder:

@@ -19,8 +19,8 @@ from training.data import splits as S
 from training.evaluation import baseline as B
 from training.evaluation.constant import Constant
 from training.evaluation.metrics import prediction_metrics
+from training.evaluation.served import eval_weights, gains, heads_of, profile_ndcg
 from training.spec import RankerSpec
-from training.weights.served import eval_weights, gains, heads_of, profile_ndcg
 
 CHUNK = 65_536
 

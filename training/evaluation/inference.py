@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from training import data as D
+from training.data.interface import SplitRows
 from training.evaluation.metrics import gate_stats
 from training.modeling.model import ExportHeads
 from training.spec import RankerSpec
@@ -24,7 +25,7 @@ def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelS
 
 
 @torch.no_grad()
-def predict(heads: ExportHeads, e: D.Encoded) -> np.ndarray:
+def predict(heads: ExportHeads, e: SplitRows) -> np.ndarray:
     """Natural-unit outputs (N, T), exactly the function that is exported. `e` is any split that yields
     its rows as Encoded chunks (in memory, or streamed: training/streaming/splits.py)."""
     parts = [torch.stack(heads(torch.from_numpy(c.categorical), torch.from_numpy(c.numeric)), dim=1)
@@ -33,7 +34,7 @@ def predict(heads: ExportHeads, e: D.Encoded) -> np.ndarray:
 
 
 @torch.no_grad()
-def gate_levels(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> list[np.ndarray] | None:
+def gate_levels(model: nn.Module, e: SplitRows, max_rows: int = 50_000) -> list[np.ndarray] | None:
     """Eval-mode task-gate weights on up to max_rows rows, one (T, N, E) array per extraction level
     (one level for MMoE / OMoE, one per level for PLE); None for gateless models."""
     if not hasattr(model, "gate_levels"):
@@ -43,7 +44,7 @@ def gate_levels(model: nn.Module, e: D.Encoded, max_rows: int = 50_000) -> list[
     return [g.numpy() for g in levels]
 
 
-def gate_report(model: nn.Module, e: D.Encoded, task_names: list[str]) -> dict:
+def gate_report(model: nn.Module, e: SplitRows, task_names: list[str]) -> dict:
     """{"gates": stats of the top level's task gates} (+ "gates_by_level" for PLE); {} without gates."""
     levels = gate_levels(model, e)
     if levels is None:

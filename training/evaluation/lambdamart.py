@@ -2,7 +2,7 @@
 model's own encoded inputs (tree_inputs.py), the same split and the same NDCG gain, so a report says
 whether the network ranks better than the standard learning-to-rank trees (`eval.baseline`).
 
-It needs nothing of the task list: the gain (training.weights.served.gains: spec.gain_weights() over the
+It needs nothing of the task list: the gain (training.evaluation.served.gains: spec.gain_weights() over the
 labels, null = 0) is its label and the request index its groups. LightGBM wants integer labels below
 len(label_gain):
 
@@ -26,9 +26,9 @@ import numpy as np
 from training import data as D
 from training.distributed.launch import local_threads
 from training.evaluation.metrics import ndcg_at_k
+from training.evaluation.served import gains
 from training.evaluation.tree_inputs import categorical_columns, gbdt_inputs
 from training.spec import RankerSpec
-from training.weights.served import gains
 
 NAME = "LambdaMART"
 WHAT = "LightGBM lambdarank"

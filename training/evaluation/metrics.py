@@ -7,9 +7,10 @@ from sklearn.metrics import roc_auc_score
 
 from service.contract.calibration import PROB_EPS
 from training.data.requests import request_stats, size_warnings
+from training.evaluation import ranking as R
 from training.evaluation.constant import Constant
+from training.evaluation.served import gains, score_weights_profile
 from training.spec import RankerSpec, TaskConfig
-from training.weights.served import gains, score_weights_profile
 
 # A task "polarizes" when its gate leans on one expert: its mean weight on the top expert exceeds
 # this, or it effectively uses fewer experts than EFFECTIVE_EXPERTS_FLOOR (exp of the entropy).
@@ -43,29 +44,20 @@ def rmse(labels: np.ndarray, predictions: np.ndarray) -> float | None:
 def ndcg_at_k(request: np.ndarray, scores: np.ndarray, gains: np.ndarray, k: int) -> float | None:
     """Mean NDCG@k over requests with at least two rows and one positive gain; None if there are none.
 
-    A one-row request ranks nothing (its NDCG is always 1.0), so it does not count.
+    A one-row request ranks nothing (its NDCG is always 1.0), so it does not count. Each request's
+    NDCG is ranking.ndcg's, the one definition every report, gate and replay uses.
 
     Args:
         request: (N,) dense request index per row (rows of a request in any order).
         scores: (N,) model scores; gains: (N,) relevance, >= 0.
     """
-    def dcg(order_key: np.ndarray) -> np.ndarray:
-        order = np.lexsort((-order_key, request))  # by request, then key descending
-        req_sorted = request[order]
-        starts = np.r_[0, np.flatnonzero(req_sorted[1:] != req_sorted[:-1]) + 1]
-        first = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        pos = np.arange(len(order)) - first
-        disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
-        return np.bincount(req_sorted, weights=gains[order] * disc, minlength=int(request.max()) + 1)
-
     if len(request) == 0:
         return None
-    ideal = dcg(gains)
-    actual = dcg(scores)
-    counted = (ideal > 0) & (np.bincount(request, minlength=len(ideal)) > 1)
+    per = R.ndcg(R.Requests.of_index(request), scores, gains, k)
+    counted = ~np.isnan(per)
     if not counted.any():
         return None
-    return float(np.mean(actual[counted] / ideal[counted]))
+    return float(np.mean(per[counted]))
 
 
 def gate_stats(gates: np.ndarray, task_names: list[str], shared_slots: list[bool] | None = None) -> dict[str, dict]:
@@ -236,7 +228,7 @@ def prediction_metrics(preds: np.ndarray, raw_labels: np.ndarray, request: np.nd
         tasks[t.name], warning = task_quality(t, raw_labels[:, j], preds[:, j],
                                               None if served is None else served[:, j], (constants or {}).get(t.name))
         weak += [warning] if warning else []
-    # eval.score_weights is a profile, combined by the server's code (training/weights/served.py).
+    # eval.score_weights is a profile, combined by the server's code (training/evaluation/served.py).
     score = score_weights_profile(spec).combine({t: preds[:, j] for j, t in enumerate(names)})
     gain = gains(spec, raw_labels)
     k = spec.eval.ndcg_k

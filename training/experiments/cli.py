@@ -19,6 +19,7 @@ import typer
 from service.experiments import CONTROL_ARM
 from service.profiles import WeightsError, parse_weights
 from service.registry import RegistryError, RegistryLocked
+from training.cli_options import ModelOpt, RegistryOpt, fail, open_registry
 from training.experiments.joined import BY, ExperimentError
 from training.experiments.stats import RESAMPLES
 from training.spec import SpecError, load_spec
@@ -28,11 +29,6 @@ experiment_app = typer.Typer(help="Read experiments (weights arms, model canarie
 
 ERRORS = (ExperimentError, SpecError, WeightsError, OSError)
 CHECK_FAILED = 3
-
-
-def fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=code)
 
 
 def parse_expected(text: str) -> dict[str, float]:
@@ -119,10 +115,8 @@ def canary_check_command(
     joined: Annotated[Path, typer.Argument(metavar="JOINED", help="the joined log (`ranker logs join`) covering the "
                                            "canary's time: a Parquet file or a directory")],
     spec_path: Annotated[Path, typer.Option("--spec", help="ranker spec: the label tasks and data.request_id")],
-    registry: Annotated[str, typer.Option("--registry", envvar="RANKER_REGISTRY_ROOT",
-                                          help="registry root (a path or s3://...) holding the CANARY record")],
-    model: Annotated[str | None, typer.Option("--model", envvar="RANKER_MODEL_NAME",
-                                              help="model name (default: the registry's only one)")] = None,
+    registry: RegistryOpt,
+    model: ModelOpt = None,
     guard: Annotated[list[str] | None, typer.Option(help="TASK (or ndcg) the canary must not be worse on "
                                                    "(repeatable; default: every label task)")] = None,
     min_users: Annotated[int, typer.Option(min=1, help="users per role before a verdict (else too-early)")] = 200,
@@ -139,7 +133,6 @@ def canary_check_command(
     CANARY_CHECK, which the servers export as `ranker_canary_check_failing` (the RankerCanaryWorse alert)."""
     from training.experiments.canary import check_canary
     from training.experiments.render import write
-    from training.nightly.cli import open_registry
 
     try:
         spec = load_spec(spec_path)

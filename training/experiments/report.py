@@ -2,8 +2,8 @@
 lists, each arm against control, the sample-ratio check and a verdict (a JSON-ready dict).
 
 The statistics are in stats.py; the served lists' NDCG is the weights tools' per-request NDCG
-(training/weights/ranking.py) of the served order (position) with the spec's gain
-(training/weights/served.py `gains`), so the report's NDCG is the one `ranker replay` reports.
+(training/evaluation/ranking.py) of the served order (position) with the spec's gain
+(training/evaluation/served.py `gains`), so the report's NDCG is the one `ranker replay` reports.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from service.experiments import CONTROL_ARM
+from training.evaluation import ranking as R
+from training.evaluation.served import gains
 from training.experiments import stats as S
 from training.experiments.joined import CURRENT, ExperimentError, JoinedLog
 from training.spec import RankerSpec
-from training.weights import ranking as R
-from training.weights.served import gains
 
 
 def default_control(log: JoinedLog, by: str) -> str:

@@ -15,7 +15,7 @@ import typer
 from service.contract.bundle import BundleError, Manifest, read_manifest
 from service.feature_store.snapshot import SnapshotError
 from service.registry import Registry, RegistryError
-from training.nightly.cli import RegistryOpt, fail
+from training.cli_options import RegistryOpt, fail
 
 features_app = typer.Typer(help="Feature snapshots: publish to the registry (embedded store) or load into Redis.",
                            no_args_is_help=True, pretty_exceptions_enable=False)

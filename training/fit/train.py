@@ -19,7 +19,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,9 @@ import torch.nn as nn
 from service.contract.features import FeatureEncoders
 from training import data as D
 from training.data import splits as S
+from training.data.bias_inputs import BiasData, prepare_bias
 from training.data.columns import expand_numeric_patterns
+from training.data.interface import SplitRows, TrainingData
 from training.distributed.context import Dist
 from training.distributed.grad_sync import GradSync
 from training.distributed.launch import local_threads, usable_cores
@@ -44,7 +46,8 @@ from training.fit.progress import EpochBar, epoch_progress
 from training.fit.progress import write as progress_write
 from training.fit.schedule import make_scheduler
 from training.fit.threads import ThreadChooser
-from training.modeling.bias_tower import BiasData, prepare_bias, training_graph
+from training.modeling.args import ModelArgs
+from training.modeling.bias_tower import training_graph
 from training.modeling.grad_conflict import MGDAUB, PCGrad
 from training.modeling.losses import (
     Balancer,
@@ -53,20 +56,20 @@ from training.modeling.losses import (
     MaskedTaskLosses,
     UncertaintyWeighting,
 )
-from training.modeling.model import ModelArgs, build_model, shared_parameters
+from training.modeling.model import build_model, shared_parameters
 from training.modeling.numeric import binned_features, quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING
 from training.streaming.feed import Batch, EvalFeed, MemoryFeed, SplitTensors, StreamFeed
-from training.streaming.prepare import Streamed, choose_loading, prepare_stream
-from training.streaming.splits import StreamedSplit
+from training.streaming.prepare import choose_loading, prepare_stream
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Prepared:
-    """The data side of a run: tables (for raw parity rows and windows), encoders, arrays.
+    """The in-memory run's TrainingData (training/data/interface.py): tables (for raw parity rows and windows),
+    encoders, arrays.
 
     test is None when the spec has no test split (test_fraction 0, or no data.test file).
     """
@@ -87,19 +90,34 @@ class Prepared:
         """The rows a finished model is judged on: test, or valid without a test split."""
         return self.test if self.test is not None else self.valid
 
+    def training_numerics(self) -> np.ndarray:
+        return self.train.numeric
+
+    def train_arrays(self) -> D.Encoded:
+        return self.train
+
+    def feeds(self, spec: RankerSpec, bias: BiasData | None, grouped: bool) -> tuple[MemoryFeed, EvalFeed]:
+        generator = torch.Generator().manual_seed(spec.train.seed)
+        feed = MemoryFeed(SplitTensors.of(self.train, bias.splits["train"] if bias else None, grouped),
+                          spec.train.batch_size, generator, spec.train.seed)
+        valid = EvalFeed(SplitTensors.of(self.valid, bias.splits["valid"] if bias else None, grouped), None,
+                         EVAL_BATCH, grouped)
+        return feed, valid
+
 
 @dataclass
 class Trained:
     spec: RankerSpec
-    prepared: Prepared | Streamed
+    prepared: TrainingData
     args: ModelArgs
     model: nn.Module
     history: list[dict] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)  # {"valid": {...}} (+ "test" when asked for)
     train_seconds: float = 0.0
     init_summary: dict | None = None  # what a ModelInit (e.g. warm start) reported
-    stopping: dict = field(default_factory=dict)  # fit_epochs' outcome: best epoch, per-head epochs
+    stopping: dict = field(default_factory=dict)  # fit's outcome: best epoch, per-head epochs
     baseline: dict | None = None  # eval.baseline: the GBDT's metrics on the same splits (evaluation/baseline.py)
+    batch_rows: list[list[np.ndarray]] | None = None  # train(record_batches=True): per epoch, each batch's rows
 
     def warnings(self, metrics: dict | None = None) -> list[str]:
         """What looked wrong in the data (requests spanning splits, one-row requests, ...) and in each measured
@@ -126,7 +144,7 @@ def prepare(spec: RankerSpec) -> Prepared:
                     constants=constants_of(spec, enc["train"].raw_labels))
 
 
-def prepare_data(spec: RankerSpec, progress: bool = True) -> Prepared | Streamed:
+def prepare_data(spec: RankerSpec, progress: bool = True) -> TrainingData:
     """In memory (`prepare`) or streamed, as data.streaming says; logs which ran and why."""
     mode, why = choose_loading(spec)
     prep = prepare_stream(spec, why) if mode == "stream" else prepare(spec)
@@ -248,8 +266,8 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
             parts.average.update()
         rows += len(batch.labels)
         parts.requests += batch.requests
-        if parts.trace is not None:
-            parts.trace[-1].append(batch.rows)
+        if parts.batch_rows is not None:
+            parts.batch_rows[-1].append(batch.rows)
         with torch.no_grad():
             sums += per_task * counts
             seen += counts
@@ -261,13 +279,29 @@ def train_epoch(parts: FitParts, batches: Iterator[Batch], steps: int, bar: Epoc
     return sums / seen.clamp_min(1), rows
 
 
-def fit(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
-        progress: bool = True, outcome: dict | None = None, dist: Dist | None = None) -> list[dict]:
+@dataclass
+class Fit:
+    """What `fit` returns: the per-epoch logs, the stopping summary (see fit_epochs) and, when asked for,
+    each epoch's batches as row positions."""
+
+    history: list[dict]
+    stopping: dict
+    batch_rows: list[list[np.ndarray]] | None = None
+
+
+def fit(spec: RankerSpec, prep: TrainingData, model: nn.Module, log_path: Path | None = None,
+        progress: bool = True, dist: Dist | None = None, record_batches: bool = False) -> Fit:
     """Train in place; restores the best validation epoch (per head, with per_task_stopping: combine).
 
-    Returns per-epoch logs; `outcome`, when given, receives the stopping summary (see fit_epochs).
+    record_batches keeps every batch's row positions per epoch (Fit.batch_rows; tests compare ranks' shares).
     """
-    return list(fit_epochs(spec, prep, model, log_path, progress, outcome, dist))
+    epochs = fit_epochs(spec, prep, model, log_path, progress, dist=dist, record_batches=record_batches)
+    history = []
+    while True:
+        try:
+            history.append(next(epochs))
+        except StopIteration as end:  # the generator's return value: (stopping, batch rows)
+            return Fit(history, *end.value)
 
 
 @dataclass
@@ -279,11 +313,11 @@ class FitParts:
     losses: MaskedTaskLosses
     balancer: Balancer
     opt: torch.optim.Optimizer
-    feed: MemoryFeed | StreamFeed
+    feed: MemoryFeed | StreamFeed  # what TrainingData.feeds gives
     valid: EvalFeed
     dist: Dist
     sync: GradSync | None = None
-    trace: list | None = None  # when a list: per epoch, a list of every batch's row positions (tests)
+    batch_rows: list | None = None  # when a list: per epoch, a list of every batch's row positions
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # train.lr_schedule, stepped per batch
     average: WeightAverage | None = None  # train.ema_epochs: validated and kept in place of the raw weights
     requests: int = 0  # this rank's requests in the epoch's batches (batches of whole requests)
@@ -291,21 +325,12 @@ class FitParts:
     threads: ThreadChooser | None = None  # train.threads unset, one process: each epoch's thread count by timing
 
     @classmethod
-    def build(cls, spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, dist: Dist) -> FitParts:
+    def build(cls, spec: RankerSpec, prep: TrainingData, model: nn.Module, dist: Dist) -> FitParts:
         graph = training_graph(model, spec, prep.bias)
         balancer = make_balancer(spec, model, graph)
         bias = prep.bias if graph is not model else None
         grouped = any(t.listwise for t in spec.tasks)  # a ranking task: batches of whole requests
-        if isinstance(prep, Streamed):
-            enc = bias.encoders if bias else None
-            feed = StreamFeed(prep.plan, enc, spec.train.batch_size, spec.train.seed, grouped)
-            valid = EvalFeed(prep.valid, enc, spec.data.streaming.read_batch_rows, grouped)
-        else:
-            generator = torch.Generator().manual_seed(spec.train.seed)
-            feed = MemoryFeed(SplitTensors.of(prep.train, bias.splits["train"] if bias else None, grouped),
-                              spec.train.batch_size, generator, spec.train.seed)
-            valid = EvalFeed(SplitTensors.of(prep.valid, bias.splits["valid"] if bias else None, grouped), None,
-                             EVAL_BATCH, grouped)
+        feed, valid = prep.feeds(spec, bias, grouped)
         sync = GradSync(graph, list(balancer.parameters()), dist, spec.train.embedding_grads) if dist.active else None
         opt = make_optimizer(spec, graph, balancer)
         steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
@@ -317,7 +342,7 @@ class FitParts:
                    scheduler=make_scheduler(spec.train, opt, steps), average=average, threads=threads)
 
 
-def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, parts: FitParts, epoch: int,
+def run_epoch(spec: RankerSpec, prep: TrainingData, model: nn.Module, parts: FitParts, epoch: int,
               progress: bool) -> tuple[dict, dict]:
     """Train one epoch, then measure on validation; returns (the epoch's log, validation metrics)."""
     cfg, names, dist = spec.train, spec.task_names(), parts.dist
@@ -326,8 +351,8 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
     with epoch_progress(steps, f"epoch {epoch}/{cfg.epochs}", progress) as bar:
         t0 = time.perf_counter()
         batches = parts.feed.batches(epoch, dist.rank, dist.world)
-        if parts.trace is not None:
-            parts.trace.append([])
+        if parts.batch_rows is not None:
+            parts.batch_rows.append([])
         try:
             train_loss, rows = train_epoch(parts, batches, steps, bar)
         finally:
@@ -363,9 +388,9 @@ def run_epoch(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, par
     return log, metrics
 
 
-def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, log_path: Path | None = None,
+def fit_epochs(spec: RankerSpec, prep: TrainingData, model: nn.Module, log_path: Path | None = None,
                progress: bool = True, outcome: dict | None = None, dist: Dist | None = None,
-               trace: list | None = None) -> Iterator[dict]:
+               record_batches: bool = False) -> Generator[dict, None, tuple[dict, list | None]]:
     """`fit`, one epoch at a time: yields each epoch's log (also appended to log_path).
 
     Stops after spec.train.epochs or when the early-stopping criterion (train.early_stopping_metric)
@@ -373,11 +398,13 @@ def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, lo
     weights, combines heads if asked, and sets eval mode. `outcome` gets {"best_epoch", "metric",
     "heads": each head's best epoch and metrics, "combined": per-head swap results or None}.
     Under torchrun (`dist`), every rank runs this; validation gathers every rank's predictions and
-    every decision follows rank 0's numbers. `trace` (a list) receives, per epoch, its batches' row positions.
+    every decision follows rank 0's numbers. Returns (the generator's value: `fit` takes it) the stopping
+    summary and, with record_batches, per epoch its batches' row positions. `outcome`, when given, gets the
+    summary too, for callers that read the epochs one at a time (the benchmarks' curves).
     """
     dist = dist or Dist()
     parts = FitParts.build(spec, prep, model, dist)
-    parts.trace = trace
+    parts.batch_rows = [] if record_batches else None
     stopper, heads, best_state = Stopper(spec), HeadTracker(spec, model), None
     try:
         for epoch in range(1, spec.train.epochs + 1):
@@ -402,9 +429,11 @@ def fit_epochs(spec: RankerSpec, prep: Prepared | Streamed, model: nn.Module, lo
     if spec.train.per_task_stopping == "combine" and stopper.best_epoch is not None:
         combined = combine_heads(model, heads, stopper.best_epoch,
                                  lambda: dist.broadcast(validation_metrics(model, prep, spec, dist)))
+    stopping = {"best_epoch": stopper.best_epoch, "metric": spec.train.early_stopping_metric,
+                "heads": per_head_report(heads, stopper.best_epoch), "combined": combined}
     if outcome is not None:
-        outcome.update(best_epoch=stopper.best_epoch, metric=spec.train.early_stopping_metric,
-                       heads=per_head_report(heads, stopper.best_epoch), combined=combined)
+        outcome.update(stopping)
+    return stopping, parts.batch_rows
 
 
 def metrics_text(spec: RankerSpec, metrics: dict) -> str:
@@ -441,7 +470,7 @@ def validation_loss(graph: nn.Module, data: EvalFeed, losses: MaskedTaskLosses,
     return float((weights * per_task).sum()), dict(zip(spec.task_names(), per_task.tolist(), strict=True))
 
 
-def validation_metrics(model: nn.Module, prep: Prepared | Streamed, spec: RankerSpec, dist: Dist | None = None) -> dict:
+def validation_metrics(model: nn.Module, prep: TrainingData, spec: RankerSpec, dist: Dist | None = None) -> dict:
     """Per-task AUC / RMSE and NDCG@k of the served heads (no bias tower) on the whole validation split;
     under torchrun each rank predicts its shard and every rank gathers all predictions."""
     dist, e = dist or Dist(), prep.valid
@@ -450,7 +479,7 @@ def validation_metrics(model: nn.Module, prep: Prepared | Streamed, spec: Ranker
     return prediction_metrics(preds, e.raw_labels, e.request, spec)
 
 
-def evaluate(model: nn.Module, e: D.Encoded | StreamedSplit, spec: RankerSpec, scalers: dict[str, D.LabelScaler],
+def evaluate(model: nn.Module, e: SplitRows, spec: RankerSpec, scalers: dict[str, D.LabelScaler],
              constants: dict[str, Constant] | None = None) -> dict:
     """Task metrics (beside the constant baseline) and NDCG of the model's heads on one split, plus gate
     statistics of gated models."""
@@ -465,13 +494,14 @@ ModelInit = Callable[[nn.Module, ModelArgs, FeatureEncoders], dict]
 
 def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
           init: ModelInit | None = None, eval_test: bool = False, dist: Dist | None = None,
-          trace: list | None = None) -> Trained:
+          record_batches: bool = False) -> Trained:
     """Prepare data, fit, evaluate on valid (and on test with eval_test). Logs go to out_dir/train_log.jsonl.
 
     Test metrics are opt-in, so that choosing a model by its reported numbers never tunes on test.
     Numeric feature patterns (`name: "*"`) become the columns they match; Trained.spec lists them.
     Under torchrun (`dist`) every rank fits; only rank 0 evaluates afterwards (the others return a
-    Trained without metrics: rank 0 alone exports and publishes).
+    Trained without metrics: rank 0 alone exports and publishes). record_batches keeps each epoch's
+    batches as row positions (Trained.batch_rows), for tests of what each rank trained on.
     """
     dist = dist or Dist()
     spec, notes = expand_numeric_patterns(spec)
@@ -480,8 +510,7 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
     set_seed(spec.train.seed)
     torch.set_num_threads(local_threads(spec.train.threads))
     prep = prepare_data(spec, progress and dist.is_leader)
-    train_numeric = prep.train.numeric if isinstance(prep, Prepared) else prep.plan.numeric_sample  # streamed: a sample
-    args = model_args(spec, prep.encoders, train_numeric)
+    args = model_args(spec, prep.encoders, prep.training_numerics())
     model = build_model(args)
     init_summary = init(model, args, prep.encoders) if init else None
     dist.broadcast_parameters(model)
@@ -493,16 +522,16 @@ def train(spec: RankerSpec, out_dir: Path | None = None, progress: bool = True,
         log_path = Path(out_dir) / "train_log.jsonl"
         log_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    stopping: dict = {}
-    history = list(fit_epochs(spec, prep, model, log_path, progress and dist.is_leader, stopping, dist, trace))
+    fitted = fit(spec, prep, model, log_path, progress and dist.is_leader, dist, record_batches)
     seconds = time.perf_counter() - t0
+    run = {"history": fitted.history, "stopping": fitted.stopping, "batch_rows": fitted.batch_rows}
     if not dist.is_leader:
-        return Trained(spec=spec, prepared=prep, args=args, model=model, history=history,
-                       train_seconds=seconds, init_summary=init_summary, stopping=stopping)
+        return Trained(spec=spec, prepared=prep, args=args, model=model, train_seconds=seconds,
+                       init_summary=init_summary, **run)
     evaluated = ("valid", "test") if eval_test and prep.test is not None else ("valid",)
     metrics = {split: evaluate(model, getattr(prep, split), spec, prep.scalers, prep.constants) for split in evaluated}
     baseline = None
-    if isinstance(prep, Prepared) and B.wanted(spec, len(prep.train)):  # the GBDT needs the training arrays
-        baseline = B.measure(spec, prep.train, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
-    return Trained(spec=spec, prepared=prep, args=args, model=model, history=history, metrics=metrics,
-                   train_seconds=seconds, init_summary=init_summary, stopping=stopping, baseline=baseline)
+    if (arrays := prep.train_arrays()) is not None and B.wanted(spec, len(arrays)):  # the GBDT needs the arrays
+        baseline = B.measure(spec, arrays, prep.valid, {s: getattr(prep, s) for s in evaluated}, prep.scalers)
+    return Trained(spec=spec, prepared=prep, args=args, model=model, metrics=metrics, train_seconds=seconds,
+                   init_summary=init_summary, baseline=baseline, **run)

@@ -43,7 +43,7 @@ def join_command(
     dialect: Annotated[str, typer.Option(help="--print-sql dialect: duckdb or spark")] = "duckdb",
 ) -> None:
     """Label served impressions by the spec's feedback rules: the table `ranker train` reads."""
-    from training.cli import USER_ERRORS, fail
+    from training.cli_options import USER_ERRORS, fail
     from training.logs.join import Engine, JoinError, run_join
     from training.logs.join import print_sql as sql_text
     from training.spec import load_spec

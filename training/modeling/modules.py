@@ -8,15 +8,11 @@ An expert with cross layers (DCN-v2) starts with them instead, so that split doe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
+from training.modeling.args import ModelArgs
 from training.modeling.numeric import numeric_embedding
-
-if TYPE_CHECKING:
-    from training.modeling.model import ModelArgs
 
 
 class FeatureInput(nn.Module):

@@ -15,15 +15,11 @@ Expert dropout (training only) applies to every gate, task and shared.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
+from training.modeling.args import ModelArgs
 from training.modeling.modules import Gate, Tower, expert, feature_input, last_linear, mix
-
-if TYPE_CHECKING:
-    from training.modeling.model import ModelArgs
 
 
 class ExtractionLevel(nn.Module):

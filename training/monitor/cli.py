@@ -42,7 +42,7 @@ def drift_command(
     max_rows: Annotated[int, typer.Option(min=1, help="read at most this many rows")] = 1_000_000,
 ) -> None:
     """PSI per feature and head, OOV/defaulted/clipped rates; exit 1 when an alert threshold is crossed."""
-    from training.cli import fail
+    from training.cli_options import fail
 
     th = Thresholds(psi_warn=psi_warn, psi_alert=psi_alert, rate_alert=rate_alert)
     try:

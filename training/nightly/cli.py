@@ -17,29 +17,10 @@ import typer
 
 from service.contract.bundle import MANIFEST_FILE, BundleError, read_manifest
 from service.registry import REPORT_MD, Registry, RegistryError, RegistryLocked
+from training.cli_options import ModelOpt, RegistryOpt, fail, open_registry
 
 registry_app = typer.Typer(help="List versions, show reports, promote, roll back, canary and abort.", no_args_is_help=True,
                            pretty_exceptions_enable=False)
-
-RegistryOpt = Annotated[str, typer.Option("--registry", envvar="RANKER_REGISTRY_ROOT",
-                                          help="registry root: a path or s3://bucket/prefix")]
-ModelOpt = Annotated[str | None, typer.Option("--model", envvar="RANKER_MODEL_NAME",
-                                              help="model name (default: the only model under a local root)")]
-EXIT_ERROR = 2
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=code)
-
-
-def open_registry(root: str, model: str | None, keep: int = 5) -> Registry:
-    if model is None:
-        models = Registry.models(root)
-        if len(models) != 1:
-            fail(f"name the model with --model (models under {root}: {models or 'none'})")
-        model = models[0]
-    return Registry(root, model, keep=keep)
 
 
 def retrain_command(

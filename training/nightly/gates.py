@@ -33,12 +33,12 @@ from service.contract.bundle import TaskInfo
 from service.contract.calibration import Smearing
 from service.contract.parity import PARITY_ATOL, PARITY_RTOL, compare
 from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights
+from training.evaluation import ranking as R
 from training.evaluation.constant import Constant
 from training.evaluation.metrics import constant_metrics, head_metrics, ranking_quality
+from training.evaluation.served import gains, score_weights_file
 from training.fit.early_stopping import metric_name as primary_metric
 from training.spec import RankerSpec
-from training.weights import ranking as R
-from training.weights.served import gains, score_weights_file
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 STD_FLOOR = 1e-6  # a constant head has no spread to measure shifts in

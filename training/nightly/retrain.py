@@ -32,19 +32,19 @@ from service.profiles import Weights
 from service.registry import REPORT_JSON, REPORT_MD, Registry, RegistryConflict, RegistryError, RegistryLocked
 from training import data as D
 from training.bundle.calibration import calibrate_columns
-from training.bundle.export import CHECKPOINT_FILE, ExportError, export_bundle
-from training.data.lineage import lineage, overlap
+from training.bundle.export import CHECKPOINT_FILE, ExportError, export_loaded
+from training.data.lineage import data_lineage, lineage, overlap
 from training.distributed.context import Dist
 from training.evaluation.evaluate import holdout_scores
 from training.evaluation.inference import export_heads, predict
+from training.evaluation.served import eval_weights
 from training.fit.train import Trained, train
-from training.modeling.model import ModelArgs
+from training.modeling.args import ModelArgs
 from training.nightly.gate_report import build_report, render_gate_report, write_gate_report
 from training.nightly.gates import GateResult, Scored, check, parity_gate, run_gates
 from training.nightly.warm_start import keep_binned, load_checkpoint, warm_start
 from training.spec import RankerSpec
 from training.streaming.prepare import choose_loading
-from training.weights.served import eval_weights
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +146,7 @@ def holdout_overlap(spec: RankerSpec, current: Current, opts: RetrainOptions, tr
     too. Raises HoldoutOverlap unless opts.allow_holdout_overlap, which logs it for the gate report instead.
     """
     before = current.bundle.manifest.data_window.get("lineage") if current.bundle is not None else None
-    if trained is None:
-        now = lineage(spec, choose_loading(spec)[0] == "stream")
-    else:
-        splits, ts = trained.prepared.splits, spec.data.timestamp
-        times = (splits.time_range("train", ts), splits.time_range(splits.holdout_name(), ts)) if ts else (None, None)
-        now = lineage(spec, trained.prepared.streamed, *times)
+    now = lineage(spec, choose_loading(spec)[0] == "stream") if trained is None else data_lineage(spec, trained.prepared)
     if (why := overlap(before, now)) is None:
         return None
     why = f"the holdout may hold rows CURRENT v{current.version} trained on: {why}"
@@ -224,12 +219,11 @@ def retrain(spec: RankerSpec, registry: Registry, opts: RetrainOptions, dist: Di
                "holdout_overlap": leak}
     bundle_dir = opts.work_dir / "bundle"
     try:
-        export_bundle(trained, bundle_dir)
+        candidate = export_loaded(trained, bundle_dir)
     except ExportError as e:
         results = [check("parity", "model", None, "<=", 1.0, f"export refused the graph: {e}")]
         report = build_report(results=results, trained=trained, version=None, **context)
         return finish(report, EXIT_REJECTED, None, opts.work_dir)
-    candidate = load_bundle(bundle_dir)
     context["test_metrics"] = candidate.manifest.metrics.get("test")  # measured on the bundle, as `evaluate` does
     results = gate_candidate(trained, candidate, current, weights)
     promote = all(r.passed for r in results)

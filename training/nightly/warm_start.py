@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from service.contract.features import FeatureEncoders
 from training.data.columns import expand_numeric_patterns
-from training.modeling.model import ModelArgs
+from training.modeling.args import ModelArgs
 from training.spec import RankerSpec
 
 EMBEDDING_SUFFIX = "inputs.embedding.weight"

@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training.data import DataError
-from training.spec.data import SPLIT_NAMES
+from training.data.splits import column_split_codes
 from training.streaming.timecut import Cut, rid_array, ts_int
 
 TRAIN, VALID, TEST = 0, 1, 2
@@ -42,14 +41,7 @@ class ByColumn:
     column: str
 
     def __call__(self, table: pa.Table, pos: np.ndarray) -> np.ndarray:
-        col = table.column(self.column)
-        values = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
-        codes = pc.index_in(values, value_set=pa.array(SPLIT_NAMES)).to_numpy(zero_copy_only=False)
-        if np.isnan(codes.astype(float)).any():
-            found = set(pc.unique(values).to_pylist()) - set(SPLIT_NAMES)
-            raise DataError(f"column {self.column!r} (data.split_column): values must be train, valid or test; "
-                            f"found {sorted(str(v) for v in found)}")
-        return codes.astype(np.int8)
+        return column_split_codes(table.column(self.column), self.column)
 
     def columns(self) -> list[str]:
         return [self.column]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from training.data.bias_inputs import BiasEncoders
 from training.data.tables import Encoded
-from training.modeling.bias_tower import BiasEncoders
 from training.streaming import grouping as G
 from training.streaming.plan import StreamPlan
 from training.streaming.shuffle import ShuffleBuffer

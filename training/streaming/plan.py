@@ -12,7 +12,7 @@
 What stays in memory: the statistics (one count per distinct categorical value), and for validation
 and test (N, T) float64 labels and (N,) int64 request indices. Training rows are never kept, but for
 `numeric_embedding: ple` / `ple_auto` a uniform sample of up to 200,000 rows' numeric values
-(train_stats.RowSample; at most 20 million values), which their bins are fitted on.
+(fitting.RowSample; at most 20 million values), which their bins are fitted on.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.contract.features import FeatureEncoders
-from training.data import DataError, requests
+from training.data import requests
+from training.data.bias_inputs import BiasEncoders
+from training.data.splits import check_column_splits, check_sizes
 from training.data.tables import LabelScaler, no_finite_values, no_labels, no_rows, raw_labels
 from training.evaluation.constant import Constant
-from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
 from training.streaming.assign import TEST, TRAIN, VALID, ByColumn, ByHash, ByTime, Fixed
+from training.streaming.fitting import TrainStats
 from training.streaming.source import Source
 from training.streaming.timecut import Keys, time_cuts
-from training.streaming.train_stats import TrainStats
 
 SPLITS = ("train", "valid", "test")
 
@@ -183,13 +184,10 @@ def _check(spec: RankerSpec, plans: list[SourcePlan], collect: _Collector) -> No
         no_rows(spec, plans[0].source.path)
     cfg = spec.data
     if cfg.split_column and cfg.train is None:
-        for code, name in ((TRAIN, "train"), (VALID, "valid")):
-            if not totals[code]:
-                raise DataError(f"column {cfg.split_column!r} (data.split_column) has no {name!r} rows")
-    elif totals[TRAIN] <= 0 or totals[VALID] <= 0 or (cfg.train is None and cfg.test_fraction > 0 and totals[TEST] <= 0):
-        raise DataError(f"{int(totals.sum()):,} rows are too few for a train/valid{'/test' if cfg.test_fraction else ''} "
-                        f"split with valid_fraction {cfg.valid_fraction} and test_fraction {cfg.test_fraction} "
-                        f"(train {totals[TRAIN]:,}, valid {totals[VALID]:,}, test {totals[TEST]:,} rows)")
+        check_column_splits([int(totals[TRAIN]), int(totals[VALID])], cfg.split_column)
+    else:
+        check_sizes(int(totals[TRAIN]), int(totals[VALID]), int(totals[TEST]), cfg,
+                    test_wanted=cfg.train is None and cfg.test_fraction > 0)
     for name, finite in collect.finite.items():
         no_finite_values(name, finite)
     for t in spec.label_tasks():

@@ -11,11 +11,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from service.contract.features import FeatureEncoders
+from training.data.bias_inputs import BiasData
 from training.data.tables import LabelScaler
 from training.evaluation.constant import Constant
-from training.modeling.bias_tower import BiasData
 from training.spec import RankerSpec
+from training.streaming.feed import EvalFeed, StreamFeed
 from training.streaming.plan import StreamPlan, build_plan
 from training.streaming.source import Source
 from training.streaming.splits import StreamedSplit, StreamSplits
@@ -25,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Streamed:
-    """A streamed run's data side: the same fields as the in-memory Prepared, read on demand."""
+    """The streamed run's TrainingData (training/data/interface.py): the fields of the in-memory Prepared,
+    read on demand."""
 
     splits: StreamSplits
     encoders: FeatureEncoders
@@ -45,6 +49,17 @@ class Streamed:
     @property
     def constants(self) -> dict[str, Constant]:
         return self.plan.constants
+
+    def training_numerics(self) -> np.ndarray | None:
+        return self.plan.numeric_sample  # a uniform sample of the training rows
+
+    def train_arrays(self) -> None:
+        return None  # never all in memory
+
+    def feeds(self, spec: RankerSpec, bias: BiasData | None, grouped: bool) -> tuple[StreamFeed, EvalFeed]:
+        enc = bias.encoders if bias else None
+        feed = StreamFeed(self.plan, enc, spec.train.batch_size, spec.train.seed, grouped)
+        return feed, EvalFeed(self.valid, enc, spec.data.streaming.read_batch_rows, grouped)
 
 
 def choose_loading(spec: RankerSpec) -> tuple[str, str]:

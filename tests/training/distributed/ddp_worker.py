@@ -54,10 +54,9 @@ def main(spec_path: str, data: str, out: Path, mode: str, batch: int) -> None:
         spec.train.per_task_stopping = "combine"
     spec.train.epochs, spec.train.threads = 2, 1
     spec.train.batch_size = batch // dist.world  # per rank: the global batch is the single process's batch
-    trace: list = []
-    trained = train(spec, progress=False, eval_test=True, dist=dist, trace=trace)
+    trained = train(spec, progress=False, eval_test=True, dist=dist, record_batches=True)
     r = dist.rank
-    np.savez(out / f"rows_{r}.npz", *[np.concatenate(epoch) for epoch in trace])
+    np.savez(out / f"rows_{r}.npz", *[np.concatenate(epoch) for epoch in trained.batch_rows])
     torch.save(trained.model.state_dict(), out / f"state_{r}.pt")
     (out / f"history_{r}.json").write_text(json.dumps(trained.history))
     (out / f"stopping_{r}.json").write_text(json.dumps(trained.stopping, default=str))

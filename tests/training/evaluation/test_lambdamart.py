@@ -16,7 +16,7 @@ from training.bundle.report import render_bundle_report, summary_table
 from training.evaluation import baseline as B
 from training.evaluation import lambdamart as L
 from training.evaluation.metrics import ndcg_at_k
-from training.weights.served import gains
+from training.evaluation.served import gains
 
 RANKER_AHEAD = "the LambdaMART baseline (LightGBM lambdarank) is ahead on ndcg@10 by"
 

@@ -43,7 +43,7 @@ def _fit(trained, ema_epochs: float | None):
     spec.train.epochs, spec.train.early_stopping_patience, spec.train.ema_epochs = 2, 5, ema_epochs
     torch.manual_seed(0)
     model = build_model(trained.args)
-    history = fit(spec, trained.prepared, model, progress=False)
+    history = fit(spec, trained.prepared, model, progress=False).history
     return spec, model, history
 
 

@@ -51,9 +51,8 @@ def run(spec: RankerSpec, arch_overrides: dict | None = None, progress: bool = F
     torch.set_num_threads(1)  # as train() does with train.threads: 2 spinning threads crawl on a shared box
     prep = prepare(spec)
     model = build_model(model_args(spec, prep.encoders, prep.train.numeric))
-    outcome: dict = {}
-    history = fit(spec, prep, model, None, progress, outcome)
-    return history, outcome
+    fitted = fit(spec, prep, model, None, progress)
+    return fitted.history, fitted.stopping
 
 
 def head_curve(history: list[dict], task: str) -> np.ndarray:

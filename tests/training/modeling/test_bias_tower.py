@@ -16,12 +16,13 @@ from service.profiles import compile_weights, parse_weights
 from tests.conftest import DEMO_SPEC, REPO
 from training import data as D
 from training.bundle.export import export_onnx
+from training.data.bias_inputs import fit_bias_encoders
 from training.data.demo import DemoConfig, write_demo
 from training.data.splits import split_table
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import ndcg_at_k, score_stats
 from training.fit.train import train
-from training.modeling.bias_tower import BiasTower, WithBiasTower, fit_bias_encoders
+from training.modeling.bias_tower import BiasTower, WithBiasTower
 from training.modeling.model import ModelArgs, build_model
 from training.spec import RankerSpec, load_spec
 from training.spec.model import BiasTowerConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.streaming.train_stats import RowSample, numeric_sample_rows
+from training.streaming.fitting import RowSample, numeric_sample_rows
 
 
 def _sampled(rows: np.ndarray, size: int, chunk: int) -> np.ndarray:

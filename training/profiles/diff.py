@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.profiles import CompiledWeights
-from training.weights import ranking as R
-from training.weights.logs import ScoredLog
-from training.weights.replay import Metric, check_metrics
-from training.weights.stats import RESAMPLES, Estimate, estimate
+from training.evaluation import ranking as R
+from training.profiles.logs import ScoredLog
+from training.profiles.replay import Metric, check_metrics
+from training.profiles.stats import RESAMPLES, Estimate, estimate
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+
+from training.data.requests import request_index
 
 TAU_CHUNK_CELLS = 1_000_000  # padded (requests x size x size) cells per chunk of the Kendall tau
 
@@ -40,14 +43,24 @@ class Requests:
 
     @classmethod
     def of(cls, request_ids: np.ndarray) -> Requests:
-        """Group (N,) request id values; equal values are one request wherever their rows are."""
+        """Group (N,) request id values; equal values are one request wherever their rows are.
+
+        The grouping is the trainer's (training/data/requests.py `request_index`): requests are
+        numbered in order of first appearance, so the order of requests follows the log.
+        """
         values = np.asarray(request_ids)
-        uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-        # Number requests by first appearance, so the order of requests follows the log.
-        rank = np.empty(len(uniq), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
-        group = rank[inverse.reshape(-1)]
-        return cls(group=group, ids=values[np.sort(first)], sizes=np.bincount(group, minlength=len(uniq)))
+        group = request_index(pa.array(values.reshape(-1)))
+        n = int(group.max()) + 1 if len(group) else 0
+        first = np.full(n, len(group), dtype=np.int64)
+        np.minimum.at(first, group, np.arange(len(group)))
+        return cls(group=group, ids=values.reshape(-1)[first], sizes=np.bincount(group, minlength=n))
+
+    @classmethod
+    def of_index(cls, request: np.ndarray) -> Requests:
+        """Requests of an (N,) dense request index (as `request_index` gives); ids are the indices."""
+        group = np.asarray(request, dtype=np.int64)
+        sizes = np.bincount(group) if len(group) else np.zeros(0, dtype=np.int64)
+        return cls(group=group, ids=np.arange(len(sizes)), sizes=sizes)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -83,7 +96,7 @@ def gains_of(labels: np.ndarray) -> np.ndarray:
 
 def ndcg(req: Requests, scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """(R,) NDCG@k of the order by `scores` with `labels` as gains; NaN without a positive gain, and for
-    one-row requests, which rank nothing (as the trainer's NDCG, training/evaluation/metrics.py)."""
+    one-row requests, which rank nothing. The one NDCG: metrics.ndcg_at_k is its mean over requests."""
     gain = gains_of(labels)
     dcg = _per_request(req, gain * discount(positions(req, scores), k))
     ideal = _per_request(req, gain * discount(positions(req, gain), k))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from training.weights.tune import TuneResult
+from training.profiles.tune import TuneResult
 
 
 def render_markdown(result: TuneResult) -> str:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.profiles import CompiledWeights
-from training.weights import ranking as R
-from training.weights.logs import ScoredLog
-from training.weights.stats import RESAMPLES, Estimate, estimate
+from training.evaluation import ranking as R
+from training.profiles.logs import ScoredLog
+from training.profiles.stats import RESAMPLES, Estimate, estimate
 
 METRIC_KINDS = ("ndcg", "yield")
 _METRIC = re.compile(r"^(ndcg|seen_ndcg|yield)@(\d+):([A-Za-z0-9_.-]+)$")

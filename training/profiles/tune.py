@@ -24,9 +24,9 @@ import numpy as np
 
 from service.contract.bundle import TaskInfo
 from service.profiles import CompiledWeights, WeightsFile, accepts
-from training.weights.logs import ScoredLog, weights_from_mapping
-from training.weights.replay import Metric, check_metrics
-from training.weights.stats import RESAMPLES, Estimate, estimate
+from training.profiles.logs import ScoredLog, weights_from_mapping
+from training.profiles.replay import Metric, check_metrics
+from training.profiles.stats import RESAMPLES, Estimate, estimate
 
 TRANSFORMS = ("zscore", "minmax", "log1p", "identity", "log")
 WEIGHT_STEP = 0.01

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
+from training.evaluation import ranking as R
 from training.evaluation.metrics import ndcg_at_k
-from training.weights import ranking as R
 
 
 def world(n_requests=60, seed=0, max_size=25):

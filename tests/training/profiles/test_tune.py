@@ -5,10 +5,10 @@ import yaml
 
 from service.contract.bundle import ScoreStats, TaskInfo
 from service.profiles import compile_weights, parse_weights
-from training.weights.logs import ScoredLog, weights_from_mapping
-from training.weights.ranking import Requests
-from training.weights.replay import Metric
-from training.weights.tune import task_transforms, tune, tuned_file
+from training.evaluation.ranking import Requests
+from training.profiles.logs import ScoredLog, weights_from_mapping
+from training.profiles.replay import Metric
+from training.profiles.tune import task_transforms, tune, tuned_file
 
 STATS = ScoreStats(mean=0.3, std=0.25, min=0.001, max=1.0)
 TASKS = [TaskInfo(name="watch", type="binary", group="engagement", output="watch", score_stats=STATS),

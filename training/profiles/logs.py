@@ -2,7 +2,7 @@
 
 A log is Parquet (a file, a directory of files or a glob) with one row per shown candidate: the
 features the bundle reads, a request id column, optionally an item id column (both by default
-named as in the bundle's training data, training/weights/columns.py), and one label column per
+named as in the bundle's training data, training/profiles/columns.py), and one label column per
 task (by default named as the task; `--label task=column` maps another column, e.g. a
 simulator's true probability). The heads are the bundle's served outputs: onnxruntime plus the
 manifest's calibration (`LoadedBundle.predict`), encoded by the manifest's own encoders.
@@ -20,8 +20,8 @@ from service.contract.bundle import LoadedBundle
 from service.profiles import CompiledProfile, CompiledWeights, compile_weights, parse_weights
 from training import data as D
 from training.evaluation.evaluate import bundle_predictions
-from training.weights.columns import LogColumns
-from training.weights.ranking import Requests
+from training.evaluation.ranking import Requests
+from training.profiles.columns import LogColumns
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from service.contract.bundle import SessionConfig
 from service.live.model import load_model
 from service.live.pipeline import rank
 from service.live.state import Serving
-from training.weights.logs import load_weights
+from training.profiles.logs import load_weights
 
 DEMO_WEIGHTS = Path(__file__).resolve().parents[3] / "configs" / "weights.yaml"
 USER, CONTEXT = ("user_id", "user_segment", "user_activity"), ("device", "hour")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from service.contract.bundle import load_bundle
-from training.weights.logs import LogColumns, read_log, score_log
+from training.profiles.logs import LogColumns, read_log, score_log
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO_WEIGHTS = REPO / "configs" / "weights.yaml"

@@ -3,7 +3,7 @@ after one more read of the numeric columns (the exact medians, and for `numeric_
 `ple_auto` a uniform sample of the rows' numeric values to fit the bins on).
 
 The results are built by the same rules as the in-memory fit (training/data/tables.py): the
-vocabulary from merged counts through `vocabulary`, numeric encoders through `with_moments`, label
+encoders from merged statistics through `encoders_of` and `BiasEncoders.of`, label
 scalers through `LabelScaler.of`.
 """
 
@@ -12,19 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from service.contract.features import CategoricalEncoder, FeatureEncoders, NumericEncoder
+from service.contract.features import FeatureEncoders, NumericEncoder
+from training.data.bias_inputs import BiasEncoders
 from training.data.tables import (
     LabelScaler,
     _require_numeric,
     as_strings,
-    item_id_feature,
-    vocabulary,
-    with_moments,
+    encoders_of,
 )
 from training.evaluation.constant import Constant
-from training.modeling.bias_tower import BiasEncoders
 from training.spec import RankerSpec
-from training.streaming.stats import Moments, NumericStats, ValueCounts
+from training.streaming.accumulators import Moments, NumericStats, ValueCounts
 
 # Training rows whose numeric values `numeric_embedding: ple` / `ple_auto` fit their bins on when streaming: up to
 # 200,000, and fewer for a wide table, so that the sample holds at most 20 million values (160 MB of float64).
@@ -127,20 +125,10 @@ class TrainStats:
         return np.stack([enc.encode(raw[:, j]) for j, enc in enumerate(encoders.numeric)], axis=1)
 
     def encoders(self) -> FeatureEncoders:
-        spec = self.spec
-        categorical = []
-        for f in spec.features.categorical:
-            values, freq = self.counts[f.name].result()
-            categorical.append(CategoricalEncoder(name=f.name, source=f.source, on_missing=f.on_missing,
-                                                  vocab=vocabulary(values, freq, f.max_vocab, f.min_count)))
-        numeric = []
-        for f in spec.features.numeric:
-            probe = self._probes[f.name]
-            fill, lo, hi, mean, std = self.numeric[f.name].finish(probe.apply_transform)
-            fitted = probe.model_copy(update={"fill_value": fill, "clip_min": lo, "clip_max": hi,
-                                              "on_missing": f.on_missing})
-            numeric.append(with_moments(fitted, mean, std))
-        return FeatureEncoders(categorical=categorical, numeric=numeric, item_id_feature=item_id_feature(spec))
+        """By the in-memory rules (tables.py encoders_of), from the merged statistics."""
+        counts = {name: c.result() for name, c in self.counts.items()}
+        numeric = {name: s.finish(self._probes[name].apply_transform) for name, s in self.numeric.items()}
+        return encoders_of(self.spec, counts, numeric)
 
     def scalers(self) -> dict[str, LabelScaler]:
         return {t.name: LabelScaler.of(t.label_transform, m.count, m.mean, m.std)
@@ -153,11 +141,9 @@ class TrainStats:
                 for t in self.spec.label_tasks() if (m := self.label_means[t.name]).count}
 
     def bias_encoders(self) -> BiasEncoders | None:
-        """As training/modeling/bias_tower.py fit_bias_encoders fits them on a training table."""
+        """By BiasEncoders.of, the rule training/data/bias_inputs.py fit_bias_encoders fits a training table by."""
         cfg = self.spec.model.bias_tower
         if cfg is None:
             return None
-        vocab = {name: vocabulary(*c.result(), cfg.max_vocab, 1) for name, c in self.bias_counts.items()}
-        stats = {name: (m.mean, m.std if m.std > 1e-12 else 1.0) if m.count else (0.0, 1.0)
-                 for name, m in self.bias_moments.items()}
-        return BiasEncoders(vocab, stats)
+        counts = {name: c.result() for name, c in self.bias_counts.items()}
+        return BiasEncoders.of(cfg, counts, {name: (m.count, m.mean, m.std) for name, m in self.bias_moments.items()})

@@ -14,8 +14,8 @@ import numpy as np
 
 from service.contract.bundle import ScoreStats, TaskInfo
 from service.profiles import CompiledWeights, Weights, WeightsError, compile_weights, parse_weights
+from training.evaluation import ranking as R
 from training.spec import RankerSpec
-from training.weights import ranking as R
 
 SCORE_WEIGHTS_PROFILE = "score_weights"
 _UNIT = ScoreStats(mean=0.0, std=1.0, min=0.0, max=1.0)  # placeholder statistics for a check of task names

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from training.data.tables import vocabulary
-from training.streaming.stats import ExactMedian, Moments, NumericStats, ValueCounts
+from training.streaming.accumulators import ExactMedian, Moments, NumericStats, ValueCounts
 
 
 def _batches(x: np.ndarray, sizes: list[int]) -> list[np.ndarray]:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from service.contract.bundle import MANIFEST_FILE, DataColumns, read_manifest
 from training.cli import app
-from training.weights.columns import bundle_columns, no_request_id_message
+from training.profiles.columns import bundle_columns, no_request_id_message
 
 DEMO_WEIGHTS = Path(__file__).resolve().parents[3] / "configs" / "weights.yaml"
 RENAMED = {"request_id": "session", "item_id": "sku"}

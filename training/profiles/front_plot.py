@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from training.weights.replay import Metric  # noqa: E402
-from training.weights.stats import Estimate  # noqa: E402
-from training.weights.tune import Point  # noqa: E402
+from training.profiles.replay import Metric  # noqa: E402
+from training.profiles.stats import Estimate  # noqa: E402
+from training.profiles.tune import Point  # noqa: E402
 
 
 def _xy(estimates: list[Estimate]) -> tuple[float, float, list[list[float]], list[list[float]]]:

@@ -14,13 +14,13 @@ import typer
 
 from service.contract.bundle import BundleError, LoadedBundle, load_bundle
 from service.profiles import WeightsError
+from training.cli_options import fail
 from training.data import DataError
 
 weights_app = typer.Typer(help="Check and compare weights files (weights.yaml).", no_args_is_help=True,
                           pretty_exceptions_enable=False)
 
 EXIT_INVALID = 1
-EXIT_ERROR = 2
 ERRORS = (BundleError, DataError, WeightsError, ValueError, OSError)
 
 BundleArg = Annotated[Path, typer.Argument(metavar="BUNDLE", help="bundle directory (model.onnx + manifest.json)")]
@@ -38,14 +38,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a t
 MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="print Markdown instead of a table")]
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=code)
-
-
 def log_columns(bundle: LoadedBundle, request_id: str | None, item_id: str | None, labels: list[str] | None):
-    """The flags' columns, the others as the bundle's manifest names them (training/weights/columns.py)."""
-    from training.weights.columns import bundle_columns
+    """The flags' columns, the others as the bundle's manifest names them (training/profiles/columns.py)."""
+    from training.profiles.columns import bundle_columns
 
     mapping = {}
     for text in labels or []:
@@ -57,7 +52,7 @@ def log_columns(bundle: LoadedBundle, request_id: str | None, item_id: str | Non
 
 
 def scored_log(bundle: LoadedBundle, data: str, columns):
-    from training.weights.logs import read_log, score_log
+    from training.profiles.logs import read_log, score_log
 
     return score_log(bundle, read_log(data, bundle, columns), columns)
 
@@ -75,8 +70,8 @@ def replay_command(
     label: LabelOpt = None, resamples: ResamplesOpt = 1000, as_json: JsonOpt = False, markdown: MarkdownOpt = False,
 ) -> None:
     """What each profile does on logged requests: NDCG@k and top-k yield per task, with 95 % intervals."""
-    from training.weights.logs import choose_profiles, load_weights
-    from training.weights.replay import default_metrics, render_markdown, render_rich, replay
+    from training.profiles.logs import choose_profiles, load_weights
+    from training.profiles.replay import default_metrics, render_markdown, render_rich, replay
 
     try:
         bundle = load_bundle(bundle_path)
@@ -104,7 +99,7 @@ def check_command(
                                               help="model name in the registry")] = None,
 ) -> None:
     """Validate FILE exactly as a server loading it would; exit 1 naming the key when it is invalid."""
-    from training.weights.check import CheckTargetError, check_weights, manifest_of
+    from training.profiles.check import CheckTargetError, check_weights, manifest_of
 
     try:
         manifest, name = manifest_of(bundle, registry, model)
@@ -129,9 +124,9 @@ def diff_command(
     resamples: ResamplesOpt = 1000, as_json: JsonOpt = False,
 ) -> None:
     """For every changed profile: Kendall tau, top-k overlap, replay deltas, the requests that moved most."""
-    from training.weights.diff import changed_pairs, diff_profile, render_markdown
-    from training.weights.logs import load_weights
-    from training.weights.replay import default_metrics
+    from training.profiles.diff import changed_pairs, diff_profile, render_markdown
+    from training.profiles.logs import load_weights
+    from training.profiles.replay import default_metrics
 
     try:
         bundle = load_bundle(bundle_path)
@@ -170,12 +165,12 @@ def tune_command(
     resamples: ResamplesOpt = 1000, as_json: JsonOpt = False,
 ) -> None:
     """Pareto search of weights and transforms on half the requests; re-measured on the other half."""
-    from training.weights.check import check_weights
-    from training.weights.front_plot import plot_front
-    from training.weights.logs import load_weights
-    from training.weights.replay import Metric
-    from training.weights.tune import TRANSFORMS, tune, tuned_file
-    from training.weights.tune_report import render_markdown, write_weights
+    from training.profiles.check import check_weights
+    from training.profiles.front_plot import plot_front
+    from training.profiles.logs import load_weights
+    from training.profiles.replay import Metric
+    from training.profiles.tune import TRANSFORMS, tune, tuned_file
+    from training.profiles.tune_report import render_markdown, write_weights
 
     try:
         objectives = [Metric.parse(o) for o in objective]
