@@ -123,7 +123,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> Profile:
     registry = Registry(tmp / "registry", manifest.model_name)
     registry.publish(args.bundle)
     env = {"RANKER_REGISTRY_ROOT": str(registry.root), "RANKER_MODEL_NAME": manifest.model_name,
-           "RANKER_WEIGHTS_PATH": str(args.weights), "RANKER_MAX_CANDIDATES": str(SIZE)}
+           "RANKER_WEIGHTS_PATH": str(args.weights), "RANKER_MAX_CANDIDATES": str(SIZE),
+           **dict(e.split("=", 1) for e in args.env)}
     body = orjson.dumps(example_request(manifest, SIZE, seed=0))
     server = ServerProcess([sys.executable, "-m", "service.cli"], env, tmp / "server.log", "/v2/health/ready")
     try:
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=12.0, help="seconds of wrk per phase")
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     p.add_argument("--iterations", type=int, default=300, help="in-process loop iterations")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="a server setting for this run (repeatable), e.g. RANKER_LOG_DIR=/tmp/log")
     p.add_argument("--keep-stacks", type=Path, help="copy py-spy's raw stacks here")
     p.add_argument("--no-doc", action="store_true", help="print only; do not write docs/BENCHMARKS.md")
     args = p.parse_args(argv)
