@@ -219,12 +219,14 @@ def run_logging(args: argparse.Namespace, manifest, servers: dict[str, ServerPro
     """Logging off ("ours") vs on ("logging") at FLOOR_SIZE candidates; the "logging" server is stopped here,
     so its files are published and counted."""
     bodies = [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(DISTINCT_BODIES)]
-    ports = {"off": servers["ours"].port, "on": servers["logging"].port, "on, features none": servers["logging-none"].port}
+    ports = {"off": servers["ours"].port, "off, a second process": servers["logging-off-2"].port,
+             "on": servers["logging"].port, "on, features none": servers["logging-none"].port}
     result = serve_logging.measure(ports, bodies[0], FLOOR_SIZE, args.logging_seconds, args.concurrency)
     answered, result.dropped = serve_logging.server_counts(ports["on"])
     result.rows_answered = int(answered) * FLOOR_SIZE
     servers.pop("logging").stop()
     servers.pop("logging-none").stop()
+    servers.pop("logging-off-2").stop()
     result.rows_logged = serve_logging.logged_rows(tmp / "impressions-log")
     result.offer_us, result.batch_us_per_record, result.compact_us_per_record = serve_logging.in_process(
         serving, [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(64)], min(args.requests, 200))
@@ -235,7 +237,8 @@ def run_logging(args: argparse.Namespace, manifest, servers: dict[str, ServerPro
 def logging_servers(tmp: Path) -> dict[str, dict[str, str]]:
     """The servers with the impression log on: every feature kept, and none."""
     return {"logging": {"RANKER_LOG_DIR": str(tmp / "impressions-log")},
-            "logging-none": {"RANKER_LOG_DIR": str(tmp / "impressions-log-none"), "RANKER_LOG_FEATURES": "none"}}
+            "logging-none": {"RANKER_LOG_DIR": str(tmp / "impressions-log-none"), "RANKER_LOG_FEATURES": "none"},
+            "logging-off-2": {}}  # the log off again, in its own process: the run's noise floor
 
 
 def run_logging_only(args: argparse.Namespace) -> serve_logging.LoggingResult:
