@@ -6,9 +6,11 @@
                        on roll (hour or model layout changes, roll_bytes, roll_seconds, shutdown):
                        the closed segment -> the compactor
     compactor thread:  segment -> Parquet (temp, fsync, rename) -> published (rename / one PUT);
-                       and every roll interval, what dead writers left (recovery). At the lowest CPU
-                       priority (nice 19): the Parquet encoding is the log's largest cost (about 0.2 ms
-                       per 500-row response), and it gives way to the requests when the cores are busy.
+                       and every roll interval, what dead writers left (recovery). Its own thread, so
+                       a long compaction never delays a flush; the Parquet encoding (the log's largest
+                       CPU cost, about 0.2 ms per 500-row response) runs without the GIL. Not at a lower
+                       CPU priority: on busy cores a starved compactor left the log unpublished for longer
+                       than a roll interval, and readers (the join) count on that interval.
 
 Losing the log never fails a ranking: a full queue, a full disk, an unwritable directory or an
 object store that keeps refusing uploads drop records, counted in `ranker_log_dropped_total{reason}`
@@ -152,7 +154,6 @@ class ImpressionLog(segments.SegmentSteps):
 
     # -- the compactor thread -----------------------------------------------------------------------
     def _compact_loop(self) -> None:
-        _lowest_priority()
         self._recover()
         while True:
             try:
@@ -259,14 +260,6 @@ class _Converted:
     schema: pa.Schema
     batch: pa.RecordBatch
     records: int
-
-
-def _lowest_priority() -> None:
-    """Nice 19 for the calling thread (Linux schedules threads apart); elsewhere, or refused, it stays as it is."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
 
 
 def _group(record: Impression) -> tuple[str, LogLayout]:
