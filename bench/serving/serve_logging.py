@@ -1,6 +1,7 @@
 """The impression log's cost, in bench/serving/serve_latency.py: the same server with logging off and on.
 
-Three server processes, identical but for RANKER_LOG_DIR and RANKER_LOG_FEATURES, loaded by wrk
+Four server processes, identical but for RANKER_LOG_DIR and RANKER_LOG_FEATURES (two with the log
+off: their difference is the run's noise floor), loaded by wrk
 (compiled: the client's CPU is not taken from the server's machine as a Python client's would be) in
 slices interleaved round after round: one connection (latency), then `concurrency` connections (peak
 throughput), so a busy moment of the shared machine hits every server alike. Also, in-process: the
