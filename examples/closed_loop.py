@@ -153,12 +153,25 @@ def loop_spec(out: Path, data: Path, epochs: int, window: str) -> tuple[Path, Pa
     return first, joined
 
 
-def join(out: Path, spec: Path, wait: float) -> dict:
-    time.sleep(wait)  # the attribution window passes and the log's segments roll to Parquet
+def join(out: Path, spec: Path, wait: float, served_rows: int) -> dict:
+    """After the attribution window, and once the log has published every row served so far (its segments
+    roll within a second; on busy cores the compaction may take longer), the join."""
+    time.sleep(wait)
+    if not wait_for(lambda: published_rows(out / "logs" / "impressions") >= served_rows, 60):
+        raise RuntimeError(f"the impression log published {published_rows(out / 'logs' / 'impressions'):,} of the "
+                           f"{served_rows:,} rows served within 60 s")
     proc = ranker("logs", "join", "--impressions", out / "logs" / "impressions", "--feedback", out / "logs" / "feedback",
                   "--spec", spec, "--out", out / "joined", "--end", datetime.now(UTC).isoformat())
     print(proc.stdout)
     return json.loads((out / "joined" / "_join_report.json").read_text())
+
+
+def published_rows(impressions: Path) -> int:
+    return sum(pq.read_metadata(f).num_rows for f in impressions.glob("date=*/hour=*/*.parquet"))
+
+
+def served_rows(phases: dict[str, Phase], rows_per_request: int) -> int:
+    return sum(p.statuses[200] for p in phases.values()) * rows_per_request
 
 
 def report(out: Path, spec: Path, phase: Phase, name: str, *args: str) -> dict:
@@ -206,7 +219,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         with httpx.Client(base_url=server.url, timeout=10.0) as client:
             phases["A"] = Phase("A: v1 serves everyone").run(client, users, args.requests, args.candidates, args.top_k)
-            steps["join_a"] = join(out, spec, args.wait)
+            steps["join_a"] = join(out, spec, args.wait, served_rows(phases, min(args.top_k, args.candidates)))
             retrain = ranker("retrain", joined_spec, "--registry", registry, "--data", out / "joined", "--warm-start",
                              "--canary", args.canary, "--work-dir", out / "retrain", ok=(0, 3))
             print(retrain.stdout)
@@ -218,7 +231,7 @@ def run(args: argparse.Namespace) -> dict:
                 raise RuntimeError(f"the server did not start the canary: {serving(client).get('canary')}")
             phases["B"] = Phase(f"B: v2 canary on {args.canary:.0%} of users").run(
                 client, users, args.requests, args.candidates, args.top_k)
-            steps["join_b"] = join(out, spec, args.wait)
+            steps["join_b"] = join(out, spec, args.wait, served_rows(phases, min(args.top_k, args.candidates)))
             steps["canary_report"] = report(out, spec, phases["B"], "canary-report", "--by", "model_version",
                                             "--expected", f"1={1 - args.canary},{v2}={args.canary}")
             ranker("registry", "promote", v2, "--registry", registry, "--model", MODEL)
@@ -230,7 +243,7 @@ def run(args: argparse.Namespace) -> dict:
             time.sleep(2.0)  # the server reloads weights.yaml within its poll interval
             phases["C"] = Phase("C: v2, click_only on half the users").run(
                 client, users, args.requests, args.candidates, args.top_k)
-            steps["join_c"] = join(out, spec, args.wait)
+            steps["join_c"] = join(out, spec, args.wait, served_rows(phases, min(args.top_k, args.candidates)))
             steps["weights_report"] = report(out, spec, phases["C"], "weights-report", "--by", "arm", "--weights",
                                              out / "weights.yaml", "--experiment", experiment["name"])
     finally:
