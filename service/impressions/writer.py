@@ -1,16 +1,10 @@
 """The impression log of one server process: a bounded queue and one writer thread.
 
-    request thread:    offer() -> sampled? -> Impression (references) -> deque.append     (no I/O, no wake-up)
-    writer thread:     every flush_seconds: the queued records -> one Arrow batch per (hour, layout)
-                       -> the open segment (IPC stream, written to the OS at once)
-                       on roll (hour or model layout changes, roll_bytes, roll_seconds, shutdown):
-                       the closed segment -> the compactor
-    compactor thread:  segment -> Parquet (temp, fsync, rename) -> published (rename / one PUT);
-                       and every roll interval, what dead writers left (recovery). Its own thread, so
-                       a long compaction never delays a flush; the Parquet encoding (the log's largest
-                       CPU cost, about 0.2 ms per 500-row response) runs without the GIL. Not at a lower
-                       CPU priority: on busy cores a starved compactor left the log unpublished for longer
-                       than a roll interval, and readers (the join) count on that interval.
+    request thread:  offer() -> sampled? -> Impression (references) -> deque.append       (no I/O, no wake-up)
+    writer thread:   every flush_seconds: the queued records -> one Arrow batch per (hour, layout)
+                     -> the open segment (IPC stream, written to the OS at once)
+                     on roll (hour or model layout changes, roll_bytes, roll_seconds, shutdown):
+                     segment -> Parquet (temp, fsync, rename) -> published (rename / one PUT)
 
 Losing the log never fails a ranking: a full queue, a full disk, an unwritable directory or an
 object store that keeps refusing uploads drop records, counted in `ranker_log_dropped_total{reason}`
@@ -24,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -88,8 +81,6 @@ class ImpressionLog(segments.SegmentSteps):
         self._segment: segments.Segment | None = None
         self._seq = 0
         self._thread: threading.Thread | None = None
-        self._closed: queue.Queue[Path | None] = queue.Queue()  # closed segments for the compactor; None = stop
-        self._compactor: threading.Thread | None = None
 
     # -- the request thread -------------------------------------------------------------------------
     def offer(self, request_id: str, model: RankingModel, weights: CompiledWeights, profile: str,
@@ -121,9 +112,7 @@ class ImpressionLog(segments.SegmentSteps):
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="impression-log", daemon=True)
-        self._compactor = threading.Thread(target=self._compact_loop, name="impression-log-compactor", daemon=True)
         self._thread.start()
-        self._compactor.start()
         log.info("impression log on", extra={"destination": self.sink.location, "spool": str(self.spool),
                                              "owner": self.owner, "sample": self.config.sample})
 
@@ -131,18 +120,16 @@ class ImpressionLog(segments.SegmentSteps):
         """Write what is queued, roll the open segment, publish; then return (bounded by timeout)."""
         if self._thread is None:
             return
-        deadline = time.monotonic() + timeout
         self._stopping.set()
         self._thread.join(timeout)
-        self._closed.put(None)  # after the writer's last roll: the compactor finishes what is queued, then stops
-        if self._compactor is not None:
-            self._compactor.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive() or (self._compactor is not None and self._compactor.is_alive()):
-            log.warning("impression log: the writer did not finish in %.0f s (recovery compacts the rest)", timeout)
-        self._thread = self._compactor = None
+        if self._thread.is_alive():
+            log.warning("impression log: the writer did not finish in %.0f s", timeout)
+        self._thread = None
 
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        self._recover()
+        next_recover = time.monotonic() + self.config.roll_seconds
         while True:
             stop = self._stopping.wait(self.config.flush_seconds)
             self._flush()
@@ -151,20 +138,9 @@ class ImpressionLog(segments.SegmentSteps):
             if stop:
                 self._roll()
                 return
-
-    # -- the compactor thread -----------------------------------------------------------------------
-    def _compact_loop(self) -> None:
-        self._recover()
-        while True:
-            try:
-                path = self._closed.get(timeout=self.config.roll_seconds)
-            except queue.Empty:
+            if time.monotonic() >= next_recover:
                 self._recover()
-                continue
-            if path is None:
-                return
-            if path.exists():  # else a recovery pass compacted it already
-                self._finish(path)
+                next_recover = time.monotonic() + self.config.roll_seconds
 
     def _flush(self) -> None:
         """The records queued so far, in groups: each converted and written before the next is taken
@@ -225,13 +201,11 @@ class ImpressionLog(segments.SegmentSteps):
         except OSError as e:
             self.warnings.warn("disk_full", f"closing {segment.path} failed ({e}); recovered later", 0)
             return
-        self._closed.put(segment.path)
+        self._finish(segment.path)
 
     def _recover(self) -> None:
-        """Compact and publish what dead writers (or this one, after a failure) left in the spool (the
-        compactor thread; the writer's open segment is left alone)."""
-        segment = self._segment
-        keep = {segment.path} if segment is not None else set()
+        """Compact and publish what dead writers (or this one, after a failure) left in the spool."""
+        keep = {self._segment.path} if self._segment is not None else set()
         try:
             stale, ready = segments.leftovers(self.spool, self.owner, self.config.stale_seconds(), keep)
         except OSError as e:
