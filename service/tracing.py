@@ -76,9 +76,12 @@ class RequestTrace:
         self.tracing = tracing
         self.span = span
         self.context = trace.set_span_in_context(span)
+        # A trace the sampler dropped records nothing: its stages make no span objects at all (the
+        # SDK would make six non-recording ones), and its response still carries the `traceparent`.
+        self.recording = span.is_recording()
 
-    def stage(self, name: str) -> StageSpan:
-        return StageSpan(self.tracing.tracer, name, self.context)
+    def stage(self, name: str) -> AbstractContextManager[Any]:
+        return StageSpan(self.tracing.tracer, name, self.context) if self.recording else _OFF
 
     def traceparent(self) -> str | None:
         """The W3C `traceparent` of this request's span (sent back in the response's header)."""
@@ -88,6 +91,8 @@ class RequestTrace:
 
     def finish(self, status: int, ranked: Ranked | None, error: str | None, request_id: str | None) -> None:
         """Attributes known once the request is answered, the span's status (ERROR for 4xx and 5xx), its end."""
+        if not self.recording:
+            return
         span = self.span
         attributes: dict[str, Any] = {"http.response.status_code": status}
         if ranked is not None:

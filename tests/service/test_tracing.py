@@ -149,3 +149,16 @@ def test_new_traces_are_sampled_one_in_ten_by_default_and_a_callers_decision_is_
         assert 120 < recorded < 280  # 10 % of 2,000 by trace id: 200 expected, outside this about 1 run in 10^8
     finally:
         tracing.shutdown()
+
+
+def test_a_trace_the_caller_did_not_sample_makes_no_stage_spans_and_still_answers_its_traceparent(traced, manifest):
+    client, exporter = traced
+    unsampled = TRACEPARENT[:-2] + "00"
+    r = client.post("/v1/rank", content=orjson.dumps(example_request(manifest, 20, seed=2)),
+                    headers={"traceparent": unsampled})
+    assert r.status_code == 200, r.text
+    assert exporter.get_finished_spans() == ()
+    assert r.headers["traceparent"].startswith(f"00-{TRACE_ID}-") and r.headers["traceparent"].endswith("-00")
+    request = client.app.state.runtime.tracing.start_request({"traceparent": unsampled}, "/v1/rank")
+    assert not request.recording
+    assert stage(request, "encode") is stage(None, "encode")  # the shared null context, no span object
