@@ -12,7 +12,6 @@ Goals (issue 23): p50 + <= 0.2 ms and throughput >= 0.95x with logging on.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 import timeit
@@ -22,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from prometheus_client import CollectorRegistry
 
-from bench.serving.wrk_load import WrkResult, run_wrk
+from bench.serving.wrk_load import Interleaved, interleave
 from service.impressions.columns import record_batch
 from service.impressions.config import LogConfig
 from service.impressions.segments import Segment, compact, new_stem
@@ -43,8 +42,7 @@ LOGGED = VARIANTS[2:]
 @dataclass
 class LoggingResult:
     size: int
-    latency: dict[str, list[WrkResult]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # 1 connection
-    peak: dict[str, list[WrkResult]] = field(default_factory=lambda: {v: [] for v in VARIANTS})
+    load: Interleaved = field(default_factory=Interleaved)
     offer_us: float = 0.0
     batch_us_per_record: float = 0.0
     compact_us_per_record: float = 0.0
@@ -52,33 +50,10 @@ class LoggingResult:
     rows_answered: int = 0
     dropped: float = 0.0
 
-    def p(self, name: str, pct: int) -> float:
-        """ms: the median over the slices of one connection's p50 or p99."""
-        return statistics.median(getattr(w, f"p{pct}") for w in self.latency[name]) * 1000
-
-    def throughput(self, name: str) -> float:
-        slices = self.peak[name]
-        return sum(w.requests for w in slices) / sum(w.requests / w.throughput for w in slices)
-
 
 def measure(ports: dict[str, int], body: bytes, size: int, seconds: float, concurrency: int) -> LoggingResult:
     """ROUNDS rounds; in each, every server gets a 1-connection slice, then a `concurrency` one."""
-    result = LoggingResult(size)
-    per_slice = max(1.0, seconds / ROUNDS)
-    for port in ports.values():  # warm-up
-        run_wrk(port, body, concurrency, 1)
-    for _ in range(ROUNDS):
-        for name in VARIANTS:
-            result.latency[name].append(_checked(run_wrk(ports[name], body, 1, per_slice), name))
-        for name in VARIANTS:
-            result.peak[name].append(_checked(run_wrk(ports[name], body, concurrency, per_slice), name))
-    return result
-
-
-def _checked(r: WrkResult, name: str) -> WrkResult:
-    if r.errors:
-        raise RuntimeError(f"logging {name}: {r.errors} failed requests")
-    return r
+    return LoggingResult(size, interleave(ports, body, seconds, concurrency, ROUNDS))
 
 
 def server_counts(port: int) -> tuple[float, float]:
@@ -144,18 +119,19 @@ def render(r: LoggingResult) -> list[str]:
              "with the run's connections.", "",
              "| impression log | p50 | p99 | requests (1 connection) | peak req/s | peak rows logged/s |",
              "|---|---:|---:|---:|---:|---:|"]
+    load = r.load
     for name in VARIANTS:
-        rows = r.throughput(name) * r.size if name in LOGGED else 0
-        lines.append(f"| {LABELS[name]} | {r.p(name, 50):.2f} | {r.p(name, 99):.2f} "
-                     f"| {sum(w.requests for w in r.latency[name]):,} | {r.throughput(name):.0f} | {rows:,.0f} |")
+        rows = load.throughput(name) * r.size if name in LOGGED else 0
+        lines.append(f"| {LABELS[name]} | {load.p(name, 50):.2f} | {load.p(name, 99):.2f} "
+                     f"| {load.requests(name):,} | {load.throughput(name):.0f} | {rows:,.0f} |")
     lines.append("")
     twin = "off, a second process"
-    noise_ms, noise_ratio = r.p(twin, 50) - r.p("off", 50), r.throughput(twin) / r.throughput("off")
+    noise_ms, noise_ratio = load.p(twin, 50) - load.p("off", 50), load.throughput(twin) / load.throughput("off")
     lines += [f"- noise floor of this run, two identical servers with the log off: p50 {noise_ms:+.2f} ms, throughput "
               f"{noise_ratio:.2f}x"]
     for name in LOGGED:
-        added = r.p(name, 50) - r.p("off", 50)
-        ratio = r.throughput(name) / r.throughput("off")
+        added = load.p(name, 50) - load.p("off", 50)
+        ratio = load.throughput(name) / load.throughput("off")
         lines += [f"- {LABELS[name]}: p50 {added:+.2f} ms (goal <= +{GOAL_P50_MS} ms) -> "
                   f"{'PASS' if added <= GOAL_P50_MS else 'FAIL'}; throughput {ratio:.2f}x (goal >= "
                   f"{GOAL_THROUGHPUT}x) -> {'PASS' if ratio >= GOAL_THROUGHPUT else 'FAIL'}"]

@@ -4,42 +4,39 @@ Four server processes, identical but for the tracing settings: off (no RANKER_OT
 second one's ratio to the first is this run's noise floor: two identical processes), on (every
 request traced: its caller's `traceparent` says sampled; spans exported by OTLP/HTTP to a receiver in this
 process that decodes and counts them), and on with the default RANKER_TRACE_SAMPLE=0.1 for requests without
-a `traceparent` (the server samples one trace in ten; the others make spans that record nothing). Measured
-interleaved as bench/serving/serve_logging.py did: a chunk of sequential requests each, then a closed-loop slice
-each, round after round (each round starting with the next server, so no server always goes first), so a
-busy moment of the shared machine hits all alike. Also, in-process: the CPU a recorded request costs (its
+a `traceparent` (the server samples one trace in ten; the others make no span objects but the request's).
+Loaded by wrk as bench/serving/serve_logging.py is (bench/serving/wrk_load.py `interleave`): a one-connection
+slice each, then a slice with the run's connections each, round after round (each round starting with
+the next server), so a busy moment of the shared machine hits all alike. Also, in-process: the CPU a recorded request costs (its
 OpenTelemetry calls on the request's threads, its spans' encoding on the exporter thread), an unsampled
 one's, and the off path's only addition (the route's None check and six `stage(None, ...)` calls).
 Goals (issue 26): on costs <= 5 % of p50 and of throughput.
 
-    python -m bench.serving.serve_tracing --bundle runs/demo-bundle        # ~1 min; writes its section of docs/BENCHMARKS.md
+    python -m bench.serving.serve_tracing --bundle runs/demo-bundle        # ~2 min; writes its section of docs/BENCHMARKS.md
     python -m bench.serving.serve_latency --bundle runs/demo-bundle --tracing-only   # the same run
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
 import threading
-import time
 import timeit
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from statistics import median
 
 import orjson
 
 from bench.doc_sections import DOC, write_section
-from bench.serving.http_load import LoadResult, closed_loop, sequential
 from bench.serving.serve_logging import server_counts
 from bench.serving.serve_processes import REPO, ServerProcess
 from bench.serving.serve_stages import load_serving
+from bench.serving.wrk_load import Interleaved, interleave
 from service.contract.bundle import read_manifest
 from service.examples import example_request
 from service.live.pipeline import Ranked, rank
@@ -49,9 +46,7 @@ from service.tracing import STAGES, Tracing, stage
 
 SECTION = "serve-tracing"
 SIZE = 500
-CHUNK = 20
-ROUNDS = 12
-DISTINCT_BODIES = 8
+ROUNDS = 6
 GOAL_P50 = 1.05
 GOAL_THROUGHPUT = 0.95
 SAMPLED = "on, RANKER_TRACE_SAMPLE=0.1 (the default)"
@@ -103,13 +98,16 @@ class SpanSink:
 
 @dataclass
 class TracingResult:
-    latency: dict[str, LoadResult] = field(default_factory=lambda: {v: LoadResult() for v in VARIANTS})
-    peak: dict[str, LoadResult] = field(default_factory=lambda: {v: LoadResult() for v in VARIANTS})
+    load: Interleaved = field(default_factory=Interleaved)
     answered: dict[str, int] = field(default_factory=dict)  # per traced server, warm-up included
     spans: dict[str, int] = field(default_factory=dict)  # received by the sink, per traced server
-    p50_ratio: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # per round
-    peak_ratio: dict[str, list[float]] = field(default_factory=lambda: {v: [] for v in VARIANTS})  # per round
     work: InProcess | None = None
+
+    def p50_ratio(self, name: str) -> float:
+        return self.load.p(name, 50) / self.load.p("off", 50)
+
+    def peak_ratio(self, name: str) -> float:
+        return self.load.throughput(name) / self.load.throughput("off")
 
 
 @dataclass
@@ -121,52 +119,11 @@ class InProcess:
     encode_us: float = 0.0  # one recorded request's spans encoded to OTLP protobuf (the exporter thread)
 
 
-def rank_request(body: bytes, traceparent: bool) -> bytes:
-    header = f"traceparent: 00-{TRACE_ID}-00f067aa0ba902b7-01\r\n" if traceparent else ""
-    head = (f"POST /v1/rank HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{header}"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
-    return head + body
-
-
-def measure(ports: dict[str, int], bodies: list[bytes], requests: int, seconds: float,
-            concurrency: int) -> TracingResult:
-    """Interleaved latency (sequential chunks) and peak throughput (closed-loop slices) of the servers."""
-    result = TracingResult()
-    reqs = {name: [rank_request(b, TRACEPARENT[name]) for b in bodies] for name in VARIANTS}
-    for name in VARIANTS:  # warm-up
-        asyncio.run(sequential(ports[name], reqs[name], CHUNK, seconds))
-    start = time.perf_counter()
-    for i in range(max(1, requests // CHUNK)):
-        p50s = {}
-        for name in rotated(i):
-            r = asyncio.run(sequential(ports[name], reqs[name], CHUNK, seconds))
-            _add(result.latency[name], r, name)
-            p50s[name] = r.percentile(50)
-        for name in VARIANTS:
-            result.p50_ratio[name].append(p50s[name] / p50s["off"])
-        if time.perf_counter() - start > 2 * seconds:
-            break
-    for i in range(ROUNDS):
-        rates = {}
-        for name in rotated(i):
-            r = asyncio.run(closed_loop(ports[name], reqs[name], concurrency, seconds / ROUNDS, requests * 20))
-            _add(result.peak[name], r, name)
-            rates[name] = r.throughput
-        for name in VARIANTS:
-            result.peak_ratio[name].append(rates[name] / rates["off"])
-    return result
-
-
-def rotated(i: int) -> tuple[str, ...]:
-    k = i % len(VARIANTS)
-    return VARIANTS[k:] + VARIANTS[:k]
-
-
-def _add(total: LoadResult, part: LoadResult, name: str) -> None:
-    if part.errors:
-        raise RuntimeError(f"tracing {name}: {part.errors} failed requests")
-    total.latencies += part.latencies
-    total.seconds += part.seconds
+def measure(ports: dict[str, int], body: bytes, seconds: float, concurrency: int, rounds: int) -> TracingResult:
+    """The servers loaded by wrk in interleaved slices; the traced ones' requests carry a sampled caller's
+    `traceparent` (all but the one that samples by itself)."""
+    headers = {name: {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"} for name in VARIANTS if TRACEPARENT[name]}
+    return TracingResult(interleave(ports, body, seconds, concurrency, rounds, headers))
 
 
 def request_work(tracing: Tracing, traceparent: str, ranked: Ranked) -> None:
@@ -225,7 +182,7 @@ def in_process(serving: Serving, body: bytes, iterations: int, endpoint: str) ->
 def run(args: argparse.Namespace) -> TracingResult:
     manifest = read_manifest(args.bundle)
     serving = load_serving(args.bundle, args.weights)
-    bodies = [orjson.dumps(example_request(manifest, SIZE, seed=s)) for s in range(DISTINCT_BODIES)]
+    body = orjson.dumps(example_request(manifest, SIZE, seed=0))
     sink = SpanSink()
     with tempfile.TemporaryDirectory(prefix="serve-tracing-") as tmp:
         registry = Registry(Path(tmp) / "registry", manifest.model_name)
@@ -238,13 +195,13 @@ def run(args: argparse.Namespace) -> TracingResult:
         try:
             for s in servers.values():
                 s.wait_ready()
-            result = measure({n: s.port for n, s in servers.items()}, bodies, args.requests, args.duration,
-                             args.concurrency)
+            result = measure({n: s.port for n, s in servers.items()}, body, args.duration, args.concurrency,
+                             args.rounds)
             for name in TRACED:
                 result.answered[name] = int(server_counts(servers[name].port)[0])
                 servers[name].stop()  # its lifespan exports what is queued: every span it made reaches the sink
                 result.spans[name] = sink.spans[servers[name].proc.pid]
-            result.work = in_process(serving, bodies[0], min(args.requests, 200), sink.url)
+            result.work = in_process(serving, body, 200, sink.url)
         finally:
             for s in servers.values():
                 s.stop()
@@ -260,28 +217,26 @@ def verdict(ok: bool, noise: float) -> str:
 
 
 def render(r: TracingResult, header: str) -> list[str]:
-    def p(name: str, q: float) -> float:
-        return r.latency[name].percentile(q) * 1000
-
+    load = r.load
     lines = [header, "",
-             f"Tracing off vs on, {SIZE} candidates per request (all returned), the same server otherwise, measured "
-             "interleaved in one run: latency client-side in ms, one request at a time, in chunks of "
-             f"{CHUNK}; peak = closed loop with its connections, in {ROUNDS} slices per server; the rounds "
-             "alternate between the servers, and \"vs off\" is the median of the rounds' ratios to the off "
-             "server. \"every request recorded\": every request carries a sampled caller's `traceparent` and its 7 spans are exported "
-             "(OTLP/HTTP protobuf, BatchSpanProcessor) to a collector stand-in on 127.0.0.1 that decodes them; "
-             "\"RANKER_TRACE_SAMPLE=0.1\": requests carry no `traceparent` and the server traces one in ten.", "",
-             "| tracing | p50 | p99 | requests | peak req/s | p50 vs off | peak vs off |",
+             f"Tracing off vs on, {SIZE} candidates per request (all returned), the same server otherwise, loaded by "
+             "wrk in slices interleaved between the servers in one run: latency = the median over "
+             f"{len(load.latency['off'])} one-connection slices of wrk's p50 and p99, in ms; peak = requests/s over the "
+             "slices with the "
+             "run's connections. \"every request recorded\": every request carries a sampled caller's `traceparent` "
+             "and its 7 spans are exported (OTLP/HTTP protobuf, BatchSpanProcessor) to a collector stand-in on "
+             "127.0.0.1 (a thread of the benchmark's process) that decodes them; \"RANKER_TRACE_SAMPLE=0.1\": requests "
+             "carry no `traceparent` and the server traces one in ten.", "",
+             "| tracing | p50 | p99 | requests (1 connection) | peak req/s | p50 vs off | peak vs off |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name in VARIANTS:
-        lines.append(f"| {name} | {p(name, 50):.2f} | {p(name, 99):.2f} | {len(r.latency[name].latencies)} "
-                     f"| {r.peak[name].throughput:.0f} | {median(r.p50_ratio[name]):.3f}x "
-                     f"| {median(r.peak_ratio[name]):.3f}x |")
-    noise = max(abs(median(r.p50_ratio[TWIN]) - 1), abs(median(r.peak_ratio[TWIN]) - 1))
+        lines.append(f"| {name} | {load.p(name, 50):.2f} | {load.p(name, 99):.2f} | {load.requests(name):,} "
+                     f"| {load.throughput(name):.0f} | {r.p50_ratio(name):.3f}x | {r.peak_ratio(name):.3f}x |")
+    noise = max(abs(r.p50_ratio(TWIN) - 1), abs(r.peak_ratio(TWIN) - 1))
     lines += ["", f"- noise floor of this run: two identical servers (off and its second process) differ by "
               f"{noise:.1%} (the larger of the p50 and peak differences)"]
     for name in TRACED:
-        p50, thr = median(r.p50_ratio[name]), median(r.peak_ratio[name])
+        p50, thr = r.p50_ratio(name), r.peak_ratio(name)
         lines.append(f"- {name}: p50 {p50:.3f}x off (goal <= {GOAL_P50}x) -> {verdict(p50 <= GOAL_P50, noise)}; "
                      f"throughput {thr:.3f}x (goal >= {GOAL_THROUGHPUT}x) -> {verdict(thr >= GOAL_THROUGHPUT, noise)}")
     per = len(STAGES) + 1
@@ -331,8 +286,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", type=Path, default=REPO / "runs" / "demo-bundle", help="bundle directory to serve")
     p.add_argument("--weights", type=Path, default=REPO / "configs" / "weights.yaml")
-    p.add_argument("--requests", type=int, default=400, help="most sequential requests per server")
-    p.add_argument("--duration", type=float, default=8.0, help="most seconds per measurement phase")
+    p.add_argument("--duration", type=float, default=12.0, help="seconds of load per server and phase, in slices")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of slices (each at least 1 s)")
     p.add_argument("--concurrency", type=int, default=4, help="connections of the closed-loop (peak) phase")
     p.add_argument("--doc", type=Path, default=DOC, help="markdown file to write the section into")
     p.add_argument("--no-doc", action="store_true", help="print the table only")

@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[3]
 def test_smoke_run_measures_off_and_on_and_writes_its_section(bundle_dir, tmp_path):
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text("# Benchmarks\n\n<!-- BEGIN other -->\nkeep me\n<!-- END other -->\n")
-    cmd = [sys.executable, "-m", "bench.serving.serve_tracing", "--bundle", str(bundle_dir), "--requests", "20",
-           "--duration", "0.3", "--concurrency", "2", "--doc", str(doc)]
+    cmd = [sys.executable, "-m", "bench.serving.serve_tracing", "--bundle", str(bundle_dir), "--rounds", "1",
+           "--duration", "1", "--concurrency", "2", "--doc", str(doc)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     for row in ("| off |", "| on, every request recorded |", "| on, RANKER_TRACE_SAMPLE=0.1 (the default) |"):
