@@ -60,6 +60,16 @@ def split_columns(features: FeatureEncoders) -> SplitColumns:
                         cols(features.categorical, False), cols(features.numeric, False))
 
 
+def item_codes(features: FeatureEncoders, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Categorical item feature -> its (B,) column of the encoded inputs (embedding rows, 0 = unknown or
+    missing), as views, from either layout."""
+    if CATEGORICAL_INPUT in inputs:
+        cat, cols = inputs[CATEGORICAL_INPUT], [j for j, e in enumerate(features.categorical) if e.source == "item"]
+        return {features.categorical[j].name: cat[:, j] for j in cols}
+    cols = split_columns(features).item_cat
+    return {features.categorical[j].name: inputs[ITEM_CATEGORICAL][:, k] for k, j in enumerate(cols)}
+
+
 def input_names(layout: Layout, features: FeatureEncoders) -> list[str]:
     return [CATEGORICAL_INPUT, NUMERIC_INPUT] if layout == "full" else split_columns(features).input_names()
 

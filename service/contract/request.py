@@ -63,7 +63,9 @@ class RankRequest:
 
     `unknown` names the fields the model does not read (service.contract.unknown: `user.age`).
     `columns` is filled when the request is encoded: feature -> the raw values the encoder read (after
-    the feature-store fill; the impression log keeps them). `defaulted` and `clipped` too, for the metrics: feature ->
+    the feature-store fill; the impression log keeps them), and `codes`: categorical item feature -> the
+    (B,) embedding rows they encoded to (0 = unknown or missing; the log names known values by them).
+    `defaulted` and `clipped` too, for the metrics: feature ->
     values the model's default replaced (service.contract.missing), and numeric feature -> values
     outside the training range, clipped to it (service.contract.features).
     """
@@ -77,6 +79,7 @@ class RankRequest:
     defaulted: dict[str, int] = field(default_factory=dict)
     clipped: dict[str, int] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)
+    codes: dict[str, Any] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)
     explain: bool = False
     scores: bool = True  # each returned item carries its per-task scores

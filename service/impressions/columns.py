@@ -4,6 +4,11 @@ The request thread handed over references (service/impressions/record.py); here 
 gathered for the top-k rows of every record of the batch and converted once, with numpy and
 pyarrow doing the per-row work, since this thread shares the GIL with the requests.
 
+A categorical item column (the candidates' ids, an item feature) is taken, where the records carry
+what the model encoded it to, from the model's vocabulary by those codes (in C, no string per row made
+in Python); only the rows the vocabulary does not know (new items, missing values) read the request's
+own values.
+
 Raw feature values are logged as the encoder read them (after the feature-store fill, before
 encoding): categorical ones as their canonical string (`category_key`, the form the vocabularies
 are matched in), numeric ones as float64 in raw units; missing is null. `defaulted` names the
@@ -13,11 +18,12 @@ the training range (the model saw the range's edge): the trainer re-applies both
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from service.contract.features import SharedValue, category_key
 from service.impressions.record import (
@@ -26,6 +32,7 @@ from service.impressions.record import (
     REQUEST_FIELDS,
     Impression,
     LoggedFeature,
+    Vocabulary,
 )
 
 
@@ -42,7 +49,9 @@ def record_batch(records: Sequence[Impression], replica: str) -> pa.RecordBatch:
     repeat = np.repeat(np.arange(len(records), dtype=np.int32), ks)  # row -> its record
     firsts = np.cumsum(ks) - ks
     out: dict[str, pa.Array] = _request_columns(records, repeat, replica)
-    out["item_id"] = _strings(_flat([r.item_ids for r in records], sizes)).take(pa.array(rows))
+    ids = _coded(layout.item_ids, records, "item_id", lambda r: r.item_ids, offsets, rows)
+    out["item_id"] = ids if ids is not None else _strings(_flat([r.item_ids for r in records], sizes)).take(
+        pa.array(rows))
     out["position"] = pa.array((np.arange(len(rows)) - np.repeat(firsts, ks) + 1).astype(np.int32))
     out["score"] = pa.array(np.concatenate([r.scores for r in records]).astype(np.float64, copy=False)[rows])
     for task in layout.tasks:
@@ -52,7 +61,7 @@ def record_batch(records: Sequence[Impression], replica: str) -> pa.RecordBatch:
     for f in layout.features:
         columns = [r.columns.get(f.name) for r in records]
         values, missing, outside = (_shared_feature(f, columns, repeat) if f.shared
-                                    else _item_feature(f, columns, sizes, rows))
+                                    else _item_feature(f, records, columns, sizes, offsets, rows))
         out[f.column] = values
         defaulted.append(missing)
         clipped.append(outside)
@@ -93,11 +102,13 @@ def _shared_feature(f: LoggedFeature, columns: list[Any], repeat: np.ndarray
     return _numeric(f, np.array(once, dtype=np.float64)[repeat])  # None -> NaN
 
 
-def _item_feature(f: LoggedFeature, columns: list[Any], sizes: list[int], rows: np.ndarray
-                  ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+def _item_feature(f: LoggedFeature, records: Sequence[Impression], columns: list[Any], sizes: list[int],
+                  offsets: np.ndarray, rows: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(rows,) values, missing mask, clipped mask of one item feature over the batch."""
     if f.categorical:
-        values = _strings(_flat(columns, sizes)).take(pa.array(rows))
+        values = _coded(f.vocab, records, f.name, lambda r: r.columns.get(f.name), offsets, rows)
+        if values is None:
+            values = _strings(_flat(columns, sizes)).take(pa.array(rows))
         return values, values.is_null().to_numpy(zero_copy_only=False), np.zeros(len(values), dtype=bool)
     return _numeric(f, np.concatenate([_numbers(c, n) for c, n in zip(columns, sizes, strict=True)])[rows])
 
@@ -106,6 +117,28 @@ def _numeric(f: LoggedFeature, x: np.ndarray) -> tuple[pa.Array, np.ndarray, np.
     missing = np.isnan(x)
     outside = (x < f.clip[0]) | (x > f.clip[1]) if f.clip is not None else np.zeros(len(x), dtype=bool)
     return pa.array(x, from_pandas=True), missing, outside  # from_pandas: NaN -> null
+
+
+def _coded(vocab: Vocabulary | None, records: Sequence[Impression], name: str,
+           raw: Callable[[Impression], Sequence[Any] | None], offsets: np.ndarray, rows: np.ndarray) -> pa.Array | None:
+    """(rows,) strings of a categorical item column from the codes the model encoded it to: the known
+    values taken from the vocabulary, the unknown or missing ones (code 0) converted from `raw(record)`,
+    the record's own values. None when a record carries no codes for it (the caller converts them all)."""
+    codes = [r.codes.get(name) for r in records]
+    if vocab is None or any(c is None for c in codes):
+        return None
+    code = np.concatenate(codes)[rows]
+    values = vocab.by_code.take(pa.array(code))
+    unknown = code == 0
+    if unknown.any():
+        flat = rows[unknown]
+        record = np.searchsorted(offsets, flat, side="right") - 1
+        given = []
+        for r, i in zip(record.tolist(), (flat - offsets[record]).tolist(), strict=True):
+            column = raw(records[r])
+            given.append(None if column is None else column[i])
+        values = pc.replace_with_mask(values, pa.array(unknown), _strings(given))
+    return values
 
 
 def _repeated(once: pa.Array, repeat: np.ndarray) -> pa.DictionaryArray:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,19 @@ RESERVED = {name for name, _ in REQUEST_FIELDS + ITEM_FIELDS} | set(FLAG_FIELDS)
 _SCALE = float(2**64)
 
 
+class Vocabulary:
+    """A categorical feature's vocabulary as Arrow strings in embedding-row order, row 0 (unknown or
+    missing) null: an encoded column `take`s its known values from it in C. Built on first use, on the
+    writer thread, once per model version."""
+
+    def __init__(self, values: Sequence[str]) -> None:
+        self.values = values
+
+    @cached_property
+    def by_code(self) -> pa.Array:
+        return pa.array([None, *self.values], type=pa.string())
+
+
 @dataclass(frozen=True)
 class LoggedFeature:
     """One feature column of the log: its name in the model and in the file, and its clip range."""
@@ -53,6 +67,7 @@ class LoggedFeature:
     categorical: bool
     shared: bool  # a user or context feature: one value per request
     clip: tuple[float, float] | None  # numeric features: the training range the encoder clips to
+    vocab: Vocabulary | None = field(default=None, compare=False)  # categorical item features
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -68,6 +83,7 @@ class LogLayout:
     tasks: tuple[str, ...]
     features: tuple[LoggedFeature, ...]
     schema: pa.Schema
+    item_ids: Vocabulary | None = field(default=None, compare=False)  # the model's item_id feature, if any
 
 
 def build_layout(manifest: Manifest, keep: Sequence[str] | None) -> LogLayout:
@@ -79,20 +95,24 @@ def build_layout(manifest: Manifest, keep: Sequence[str] | None) -> LogLayout:
             continue
         column = f"feature_{enc.name}" if enc.name in RESERVED or enc.name.startswith(HEAD_PREFIX) else enc.name
         clip = None if isinstance(enc, CategoricalEncoder) or enc.clip_min is None else (enc.clip_min, enc.clip_max)
-        features.append(LoggedFeature(enc.name, column, isinstance(enc, CategoricalEncoder), enc.source != "item", clip))
+        categorical, shared = isinstance(enc, CategoricalEncoder), enc.source != "item"
+        vocab = Vocabulary(enc.vocab) if categorical and not shared else None
+        features.append(LoggedFeature(enc.name, column, categorical, shared, clip, vocab))
+    ids = next((enc for enc in manifest.features.categorical if enc.name == "item_id" and enc.source == "item"), None)
     tasks = tuple(t.name for t in manifest.tasks)
     fields = [*REQUEST_FIELDS, *ITEM_FIELDS, *((f"{HEAD_PREFIX}{t}", pa.float64()) for t in tasks)]
     fields += [(f.column, f.arrow_type) for f in features]
     if features:
         fields += [(name, pa.list_(pa.string())) for name in FLAG_FIELDS]
-    return LogLayout(tasks, tuple(features), pa.schema(fields))
+    return LogLayout(tasks, tuple(features), pa.schema(fields), Vocabulary(ids.vocab) if ids is not None else None)
 
 
 @dataclass(frozen=True, slots=True)
 class Impression:
     """One ranked response, by reference. Arrays are (B,) over the request's candidates, `order` (k,)
     the returned ones best first; `columns` maps feature name -> the encoder's input (a list, a float
-    array the feature store filled with NaN = missing, or one shared value)."""
+    array the feature store filled with NaN = missing, or one shared value), `codes` categorical item
+    feature -> what it encoded to (RankRequest.codes)."""
 
     ts: float  # seconds since the epoch
     request_id: str
@@ -110,6 +130,7 @@ class Impression:
     heads: Mapping[str, np.ndarray]
     columns: Mapping[str, Any]
     layout: LogLayout
+    codes: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def sampled(request_id: str, rate: float) -> bool:

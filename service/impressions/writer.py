@@ -95,7 +95,7 @@ class ImpressionLog(segments.SegmentSteps):
         record = Impression(
             now(), request_id, model.manifest.model_name, model.version, role, weights.generation, profile,
             experiments.name if experiments is not None else None, arm, key_text(request.user.get(key)),
-            request.item_ids, order, scores, heads, request.columns, self._layout(model))
+            request.item_ids, order, scores, heads, request.columns, self._layout(model), request.codes)
         if len(self._queue) >= self.config.queue_size:  # one writer pops: the bound holds within a few records
             self._dropped("queue_full", 1, f"the queue of {self.config.queue_size} records is full "
                                            "(the writer is behind: slow disk or store)")

@@ -16,7 +16,7 @@ import numpy as np
 
 from service.contract.bundle import LoadedBundle, Manifest, SessionConfig, TaskInfo, load_bundle
 from service.contract.features import missing_values
-from service.contract.layout import encode_split, one_request
+from service.contract.layout import encode_split, item_codes, one_request
 from service.contract.lookups import ENTITY_KEY
 from service.contract.missing import check_defaulted
 from service.contract.request import RankRequest, RequestParser
@@ -89,8 +89,11 @@ class OnnxRankingModel:
         request.columns.update(columns)  # what the model saw, for the impression log
         request.defaulted.update(check_defaulted(features, missing_values(columns), columns))
         if self.manifest.input_layout == "split":  # user and context encoded once, one row
-            return encode_split(features, columns, n, request.clipped)
-        return features.encode_columns(columns, n, request.clipped)
+            inputs = encode_split(features, columns, n, request.clipped)
+        else:
+            inputs = features.encode_columns(columns, n, request.clipped)
+        request.codes.update(item_codes(features, inputs))
+        return inputs
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # onnxruntime releases the GIL inside run(), so other requests parse while this one scores.
