@@ -51,7 +51,10 @@ log = logging.getLogger("service.impressions")
 # Records converted into one Arrow batch (per-batch costs shared; the writer holds the GIL between
 # pyarrow's calls for a few hundred µs at most) and written before the next group is taken.
 GROUP = 32
-MAX_PENDING = 256  # published-later files kept in the spool while the object store refuses them
+MAX_PENDING = 256
+# Layouts kept for the model versions served lately (current, canary or shadow, the one before): a server
+# that runs for months through nightly promotions does not keep every version's vocabularies.
+MAX_LAYOUTS = 4  # published-later files kept in the spool while the object store refuses them
 
 
 def open_destination(config: LogConfig) -> tuple[Sink, Path]:
@@ -107,6 +110,8 @@ class ImpressionLog(segments.SegmentSteps):
         layout = self._layouts.get(key)
         if layout is None:  # once per model version (a dict read otherwise)
             layout = self._layouts[key] = build_layout(model.manifest, self.config.features)
+            while len(self._layouts) > MAX_LAYOUTS:  # queued records hold their own layout
+                del self._layouts[next(iter(self._layouts))]
         return layout
 
     # -- lifecycle ----------------------------------------------------------------------------------

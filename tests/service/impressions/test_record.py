@@ -46,3 +46,20 @@ def test_layout_columns(manifest) -> None:
     one = build_layout(manifest, ("hour", "not-a-feature"))
     assert [f.name for f in one.features] == ["hour"]
     assert "defaulted" not in build_layout(manifest, ()).schema.names
+
+
+def test_the_log_keeps_the_layouts_of_the_latest_model_versions_only(manifest, tmp_path) -> None:
+    """A server that runs through months of nightly promotions keeps a few versions' layouts (and their
+    vocabularies), the latest ones; a version seen again gets its layout back."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from service.impressions.config import LogConfig
+    from service.impressions.writer import MAX_LAYOUTS, ImpressionLog
+
+    log = ImpressionLog(LogConfig(destination=str(tmp_path)), CollectorRegistry())
+    layouts = [log._layout(SimpleNamespace(manifest=manifest, version=v)) for v in range(1, MAX_LAYOUTS + 3)]
+    assert [version for _, version in log._layouts] == list(range(3, MAX_LAYOUTS + 3))
+    assert log._layout(SimpleNamespace(manifest=manifest, version=MAX_LAYOUTS + 2)) is layouts[-1]
+    assert log._layout(SimpleNamespace(manifest=manifest, version=1)) == layouts[0]  # built again, equal
