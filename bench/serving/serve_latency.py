@@ -228,7 +228,8 @@ def run_logging(args: argparse.Namespace, manifest, servers: dict[str, ServerPro
     servers.pop("logging-none").stop()
     servers.pop("logging-off-2").stop()
     result.rows_logged = serve_logging.logged_rows(tmp / "impressions-log")
-    result.offer_us, result.batch_us_per_record, result.compact_us_per_record = serve_logging.in_process(
+    (result.offer_us, result.batch_us_per_record, result.batch_us_uncoded,
+     result.compact_us_per_record) = serve_logging.in_process(
         serving, [orjson.dumps(example_request(manifest, FLOOR_SIZE, seed=s)) for s in range(64)], min(args.requests, 200))
     print(f"measured logging off vs on at {FLOOR_SIZE} candidates", file=sys.stderr)
     return result
