@@ -17,7 +17,8 @@ def compare_command(
     spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="ranker spec YAML")],
     seeds: Annotated[int, typer.Option(min=1, help="seeds per model (0..N-1); the verdicts need at least 2")] = 3,
     pairs: Annotated[bool, typer.Option("--pairs", help="also train a model on every pair of tasks")] = False,
-    out: Annotated[Path, typer.Option(help="directory for compare.md, compare.json and compare.png")] = Path("compare"),
+    out: Annotated[Path, typer.Option(help="directory for compare.md, compare.json and compare.png (as `ranker "
+                                      "train` writes under runs/)")] = Path("runs/compare"),
     budget: Annotated[float | None, typer.Option(
         min=0, help="wall-time budget in seconds: a run starts only while the time so far plus the longest run "
                     "so far fits; the rest are skipped and listed")] = None,

@@ -18,6 +18,11 @@ RULE = ("gain = variant minus the task's single-task model, paired by seed, posi
         "down); **helps** / **hurts** when the mean gain exceeds its std over seeds, else within noise")
 
 
+NOTE = ("Each is the spec with only that task (same features, model config, training and split); a ranking "
+        "task learns a gain over the other tasks' labels, so it has no single-task model and is trained only in "
+        "the spec's own model.")
+
+
 @dataclass
 class Report:
     spec_name: str
@@ -72,6 +77,10 @@ def skipped_text(r: Report) -> str:
             + "; ".join(_runs_text(r.outcome.skipped)) + ".")
 
 
+def _singles(r: Report) -> str:
+    return ", ".join(row.task for row in r.matrix.rows)
+
+
 def _runs_text(runs: list[Run]) -> list[str]:
     seeds: dict[str, list[int]] = {}
     for run in runs:
@@ -88,7 +97,7 @@ def markdown(r: Report) -> str:
 
 ## Help/hurt matrix
 
-{RULE}.
+{RULE}. Single-task models: {_singles(r)}. {NOTE}
 
 {matrix_table(r.matrix)}
 
@@ -140,7 +149,8 @@ def heatmap(m: Matrix, path: Path) -> None:
         for j, c in enumerate(m.columns):
             v = m.cells.get((row.task, c))
             text = "—" if v is None else "n/a" if v.n == 0 else f"{v.mean:+.4f}\n± {v.std:.4f}\n{v.word}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+            dark = not np.isnan(shown[i, j]) and abs(shown[i, j]) > 2
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks(range(len(m.columns)), [c.replace(" (", "\n(") for c in m.columns], fontsize=8)
     ax.set_yticks(range(len(m.rows)), [row.label() for row in m.rows], fontsize=8)
     ax.set_title("gain over single-task, paired by seed\n(+ = better; colour: gain / seed std)", fontsize=9)

@@ -81,4 +81,9 @@ def test_bad_specs_exit_non_zero_naming_the_problem(tiny_compare_spec: Path, tmp
     spec.write_text(yaml.safe_dump(raw))
     result = runner.invoke(app, ["compare", str(spec), "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 2 and "at least two binary or regression tasks" in result.stderr
+    raw = yaml.safe_load(tiny_compare_spec.read_text())
+    raw["data"]["test_fraction"] = 0
+    spec.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["compare", str(spec), "--split", "test", "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 2 and "--split test: the spec has no test split" in result.stderr
     assert not (tmp_path / "cmp").exists()
