@@ -23,6 +23,8 @@ class Row:
 
 @dataclass
 class Matrix:
+    """The help/hurt matrix: a verdict per (task, multi-task variant) that trains the task."""
+
     rows: list[Row]
     columns: list[str]  # multi-task variant names
     cells: dict[tuple[str, str], Verdict]  # (task, column) -> verdict; absent where the column lacks the task

@@ -25,6 +25,8 @@ NOTE = ("Each is the spec with only that task (same features, model config, trai
 
 @dataclass
 class Report:
+    """Everything one comparison wrote: what was asked, the models, the matrix and the runs."""
+
     spec_name: str
     spec_path: str
     split: str

@@ -18,6 +18,8 @@ from training.spec import RankerSpec
 
 @dataclass(frozen=True)
 class Run:
+    """One training run of the comparison: a variant with one seed (train.seed)."""
+
     variant: Variant
     seed: int
 
