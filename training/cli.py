@@ -11,6 +11,7 @@ import typer
 from service.contract.bundle import read_manifest
 from service.registry import Registry
 from training.cli_options import USER_ERRORS, fail
+from training.compare.cli import compare_command
 from training.experiments.cli import experiment_app
 from training.features.cli import features_app
 from training.logs.cli import logs_app
@@ -202,6 +203,8 @@ app.add_typer(features_app, name="features")
 app.command("replay")(replay_command)
 app.command("tune")(tune_command)
 app.add_typer(weights_app, name="weights")
+# Does multi-task help? (training/compare/): the spec's model against single-task models, seed by seed.
+app.command("compare")(compare_command)
 # Experiments (training/experiments/cli.py): the report of arms and canaries from the joined log.
 app.add_typer(experiment_app, name="experiment")
 # The loop (training/logs/cli.py): impression log + feedback -> training data.

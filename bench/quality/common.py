@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from bench.doc_sections import DOC, write_section
+from training.compare import stats  # the one copy of the statistics (the product's)
+from training.compare.stats import mean_std
 
 REPO = Path(__file__).resolve().parents[2]
 IMG = REPO / "docs" / "img"
@@ -66,12 +66,11 @@ def command_line(module: str, argv: Sequence[str] | None = None) -> str:
     return " ".join([".venv/bin/python -m", module, *args])
 
 
-def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
-    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+def verdict(gains: list[float]) -> str:
+    """training/compare/stats.py's verdict on paired gains, in the benchmarks' words ("neutral" = within noise)."""
+    v = stats.verdict(gains)
+    word = f"**{v.word}**" if v.word in (stats.HELPS, stats.HURTS) else "neutral"
+    return f"{word} ({v.mean:+.4f} ± {v.std:.4f})"
 
 
 def fmt_ms(values: Iterable[float], digits: int = 4) -> str:

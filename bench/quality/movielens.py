@@ -31,6 +31,7 @@ from bench.quality.common import (
     quality_args,
     run_and_save,
     saved_or_run,
+    verdict,
 )
 from bench.quality.movielens_data import write_dataset
 from bench.quality.records import direction, gap_and_noise, group_by, metric_name, task_metric
@@ -127,9 +128,7 @@ def help_hurt(groups: dict[str, list[dict]], stl: str) -> str:
         for t in TASKS:
             sign = direction(recs[0], t)  # gain > 0 means MTL is better
             gains = [sign * (task_metric(r, t) - task_metric(base[r["overrides"]["train.seed"]], t)) for r in recs]
-            m, s = mean_std(gains)
-            word = "**helps**" if m > s else ("**hurts**" if -m > s else "neutral")
-            cells.append(f"{word} ({m:+.4f} ± {s:.4f})")
+            cells.append(verdict(gains))
         rows.append([label, *cells])
     return md_table(header, rows)
 

@@ -21,9 +21,19 @@ import time
 import numpy as np
 
 from bench.quality import datasets as DS
-from bench.quality.common import REPO, Output, ablation_args, command_line, md_table, mean_std, saved_or_run
+from bench.quality.common import (
+    REPO,
+    Output,
+    ablation_args,
+    command_line,
+    md_table,
+    mean_std,
+    saved_or_run,
+    verdict,
+)
 from bench.quality.records import task_names
 from bench.quality.runner import Job, run_jobs
+from training.compare import stats
 
 SECTION = "quality-mtl-archs"
 RESULTS = REPO / "bench" / "quality" / "results" / "mtl_archs.json"
@@ -90,9 +100,7 @@ def metric_label(rec: dict, task: str) -> str:
 
 def gain(rec: dict, task: str, a: float | None, b: float | None) -> float | None:
     """a better than b by how much (positive = better), whatever the metric's direction."""
-    if a is None or b is None:
-        return None
-    return (b - a) if (task not in (NDCG, EVAL_NDCG) and lower_is_better(rec, task)) else (a - b)
+    return stats.gain(a, b, task not in (NDCG, EVAL_NDCG) and lower_is_better(rec, task))
 
 
 def by_label(recs: list[dict]) -> dict[str, list[dict]]:
@@ -126,15 +134,10 @@ def results_table(recs: list[dict], pick) -> str:  # noqa: ANN001 (joint or comb
 def paired_gains(recs: list[dict], label: str, metric: str, pick) -> list[float]:  # noqa: ANN001
     """label minus the baseline, paired by seed (positive = label better)."""
     groups = by_label(recs)
-    base = {r["overrides"]["train.seed"]: r for r in groups[BASELINE]}
-    return [g for r in groups[label] if (g := gain(r, metric, pick(r)[metric], pick(base[r["overrides"]["train.seed"]])[metric]))
-            is not None]
+    lower = metric not in (NDCG, EVAL_NDCG) and lower_is_better(groups[label][0], metric)
+    by_seed = {name: {r["overrides"]["train.seed"]: pick(r)[metric] for r in groups[name]} for name in (label, BASELINE)}
+    return stats.paired_gains(by_seed[label], by_seed[BASELINE], lower)
 
-
-def verdict(values: list[float]) -> str:
-    m, s = mean_std(values)
-    word = "**helps**" if m > s else "**hurts**" if -m > s else "neutral"
-    return f"{word} ({m:+.4f} ± {s:.4f})"
 
 
 def help_hurt(recs: list[dict], pick) -> tuple[str, dict[str, dict[str, str]]]:  # noqa: ANN001

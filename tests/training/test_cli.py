@@ -18,7 +18,8 @@ runner = CliRunner()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["demo-data", "--help"], ["train", "--help"],
-                                  ["evaluate", "--help"], ["publish", "--help"], ["experiment", "report", "--help"]])
+                                  ["evaluate", "--help"], ["publish", "--help"], ["experiment", "report", "--help"],
+                                  ["compare", "--help"]])
 def test_help_works(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

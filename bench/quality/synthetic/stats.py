@@ -6,11 +6,12 @@ test MSE, res["train"][model][p] is (runs, 2) final train MSE, p a correlation a
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from bench.quality.synthetic.config import PAPER_MODELS
+from training.compare.stats import sign_test
+
+__all__ = ["changes", "counts", "ends", "final_losses", "paired_change", "rises", "sign_test"]
 
 
 def final_losses(res: dict, name: str, p: str, task: int | None = None, key: str = "curves") -> np.ndarray:
@@ -35,13 +36,6 @@ def changes(res: dict, key: str = "curves") -> dict[str, np.ndarray]:
     """Paired change of the final loss from the highest to the lowest p, per paper model."""
     hi, lo, names = ends(res)
     return {n: paired_change(res, n, hi, lo, key=key) for n in names}
-
-
-def sign_test(d: np.ndarray) -> float:
-    """Exact two-sided sign-test p-value of paired changes d (zeros dropped): is the change one-directional?"""
-    k, n = int((d > 0).sum()), int((d != 0).sum())
-    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2 ** n if n else 1.0
-    return min(1.0, 2 * tail)
 
 
 def rises(d: np.ndarray) -> bool:
