@@ -29,6 +29,7 @@ from training.bundle.metric_tables import (  # noqa: E402
     text_table,
 )
 from training.evaluation.baseline import split_baseline  # noqa: E402
+from training.evaluation.metrics import gate_warnings  # noqa: E402
 from training.fit.early_stopping import head_metric  # noqa: E402
 from training.fit.train import Trained  # noqa: E402
 from training.modeling.args import ModelArgs  # noqa: E402
@@ -202,6 +203,8 @@ def _gate_section(metrics: dict, split: str, model: object) -> list[str]:
              "0.01 mean weight." + (" Each task's gate mixes its own experts (own*) and the experts every task "
                                     "shares (shared*); *on shared experts* is their total weight." if shared else ""),
              "", *_table(header, rows), ""]
+    for warning in gate_warnings(gates):
+        lines += [f"> **Warning:** {warning}", ""]
     if by_level:
         lines += ["Weight on the shared experts per extraction level (the top level feeds the towers):", "",
                   *_table(["task", *(f"level {i + 1}" for i in range(len(by_level)))],
