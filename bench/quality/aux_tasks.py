@@ -25,7 +25,15 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from bench.quality import datasets as DS
-from bench.quality.common import RESULTS_DIR, Output, command_line, fmt_ms, md_table, quality_args, saved_or_run
+from bench.quality.common import (
+    RESULTS_DIR,
+    Output,
+    command_line,
+    fmt_ms,
+    md_table,
+    quality_args,
+    saved_or_run,
+)
 from bench.quality.movielens_data import write_dataset
 from bench.quality.mtl_archs import verdict
 from bench.quality.records import direction, metric_name, task_metric
