@@ -33,7 +33,7 @@ too, so an offline number describes what this code serves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -235,8 +235,12 @@ class CompiledWeights:
         return self.profile(None if arm in (None, CONTROL_ARM) else arm), arm
 
 
-def compile_weights(weights: Weights, tasks: list[TaskInfo]) -> CompiledWeights:
-    """Check every profile against the model's tasks and precompute the terms. Raises WeightsError."""
+def compile_weights(weights: Weights, tasks: list[TaskInfo], auxiliary: Sequence[str] = ()) -> CompiledWeights:
+    """Check every profile against the model's tasks and precompute the terms. Raises WeightsError.
+
+    `auxiliary`: the model's `serve: false` heads (trained, not served), which a profile naming them is told
+    about by name; the server passes none (its bundle's manifest has served tasks only).
+    """
     by_name = {t.name: t for t in tasks}
     profiles = {}
     for name, profile in weights.file.profiles.items():
@@ -244,6 +248,10 @@ def compile_weights(weights: Weights, tasks: list[TaskInfo]) -> CompiledWeights:
         for task_name, tw in profile.root.items():
             key = f"profiles.{name}.{task_name}"
             task = by_name.get(task_name)
+            if task is None and task_name in auxiliary:
+                raise WeightsError(f"{key}: task {task_name!r} is an auxiliary head (serve: false): it trains beside "
+                                   f"the served heads but has no output to weight; the served tasks are "
+                                   f"{sorted(by_name)}")
             if task is None:
                 raise WeightsError(f"{key}: unknown task {task_name!r}; the model's tasks are {sorted(by_name)}")
             if tw.weight > 0:

@@ -154,6 +154,7 @@ def run_job(job: Job) -> dict:
               "epochs": len(history), "epoch_seconds": [h["seconds"] for h in history],
               "best_epoch": int(np.argmin([h["valid_loss"] for h in history])) + 1 if history else None,
               "task_weights": history[-1].get("task_weights") if history else None,  # balancer weights, last epoch
+              "head_best_epoch": history[-1].get("best_epoch") if history else None,  # each head's, on validation
               "train_seconds": time.perf_counter() - t0, **extra}
     if job.group_column:
         record[f"ndcg@{spec.eval.ndcg_k}_per_{job.group_column}"] = group_ndcg(spec, prep, preds, job.group_column)

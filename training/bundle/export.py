@@ -61,6 +61,7 @@ from training.data.lineage import data_lineage
 from training.evaluation.evaluate import HeadScores, holdout_scores, profile_metrics, scored_metrics
 from training.evaluation.inference import export_heads, predict
 from training.evaluation.metrics import score_stats
+from training.evaluation.served import eval_weights, served_labels
 from training.fit.train import Trained
 from training.modeling.model import ExportHeads
 from training.monitor.distribution import SAMPLE_ROWS, describe
@@ -167,7 +168,7 @@ def build_parity_sample(trained: Trained, path: Path, tasks: list[TaskInfo], lay
     e = trained.prepared.holdout().head(n)
     outs = calibrate_columns(tasks, onnx_outputs(path, e.categorical, e.numeric, trained.prepared.encoders, layout))
     return ParitySample(rows=sample.to_pylist(),
-                        outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.task_names())})
+                        outputs={t: outs[:, j].tolist() for j, t in enumerate(trained.spec.served().task_names())})
 
 
 def data_window(trained: Trained) -> dict:
@@ -185,13 +186,14 @@ def data_window(trained: Trained) -> dict:
 
 
 def task_infos(trained: Trained, calibrations: dict[str, Fitted], raw_holdout: np.ndarray) -> list[TaskInfo]:
-    """The manifest's tasks: calibration, score statistics of the served (calibrated) holdout outputs, and the
-    training split's mean label (the constant baseline offline reports compare with)."""
+    """The manifest's tasks (the served ones: no `serve: false` head): calibration, score statistics of the
+    served (calibrated) holdout outputs, and the training split's mean label (the constant baseline offline
+    reports compare with)."""
     constants = trained.prepared.constants
     tasks = [TaskInfo(name=t.name, type=t.type, group=t.group, output=t.name, label_transform=t.label_transform,
                       calibration=calibrations.get(t.name),
                       train_label=LabelMean(mean=c.mean, mean_log1p=c.mean_log1p) if (c := constants.get(t.name)) else None)
-             for t in trained.spec.tasks]
+             for t in trained.spec.served().tasks]
     served = calibrate_columns(tasks, raw_holdout)
     return [t.model_copy(update={"score_stats": ScoreStats(**score_stats(served[:, j]))}) for j, t in enumerate(tasks)]
 
@@ -228,15 +230,17 @@ TORCH_ONLY = ("gates", "gates_by_level")  # what a split's torch evaluation know
 def measure_bundle(bundle: LoadedBundle, trained: Trained) -> dict:
     """The manifest's metrics: each evaluated split (valid; test with --eval-test) measured on the bundle by
     `scored_metrics`, exactly as `ranker evaluate` measures it, with the gate statistics of the torch model,
-    the GBDT baseline, the fit's summary and the served profiles' NDCG."""
-    spec, prep = trained.spec, trained.prepared
+    the GBDT baseline, the fit's summary and the served profiles' NDCG. Only served tasks are measured (the
+    bundle has no auxiliary head); the fit's summary covers every head."""
+    spec, prep = trained.spec.served(), trained.prepared
     out: dict = {}
     ranking: dict[str, HeadScores] = {}
     for split in [s for s in ("valid", "test") if s in trained.metrics]:
         e = getattr(prep, split)  # its labels and request index, row-aligned with its tables
         scores = holdout_scores(bundle, prep.splits.tables(split), spec.task_names())
         torch_only = {k: v for k, v in trained.metrics[split].items() if k in TORCH_ONLY}
-        out[split] = {**scored_metrics(bundle, scores, e.raw_labels, e.request, spec), **torch_only}
+        labels = served_labels(trained.spec, e.raw_labels)
+        out[split] = {**scored_metrics(bundle, scores, labels, e.request, spec), **torch_only}
         ranking[split] = scores
     out.update(training_summary(trained))
     if trained.baseline:
@@ -251,14 +255,15 @@ def measure_bundle(bundle: LoadedBundle, trained: Trained) -> dict:
 def served_ranking(bundle: LoadedBundle, trained: Trained, scores: dict[str, HeadScores]) -> dict:
     """NDCG@k per served profile (spec `eval.weights`, else `eval.score_weights`) on the evaluated splits,
     from the bundle's served heads and the server's combination code (profile_metrics, as `ranker evaluate`)."""
-    spec = trained.spec
+    spec = trained.spec.served()
     out: dict = {"weights": spec.eval.weights or "eval.score_weights", "k": spec.eval.ndcg_k}
     if spec.data.request_id is None:
         return {**out, "error": "no data.request_id: there are no requests to rank"}
     try:
+        eval_weights(trained.spec)  # refuses a profile naming an auxiliary head by name (the served spec cannot)
         for split, s in scores.items():
             e = getattr(trained.prepared, split)
-            out[split] = profile_metrics(bundle, s, e.raw_labels, e.request, spec)
+            out[split] = profile_metrics(bundle, s, served_labels(trained.spec, e.raw_labels), e.request, spec)
     except WeightsError as e:
         return {**out, "error": str(e)}
     return out
@@ -277,7 +282,7 @@ def save_checkpoint(trained: Trained, path: Path) -> None:
 def write_graph(trained: Trained, heads: ExportHeads, path: Path, split: bool) -> Layout:
     """model.onnx from the torch heads, held to the parity tolerance on real holdout rows; returns its layout."""
     encoders = trained.prepared.encoders
-    layout = export_onnx(heads, path, trained.spec.task_names(), trained.prepared.train.head(8),
+    layout = export_onnx(heads, path, trained.spec.served().task_names(), trained.prepared.train.head(8),
                          encoders if split else None)
     check_parity(heads, path, trained.prepared.holdout(), trained.spec.train.parity_rows, encoders, layout)
     return layout
@@ -292,11 +297,12 @@ def int8_if_asked(trained: Trained, path: Path, tasks: list[TaskInfo], layout: L
     calibration = calibration_feeds({CATEGORICAL_INPUT: rows.categorical, NUMERIC_INPUT: rows.numeric},
                                     encoders, layout) if method == "static" else ()
     return serve_int8_if_gated(path, method, lambda p: calibrate_columns(tasks, holdout_outputs(p, h, encoders, layout)),
-                               Holdout(h.raw_labels, h.request), tasks, trained.spec, calibration)
+                               Holdout(served_labels(trained.spec, h.raw_labels), h.request), tasks,
+                               trained.spec.served(), calibration)
 
 
 def head_outputs(trained: Trained, heads: ExportHeads) -> dict[str, np.ndarray]:
-    """The torch heads' raw (N, T) outputs on each split export reads, each predicted once: valid (calibration
+    """The served torch heads' raw (N, T) outputs on each split export reads, each predicted once: valid (calibration
     is fitted there), the holdout (score statistics) and test when it was evaluated (calibration evidence)."""
     prep = trained.prepared
     names = ["valid"] + ["test"] * (prep.test is not None)
@@ -306,7 +312,7 @@ def head_outputs(trained: Trained, heads: ExportHeads) -> dict[str, np.ndarray]:
 def calibrated_tasks(trained: Trained, raw: dict[str, np.ndarray]) -> list[TaskInfo]:
     """The manifest's tasks with their calibration, fitted on validation, and served-score statistics."""
     prep = trained.prepared
-    calibrations = fit_calibrations(trained.spec, raw["valid"], prep.valid.raw_labels)
+    calibrations = fit_calibrations(trained.spec.served(), raw["valid"], served_labels(trained.spec, prep.valid.raw_labels))
     return task_infos(trained, calibrations, raw["test" if prep.test is not None else "valid"])
 
 
@@ -322,8 +328,8 @@ def bundle_metrics(bundle: LoadedBundle, trained: Trained, tasks: list[TaskInfo]
     if int8 is not None:
         metrics["int8"] = int8
     split = judged_split(trained)
-    metrics["calibration"] = {"split": split, **calibration_summary(trained.spec, tasks, raw[split],
-                                                                    getattr(trained.prepared, split).raw_labels)}
+    labels = served_labels(trained.spec, getattr(trained.prepared, split).raw_labels)
+    metrics["calibration"] = {"split": split, **calibration_summary(trained.spec.served(), tasks, raw[split], labels)}
     return metrics
 
 
@@ -331,7 +337,8 @@ def write_evidence(trained: Trained, work: Path, manifest: Manifest, raw: dict[s
     """Beside the manifest: the checkpoint (warm starts), the reliability plot and report.md."""
     save_checkpoint(trained, work / CHECKPOINT_FILE)
     split = judged_split(trained)
-    plot_reliability(work / RELIABILITY_FILE, manifest.tasks, raw[split], getattr(trained.prepared, split).raw_labels)
+    plot_reliability(work / RELIABILITY_FILE, manifest.tasks, raw[split],
+                     served_labels(trained.spec, getattr(trained.prepared, split).raw_labels))
     write_bundle_report(trained, work, manifest.data_window, manifest.metrics)
 
 
@@ -362,7 +369,7 @@ def export_loaded(trained: Trained, out_dir: Path, split: bool = True) -> Loaded
     split=False writes the unsplit graph (manifest format 1 or 2), as bundles were before format 3.
     """
     out_dir = Path(out_dir)
-    heads = export_heads(trained.model, trained.spec, trained.prepared.scalers)
+    heads = export_heads(trained.model, trained.spec, trained.prepared.scalers, served=True)
     with staging(out_dir) as work:
         model_path = work / MODEL_FILE
         layout = write_graph(trained, heads, model_path, split)

@@ -29,6 +29,8 @@ from training.bundle.metric_tables import (  # noqa: E402
     text_table,
 )
 from training.evaluation.baseline import split_baseline  # noqa: E402
+from training.evaluation.metrics import gate_warnings  # noqa: E402
+from training.fit.early_stopping import head_metric  # noqa: E402
 from training.fit.train import Trained  # noqa: E402
 from training.modeling.args import ModelArgs  # noqa: E402
 from training.spec import RankerSpec  # noqa: E402
@@ -201,6 +203,8 @@ def _gate_section(metrics: dict, split: str, model: object) -> list[str]:
              "0.01 mean weight." + (" Each task's gate mixes its own experts (own*) and the experts every task "
                                     "shares (shared*); *on shared experts* is their total weight." if shared else ""),
              "", *_table(header, rows), ""]
+    for warning in gate_warnings(gates):
+        lines += [f"> **Warning:** {warning}", ""]
     if by_level:
         lines += ["Weight on the shared experts per extraction level (the top level feeds the towers):", "",
                   *_table(["task", *(f"level {i + 1}" for i in range(len(by_level)))],
@@ -213,9 +217,13 @@ def _stopping_section(trained: Trained) -> list[str]:
     if not heads:
         return []
     combined = trained.stopping.get("combined") or {}
-    rows = [[task, h["metric"], str(h["best_epoch"]), _fmt(h["at_joint"]), _fmt(h["at_best"]),
-             "n/a" if h["gain"] is None else f"{h['gain']:+.4f}",
-             ("yes" if combined[task]["swapped"] else "no") if task in combined else "-"]
+    aux = set(trained.spec.auxiliary_tasks())
+    scale = {t.name: t.lr_scale for t in trained.spec.tasks}
+    scaled = any(v != 1.0 for v in scale.values())
+    rows = [[task + (" (auxiliary)" if task in aux else ""), h["metric"], str(h["best_epoch"]), _fmt(h["at_joint"]),
+             _fmt(h["at_best"]), "n/a" if h["gain"] is None else f"{h['gain']:+.4f}",
+             ("yes" if combined[task]["swapped"] else "no") if task in combined else "-",
+             *([f"{scale.get(task, 1.0):g}"] if scaled else [])]
             for task, h in heads.items()]
     mode = trained.spec.train.per_task_stopping
     note = ("`per_task_stopping: combine`: a head whose own best epoch improves its validation metric keeps its own "
@@ -226,8 +234,27 @@ def _stopping_section(trained: Trained) -> list[str]:
     return ["## Per-task early stopping (validation split)", "",
             f"Best epoch overall: {trained.stopping.get('best_epoch')}. Gain: the head's metric at its own best "
             "epoch minus at the best overall epoch (positive = better; RMSE gains are reductions). " + note, "",
-            *_table(["task", "metric", "best epoch", "at best overall", "at own best", "gain", "own parts used"],
-                    rows), ""]
+            *_table(["task", "metric", "best epoch", "at best overall", "at own best", "gain", "own parts used",
+                     *(["lr scale"] if scaled else [])], rows), ""]
+
+
+def _auxiliary_section(trained: Trained) -> list[str]:
+    """The `serve: false` heads: trained beside the others, not in the bundle; their torch validation metric."""
+    aux = [t for t in trained.spec.tasks if not t.serve]
+    valid = trained.metrics.get("valid", {}).get("tasks", {})
+    heads = trained.stopping.get("heads") or {}
+    if not aux:
+        return []
+    rows = []
+    for t in aux:
+        name, value, _ = head_metric(valid[t.name], t.label_transform) if t.name in valid else ("n/a", None, True)
+        rows.append([t.name, t.type, name, _fmt(value), str(heads.get(t.name, {}).get("best_epoch", "n/a")),
+                     f"{t.lr_scale:g}"])
+    return ["## Auxiliary tasks (serve: false)", "",
+            "Trained with their own loss and label mask beside the served heads, and not exported: not outputs of "
+            "model.onnx, not tasks of the manifest, not nameable in weights profiles; the metric is the torch "
+            "head's on the validation split.", "",
+            *_table(["task", "type", "metric", "valid", "best epoch", "lr scale"], rows), ""]
 
 
 def _data_lines(trained: Trained, window: dict, m: dict) -> list[str]:
@@ -320,6 +347,7 @@ def render_bundle_report(trained: Trained, window: dict, metrics: dict | None = 
         *_metrics_section(m, spec),
         f"![training curves]({CURVES_FILE})", "",
         *_stopping_section(trained),
+        *_auxiliary_section(trained),
     ]
     if "profiles" in m:
         lines += _profiles_section(m, spec)

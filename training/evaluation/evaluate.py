@@ -145,7 +145,9 @@ def gbdt_beside(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, force: 
 def evaluate_bundle(bundle: LoadedBundle, table: pa.Table, spec: RankerSpec, baseline: bool | None = None) -> dict:
     """Metrics of a bundle on `table` (scored_metrics: as in the training report, requests grouped by value),
     NDCG@k per served profile ("profiles"), and the baselines' metrics on the same rows ("baseline": the
-    GBDT's, and the LambdaMART's NDCG@k in it; `baseline` None = as the spec says)."""
+    GBDT's, and the LambdaMART's NDCG@k in it; `baseline` None = as the spec says). Only the spec's served
+    tasks are measured: the bundle has no `serve: false` head."""
+    spec = spec.served()
     check_compatible(bundle, spec)
     scores = bundle_scores(bundle, table, spec.task_names())
     labels, request = D.raw_labels(table, spec), D.request_index(table, spec)

@@ -18,10 +18,14 @@ from training.spec import RankerSpec
 EVAL_BATCH = 16_384
 
 
-def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelScaler]) -> ExportHeads:
-    scale = [(s.transform, s.mean, s.std) if (s := scalers.get(t.name)) else ("none", 0.0, 1.0)
-             for t in spec.tasks]
-    return ExportHeads(model, [t.type for t in spec.tasks], scale).eval()
+def export_heads(model: nn.Module, spec: RankerSpec, scalers: dict[str, D.LabelScaler],
+                 served: bool = False) -> ExportHeads:
+    """Natural-unit heads of every task (what training validates), or with `served` of the served tasks only
+    (what the bundle exports: no `serve: false` head)."""
+    columns = spec.served_columns() if served else list(range(len(spec.tasks)))
+    tasks = [spec.tasks[j] for j in columns]
+    scale = [(s.transform, s.mean, s.std) if (s := scalers.get(t.name)) else ("none", 0.0, 1.0) for t in tasks]
+    return ExportHeads(model, [t.type for t in tasks], scale, columns).eval()
 
 
 @torch.no_grad()

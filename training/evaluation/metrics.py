@@ -17,6 +17,9 @@ from training.spec import RankerSpec, TaskConfig
 POLARIZED_TOP_WEIGHT = 0.9
 EFFECTIVE_EXPERTS_FLOOR = 1.5
 DEAD_EXPERT_WEIGHT = 0.01  # an expert whose mean gate weight is below this is "dead" for the task
+# A gate is "near-uniform" when it mixes (almost) every expert equally, on average and row by row: at least
+# this share of the experts are effectively used and the rows' normalized entropy is at least this share too.
+UNIFORM_SHARE = 0.9
 # A split too small to compare models on: an AUC this uncertain (one standard error), or an RMSE
 # over fewer labels, gets a warning in the CLI and report.md.
 AUC_SE_WARN = 0.02
@@ -89,6 +92,30 @@ def gate_stats(gates: np.ndarray, task_names: list[str], shared_slots: list[bool
         }
         if shared_slots is not None and 0 < sum(shared_slots) < len(shared_slots):
             out[name]["shared_weight"] = float(mean_w[np.asarray(shared_slots, dtype=bool)].sum())
+    return out
+
+
+def gate_warnings(stats: dict[str, dict]) -> list[str]:
+    """What to try when task gates (gate_stats) polarize or never specialize; [] when neither."""
+    n_experts = len(next(iter(stats.values()))["mean_weight"]) if stats else 0
+    if n_experts < 2:
+        return []
+    out = []
+    for task, g in stats.items():
+        top = max(g["mean_weight"])
+        if top > POLARIZED_TOP_WEIGHT:
+            out.append(f"gate of task {task!r} polarized: {top:.0%} of its mean weight on expert "
+                       f"{g['mean_weight'].index(top)} (> {POLARIZED_TOP_WEIGHT:.0%}), so the other experts "
+                       "barely serve it. Try model.expert_dropout (e.g. 0.1-0.3: drops experts from the mix "
+                       "in training), more model.num_experts, train.lr_schedule: warmup, or a per-task "
+                       "arch (cgc) if the task needs its own expert")
+    uniform = [task for task, g in stats.items() if g["effective_experts"] >= UNIFORM_SHARE * n_experts
+               and g["normalized_entropy"] >= UNIFORM_SHARE]
+    if uniform:
+        out.append(f"gates of {uniform} are near-uniform (effective experts >= {UNIFORM_SHARE:.0%} of "
+                   f"{n_experts}, row entropy >= {UNIFORM_SHARE:.0%}): their experts never specialize and the "
+                   "model acts as a shared bottom. Try fewer model.num_experts, less model.expert_dropout, more "
+                   "epochs, or compare model.arch shared_bottom (the tasks may not need separate experts)")
     return out
 
 

@@ -45,7 +45,8 @@ def eval_weights(spec: RankerSpec, path: Path | str | None = None) -> tuple[Weig
     weights = parse_weights(data, source=str(source))
     # The tasks can be checked before any model exists (the score statistics only once one does).
     try:
-        compile_weights(weights, [t.model_copy(update={"score_stats": _UNIT}) for t in spec_tasks(spec)])
+        compile_weights(weights, [t.model_copy(update={"score_stats": _UNIT}) for t in spec_tasks(spec.served())],
+                        spec.auxiliary_tasks())
     except WeightsError as e:
         raise WeightsError(f"{source}: {e}") from e
     return weights, str(source)
@@ -85,3 +86,10 @@ def profile_ndcg(compiled: CompiledWeights, heads: dict[str, np.ndarray], gain: 
         per = R.ndcg(req, compiled.profiles[name].combine(heads), gain, k)
         out[name] = float(np.nanmean(per)) if np.isfinite(per).any() else None
     return out
+
+
+def served_labels(spec: RankerSpec, raw_labels: np.ndarray) -> np.ndarray:
+    """(N, T_served): the raw labels (N, T) of the full spec's served tasks, in the order of `spec.served()`'s
+    tasks and the bundle's outputs (no `serve: false` column)."""
+    return raw_labels[:, spec.served_columns()]
+

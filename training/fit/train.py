@@ -56,7 +56,7 @@ from training.modeling.losses import (
     MaskedTaskLosses,
     UncertaintyWeighting,
 )
-from training.modeling.model import build_model, shared_parameters
+from training.modeling.model import build_model, shared_parameters, task_parameters
 from training.modeling.numeric import binned_features, quantile_edges
 from training.spec import RankerSpec
 from training.spec.model import NEEDS_SHARING
@@ -216,9 +216,23 @@ def make_balancer(spec: RankerSpec, model: nn.Module, graph: nn.Module) -> Balan
     return FixedWeighting(weights)
 
 
-def make_optimizer(spec: RankerSpec, graph: nn.Module, balancer: Balancer) -> torch.optim.Optimizer:
-    """Adam; weight decay applies to the network only, never to the loss-balancing weights."""
-    groups = [{"params": list(graph.parameters()), "weight_decay": spec.train.weight_decay}]
+def make_optimizer(spec: RankerSpec, graph: nn.Module, balancer: Balancer,
+                   model: nn.Module | None = None) -> torch.optim.Optimizer:
+    """Adam; weight decay applies to the network only, never to the loss-balancing weights.
+
+    A task with `lr_scale` != 1 gets its own group at lr * lr_scale: the parameters of `model` (the pure
+    model inside `graph`; default graph itself) that only its output depends on (`task_parameters`, the
+    parts per-task early stopping swaps). Everything else (shared experts, embeddings, a bias tower) keeps lr.
+    """
+    decay, lr = spec.train.weight_decay, spec.train.lr
+    scaled: list[dict] = []
+    taken: set[int] = set()
+    for t, task in enumerate(spec.tasks):
+        if task.lr_scale != 1.0:
+            own = [p for p in task_parameters(model if model is not None else graph, t).values()]
+            taken |= {id(p) for p in own}
+            scaled.append({"params": own, "weight_decay": decay, "lr": lr * task.lr_scale, "task": task.name})
+    groups = [{"params": [p for p in graph.parameters() if id(p) not in taken], "weight_decay": decay}, *scaled]
     if extra := list(balancer.parameters()):
         groups.append({"params": extra, "weight_decay": 0.0})
     return torch.optim.Adam(groups, lr=spec.train.lr)
@@ -332,7 +346,7 @@ class FitParts:
         grouped = any(t.listwise for t in spec.tasks)  # a ranking task: batches of whole requests
         feed, valid = prep.feeds(spec, bias, grouped)
         sync = GradSync(graph, list(balancer.parameters()), dist, spec.train.embedding_grads) if dist.active else None
-        opt = make_optimizer(spec, graph, balancer)
+        opt = make_optimizer(spec, graph, balancer, model)
         steps = (len(prep.train) // dist.world + spec.train.batch_size - 1) // spec.train.batch_size  # per rank
         average = WeightAverage(graph, spec.train.ema_epochs * steps) if spec.train.ema_epochs else None
         threads = None
@@ -409,10 +423,11 @@ def fit_epochs(spec: RankerSpec, prep: TrainingData, model: nn.Module, log_path:
     try:
         for epoch in range(1, spec.train.epochs + 1):
             log, metrics = run_epoch(spec, prep, model, parts, epoch, progress)
-            _append_jsonl(log_path, log)
             if stopper.update(epoch, log["valid_loss"], metrics):
                 best_state = copy.deepcopy(model.state_dict())
             heads.update(epoch, metrics)
+            log["best_epoch"] = {t: heads.best_epoch.get(t) for t in spec.task_names()}  # each head's, so far
+            _append_jsonl(log_path, log)
             if parts.average is not None:
                 parts.average.swap_out()
             yield log

@@ -145,12 +145,15 @@ class ExportHeads(nn.Module):
 
     Binary heads -> sigmoid probability. Regression heads -> y = f^-1(z * std + mean), with f the
     label transform (identity or log1p) and mean/std the training label statistics.
-    Returns one (B,) tensor per task, in task order.
+    Returns one (B,) tensor per output, in task order. `columns`: the model's raw columns the outputs are
+    (default all; the served tasks of a spec with auxiliary heads), task_types and label_scale per output.
     """
 
-    def __init__(self, model: nn.Module, task_types: list[str], label_scale: list[tuple[str, float, float]]) -> None:
+    def __init__(self, model: nn.Module, task_types: list[str], label_scale: list[tuple[str, float, float]],
+                 columns: list[int] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.columns = list(range(len(task_types))) if columns is None else list(columns)
         self.binary = [t == "binary" for t in task_types]
         self.log1p = [s[0] == "log1p" for s in label_scale]
         self.register_buffer("mean", torch.tensor([s[1] for s in label_scale], dtype=torch.float32))
@@ -159,10 +162,10 @@ class ExportHeads(nn.Module):
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> tuple[torch.Tensor, ...]:
         raw = self.model(categorical, numeric)  # (B, T)
         outs = []
-        for t, is_binary in enumerate(self.binary):
+        for t, (column, is_binary) in enumerate(zip(self.columns, self.binary, strict=True)):
             if is_binary:
-                outs.append(torch.sigmoid(raw[:, t]))
+                outs.append(torch.sigmoid(raw[:, column]))
                 continue
-            z = raw[:, t] * self.std[t] + self.mean[t]
+            z = raw[:, column] * self.std[t] + self.mean[t]
             outs.append(torch.expm1(z).clamp_min(0.0) if self.log1p[t] else z)
         return tuple(outs)

@@ -37,7 +37,7 @@ from training.data.lineage import data_lineage, lineage, overlap
 from training.distributed.context import Dist
 from training.evaluation.evaluate import holdout_scores
 from training.evaluation.inference import export_heads, predict
-from training.evaluation.served import eval_weights
+from training.evaluation.served import eval_weights, served_labels
 from training.fit.train import Trained, train
 from training.modeling.args import ModelArgs
 from training.nightly.gate_report import build_report, render_gate_report, write_gate_report
@@ -179,15 +179,16 @@ def fit_candidate(spec: RankerSpec, current: Current, warm: bool, out_dir: Path,
 
 
 def gate_candidate(trained: Trained, candidate: LoadedBundle, current: Current, weights: Weights) -> list[GateResult]:
-    """Score candidate and CURRENT on the candidate's holdout and run every gate (profiles of `weights`)."""
-    spec, splits, e = trained.spec, trained.prepared.splits, trained.prepared.holdout()
+    """Score candidate and CURRENT on the candidate's holdout and run every gate (profiles of `weights`) on the
+    served heads (an auxiliary, `serve: false`, head is not in the bundle: nothing to gate)."""
+    spec, splits, e = trained.spec.served(), trained.prepared.splits, trained.prepared.holdout()
     tables = partial(splits.tables, splits.holdout_name())  # streamed splits are read again, a table at a time
     scores = holdout_scores(candidate, tables(), spec.task_names())
     cand = Scored(scores.served, spec.task_names(), candidate.manifest.tasks, scores.raw)
     rows = e.head(min(spec.gates.parity_rows, len(e)))
-    torch_out = predict(export_heads(trained.model, spec, trained.prepared.scalers), rows)
+    torch_out = predict(export_heads(trained.model, trained.spec, trained.prepared.scalers, served=True), rows)
     parity = parity_gate(cand.preds[:len(rows)], calibrate_columns(candidate.manifest.tasks, torch_out))
-    labels, request = e.raw_labels, e.request
+    labels, request = served_labels(trained.spec, e.raw_labels), e.request
     base = None
     if current.bundle is not None:
         missing = [f.name for f in current.bundle.manifest.features.all() if f.name not in splits.column_names]

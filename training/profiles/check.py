@@ -68,4 +68,11 @@ def check_weights(path: Path, manifest: Manifest, model: str) -> CheckResult:
         data = Path(path).read_bytes()
     except OSError as e:
         raise WeightsError(f"{path}: cannot read it: {e}") from e
-    return CheckResult(compile_weights(parse_weights(data, source=str(path)), manifest.tasks), model)
+    return CheckResult(compile_weights(parse_weights(data, source=str(path)), manifest.tasks,
+                                       auxiliary_tasks(manifest)), model)
+
+
+def auxiliary_tasks(manifest: Manifest) -> list[str]:
+    """The bundle's `serve: false` heads: in its model (model_args, to rebuild the torch model), not served."""
+    served = set(manifest.task_names)
+    return [t for t in manifest.model_args.get("tasks", []) if t not in served]

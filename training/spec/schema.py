@@ -134,6 +134,16 @@ class TaskConfig(_Strict):
         "not recorded)", examples=["skip"])
     weight: float = Field(1.0, ge=0, description="fixed loss weight (loss_balancing: fixed), and the task's "
                           "weight in the validation loss that early stopping watches", examples=[0.5])
+    serve: bool = Field(
+        True, description="false: an auxiliary head. It trains with its own loss and label mask like any task "
+        "(and shapes what the tasks share), but the bundle does not serve it: it is not an output of model.onnx "
+        "nor a task of the manifest, weights profiles cannot name it, and no gain or score weight may read it. "
+        "report.md lists it with its validation metric", examples=[False])
+    lr_scale: float = Field(
+        1.0, gt=0, description="multiplies train.lr for the parameters only this task's output depends on "
+        "(its tower and head; its gate in MMoE, CGC and PLE; its own experts in CGC and PLE; its whole model in "
+        "single_task); shared experts and embeddings keep train.lr. E.g. 0.3 slows a head that peaks epochs "
+        "before the others", examples=[0.3])
 
     @model_validator(mode="after")
     def _check(self) -> TaskConfig:
@@ -282,6 +292,7 @@ class RankerSpec(_Strict):
         features = [f.name for f in (*self.features.categorical, *self.features.numeric)]
         _no_repeats("feature", features)
         _no_repeats("task", [t.name for t in self.tasks])
+        _served_tasks(self)
         _ranking_tasks(self)  # may add the default ranking head, which the checks below then see
         tasks = [t.name for t in self.tasks]
         if self.train.loss_balancing in NEEDS_SHARING and self.model.arch == "single_task":
@@ -308,14 +319,29 @@ class RankerSpec(_Strict):
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
+    def auxiliary_tasks(self) -> list[str]:
+        """The `serve: false` tasks: trained, never exported."""
+        return [t.name for t in self.tasks if not t.serve]
+
+    def served_columns(self) -> list[int]:
+        """The served tasks' positions among spec.tasks (the model's raw outputs, the label columns)."""
+        return [j for j, t in enumerate(self.tasks) if t.serve]
+
+    def served(self) -> RankerSpec:
+        """This spec as the bundle sees it: only the served tasks. Not validated again (a served spec is not
+        a spec to train: it may lose the task early stopping or the bias tower watch)."""
+        if all(t.serve for t in self.tasks):
+            return self
+        return self.model_copy(update={"tasks": [t for t in self.tasks if t.serve]})
+
     def score_weights(self) -> dict[str, float]:
         """eval.score_weights, else 1.0 on the ranking head, else 1.0 for each binary task (each task when none is)."""
         if self.eval.score_weights:
             return self.eval.score_weights
         if ranking := [t.name for t in self.tasks if t.listwise]:
             return {ranking[0]: 1.0}
-        binary = [t.name for t in self.tasks if t.type == "binary"]
-        return {name: 1.0 for name in binary or self.task_names()}
+        binary = [t.name for t in self.tasks if t.type == "binary" and t.serve]
+        return {name: 1.0 for name in binary or [t.name for t in self.tasks if t.serve]}
 
     def pointwise_score_weights(self) -> dict[str, float]:
         """score_weights for a scorer without the ranking head (a pointwise baseline): the spec's, unless they
@@ -323,11 +349,12 @@ class RankerSpec(_Strict):
         weights = self.score_weights()
         if not any(t.listwise and t.name in weights for t in self.tasks):
             return weights
-        binary = [t.name for t in self.tasks if t.type == "binary"]
-        return {name: 1.0 for name in binary or [t.name for t in self.label_tasks()]}
+        binary = [t.name for t in self.tasks if t.type == "binary" and t.serve]
+        return {name: 1.0 for name in binary or [t.name for t in self.label_tasks() if t.serve]}
 
     def gain_weights(self) -> dict[str, float]:
-        return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary"}
+        """eval.gain_weights, else 1.0 for each served binary task (an auxiliary label is never in a gain)."""
+        return self.eval.gain_weights or {t.name: 1.0 for t in self.tasks if t.type == "binary" and t.serve}
 
     def label_tasks(self) -> list[TaskConfig]:
         """The tasks that read a label column (binary and regression: every task but the ranking heads)."""
@@ -375,6 +402,24 @@ def _ranking_tasks(spec: RankerSpec) -> None:
             raise ValueError(f"a task is named {RANKING_HEAD!r}, the name of the default ranking head: rename it, "
                              "declare a ranking task with another name, or set model.ranking_head: false")
         spec.tasks.append(TaskConfig(name=RANKING_HEAD, type="ranking"))
+
+
+def _served_tasks(spec: RankerSpec) -> None:
+    """At least one task is served, and nothing that ranks or measures a served ranking reads an auxiliary
+    (`serve: false`) task: the bundle has no output for it, and `ranker evaluate` and the retrain gates
+    measure NDCG from the bundle's tasks' labels."""
+    aux = set(spec.auxiliary_tasks())
+    if not aux:
+        return
+    if len(aux) == len(spec.tasks):
+        raise ValueError(f"every task is serve: false ({sorted(aux)}): a bundle serves at least one task; set "
+                         "serve: true on the task(s) to serve")
+    named = [("eval.score_weights", spec.eval.score_weights), ("eval.gain_weights", spec.eval.gain_weights),
+             *((f"task {t.name!r}: gain", t.gain) for t in spec.tasks)]
+    for where, weights in named:
+        if wrong := sorted(aux & set(weights or {})):
+            raise ValueError(f"{where}: {wrong} are auxiliary tasks (serve: false); a gain or score weight reads "
+                             "served tasks only (serve the task, or leave it out)")
 
 
 def _check_bias_tower(spec: RankerSpec) -> None:
