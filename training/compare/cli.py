@@ -31,7 +31,7 @@ def compare_command(
     from training.compare import render
     from training.compare.matrix import Row, help_hurt
     from training.compare.runs import run_all, schedule
-    from training.compare.variants import metric_of, single_task_targets, variants
+    from training.compare.variants import metric_of, single_task_targets, spec_for, variants
 
     if split not in SPLITS:
         fail(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
@@ -43,6 +43,8 @@ def compare_command(
         if len(targets) < 2:
             fail(f"{spec_path}: compare needs at least two binary or regression tasks, the spec has {targets}")
         chosen = variants(spec, pairs)
+        for variant in chosen:  # each model's spec is valid before any run starts
+            spec_for(spec, variant)
         runs = schedule(chosen, list(range(seeds)))
         typer.echo(f"{len(runs)} runs ({len(chosen)} models x {seeds} seeds), {jobs} at a time, {split} split")
         outcome = run_all(spec, runs, split, jobs, budget, _progress)

@@ -1,8 +1,9 @@
 """Listwise ranking losses over each request's candidates (the ranking head, tasks of type `ranking`).
 
 A batch holds whole requests (training/streaming/feed.py groups them); `group` (B,) numbers them 0..G-1. The
-rows are laid out as a padded (G, L) matrix, L the largest request in the batch, so both losses are a few
-tensor ops with no per-request Python:
+rows are laid out as a padded (G, L) matrix, L the largest request, so both losses are a few tensor ops with no
+per-request Python. Requests are padded within their size class (sizes in (2^(c-1), 2^c]): in one matrix, a
+600-row request among 3-row ones would pad every request to 600 (lambdarank's pairs: G x 600 x 600).
 
     listnet     softmax cross-entropy: -sum_i (g_i / sum_j g_j) * log softmax(s)_i over a request (ListNet's
                 top-one probabilities; TF-Ranking's softmax loss)
@@ -42,6 +43,17 @@ def padded(group: torch.Tensor, *values: torch.Tensor, fill: float = 0.0) -> tup
     real = torch.zeros((n_groups, width), dtype=torch.bool)
     real[g, pos] = True
     return (*out, real)
+
+
+def size_buckets(group: torch.Tensor) -> list[torch.Tensor]:
+    """The batch's rows by their request's size class, ceil(log2(size)): (rows,) indices per class present
+    (one class: every row). Within a class no request is padded to more than twice its size."""
+    sizes = torch.bincount(group)
+    size_class = torch.ceil(torch.log2(sizes.clamp_min(1).to(torch.float64))).to(torch.int64)[group]
+    classes = torch.unique(size_class)
+    if len(classes) <= 1:
+        return [torch.arange(len(group))]
+    return [torch.nonzero(size_class == c).squeeze(1) for c in classes.tolist()]
 
 
 def listnet(scores: torch.Tensor, gains: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +104,14 @@ def listwise_loss(kind: str, scores: torch.Tensor, gains: torch.Tensor, mask: to
                   group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One ranking task on one batch: (mean loss over the requests with signal (), their count ()).
     scores, gains (B,) float; mask (B,) bool (the row has a gain); group (B,) int64."""
-    s, g, m, real = padded(group, scores, gains, mask.to(scores.dtype))
-    per_request, signal = LOSSES[kind](s, g, real & (m > 0))
-    counted = signal.sum().to(scores.dtype)
-    return per_request.sum() / counted.clamp_min(1.0), counted
+    buckets = size_buckets(group)
+    parts = [(group, scores, gains, mask)] if len(buckets) == 1 else [
+        (torch.unique(group[rows], return_inverse=True)[1], scores[rows], gains[rows], mask[rows]) for rows in buckets]
+    losses, signals = [], []
+    for local, s_rows, g_rows, m_rows in parts:  # local: the class's requests numbered 0..
+        s, g, m, real = padded(local, s_rows, g_rows, m_rows.to(scores.dtype))
+        per_request, signal = LOSSES[kind](s, g, real & (m > 0))
+        losses.append(per_request.sum())
+        signals.append(signal.sum())
+    counted = torch.stack(signals).sum().to(scores.dtype)
+    return torch.stack(losses).sum() / counted.clamp_min(1.0), counted

@@ -6,7 +6,7 @@ import yaml
 
 from tests.conftest import DEMO_SPEC
 from training.compare.runs import schedule
-from training.compare.variants import ALL_TASKS, single_task_targets, spec_for, variants
+from training.compare.variants import ALL_TASKS, WITHOUT_AUXILIARY, single_task_targets, spec_for, variants
 from training.spec import load_spec
 
 
@@ -42,3 +42,25 @@ def test_a_variant_spec_drops_what_names_the_other_tasks(tmp_path) -> None:
     assert pair.task_names() == ["click", "like"] and pair.train.loss_balancing == "pcgrad"
     assert pair.train.early_stopping_metric == "like"
     assert by_name[ALL_TASKS].tasks is None
+
+
+def test_an_auxiliary_task_gets_no_single_task_model_and_a_model_without_it(tmp_path) -> None:
+    """A serve: false head has no served metric and cannot be a model's only task (a bundle serves at least
+    one): no single-task model, no pair; "without auxiliary tasks" is the spec's model minus the auxiliary
+    heads (ranking head kept), so the matrix shows what they add. Every variant's spec is a valid spec."""
+    raw = yaml.safe_load(DEMO_SPEC.read_text())
+    raw["tasks"].append({"name": "later_buy", "column": "like", "type": "binary", "group": "satisfaction",
+                         "serve": False})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(path)
+    assert single_task_targets(spec) == ["click", "watch_time", "like", "rating"]
+    chosen = variants(spec, pairs=True)
+    assert [v.kind for v in chosen] == ["mtl", "mtl"] + ["single"] * 4 + ["pair"] * 6
+    assert not any("later_buy" in (v.tasks or ()) for v in chosen if v.kind != "mtl")
+    specs = {v.name: spec_for(spec, v) for v in chosen}  # each validates (an all-auxiliary spec would not)
+    without = specs[WITHOUT_AUXILIARY]
+    assert without.task_names() == ["click", "watch_time", "like", "rating", "rank"]
+    assert without.model.ranking_head == spec.model.ranking_head and not without.auxiliary_tasks()
+    assert specs[ALL_TASKS].auxiliary_tasks() == ["later_buy"]
+    assert specs["single-task like"].task_names() == ["like"]
