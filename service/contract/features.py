@@ -173,8 +173,8 @@ class FeatureEncoders(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"feature names must be unique, repeated: {dupes}")
-        if not self.categorical or not self.numeric:
-            raise ValueError("a model needs at least one categorical and one numeric feature")
+        if not self.numeric:
+            raise ValueError("a model needs at least one numeric feature")
         items = [f.name for f in self.categorical if f.source == "item"]
         if self.item_id_feature is not None and self.item_id_feature not in items:
             raise ValueError(f"item_id_feature {self.item_id_feature!r} is not a categorical item feature {items}")

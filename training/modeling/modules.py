@@ -27,7 +27,7 @@ class FeatureInput(nn.Module):
     def __init__(self, cardinalities: list[int], n_numeric: int, dim: int, numeric: str = "none",
                  edges: list[list[float]] | None = None, binned: list[int] | None = None) -> None:
         super().__init__()
-        offsets = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0)
+        offsets = torch.tensor([0, *cardinalities[:-1]] if cardinalities else [], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)
         # With no categorical features (dense-only inputs, e.g. the synthetic benchmark) there is no table.
         self.embedding = nn.Embedding(sum(cardinalities), dim) if cardinalities else None

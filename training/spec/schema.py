@@ -77,22 +77,20 @@ class NumericFeature(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    """The model's inputs; it needs at least one of each kind."""
+    """The model's inputs: at least one numeric feature; categorical ones are optional (a table of numbers,
+    e.g. learning-to-rank features, needs none)."""
 
-    categorical: list[CategoricalFeature] = Field(description="categorical features (at least one)",
+    categorical: list[CategoricalFeature] = Field([], description="categorical features (embedded); none for a "
+                                                  "table of numbers only",
                                                   examples=[[{"name": "user_id", "source": "user"}]])
     numeric: list[NumericFeature] = Field(description="numeric features (at least one)",
                                           examples=[[{"name": "price", "source": "item", "transform": "log1p"}]])
 
-    @field_validator("categorical", "numeric")
+    @field_validator("numeric")
     @classmethod
     def _at_least_one(cls, value: list, info: ValidationInfo) -> list:
         if value:
             return value
-        if info.field_name == "categorical":
-            raise ValueError("the model needs at least one categorical feature (it embeds them), usually the item "
-                             "id; for a table of numbers only, add a column holding one value to the data and "
-                             "name it here, e.g. `{name: segment, source: context}`")
         raise ValueError("the model needs at least one numeric feature; for a table of ids only, add a column "
                          "holding one value to the data and name it here, e.g. `{name: bias, source: context}`")
 

@@ -65,8 +65,6 @@ BAD_SPECS = {
                              "model.numeric_bins"),
     "binned features without ple_auto": (lambda r: r["model"].update(numeric_embedding="ple", numeric_binned=["hour"]),
                                          "model.numeric_binned"),
-    "no categorical feature": (lambda r: r["features"].update(categorical=[]),
-                               "features.categorical: the model needs at least one categorical feature"),
     "no numeric feature": (lambda r: r["features"].update(numeric=[]),
                            "features.numeric: the model needs at least one numeric feature"),
 }
