@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One virtualenv per serving framework under .venv-peers/<name> (git-ignored), for bench/serving/peers.
+# Each gets the project's serving side (-e '.[serve]', no training extras) plus the framework; where a
+# framework's pins conflict with the project's, the framework wins inside its own venv.
+# Usage: scripts/peers_setup.sh [kserve|bentoml|litserve|rayserve ...]   (default: all four)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+declare -A PKG=(
+  [kserve]="kserve"
+  [bentoml]="bentoml"
+  [litserve]="litserve"
+  [rayserve]="ray[serve]"
+)
+names=("$@"); [ ${#names[@]} -eq 0 ] && names=(kserve bentoml litserve rayserve)
+for name in "${names[@]}"; do
+  venv=.venv-peers/$name
+  start=$(date +%s)
+  [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
+  "$venv/bin/pip" install -q -e '.[serve]' "${PKG[$name]}" -c constraints.txt \
+    || "$venv/bin/pip" install -q -e '.[serve]' "${PKG[$name]}"
+  "$venv/bin/python" -c "import service.live.pipeline" 
+  if "$venv/bin/pip" list 2>/dev/null | grep -qi nvidia; then echo "$name: CUDA packages pulled in" >&2; exit 1; fi
+  echo "$name: $(( $(date +%s) - start )) s, $(du -sh "$venv" | cut -f1)"
+done
