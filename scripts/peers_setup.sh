@@ -6,20 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-declare -A PKG=(
-  [kserve]="kserve"
-  [bentoml]="bentoml"
-  [litserve]="litserve"
-  [rayserve]="ray[serve]"
-)
 names=("$@"); [ ${#names[@]} -eq 0 ] && names=(kserve bentoml litserve rayserve)
 for name in "${names[@]}"; do
   venv=.venv-peers/$name
   start=$(date +%s)
   [ -x "$venv/bin/python" ] || "$PY" -m venv "$venv"
-  "$venv/bin/pip" install -q -e '.[serve]' "${PKG[$name]}" -c constraints.txt \
-    || "$venv/bin/pip" install -q -e '.[serve]' "${PKG[$name]}"
-  "$venv/bin/python" -c "import service.live.pipeline" 
+  # pyproject.toml's extra peers-<name>: the serving side and the framework; with the project's
+  # constraints where they resolve, else the framework's own pins win (only inside this venv).
+  "$venv/bin/pip" install -q -e ".[peers-$name]" -c constraints.txt \
+    || "$venv/bin/pip" install -q -e ".[peers-$name]"
+  "$venv/bin/python" -c "import service.live.pipeline"
   if "$venv/bin/pip" list 2>/dev/null | grep -qi nvidia; then echo "$name: CUDA packages pulled in" >&2; exit 1; fi
   echo "$name: $(( $(date +%s) - start )) s, $(du -sh "$venv" | cut -f1)"
 done
