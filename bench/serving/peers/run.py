@@ -4,7 +4,9 @@ Each peer is a small adapter in this package around the project's own ranking pa
 service.live.pipeline.rank, so the same encoder, model, weights profile and calibration), run from its
 own virtualenv `.venv-peers/<name>` (scripts/peers_setup.sh, `make peers-setup`; never part of the
 default install). Every server binds 127.0.0.1; the run refuses to go on if `ss` shows a port of any
-server's process tree (Ray's GCS, raylet, workers included) listening on another address, and refuses
+server's process tree (Ray's GCS, raylet, workers included) listening on another address. Ray's core
+binds its gRPC ports on 0.0.0.0 whatever its node IP, so the run re-executes itself in a network
+namespace whose only interface is lo (`unshare -n`, root): there a wildcard reaches loopback only. It refuses
 to time a peer whose item_id order differs from ranker-serve's on any of a few distinct request bodies.
 
 Then ROUNDS rounds of wrk slices (bench/serving/wrk_load.run_wrk), interleaved across the servers (each
@@ -24,6 +26,8 @@ import argparse
 import os
 import platform
 import re
+import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--loop-seconds", type=float, default=5.0, help="most seconds of each in-process loop")
     p.add_argument("--doc", type=Path, default=DOC)
     p.add_argument("--no-doc", action="store_true", help="print the section only")
+    p.add_argument("--no-netns", action="store_true",
+                   help="run in this network namespace (Ray then fails the loopback check)")
     return p.parse_args(argv)
 
 
@@ -104,8 +110,17 @@ def tree_cpu(root: int) -> float:
     return total / tick
 
 
-def non_loopback_listeners(ss_output: str, pids: set[int]) -> list[str]:
-    """Lines of `ss -ltnpH` whose socket belongs to one of `pids` and listens on a non-loopback address."""
+WILDCARD = re.compile(r"^(0\.0\.0\.0|\*|\[::\]|::)$")
+
+
+def interfaces() -> list[str]:
+    """The network interfaces of this process's network namespace (/proc/net/dev is per namespace)."""
+    return [line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:]]
+
+
+def non_loopback_listeners(ss_output: str, pids: set[int], only_lo: bool = False) -> list[str]:
+    """Lines of `ss -ltnpH` whose socket belongs to one of `pids` and listens on a non-loopback address.
+    only_lo: the network namespace has no interface but lo, so a wildcard address reaches loopback only."""
     bad = []
     for line in ss_output.splitlines():
         parts = line.split()
@@ -114,15 +129,16 @@ def non_loopback_listeners(ss_output: str, pids: set[int]) -> list[str]:
         local = parts[3]
         host = local.rsplit(":", 1)[0]
         owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
-        if owners & pids and not LOOPBACK.match(host):
+        if owners & pids and not LOOPBACK.match(host) and not (only_lo and WILDCARD.match(host)):
             bad.append(line.strip())
     return bad
 
 
 def check_loopback(servers: dict[str, ServerProcess]) -> None:
     out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    only_lo = interfaces() == ["lo"]
     for name, s in servers.items():
-        bad = non_loopback_listeners(out, tree_pids(s.proc.pid))
+        bad = non_loopback_listeners(out, tree_pids(s.proc.pid), only_lo)
         if bad:
             raise SystemExit(f"{name} listens on a non-loopback address; refusing to run:\n" + "\n".join(bad))
 
@@ -296,7 +312,7 @@ def _commit() -> str:
 
 
 def command() -> str:
-    return " ".join(["python -m bench.serving.peers", *sys.argv[1:]])
+    return os.environ.get("PEERS_COMMAND") or " ".join(["python -m bench.serving.peers", *sys.argv[1:]])
 
 
 def render(measured: dict[str, Measured], refs: dict[str, float], args: argparse.Namespace) -> str:
@@ -347,8 +363,25 @@ def reading(measured: dict[str, Measured], refs: dict[str, float]) -> list[str]:
     return out
 
 
+def in_private_netns(argv: list[str]) -> None:
+    """Re-run this command in a new network namespace whose only interface is loopback (unshare -n, root).
+
+    Ray's core processes (GCS, raylet, workers, agents) bind their gRPC ports on 0.0.0.0 whatever the
+    node IP; in a namespace with nothing but lo, every server of the run is reachable from loopback only,
+    and the ss check still refuses any address other than loopback or a wildcard."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        raise SystemExit("the peers run in a loopback-only network namespace: needs root, unshare and ip "
+                         "(or --no-netns with --peers excluding rayserve)")
+    inner = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bench.serving.peers", *argv])
+    os.environ["PEERS_COMMAND"] = command()
+    os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c", f"ip link set lo up && exec {inner}"])
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if not args.no_netns and interfaces() != ["lo"]:
+        in_private_netns(argv)
     if not (args.bundle / "manifest.json").exists():
         raise SystemExit(f"no bundle at {args.bundle}: `ranker demo` writes runs/demo-bundle")
     section = run(args)

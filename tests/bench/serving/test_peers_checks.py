@@ -23,3 +23,10 @@ def test_order_check():
     assert not same_order([["b", "a"]], [["a", "b"]])
     assert not same_order([["b", "a"]], [])
     assert not same_order([[]], [[]])  # an empty answer proves nothing
+
+
+def test_wildcards_pass_only_in_a_loopback_only_namespace():
+    bad = non_loopback_listeners(SS, {11, 12}, only_lo=True)
+    assert bad == []
+    assert non_loopback_listeners('LISTEN 0 5 192.0.2.2:52365 0.0.0.0:* users:(("ray::Dash",pid=11,fd=3))',
+                                  {11}, only_lo=True)
