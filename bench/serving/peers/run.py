@@ -325,7 +325,10 @@ def render(measured: dict[str, Measured], refs: dict[str, float], args: argparse
         f"{args.seconds:g} s slices interleaved across the servers (each round starting with the next one), so a "
         "busy moment of the shared machine hits every server alike: read the ratios between rows, not the "
         "absolute numbers. p50/p99: median over the 1-connection slices of wrk's percentiles, ms. Server CPU "
-        "per request: utime+stime of the server's whole process tree over its slices / requests answered.",
+        "per request: utime+stime of the server's whole process tree over its slices / requests answered. "
+        f"Network namespace: {'loopback only (unshare -n; Ray binds its core ports on 0.0.0.0)' if interfaces() == ['lo'] else 'the host one'}; "
+        "every server bound 127.0.0.1 where it can be told to, and `ss` found no listener of any server's process "
+        "tree on another address (checked before and after the load).",
         "",
         f"| server | p50 ms | p99 ms | req/s 1 conn | req/s {args.connections} conns | server CPU ms/request |",
         "|---|---:|---:|---:|---:|---:|",
