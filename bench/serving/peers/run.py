@@ -28,6 +28,7 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -141,6 +142,31 @@ def check_loopback(servers: dict[str, ServerProcess]) -> None:
         bad = non_loopback_listeners(out, tree_pids(s.proc.pid), only_lo)
         if bad:
             raise SystemExit(f"{name} listens on a non-loopback address; refusing to run:\n" + "\n".join(bad))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_tree(server: ServerProcess) -> None:
+    """SIGTERM the server, then whatever of its process tree outlives it (LitServe's and BentoML's workers
+    do), by pid; SIGKILL after 10 s."""
+    pids = tree_pids(server.proc.pid) - {server.proc.pid}
+    server.stop()
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+        alive = [pid for pid in pids if _alive(pid)]
+        for pid in alive:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [pid for pid in alive if _alive(pid)]
 
 
 # --- the order check ----------------------------------------------------------------------------------
@@ -292,12 +318,12 @@ def run(args: argparse.Namespace) -> str:
                 args.same[name] = same_order(reference, got)
                 if not args.same[name]:
                     args.skipped[name] = "returned a different order: not timed"
-                    servers.pop(name).stop()
+                    stop_tree(servers.pop(name))
             measured = interleaved(servers, bodies[0], args)
             check_loopback(servers)  # Ray's workers start lazily: once more after the load
         finally:
             for s in servers.values():
-                s.stop()
+                stop_tree(s)
     refs = in_process(args, bodies[0])
     args.load.append(os.getloadavg()[0])
     args.wall = time.monotonic() - started
@@ -319,6 +345,8 @@ def render(measured: dict[str, Measured], refs: dict[str, float], args: argparse
     load = " -> ".join(f"{a:.1f}" for a in args.load)
     cpus = len(os.sched_getaffinity(0))
     lines = [
+        "## The peers: ranker-serve vs BentoML, LitServe, Ray Serve, KServe (`bench/serving/peers`)",
+        "",
         f"Produced by `{command()}` on {date.today().isoformat()} at commit `{_commit()}`, {platform.machine()} "
         f"with {cpus} cores (1-minute load average {load} from start to end; {args.wall / 60:.0f} min wall). "
         f"{args.candidates} candidates per request, the demo bundle; wrk on loopback, {args.rounds} rounds of "
