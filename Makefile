@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 
-.PHONY: setup services test test-fast image-test run lint bench clean
+.PHONY: setup services test test-fast image-test run lint bench peers-setup bench-peers clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,18 @@ bench: setup
 	$(BIN)/python -m bench.training.train_throughput --rows 20000 --per-row-rows 2000 --epochs 1 --memory-rows 0 \
 		--no-progress --no-write-doc
 	$(BIN)/python -m bench.quality.synthetic --smoke --workers 1
+
+# The serving peers (bench/serving/peers): BentoML, LitServe, Ray Serve, KServe, each in its own venv under
+# .venv-peers/ (never part of `setup`); bench-peers times them against ranker-serve and rewrites the
+# serve-peers section of docs/BENCHMARKS.md (~20 min; PEERS_ARGS='--rounds 1 --seconds 1 --no-doc' for a smoke).
+PEERS_ARGS ?=
+
+peers-setup:
+	./scripts/peers_setup.sh
+
+bench-peers: setup
+	@test -f $(BENCH_BUNDLE)/manifest.json || { echo "no bundle in $(BENCH_BUNDLE): make run first, or BENCH_BUNDLE=DIR"; exit 2; }
+	$(BIN)/python -m bench.serving.peers --bundle $(BENCH_BUNDLE) $(PEERS_ARGS)
 
 # run: demo data -> train -> publish to ./registry -> ranker-serve on 127.0.0.1:$(PORT or 8000), impressions
 # logged into ./logs -> one real

@@ -1,0 +1,3 @@
+from bench.serving.peers.run import main
+
+main()
