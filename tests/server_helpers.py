@@ -82,3 +82,19 @@ class ServerProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text()
+
+
+def published_settings(bundle: Path, tmp: Path, weights: Path):
+    """Settings of an app serving `bundle` from a fresh registry under tmp, with a copy of `weights`."""
+    import shutil
+
+    from service.contract.bundle import read_manifest
+    from service.registry import Registry
+    from service.settings import Settings
+
+    reg = Registry(tmp / "registry", read_manifest(bundle).model_name)
+    reg.publish(bundle)
+    copied = tmp / "weights.yaml"
+    shutil.copy(weights, copied)
+    return Settings(registry_root=str(reg.root), model_name=reg.model_name, weights_path=copied,
+                    poll_interval=0.1, weights_poll_interval=0.1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import onnx
@@ -10,14 +9,12 @@ import orjson
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from server_helpers import wait_ready
+from server_helpers import published_settings, wait_ready
 
 from service.app import create_app
 from service.contract.bundle import MODEL_FILE, load_bundle, read_manifest
 from service.examples import example_request
 from service.profiles import WeightsError
-from service.registry import Registry
-from service.settings import Settings
 from tests.conftest import DEMO_SPEC, _train
 from training.bundle.export import export_bundle
 from training.evaluation.served import eval_weights
@@ -67,12 +64,7 @@ def _inputs(trained, bundle) -> dict:
 def test_a_server_serves_the_bundle(aux_bundle, tmp_path: Path) -> None:
     _, path = aux_bundle
     manifest = read_manifest(path)
-    reg = Registry(tmp_path / "registry", manifest.model_name)
-    reg.publish(path)
-    weights = tmp_path / "weights.yaml"
-    shutil.copy(WEIGHTS, weights)
-    settings = Settings(registry_root=str(reg.root), model_name=reg.model_name, weights_path=weights,
-                        poll_interval=0.1, weights_poll_interval=0.1)
+    settings = published_settings(path, tmp_path, WEIGHTS)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
         r = client.post("/v1/rank", content=orjson.dumps(example_request(manifest, 5, profile="balanced")))

@@ -3,20 +3,17 @@ nothing, the graph has numeric inputs only, and the server verifies and serves t
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import onnx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import wait_ready
+from server_helpers import published_settings, wait_ready
 
 from service.app import create_app
 from service.contract.bundle import MODEL_FILE, load_bundle, read_manifest
 from service.examples import example_request
-from service.registry import Registry
-from service.settings import Settings
 from tests.conftest import DEMO_SPEC, _train
 from training.bundle.export import export_bundle
 from training.spec import RankerSpec
@@ -44,12 +41,7 @@ def test_a_spec_without_categorical_features_trains_exports_and_verifies(numeric
 
 def test_the_server_ranks_with_numeric_features_only(numeric_bundle: Path, tmp_path: Path) -> None:
     manifest = read_manifest(numeric_bundle)
-    reg = Registry(tmp_path / "registry", manifest.model_name)
-    reg.publish(numeric_bundle)
-    weights = tmp_path / "weights.yaml"
-    shutil.copy(WEIGHTS, weights)
-    settings = Settings(registry_root=str(reg.root), model_name=reg.model_name, weights_path=weights,
-                        poll_interval=0.1, weights_poll_interval=0.1)
+    settings = published_settings(numeric_bundle, tmp_path, WEIGHTS)
     body = example_request(manifest, 6)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
